@@ -1,0 +1,110 @@
+/// Geometry of one attention call. Q rows are `[n_queries, q_stride]` with head `h` at columns
+/// `q_offset + h*head_dim`; K and V rows likewise with their own stride and offset and
+/// `n_kv_heads` heads (grouped-query attention when fewer than `n_heads`: query head `h` reads
+/// kv head `h / (n_heads / n_kv_heads)`, as HF `repeat_kv`). The output is `[n_queries,
+/// n_heads*head_dim]`. Keys are positions `0..n_keys`; query `i` sits at position
+/// `n_keys - n_queries + i`, so prefill (`n_queries == n_keys`) and decode against a KV cache
+/// (`n_queries == 1`) are the same call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionShape {
+    pub n_queries: usize,
+    pub n_keys: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub q_stride: usize,
+    pub q_offset: usize,
+    pub k_stride: usize,
+    pub k_offset: usize,
+    pub v_stride: usize,
+    pub v_offset: usize,
+    /// LLaMA masks the future; CLIP's vision encoder does not.
+    pub causal: bool,
+    /// Usually `1/sqrt(head_dim)`.
+    pub scale: f32,
+}
+
+impl AttentionShape {
+    /// Packed layout: separate Q, K, V tensors of `heads*head_dim` columns each.
+    pub fn packed(n_queries: usize, n_keys: usize, n_heads: usize, n_kv_heads: usize, head_dim: usize, causal: bool) -> Self {
+        AttentionShape {
+            n_queries,
+            n_keys,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            q_stride: n_heads * head_dim,
+            q_offset: 0,
+            k_stride: n_kv_heads * head_dim,
+            k_offset: 0,
+            v_stride: n_kv_heads * head_dim,
+            v_offset: 0,
+            causal,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+        }
+    }
+
+    /// Position of query row `i` among the keys.
+    pub fn query_pos(&self, i: usize) -> usize {
+        self.n_keys - self.n_queries + i
+    }
+
+    /// Number of keys query `i` may see.
+    pub fn visible_keys(&self, i: usize) -> usize {
+        if self.causal { self.query_pos(i) + 1 } else { self.n_keys }
+    }
+}
+
+/// HF eager attention (`LlamaAttention` / `CLIPAttention`): `softmax(Q K^T * scale + mask) V`,
+/// softmax in f32 with max subtraction. Returns the output `[n_queries, n_heads*head_dim]` and
+/// the probabilities `[n_heads, n_queries, n_keys]` (masked entries exactly 0).
+pub fn attention(q: &[f32], k: &[f32], v: &[f32], s: AttentionShape) -> (Vec<f32>, Vec<f32>) {
+    let (hd, group) = (s.head_dim, s.n_heads / s.n_kv_heads);
+    let mut out = vec![0.0f32; s.n_queries * s.n_heads * hd];
+    let mut probs = vec![0.0f32; s.n_heads * s.n_queries * s.n_keys];
+    for h in 0..s.n_heads {
+        let kvh = h / group;
+        for i in 0..s.n_queries {
+            let qr = &q[i * s.q_stride + s.q_offset + h * hd..][..hd];
+            let visible = s.visible_keys(i);
+            let scores: Vec<f32> = (0..visible)
+                .map(|j| {
+                    let kr = &k[j * s.k_stride + s.k_offset + kvh * hd..][..hd];
+                    qr.iter().zip(kr).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() as f32 * s.scale
+                })
+                .collect();
+            let max = scores.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let exps: Vec<f64> = scores.iter().map(|&x| ((x - max) as f64).exp()).collect();
+            let sum: f64 = exps.iter().sum();
+            let p = &mut probs[(h * s.n_queries + i) * s.n_keys..][..s.n_keys];
+            for (j, e) in exps.iter().enumerate() {
+                p[j] = (e / sum) as f32;
+            }
+            let o = &mut out[i * s.n_heads * hd + h * hd..][..hd];
+            for (d, od) in o.iter_mut().enumerate() {
+                *od = (0..visible).map(|j| p[j] as f64 * v[j * s.v_stride + s.v_offset + kvh * hd + d] as f64).sum::<f64>() as f32;
+            }
+        }
+    }
+    (out, probs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_key_copies_its_value_and_rows_sum_to_one() {
+        let s = AttentionShape::packed(1, 1, 1, 1, 2, true);
+        let (o, p) = attention(&[1.0, 2.0], &[3.0, 4.0], &[5.0, 6.0], s);
+        assert_eq!((o, p), (vec![5.0, 6.0], vec![1.0]));
+        let s = AttentionShape::packed(3, 3, 2, 1, 2, true);
+        let q: Vec<f32> = (0..12).map(|i| i as f32 * 0.1).collect();
+        let k: Vec<f32> = (0..6).map(|i| (i as f32).sin()).collect();
+        let (_, p) = attention(&q, &k, &k, s);
+        for row in p.chunks(3) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+        assert_eq!(p[1], 0.0, "query 0 must not see key 1");
+    }
+}

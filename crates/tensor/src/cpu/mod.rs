@@ -1,0 +1,17 @@
+//! CPU reference of every kernel: plain f32 loops, reductions accumulated in f64, written to be
+//! checked by eye against the HF line each mirrors. Names match `shaders/<name>.wgsl` and
+//! `gpu::ops::<name>`. These are the ground truth of the GPU tests, not a fast path.
+
+mod activation;
+mod attention;
+mod linear;
+mod norm;
+mod reduce;
+mod rope;
+
+pub use activation::{gelu, quick_gelu, silu_mul};
+pub use attention::{attention, AttentionShape};
+pub use linear::{bias_add, embedding, im2col, matmul, matvec, patch_embed, residual_add, PatchShape};
+pub use norm::{layer_norm, rms_norm};
+pub use reduce::{argmax, log_softmax_gather, top_k};
+pub use rope::{rope, RopeShape};
