@@ -1,0 +1,131 @@
+//! Adapter and device: the same code natively and on WebGPU.
+
+use std::sync::Arc;
+
+use crate::pipelines::PipelineCache;
+use crate::GpuError;
+
+/// The largest storage binding and buffer we ask for even where an adapter offers more: beyond it
+/// drivers get slow to allocate and the browser's limits are 1 GiB anyway.
+pub const MAX_BINDING_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, Clone)]
+pub struct ContextOptions {
+    pub power_preference: wgpu::PowerPreference,
+    /// Lower the storage-binding size the planner uses (never above the device's). Tests force
+    /// tiny values to exercise the row splitting of large matrices.
+    pub binding_limit: Option<u64>,
+    /// Do not enable shader-f16, subgroups or timestamp queries even where present.
+    pub core_features_only: bool,
+}
+
+impl Default for ContextOptions {
+    fn default() -> Self {
+        ContextOptions { power_preference: wgpu::PowerPreference::HighPerformance, binding_limit: None, core_features_only: false }
+    }
+}
+
+/// A device, its queue, what it can do, and the compiled pipelines. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter_info: wgpu::AdapterInfo,
+    features: wgpu::Features,
+    limits: wgpu::Limits,
+    binding_limit: u64,
+    pub(crate) pipelines: Arc<PipelineCache>,
+    /// 16 bytes bound where an entry point's binding carries nothing (the scales of f32 weights).
+    pub(crate) dummy: wgpu::Buffer,
+}
+
+/// Features used when the adapter has them, never required (SwiftShader has no shader-f16).
+const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16
+    .union(wgpu::Features::SUBGROUP)
+    .union(wgpu::Features::TIMESTAMP_QUERY);
+
+impl GpuContext {
+    /// Picks the high-performance adapter of the backends allowed by `WGPU_BACKEND` (all native
+    /// ones by default; WebGPU in the browser) and opens a device with the adapter's limits, storage
+    /// bindings and buffers capped at [`MAX_BINDING_BYTES`].
+    pub async fn new(opts: ContextOptions) -> Result<Self, GpuError> {
+        let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        let backends = format!("{:?}", desc.backends);
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: opts.power_preference,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                apply_limit_buckets: false,
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter { backends, detail: e.to_string() })?;
+        let adapter_info = adapter.get_info();
+        let mut limits = adapter.limits();
+        limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(MAX_BINDING_BYTES);
+        limits.max_buffer_size = limits.max_buffer_size.min(MAX_BINDING_BYTES);
+        let features = if opts.core_features_only { wgpu::Features::empty() } else { adapter.features() & OPTIONAL_FEATURES };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("llava-lens"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| GpuError::Device { adapter: adapter_info.name.clone(), detail: e.to_string() })?;
+        let binding_limit = opts.binding_limit.unwrap_or(u64::MAX).min(limits.max_storage_buffer_binding_size);
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("dummy binding"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(GpuContext { device, queue, adapter_info, features, limits, binding_limit, pipelines: Arc::default(), dummy })
+    }
+
+    /// [`GpuContext::new`] driven to completion on this thread (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking(opts: ContextOptions) -> Result<Self, GpuError> {
+        pollster::block_on(Self::new(opts))
+    }
+
+    /// The same device with a smaller storage-binding size for planning (tests of row splitting).
+    pub fn with_binding_limit(&self, bytes: u64) -> GpuContext {
+        GpuContext { binding_limit: bytes.min(self.limits.max_storage_buffer_binding_size), ..self.clone() }
+    }
+
+    /// Largest storage binding the planner may use, in bytes.
+    pub fn binding_limit(&self) -> u64 {
+        self.binding_limit
+    }
+
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    pub fn features(&self) -> wgpu::Features {
+        self.features
+    }
+
+    pub fn has_shader_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    pub fn has_subgroups(&self) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP)
+    }
+
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// One line for logs and benchmark records: name, backend, device type, driver.
+    pub fn describe(&self) -> String {
+        let i = &self.adapter_info;
+        format!("{} ({:?}, {:?}, driver {} {})", i.name, i.backend, i.device_type, i.driver, i.driver_info)
+    }
+}

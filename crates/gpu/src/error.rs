@@ -1,0 +1,35 @@
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum GpuError {
+    #[error(
+        "no GPU adapter found ({backends}). wgpu needs a Vulkan, Metal or DX12 driver natively, or \
+         WebGPU in the browser. On Linux without a GPU install Mesa's software Vulkan driver \
+         (lavapipe): `apt-get install mesa-vulkan-drivers libvulkan1`, and set WGPU_BACKEND=vulkan. \
+         Detail: {detail}"
+    )]
+    NoAdapter { backends: String, detail: String },
+    #[error("the adapter {adapter:?} refused a device: {detail}")]
+    Device { adapter: String, detail: String },
+    #[error("{op}: {detail}")]
+    Shape { op: &'static str, detail: String },
+    #[error("{op}: {what} needs {needed} bytes in one binding but the device allows {limit}")]
+    BindingTooLarge { op: &'static str, what: &'static str, needed: u64, limit: u64 },
+    #[error("reading back {what}: {detail}")]
+    Readback { what: &'static str, detail: String },
+    #[error("capture plan: {0}")]
+    Capture(String),
+    #[error(transparent)]
+    Tensor(#[from] llava_lens_tensor::TensorError),
+}
+
+impl GpuError {
+    pub(crate) fn shape(op: &'static str, detail: impl Into<String>) -> Self {
+        GpuError::Shape { op, detail: detail.into() }
+    }
+}
+
+/// Fails with a shape error naming `op` unless `cond` holds.
+pub(crate) fn ensure(cond: bool, op: &'static str, detail: impl FnOnce() -> String) -> Result<(), GpuError> {
+    if cond { Ok(()) } else { Err(GpuError::shape(op, detail())) }
+}

@@ -1,0 +1,215 @@
+//! The registry of shaders: the only place that includes `shaders/*.wgsl`, and the binding table
+//! of every entry point (the Rust side of each shader's header comment). Tests check the tables
+//! against what naga reads from the WGSL.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Linear,
+    Add,
+    Activation,
+    Norm,
+    Rope,
+    Attention,
+    PatchEmbed,
+    Reduce,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Uniform,
+    Read,
+    ReadWrite,
+}
+
+/// An entry point and the bindings (index, access) of its group 0, in index order.
+#[derive(Debug, Clone, Copy)]
+pub struct EntryPoint {
+    pub name: &'static str,
+    pub bindings: &'static [(u32, Access)],
+}
+
+use Access::{Read, ReadWrite, Uniform};
+
+impl Kernel {
+    pub const ALL: [Kernel; 8] =
+        [Kernel::Linear, Kernel::Add, Kernel::Activation, Kernel::Norm, Kernel::Rope, Kernel::Attention, Kernel::PatchEmbed, Kernel::Reduce];
+
+    pub fn file(self) -> &'static str {
+        match self {
+            Kernel::Linear => "linear.wgsl",
+            Kernel::Add => "add.wgsl",
+            Kernel::Activation => "activation.wgsl",
+            Kernel::Norm => "norm.wgsl",
+            Kernel::Rope => "rope.wgsl",
+            Kernel::Attention => "attention.wgsl",
+            Kernel::PatchEmbed => "patch_embed.wgsl",
+            Kernel::Reduce => "reduce.wgsl",
+        }
+    }
+
+    pub fn source(self) -> &'static str {
+        match self {
+            Kernel::Linear => include_str!("../../../shaders/linear.wgsl"),
+            Kernel::Add => include_str!("../../../shaders/add.wgsl"),
+            Kernel::Activation => include_str!("../../../shaders/activation.wgsl"),
+            Kernel::Norm => include_str!("../../../shaders/norm.wgsl"),
+            Kernel::Rope => include_str!("../../../shaders/rope.wgsl"),
+            Kernel::Attention => include_str!("../../../shaders/attention.wgsl"),
+            Kernel::PatchEmbed => include_str!("../../../shaders/patch_embed.wgsl"),
+            Kernel::Reduce => include_str!("../../../shaders/reduce.wgsl"),
+        }
+    }
+
+    /// The WGSL name of the uniform struct at binding 0 (mirrored in [`crate::params`]).
+    pub fn params_struct(self) -> &'static str {
+        match self {
+            Kernel::Linear => "LinearParams",
+            Kernel::Add => "AddParams",
+            Kernel::Activation => "ActivationParams",
+            Kernel::Norm => "NormParams",
+            Kernel::Rope => "RopeParams",
+            Kernel::Attention => "AttentionParams",
+            Kernel::PatchEmbed => "PatchParams",
+            Kernel::Reduce => "ReduceParams",
+        }
+    }
+
+    pub fn entry_points(self) -> &'static [EntryPoint] {
+        const LINEAR_GEMM: &[(u32, Access)] = &[(0, Uniform), (1, Read), (2, ReadWrite), (3, Read), (4, Read)];
+        const IN_PLACE_WITH_INPUT: &[(u32, Access)] = &[(0, Uniform), (1, ReadWrite), (2, Read)];
+        const IN_PLACE: &[(u32, Access)] = &[(0, Uniform), (1, ReadWrite)];
+        const ATTENTION: &[(u32, Access)] = &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite)];
+        const ATTENTION_CAPTURE: &[(u32, Access)] = &[
+            (0, Uniform),
+            (1, Read),
+            (2, Read),
+            (3, Read),
+            (4, ReadWrite),
+            (5, Read),
+            (6, Read),
+            (7, ReadWrite),
+            (8, ReadWrite),
+        ];
+        match self {
+            Kernel::Linear => &[
+                EntryPoint { name: "matmul", bindings: LINEAR_GEMM },
+                EntryPoint { name: "matvec", bindings: LINEAR_GEMM },
+                EntryPoint { name: "embedding", bindings: &[(0, Uniform), (2, ReadWrite), (3, Read), (4, Read), (5, Read)] },
+            ],
+            Kernel::Add => &[EntryPoint { name: "residual_add", bindings: IN_PLACE_WITH_INPUT }, EntryPoint { name: "bias_add", bindings: IN_PLACE_WITH_INPUT }],
+            Kernel::Activation => &[
+                EntryPoint { name: "gelu", bindings: IN_PLACE },
+                EntryPoint { name: "quick_gelu", bindings: IN_PLACE },
+                EntryPoint { name: "silu_mul", bindings: &[(0, Uniform), (1, ReadWrite), (2, ReadWrite)] },
+            ],
+            Kernel::Norm => &[
+                EntryPoint { name: "rms_norm", bindings: &[(0, Uniform), (1, Read), (2, Read), (4, ReadWrite)] },
+                EntryPoint { name: "layer_norm", bindings: &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite)] },
+            ],
+            Kernel::Rope => &[EntryPoint { name: "rope", bindings: IN_PLACE }],
+            Kernel::Attention => &[EntryPoint { name: "main", bindings: ATTENTION }, EntryPoint { name: "main_capture", bindings: ATTENTION_CAPTURE }],
+            Kernel::PatchEmbed => &[EntryPoint { name: "im2col", bindings: &[(0, Uniform), (1, Read), (2, ReadWrite)] }],
+            Kernel::Reduce => &[
+                EntryPoint { name: "top_k", bindings: &[(0, Uniform), (1, Read), (3, ReadWrite), (4, ReadWrite)] },
+                EntryPoint { name: "log_softmax_gather", bindings: &[(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)] },
+            ],
+        }
+    }
+
+    pub fn entry_point(self, name: &str) -> &'static EntryPoint {
+        self.entry_points()
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{} has no entry point {name}", self.file()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// WebGPU's default `maxComputeWorkgroupStorageSize`: every kernel must fit it.
+    const WEBGPU_WORKGROUP_STORAGE: u32 = 16384;
+
+    fn validate(kernel: Kernel) -> (naga::Module, naga::valid::ModuleInfo) {
+        let module = naga::front::wgsl::parse_str(kernel.source()).unwrap_or_else(|e| panic!("{}: {}", kernel.file(), e.emit_to_string(kernel.source())));
+        // Core WebGPU only: no shader-f16, no subgroups (the fast paths must not need them).
+        // pack/unpack2x16float are core WGSL; naga files them under their own capability.
+        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32)
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}: {}", kernel.file(), e.emit_to_string(kernel.source())));
+        (module, info)
+    }
+
+    #[test]
+    fn every_shader_validates_at_webgpu_baseline() {
+        for kernel in Kernel::ALL {
+            validate(kernel);
+        }
+    }
+
+    #[test]
+    fn every_shader_file_is_registered() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders");
+        let mut files: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|f| f.ends_with(".wgsl")).collect();
+        files.sort();
+        let mut registered: Vec<String> = Kernel::ALL.iter().map(|k| k.file().to_string()).collect();
+        registered.sort();
+        assert_eq!(files, registered);
+    }
+
+    #[test]
+    fn binding_tables_match_what_each_entry_point_uses() {
+        for kernel in Kernel::ALL {
+            let (module, info) = validate(kernel);
+            let names: Vec<&str> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
+            let mut registered: Vec<&str> = kernel.entry_points().iter().map(|e| e.name).collect();
+            let mut found = names.clone();
+            found.sort();
+            registered.sort();
+            assert_eq!(found, registered, "{}: entry points", kernel.file());
+            for (i, ep) in module.entry_points.iter().enumerate() {
+                let fi = info.get_entry_point(i);
+                let mut used = vec![];
+                let mut workgroup_bytes = 0;
+                let mut layouter = naga::proc::Layouter::default();
+                layouter.update(module.to_ctx()).unwrap();
+                for (h, g) in module.global_variables.iter() {
+                    if fi[h].is_empty() {
+                        continue;
+                    }
+                    match g.space {
+                        naga::AddressSpace::WorkGroup => workgroup_bytes += layouter[g.ty].size,
+                        naga::AddressSpace::Uniform => used.push((g.binding.as_ref().unwrap().binding, Uniform)),
+                        naga::AddressSpace::Storage { access } => {
+                            let a = if access.contains(naga::StorageAccess::STORE) { ReadWrite } else { Read };
+                            used.push((g.binding.as_ref().unwrap().binding, a));
+                        }
+                        _ => {}
+                    }
+                    if let Some(b) = &g.binding {
+                        assert_eq!(b.group, 0, "{}:{} uses bind group {}", kernel.file(), ep.name, b.group);
+                    }
+                }
+                used.sort_by_key(|u| u.0);
+                let table = kernel.entry_point(&ep.name);
+                assert_eq!(used, table.bindings.to_vec(), "{}:{}: bindings used vs registered", kernel.file(), ep.name);
+                assert!(workgroup_bytes <= WEBGPU_WORKGROUP_STORAGE, "{}:{} uses {workgroup_bytes} bytes of workgroup memory", kernel.file(), ep.name);
+            }
+        }
+    }
+
+    #[test]
+    fn every_shader_opens_with_its_binding_table() {
+        for kernel in Kernel::ALL {
+            let head: String = kernel.source().lines().take_while(|l| l.starts_with("//")).collect::<Vec<_>>().join("\n");
+            assert!(head.starts_with(&format!("// {}", kernel.file())), "{} must open by naming itself", kernel.file());
+            assert!(head.contains("Bindings (group 0)"), "{} must document its bindings", kernel.file());
+            for e in kernel.entry_points() {
+                for (b, _) in e.bindings {
+                    assert!(head.contains(&format!("\n//   {b}  ")), "{}: binding {b} is not documented", kernel.file());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,92 @@
+use llava_lens_tensor::cpu::AttentionShape;
+
+use super::{need, u32_of};
+use crate::capture::AttentionCapture;
+use crate::error::ensure;
+use crate::kernels::Kernel;
+use crate::params::AttentionParams;
+use crate::recorder::Groups;
+use crate::{GpuError, GpuTensor, Recorder};
+
+/// Longest key sequence: the score row lives in workgroup memory (`shaders/attention.wgsl`).
+pub const MAX_KEYS: usize = 3072;
+/// Largest head dimension the kernel stages.
+pub const MAX_HEAD_DIM: usize = 256;
+
+fn params(s: &AttentionShape, q: &GpuTensor, k: &GpuTensor, v: &GpuTensor, out: &GpuTensor, n_head_slots: usize) -> Result<AttentionParams, GpuError> {
+    let op = "attention";
+    ensure(s.n_keys <= MAX_KEYS, op, || format!("{} keys exceed the kernel's {MAX_KEYS}", s.n_keys))?;
+    ensure(s.head_dim > 0 && s.head_dim <= MAX_HEAD_DIM, op, || format!("head_dim {} is outside 1..={MAX_HEAD_DIM}", s.head_dim))?;
+    ensure(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0, op, || format!("{} heads do not share {} kv heads evenly", s.n_heads, s.n_kv_heads))?;
+    ensure(s.n_queries >= 1 && s.n_queries <= s.n_keys, op, || format!("{} queries against {} keys", s.n_queries, s.n_keys))?;
+    let span = |heads: usize, stride: usize, offset: usize, rows: usize| (rows - 1) * stride + offset + heads * s.head_dim;
+    need(op, "q", q, span(s.n_heads, s.q_stride, s.q_offset, s.n_queries))?;
+    need(op, "k", k, span(s.n_kv_heads, s.k_stride, s.k_offset, s.n_keys))?;
+    need(op, "v", v, span(s.n_kv_heads, s.v_stride, s.v_offset, s.n_keys))?;
+    need(op, "out", out, s.n_queries * s.n_heads * s.head_dim)?;
+    Ok(AttentionParams {
+        n_queries: u32_of(op, s.n_queries)?,
+        n_keys: u32_of(op, s.n_keys)?,
+        n_heads: u32_of(op, s.n_heads)?,
+        n_kv_heads: u32_of(op, s.n_kv_heads)?,
+        head_dim: u32_of(op, s.head_dim)?,
+        q_stride: u32_of(op, s.q_stride)?,
+        q_offset: u32_of(op, s.q_offset)?,
+        k_stride: u32_of(op, s.k_stride)?,
+        k_offset: u32_of(op, s.k_offset)?,
+        v_stride: u32_of(op, s.v_stride)?,
+        v_offset: u32_of(op, s.v_offset)?,
+        causal: s.causal as u32,
+        scale: s.scale,
+        n_head_slots: u32_of(op, n_head_slots)?,
+        ..Default::default()
+    })
+}
+
+/// `softmax(Q K^T * scale + mask) V` for every query row and head; prefill or decode against a
+/// KV cache depending on `s.n_queries`.
+pub fn attention(rec: &mut Recorder<'_>, q: &GpuTensor, k: &GpuTensor, v: &GpuTensor, out: &GpuTensor, s: &AttentionShape) -> Result<(), GpuError> {
+    let p = params(s, q, k, v, out, 0)?;
+    rec.dispatch(
+        Kernel::Attention,
+        "main",
+        &[],
+        &p,
+        &[(1, q.binding()), (2, k.binding()), (3, v.binding()), (4, out.binding())],
+        Groups::Linear((s.n_queries * s.n_heads) as u32),
+    );
+    Ok(())
+}
+
+/// [`attention`] that also writes the probabilities and per-head outputs of the rows and heads
+/// in `cap` (planned before encoding; see [`crate::capture`]).
+pub fn attention_capture(
+    rec: &mut Recorder<'_>,
+    q: &GpuTensor,
+    k: &GpuTensor,
+    v: &GpuTensor,
+    out: &GpuTensor,
+    s: &AttentionShape,
+    cap: &AttentionCapture,
+) -> Result<(), GpuError> {
+    cap.check(s)?;
+    let p = params(s, q, k, v, out, cap.heads.len())?;
+    rec.dispatch(
+        Kernel::Attention,
+        "main_capture",
+        &[],
+        &p,
+        &[
+            (1, q.binding()),
+            (2, k.binding()),
+            (3, v.binding()),
+            (4, out.binding()),
+            (5, cap.row_slots.binding()),
+            (6, cap.head_slots.binding()),
+            (7, cap.pattern.binding()),
+            (8, cap.z.binding()),
+        ],
+        Groups::Linear((s.n_queries * s.n_heads) as u32),
+    );
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Copying small results back to the host. Asynchronous (the browser cannot block); natively
+//! the `_blocking` forms poll the device.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use crate::{GpuContext, GpuError, GpuTensor};
+
+#[derive(Default)]
+struct MapState {
+    result: Option<Result<(), wgpu::BufferAsyncError>>,
+    waker: Option<Waker>,
+}
+
+/// Resolves when `map_async`'s callback has fired.
+struct MapFuture(Arc<Mutex<MapState>>);
+
+impl Future for MapFuture {
+    type Output = Result<(), wgpu::BufferAsyncError>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.0.lock().unwrap();
+        match s.result.take() {
+            Some(r) => Poll::Ready(r),
+            None => {
+                s.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+async fn read_bytes(ctx: &GpuContext, t: &GpuTensor, what: &'static str) -> Result<Vec<u8>, GpuError> {
+    let size = t.size_bytes().next_multiple_of(4).max(4);
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("readback"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+    enc.copy_buffer_to_buffer(t.buffer(), t.offset_bytes(), &staging, 0, size);
+    ctx.queue.submit([enc.finish()]);
+    let state = Arc::new(Mutex::new(MapState::default()));
+    let cb_state = state.clone();
+    staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let mut s = cb_state.lock().unwrap();
+        s.result = Some(r);
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+    });
+    #[cfg(not(target_arch = "wasm32"))]
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Readback { what, detail: e.to_string() })?;
+    MapFuture(state).await.map_err(|e| GpuError::Readback { what, detail: e.to_string() })?;
+    let bytes = staging
+        .slice(..)
+        .get_mapped_range()
+        .map_err(|e| GpuError::Readback { what, detail: e.to_string() })?
+        .to_vec();
+    staging.unmap();
+    Ok(bytes[..t.size_bytes() as usize].to_vec())
+}
+
+pub async fn read_f32(ctx: &GpuContext, t: &GpuTensor) -> Result<Vec<f32>, GpuError> {
+    Ok(bytemuck::pod_collect_to_vec(&read_bytes(ctx, t, "f32 tensor").await?))
+}
+
+pub async fn read_u32(ctx: &GpuContext, t: &GpuTensor) -> Result<Vec<u32>, GpuError> {
+    Ok(bytemuck::pod_collect_to_vec(&read_bytes(ctx, t, "u32 tensor").await?))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_f32_blocking(ctx: &GpuContext, t: &GpuTensor) -> Result<Vec<f32>, GpuError> {
+    pollster::block_on(read_f32(ctx, t))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_u32_blocking(ctx: &GpuContext, t: &GpuTensor) -> Result<Vec<u32>, GpuError> {
+    pollster::block_on(read_u32(ctx, t))
+}

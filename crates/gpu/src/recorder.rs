@@ -1,0 +1,108 @@
+//! Recording dispatches: one command encoder, consecutive dispatches share one compute pass.
+
+use bytemuck::Pod;
+use wgpu::util::DeviceExt;
+
+use crate::kernels::Kernel;
+use crate::pipelines::PipelineKey;
+use crate::GpuContext;
+
+/// Most workgroups in one dispatch dimension (WebGPU's `maxComputeWorkgroupsPerDimension` default).
+const MAX_GROUPS_PER_DIM: u32 = 65535;
+
+/// How many workgroups a dispatch launches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Groups {
+    /// `n` workgroups numbered linearly; laid out as x * y with x <= 65535 (shaders compute
+    /// `wid.y * num_workgroups.x + wid.x` and ignore the excess).
+    Linear(u32),
+    /// An explicit 2-D grid (matmul tiles).
+    Grid(u32, u32),
+}
+
+impl Groups {
+    pub fn dims(self) -> (u32, u32) {
+        match self {
+            Groups::Linear(n) => {
+                let x = n.clamp(1, MAX_GROUPS_PER_DIM);
+                (x, n.div_ceil(x).max(1))
+            }
+            Groups::Grid(x, y) => (x.max(1), y.max(1)),
+        }
+    }
+}
+
+/// Records kernels into one command buffer; nothing runs until [`Recorder::submit`].
+pub struct Recorder<'a> {
+    ctx: &'a GpuContext,
+    encoder: wgpu::CommandEncoder,
+    pass: Option<wgpu::ComputePass<'static>>,
+    dispatches: usize,
+}
+
+impl std::fmt::Debug for Recorder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder").field("dispatches", &self.dispatches).finish()
+    }
+}
+
+impl<'a> Recorder<'a> {
+    pub fn new(ctx: &'a GpuContext, label: &str) -> Self {
+        let encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+        Recorder { ctx, encoder, pass: None, dispatches: 0 }
+    }
+
+    pub fn ctx(&self) -> &'a GpuContext {
+        self.ctx
+    }
+
+    /// Dispatches recorded so far.
+    pub fn dispatches(&self) -> usize {
+        self.dispatches
+    }
+
+    pub(crate) fn dispatch<P: Pod>(
+        &mut self,
+        kernel: Kernel,
+        entry: &'static str,
+        overrides: &[(&'static str, u32)],
+        params: &P,
+        bindings: &[(u32, wgpu::BindingResource<'_>)],
+        groups: Groups,
+    ) {
+        let key = PipelineKey { kernel, entry, overrides: overrides.to_vec() };
+        let pipeline = self.ctx.pipelines.get(&self.ctx.device, &key);
+        let uniform = self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(entry),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        entries.extend(bindings.iter().map(|(b, r)| wgpu::BindGroupEntry { binding: *b, resource: r.clone() }));
+        let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(entry), layout: &pipeline.layout, entries: &entries });
+        let (x, y) = groups.dims();
+        let pass = self.pass.get_or_insert_with(|| {
+            self.encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("llava-lens"), timestamp_writes: None }).forget_lifetime()
+        });
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+        self.dispatches += 1;
+    }
+
+    /// Copies `bytes` bytes between buffers (ends the current compute pass).
+    pub fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
+        self.pass = None;
+        self.encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
+    }
+
+    pub fn finish(mut self) -> wgpu::CommandBuffer {
+        self.pass = None;
+        self.encoder.finish()
+    }
+
+    pub fn submit(self) -> wgpu::SubmissionIndex {
+        let ctx = self.ctx;
+        ctx.queue.submit([self.finish()])
+    }
+}
