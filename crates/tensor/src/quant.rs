@@ -103,7 +103,7 @@ impl QuantPlanes {
 
     /// Planes for the elements `[start, end)` (both multiples of the group size).
     pub fn slice(&self, start: usize, end: usize) -> QuantPlanes {
-        debug_assert!(start % GROUP_SIZE == 0 && end % GROUP_SIZE == 0);
+        debug_assert!(start.is_multiple_of(GROUP_SIZE) && end.is_multiple_of(GROUP_SIZE));
         let (vs, ve) = (self.format.values_bytes(start), self.format.values_bytes(end));
         QuantPlanes {
             format: self.format,
@@ -117,7 +117,7 @@ fn check_shape(format: QuantFormat, len: usize, rows: usize, cols: usize) -> Res
     if len != rows * cols {
         return Err(TensorError::Length { what: format.name(), shape: vec![rows, cols], expected: rows * cols, found: len });
     }
-    if cols % GROUP_SIZE != 0 {
+    if !cols.is_multiple_of(GROUP_SIZE) {
         return Err(TensorError::GroupAlignment { format: format.name(), cols, group: GROUP_SIZE });
     }
     Ok(())

@@ -1,0 +1,127 @@
+use llava_lens_gpu::{ops, GpuMatrix, Recorder};
+use llava_lens_tensor::cpu::{self, PatchShape};
+use llava_lens_tensor::{DType, HostMatrix, Rng};
+use llava_lens_tests::{assert_close, ctx, nmse, upload, Guarded, Tol};
+
+/// Every dtype with the tolerance of GPU vs CPU on the *same* decoded weights: only the order
+/// of f32 accumulation differs.
+const DTYPES: [DType; 4] = [DType::F32, DType::F16, DType::Q8G32, DType::Q4G32];
+const TOL: Tol = Tol::new(2e-5, 2e-5);
+
+/// (m, n, k): 1s, primes, and sizes straddling the 64x64x16 GEMM tile and the 8-row matvec group.
+const MATMUL_SHAPES: [(usize, usize, usize); 6] = [(1, 1, 32), (3, 7, 64), (65, 67, 96), (17, 129, 160), (64, 64, 32), (5, 13, 256)];
+/// Shapes with K not a multiple of 32: f32/f16 only (quantised formats need whole groups).
+const ODD_K_SHAPES: [(usize, usize, usize); 3] = [(1, 1, 1), (2, 5, 13), (7, 71, 67)];
+
+fn weights(seed: u64, n: usize, k: usize, dtype: DType) -> HostMatrix {
+    let w = Rng::new(seed).normal(n * k, 0.5);
+    HostMatrix::from_f32(n, k, &w, dtype).unwrap()
+}
+
+fn run_matmul(m: usize, n: usize, k: usize, dtype: DType, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let x = rng.uniform(m * k, -1.0, 1.0);
+    let host = weights(seed + 1, n, k, dtype);
+    let w = GpuMatrix::upload(ctx(), &host, "w").unwrap();
+    let y = Guarded::new("matmul y", &[m, n]);
+    let mut rec = Recorder::new(ctx(), "matmul");
+    ops::matmul(&mut rec, &upload(&x, &[m, k]), &w, y.tensor()).unwrap();
+    rec.submit();
+    assert_close(&format!("matmul {m}x{n}x{k} {dtype}"), &y.read(), &cpu::matmul(&x, m, &host), TOL);
+}
+
+fn run_matvec(n: usize, k: usize, dtype: DType, seed: u64) {
+    let x = Rng::new(seed).uniform(k, -1.0, 1.0);
+    let host = weights(seed + 1, n, k, dtype);
+    let w = GpuMatrix::upload(ctx(), &host, "w").unwrap();
+    let y = Guarded::new("matvec y", &[n]);
+    let mut rec = Recorder::new(ctx(), "matvec");
+    ops::matvec(&mut rec, &upload(&x, &[k]), &w, y.tensor()).unwrap();
+    rec.submit();
+    assert_close(&format!("matvec {n}x{k} {dtype}"), &y.read(), &cpu::matvec(&x, &host), TOL);
+}
+
+#[test]
+fn matmul_matches_cpu() {
+    for dtype in DTYPES {
+        for (i, &(m, n, k)) in MATMUL_SHAPES.iter().enumerate() {
+            run_matmul(m, n, k, dtype, 100 + i as u64);
+        }
+    }
+    for dtype in [DType::F32, DType::F16] {
+        for (i, &(m, n, k)) in ODD_K_SHAPES.iter().enumerate() {
+            run_matmul(m, n, k, dtype, 200 + i as u64);
+        }
+    }
+}
+
+#[test]
+fn matvec_matches_cpu() {
+    for dtype in DTYPES {
+        for (i, &(_, n, k)) in MATMUL_SHAPES.iter().enumerate() {
+            run_matvec(n, k, dtype, 300 + i as u64);
+        }
+        run_matvec(9, 1024, dtype, 310);
+    }
+    for dtype in [DType::F32, DType::F16] {
+        for (i, &(_, n, k)) in ODD_K_SHAPES.iter().enumerate() {
+            run_matvec(n, k, dtype, 400 + i as u64);
+        }
+    }
+}
+
+/// The quantisation error itself, against the f32 weights (NMSE, as llama.cpp's backend tests).
+#[test]
+fn quantized_matvec_stays_near_f32() {
+    let (n, k) = (37, 512);
+    let x = Rng::new(5).uniform(k, -1.0, 1.0);
+    let exact = cpu::matvec(&x, &weights(6, n, k, DType::F32));
+    for (dtype, max_nmse) in [(DType::F16, 1e-6), (DType::Q8G32, 1e-4), (DType::Q4G32, 1.5e-2)] {
+        let w = GpuMatrix::upload(ctx(), &weights(6, n, k, dtype), "w").unwrap();
+        let y = Guarded::new("y", &[n]);
+        let mut rec = Recorder::new(ctx(), "matvec");
+        ops::matvec(&mut rec, &upload(&x, &[k]), &w, y.tensor()).unwrap();
+        rec.submit();
+        let e = nmse(&y.read(), &exact);
+        assert!(e < max_nmse, "{dtype}: NMSE {e} vs f32 exceeds {max_nmse}");
+    }
+}
+
+#[test]
+fn embedding_matches_cpu() {
+    for dtype in DTYPES {
+        for &(vocab, d, t) in &[(1usize, 32usize, 1usize), (37, 64, 5), (101, 96, 17)] {
+            let host = weights(vocab as u64, vocab, d, dtype);
+            let ids: Vec<u32> = {
+                let mut r = Rng::new(d as u64);
+                (0..t).map(|_| r.below(vocab as u64) as u32).collect()
+            };
+            let w = GpuMatrix::upload(ctx(), &host, "embed").unwrap();
+            let y = Guarded::new("embedding y", &[t, d]);
+            let mut rec = Recorder::new(ctx(), "embedding");
+            let ids_t = llava_lens_gpu::GpuTensor::from_u32(ctx(), &ids, &[t], "ids").unwrap();
+            ops::embedding(&mut rec, &ids_t, &w, y.tensor()).unwrap();
+            rec.submit();
+            assert_close(&format!("embedding {vocab}x{d} {dtype}"), &y.read(), &cpu::embedding(&ids, &host).unwrap(), Tol::new(0.0, 0.0));
+        }
+    }
+}
+
+#[test]
+fn patch_embed_matches_cpu() {
+    // CLIP geometry in miniature: 3 channels, 14-pixel patches, a non-square 28x42 image (2x3
+    // grid), weight K = 588 (not a multiple of 32, as in CLIP, so f32/f16 only).
+    let s = PatchShape { channels: 3, height: 28, width: 42, patch: 14 };
+    let pixels = Rng::new(21).uniform(3 * 28 * 42, -2.0, 2.0);
+    for dtype in [DType::F32, DType::F16] {
+        let host = weights(22, 19, s.patch_len(), dtype);
+        let w = GpuMatrix::upload(ctx(), &host, "patch_embedding").unwrap();
+        let cols = Guarded::new("im2col", &[s.n_patches(), s.patch_len()]);
+        let y = Guarded::new("patch_embed y", &[s.n_patches(), 19]);
+        let mut rec = Recorder::new(ctx(), "patch_embed");
+        ops::patch_embed(&mut rec, &upload(&pixels, &[3, 28, 42]), s, cols.tensor(), &w, y.tensor()).unwrap();
+        rec.submit();
+        assert_close("im2col", &cols.read(), &cpu::im2col(&pixels, s), Tol::new(0.0, 0.0));
+        assert_close(&format!("patch_embed {dtype}"), &y.read(), &cpu::patch_embed(&pixels, s, &host), Tol::new(5e-5, 2e-5));
+    }
+}

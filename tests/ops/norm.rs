@@ -1,0 +1,36 @@
+use llava_lens_gpu::{ops, Recorder};
+use llava_lens_tensor::{cpu, Rng};
+use llava_lens_tests::{assert_close, ctx, upload, Guarded, Tol};
+
+/// (rows, cols): a single element, primes, a row longer than the 256-thread workgroup.
+const SHAPES: [(usize, usize); 5] = [(1, 1), (3, 7), (5, 255), (2, 257), (4, 1031)];
+
+#[test]
+fn rms_norm_matches_cpu() {
+    for (i, &(rows, cols)) in SHAPES.iter().enumerate() {
+        let mut rng = Rng::new(i as u64);
+        let (x, w) = (rng.normal(rows * cols, 2.0), rng.uniform(cols, 0.5, 1.5));
+        let y = Guarded::new("rms_norm y", &[rows, cols]);
+        let mut rec = Recorder::new(ctx(), "rms_norm");
+        ops::rms_norm(&mut rec, &upload(&x, &[rows, cols]), &upload(&w, &[cols]), y.tensor(), 1e-5).unwrap();
+        rec.submit();
+        assert_close(&format!("rms_norm {rows}x{cols}"), &y.read(), &cpu::rms_norm(&x, &w, 1e-5), Tol::new(1e-5, 1e-5));
+    }
+}
+
+#[test]
+fn layer_norm_matches_cpu() {
+    for (i, &(rows, cols)) in SHAPES.iter().enumerate() {
+        let mut rng = Rng::new(10 + i as u64);
+        // A large common offset: the two-pass variance must not cancel it away.
+        let x: Vec<f32> = rng.normal(rows * cols, 2.0).iter().map(|v| v + 50.0).collect();
+        let (w, b) = (rng.uniform(cols, 0.5, 1.5), rng.normal(cols, 0.1));
+        let y = Guarded::new("layer_norm y", &[rows, cols]);
+        let mut rec = Recorder::new(ctx(), "layer_norm");
+        ops::layer_norm(&mut rec, &upload(&x, &[rows, cols]), &upload(&w, &[cols]), &upload(&b, &[cols]), y.tensor(), 1e-5).unwrap();
+        rec.submit();
+        let want = cpu::layer_norm(&x, &w, &b, 1e-5);
+        // cols == 1 normalises to exactly the bias.
+        assert_close(&format!("layer_norm {rows}x{cols}"), &y.read(), &want, Tol::new(2e-5, 2e-5));
+    }
+}
