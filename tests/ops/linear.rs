@@ -1,4 +1,5 @@
-use llava_lens_gpu::{ops, GpuMatrix, Recorder};
+use llava_lens_gpu::ops::{self, GemmTile};
+use llava_lens_gpu::{GpuMatrix, Recorder};
 use llava_lens_tensor::cpu::{self, PatchShape};
 use llava_lens_tensor::{DType, HostMatrix, Rng};
 use llava_lens_tests::{assert_close, ctx, nmse, upload, Guarded, Tol};
@@ -8,10 +9,12 @@ use llava_lens_tests::{assert_close, ctx, nmse, upload, Guarded, Tol};
 const DTYPES: [DType; 4] = [DType::F32, DType::F16, DType::Q8G32, DType::Q4G32];
 const TOL: Tol = Tol::new(2e-5, 2e-5);
 
-/// (m, n, k): 1s, primes, and sizes straddling the 64x64x16 GEMM tile and the 8-row matvec group.
-const MATMUL_SHAPES: [(usize, usize, usize); 6] = [(1, 1, 32), (3, 7, 64), (65, 67, 96), (17, 129, 160), (64, 64, 32), (5, 13, 256)];
-/// Shapes with K not a multiple of 32: f32/f16 only (quantised formats need whole groups).
-const ODD_K_SHAPES: [(usize, usize, usize); 3] = [(1, 1, 1), (2, 5, 13), (7, 71, 67)];
+/// (m, n, k): 1s, primes, and sizes straddling the 64 and 128 GEMM tiles, the 16-wide K step and
+/// the 8-row matvec group.
+const MATMUL_SHAPES: [(usize, usize, usize); 7] = [(1, 1, 32), (3, 7, 64), (65, 67, 96), (17, 129, 160), (64, 64, 32), (5, 13, 256), (131, 137, 64)];
+/// Shapes with K not a multiple of 32: f32/f16 only (quantised formats need whole groups). K = 20
+/// takes the GEMM's vec4 loader with f16 rows starting mid-word-pair; 13 and 67 its scalar loader.
+const ODD_K_SHAPES: [(usize, usize, usize); 4] = [(1, 1, 1), (2, 5, 13), (7, 71, 67), (66, 131, 20)];
 
 fn weights(seed: u64, n: usize, k: usize, dtype: DType) -> HostMatrix {
     let w = Rng::new(seed).normal(n * k, 0.5);
@@ -23,11 +26,14 @@ fn run_matmul(m: usize, n: usize, k: usize, dtype: DType, seed: u64) {
     let x = rng.uniform(m * k, -1.0, 1.0);
     let host = weights(seed + 1, n, k, dtype);
     let w = GpuMatrix::upload(ctx(), &host, "w").unwrap();
-    let y = Guarded::new("matmul y", &[m, n]);
-    let mut rec = Recorder::new(ctx(), "matmul");
-    ops::matmul(&mut rec, &upload(&x, &[m, k]), &w, y.tensor()).unwrap();
-    rec.submit();
-    assert_close(&format!("matmul {m}x{n}x{k} {dtype}"), &y.read(), &cpu::matmul(&x, m, &host), TOL);
+    let want = cpu::matmul(&x, m, &host);
+    for tile in [GemmTile::Small, GemmTile::Wide] {
+        let y = Guarded::new("matmul y", &[m, n]);
+        let mut rec = Recorder::new(ctx(), "matmul");
+        ops::matmul_tiled(&mut rec, &upload(&x, &[m, k]), &w, y.tensor(), tile).unwrap();
+        rec.submit();
+        assert_close(&format!("matmul {m}x{n}x{k} {dtype} {tile:?}"), &y.read(), &want, TOL);
+    }
 }
 
 fn run_matvec(n: usize, k: usize, dtype: DType, seed: u64) {
@@ -56,12 +62,32 @@ fn matmul_matches_cpu() {
 }
 
 #[test]
+fn matvec_matches_cpu_at_every_lane_count() {
+    let (n, k) = (45, 2080);
+    let x = Rng::new(90).uniform(k, -1.0, 1.0);
+    for dtype in DTYPES {
+        let host = weights(91, n, k, dtype);
+        let w = GpuMatrix::upload(ctx(), &host, "w").unwrap();
+        for lanes in [32, 64, 128, 256] {
+            let y = Guarded::new("matvec y", &[n]);
+            let mut rec = Recorder::new(ctx(), "matvec");
+            ops::matvec_with_lanes(&mut rec, &upload(&x, &[k]), &w, y.tensor(), lanes).unwrap();
+            rec.submit();
+            assert_close(&format!("matvec {n}x{k} {dtype} {lanes} lanes"), &y.read(), &cpu::matvec(&x, &host), TOL);
+        }
+    }
+}
+
+#[test]
 fn matvec_matches_cpu() {
     for dtype in DTYPES {
         for (i, &(_, n, k)) in MATMUL_SHAPES.iter().enumerate() {
             run_matvec(n, k, dtype, 300 + i as u64);
         }
+        // Long rows: 128 and 256 lanes per row (matvec_lanes), as down_proj's K = 11008.
         run_matvec(9, 1024, dtype, 310);
+        run_matvec(37, 8192, dtype, 311);
+        run_matvec(5, 16384, dtype, 312);
     }
     for dtype in [DType::F32, DType::F16] {
         for (i, &(_, n, k)) in ODD_K_SHAPES.iter().enumerate() {

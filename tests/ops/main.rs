@@ -6,6 +6,7 @@ mod activation;
 mod add;
 mod attention;
 mod capture;
+mod copy;
 mod linear;
 mod norm;
 mod reduce;

@@ -12,6 +12,7 @@ pub enum Kernel {
     Attention,
     PatchEmbed,
     Reduce,
+    Copy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,8 +32,17 @@ pub struct EntryPoint {
 use Access::{Read, ReadWrite, Uniform};
 
 impl Kernel {
-    pub const ALL: [Kernel; 8] =
-        [Kernel::Linear, Kernel::Add, Kernel::Activation, Kernel::Norm, Kernel::Rope, Kernel::Attention, Kernel::PatchEmbed, Kernel::Reduce];
+    pub const ALL: [Kernel; 9] = [
+        Kernel::Linear,
+        Kernel::Add,
+        Kernel::Activation,
+        Kernel::Norm,
+        Kernel::Rope,
+        Kernel::Attention,
+        Kernel::PatchEmbed,
+        Kernel::Reduce,
+        Kernel::Copy,
+    ];
 
     pub fn file(self) -> &'static str {
         match self {
@@ -44,6 +54,7 @@ impl Kernel {
             Kernel::Attention => "attention.wgsl",
             Kernel::PatchEmbed => "patch_embed.wgsl",
             Kernel::Reduce => "reduce.wgsl",
+            Kernel::Copy => "copy.wgsl",
         }
     }
 
@@ -57,6 +68,7 @@ impl Kernel {
             Kernel::Attention => include_str!("../../../shaders/attention.wgsl"),
             Kernel::PatchEmbed => include_str!("../../../shaders/patch_embed.wgsl"),
             Kernel::Reduce => include_str!("../../../shaders/reduce.wgsl"),
+            Kernel::Copy => include_str!("../../../shaders/copy.wgsl"),
         }
     }
 
@@ -71,6 +83,7 @@ impl Kernel {
             Kernel::Attention => "AttentionParams",
             Kernel::PatchEmbed => "PatchParams",
             Kernel::Reduce => "ReduceParams",
+            Kernel::Copy => "CopyParams",
         }
     }
 
@@ -93,6 +106,7 @@ impl Kernel {
         match self {
             Kernel::Linear => &[
                 EntryPoint { name: "matmul", bindings: LINEAR_GEMM },
+                EntryPoint { name: "matmul_wide", bindings: LINEAR_GEMM },
                 EntryPoint { name: "matvec", bindings: LINEAR_GEMM },
                 EntryPoint { name: "embedding", bindings: &[(0, Uniform), (2, ReadWrite), (3, Read), (4, Read), (5, Read)] },
             ],
@@ -113,6 +127,7 @@ impl Kernel {
                 EntryPoint { name: "top_k", bindings: &[(0, Uniform), (1, Read), (3, ReadWrite), (4, ReadWrite)] },
                 EntryPoint { name: "log_softmax_gather", bindings: &[(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)] },
             ],
+            Kernel::Copy => &[EntryPoint { name: "copy", bindings: &[(0, Uniform), (1, Read), (2, ReadWrite)] }],
         }
     }
 

@@ -82,6 +82,11 @@ uniform_params!(
     ReduceParams { rows: u32, n: u32, k: u32, _pad0: u32 }
 );
 
+uniform_params!(
+    /// `shaders/copy.wgsl`.
+    CopyParams { n: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +124,6 @@ mod tests {
         check::<AttentionParams>(Kernel::Attention);
         check::<PatchParams>(Kernel::PatchEmbed);
         check::<ReduceParams>(Kernel::Reduce);
+        check::<CopyParams>(Kernel::Copy);
     }
 }

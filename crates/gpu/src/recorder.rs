@@ -38,6 +38,8 @@ pub struct Recorder<'a> {
     encoder: wgpu::CommandEncoder,
     pass: Option<wgpu::ComputePass<'static>>,
     dispatches: usize,
+    /// Timestamps written at the start and end of the (first) compute pass: benchmarks only.
+    timestamps: Option<wgpu::QuerySet>,
 }
 
 impl std::fmt::Debug for Recorder<'_> {
@@ -49,7 +51,19 @@ impl std::fmt::Debug for Recorder<'_> {
 impl<'a> Recorder<'a> {
     pub fn new(ctx: &'a GpuContext, label: &str) -> Self {
         let encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-        Recorder { ctx, encoder, pass: None, dispatches: 0 }
+        Recorder { ctx, encoder, pass: None, dispatches: 0, timestamps: None }
+    }
+
+    /// A recorder whose compute pass writes GPU timestamps 0 (start) and 1 (end) into
+    /// `query_set` (needs `Features::TIMESTAMP_QUERY`). Used by benchmarks, which record one pass.
+    pub fn timed(ctx: &'a GpuContext, label: &str, query_set: wgpu::QuerySet) -> Self {
+        Recorder { timestamps: Some(query_set), ..Self::new(ctx, label) }
+    }
+
+    /// The command encoder, for commands that are not dispatches (ends the current compute pass).
+    pub fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
+        &mut self.encoder
     }
 
     pub fn ctx(&self) -> &'a GpuContext {
@@ -81,8 +95,14 @@ impl<'a> Recorder<'a> {
         entries.extend(bindings.iter().map(|(b, r)| wgpu::BindGroupEntry { binding: *b, resource: r.clone() }));
         let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(entry), layout: &pipeline.layout, entries: &entries });
         let (x, y) = groups.dims();
+        let timestamps = self.timestamps.as_ref();
         let pass = self.pass.get_or_insert_with(|| {
-            self.encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("llava-lens"), timestamp_writes: None }).forget_lifetime()
+            let timestamp_writes = timestamps.map(|query_set| wgpu::ComputePassTimestampWrites {
+                query_set,
+                beginning_of_pass_write_index: Some(0),
+                end_of_pass_write_index: Some(1),
+            });
+            self.encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("llava-lens"), timestamp_writes }).forget_lifetime()
         });
         pass.set_pipeline(&pipeline.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
@@ -92,8 +112,7 @@ impl<'a> Recorder<'a> {
 
     /// Copies `bytes` bytes between buffers (ends the current compute pass).
     pub fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
-        self.pass = None;
-        self.encoder.copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
+        self.encoder().copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
     }
 
     pub fn finish(mut self) -> wgpu::CommandBuffer {

@@ -19,8 +19,20 @@ fn w_dtype(d: DType) -> u32 {
     }
 }
 
-fn dispatch_blocks(rec: &mut Recorder<'_>, entry: &'static str, w: &GpuMatrix, input: &GpuTensor, y: &GpuTensor, m: usize, y_stride: usize, groups: impl Fn(usize) -> Groups) -> Result<(), GpuError> {
+fn dispatch_blocks(
+    rec: &mut Recorder<'_>,
+    entry: &'static str,
+    extra_overrides: &[(&'static str, u32)],
+    w: &GpuMatrix,
+    input: &GpuTensor,
+    y: &GpuTensor,
+    m: usize,
+    y_stride: usize,
+    groups: impl Fn(usize) -> Groups,
+) -> Result<(), GpuError> {
     let ctx = rec.ctx();
+    let mut overrides = vec![("W_DTYPE", w_dtype(w.dtype))];
+    overrides.extend_from_slice(extra_overrides);
     for b in &w.blocks {
         let params = LinearParams {
             m: u32_of(entry, m)?,
@@ -34,7 +46,7 @@ fn dispatch_blocks(rec: &mut Recorder<'_>, entry: &'static str, w: &GpuMatrix, i
         rec.dispatch(
             Kernel::Linear,
             entry,
-            &[("W_DTYPE", w_dtype(w.dtype))],
+            &overrides,
             &params,
             &[(input_slot, input_binding), (2, y.binding()), (3, b.values_binding()), (4, b.scales_binding(ctx))],
             groups(b.rows),
@@ -43,21 +55,69 @@ fn dispatch_blocks(rec: &mut Recorder<'_>, entry: &'static str, w: &GpuMatrix, i
     Ok(())
 }
 
+/// Output tile of the GEMM entry points of `shaders/linear.wgsl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GemmTile {
+    /// `matmul`: 64 x 64, 4 x 4 per thread.
+    Small,
+    /// `matmul_wide`: 128 x 128, 8 x 8 per thread.
+    Wide,
+}
+
+impl GemmTile {
+    /// The tile for an `m x n` output with `dtype` weights, from measurements on an H200 at
+    /// m = 600 (docs/BENCHMARKS.md): wide tiles won for n = 11008 in every dtype and for f32 at
+    /// n = 4096; 64 x 64 tiles won for 16-bit and quantised weights at n = 4096 (more
+    /// workgroups in flight). Small outputs always take the small tile.
+    pub fn for_shape(m: usize, n: usize, dtype: DType) -> GemmTile {
+        let wide = m >= 256 && (n >= 8192 || (n >= 2048 && dtype == DType::F32));
+        if wide { GemmTile::Wide } else { GemmTile::Small }
+    }
+
+    fn entry_and_size(self) -> (&'static str, usize) {
+        match self {
+            GemmTile::Small => ("matmul", 64),
+            GemmTile::Wide => ("matmul_wide", 128),
+        }
+    }
+}
+
 /// `y[m, n] = x[m, k] @ W[n, k]^T` (nn.Linear without bias), tiled for prefill.
 pub fn matmul(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor) -> Result<(), GpuError> {
+    let m = x.len() / w.cols.max(1);
+    matmul_tiled(rec, x, w, y, GemmTile::for_shape(m, w.rows, w.dtype))
+}
+
+/// [`matmul`] with an explicit tile (tests and benchmarks cover both).
+pub fn matmul_tiled(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor, tile: GemmTile) -> Result<(), GpuError> {
     let k = w.cols;
     ensure(k > 0 && x.shape().last() == Some(&k), "matmul", || format!("x has shape {:?}, W has K = {k}", x.shape()))?;
     let m = x.len() / k;
     need("matmul", "y", y, m * w.rows)?;
-    let m_tiles = groups_for(m, 64);
-    dispatch_blocks(rec, "matmul", w, x, y, m, w.rows, |rows| Groups::Grid(groups_for(rows, 64), m_tiles))
+    let (entry, size) = tile.entry_and_size();
+    let m_tiles = groups_for(m, size);
+    dispatch_blocks(rec, entry, &[], w, x, y, m, w.rows, |rows| Groups::Grid(groups_for(rows, size), m_tiles))
 }
 
-/// `y[n] = W[n, k] @ x[k]`: the decode case, 8 rows per workgroup.
+/// Lanes per row of `matvec` (its `MV_LANES`): 64 up to K = 4096, 128 for down_proj's K = 11008.
+/// Measured on an H200 (docs/BENCHMARKS.md): at K = 11008, 128 lanes beat 64, 256 and 32; at
+/// K = 4096, 64 lanes matched or beat the others.
+pub fn matvec_lanes(k: usize) -> u32 {
+    (k / 128).next_power_of_two().clamp(64, 256) as u32
+}
+
+/// `y[n] = W[n, k] @ x[k]`: the decode case, `4 * 256 / lanes` rows per workgroup.
 pub fn matvec(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor) -> Result<(), GpuError> {
+    matvec_with_lanes(rec, x, w, y, matvec_lanes(w.cols))
+}
+
+/// [`matvec`] with an explicit `MV_LANES` (32, 64, 128 or 256): for tests and tuning.
+pub fn matvec_with_lanes(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor, lanes: u32) -> Result<(), GpuError> {
     ensure(x.len() == w.cols, "matvec", || format!("x has {} elements, W has K = {}", x.len(), w.cols))?;
+    ensure([32, 64, 128, 256].contains(&lanes), "matvec", || format!("{lanes} lanes per row; expected 32, 64, 128 or 256"))?;
     need("matvec", "y", y, w.rows)?;
-    dispatch_blocks(rec, "matvec", w, x, y, 1, w.rows, |rows| Groups::Linear(groups_for(rows, 8)))
+    let rows_per_group = 4 * 256 / lanes as usize;
+    dispatch_blocks(rec, "matvec", &[("MV_LANES", lanes)], w, x, y, 1, w.rows, |rows| Groups::Linear(groups_for(rows, rows_per_group)))
 }
 
 /// `y[t, :] = W[ids[t], :]`. Every block is dispatched; each writes the ids that fall in its rows.
@@ -66,7 +126,7 @@ pub fn matvec(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTenso
 pub fn embedding(rec: &mut Recorder<'_>, ids: &GpuTensor, w: &GpuMatrix, y: &GpuTensor) -> Result<(), GpuError> {
     let n = ids.len() * w.cols;
     need("embedding", "y", y, n)?;
-    dispatch_blocks(rec, "embedding", w, ids, y, ids.len(), w.cols, |_| Groups::Linear(groups_for(n, 256)))
+    dispatch_blocks(rec, "embedding", &[], w, ids, y, ids.len(), w.cols, |_| Groups::Linear(groups_for(n, 256)))
 }
 
 /// Patches of a CHW image as rows of `cols` (`[n_patches, C * P * P]`).

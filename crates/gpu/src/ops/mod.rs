@@ -5,6 +5,7 @@
 mod activation;
 mod add;
 mod attention;
+mod copy;
 mod linear;
 mod norm;
 mod reduce;
@@ -12,8 +13,9 @@ mod rope;
 
 pub use activation::{gelu, quick_gelu, silu_mul};
 pub use add::{bias_add, residual_add};
+pub use copy::copy;
 pub use attention::{attention, attention_capture, MAX_HEAD_DIM, MAX_KEYS};
-pub use linear::{embedding, im2col, matmul, matvec, patch_embed};
+pub use linear::{embedding, im2col, matmul, matmul_tiled, matvec, matvec_lanes, matvec_with_lanes, patch_embed, GemmTile};
 pub use norm::{layer_norm, rms_norm};
 pub use reduce::{argmax, log_softmax_gather, top_k};
 pub use rope::rope;
