@@ -1,6 +1,6 @@
-use llava_lens_gpu::{ops, Recorder};
-use llava_lens_tensor::{cpu, Rng};
-use llava_lens_tests::{assert_close, ctx, upload, Guarded, Tol};
+use llava_lens_gpu::{Recorder, ops};
+use llava_lens_tensor::{Rng, cpu};
+use llava_lens_tests::{Guarded, Tol, assert_close, ctx, upload};
 
 const LENGTHS: [usize; 5] = [1, 7, 255, 257, 1031];
 

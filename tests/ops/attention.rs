@@ -1,7 +1,7 @@
-use llava_lens_gpu::{ops, Recorder};
-use llava_lens_tensor::cpu::{self, AttentionShape};
+use llava_lens_gpu::{Recorder, ops};
 use llava_lens_tensor::Rng;
-use llava_lens_tests::{assert_close, ctx, upload, Guarded, Tol};
+use llava_lens_tensor::cpu::{self, AttentionShape};
+use llava_lens_tests::{Guarded, Tol, assert_close, ctx, upload};
 
 const TOL: Tol = Tol::new(2e-6, 2e-5);
 
@@ -12,7 +12,15 @@ fn run(name: &str, s: AttentionShape, seed: u64) {
     let v = rng.normal(s.n_keys * s.v_stride, 1.0);
     let out = Guarded::new("attention out", &[s.n_queries, s.n_heads * s.head_dim]);
     let mut rec = Recorder::new(ctx(), "attention");
-    ops::attention(&mut rec, &upload(&q, &[s.n_queries, s.q_stride]), &upload(&k, &[s.n_keys, s.k_stride]), &upload(&v, &[s.n_keys, s.v_stride]), out.tensor(), &s).unwrap();
+    ops::attention(
+        &mut rec,
+        &upload(&q, &[s.n_queries, s.q_stride]),
+        &upload(&k, &[s.n_keys, s.k_stride]),
+        &upload(&v, &[s.n_keys, s.v_stride]),
+        out.tensor(),
+        &s,
+    )
+    .unwrap();
     rec.submit();
     assert_close(name, &out.read(), &cpu::attention(&q, &k, &v, s).0, TOL);
 }

@@ -2,10 +2,10 @@
 //! outputs, and the regular output is unchanged by capturing.
 
 use llava_lens_gpu::capture::{AttentionCapture, CapturePlan, RowCapture};
-use llava_lens_gpu::{ops, Recorder};
-use llava_lens_tensor::cpu::{self, AttentionShape};
+use llava_lens_gpu::{Recorder, ops};
 use llava_lens_tensor::Rng;
-use llava_lens_tests::{assert_close, ctx, download, upload, Guarded, Tol};
+use llava_lens_tensor::cpu::{self, AttentionShape};
+use llava_lens_tests::{Guarded, Tol, assert_close, ctx, download, upload};
 
 #[test]
 fn capture_returns_the_cpu_softmax_rows_and_head_outputs() {
@@ -22,7 +22,8 @@ fn capture_returns_the_cpu_softmax_rows_and_head_outputs() {
     let cap = AttentionCapture::new(ctx(), &sel, &s).unwrap();
     let out = Guarded::new("out", &[s.n_queries, s.n_heads * s.head_dim]);
     let mut rec = Recorder::new(ctx(), "attention capture");
-    ops::attention_capture(&mut rec, &upload(&q, &[23, 64]), &upload(&k, &[23, 32]), &upload(&v, &[23, 32]), out.tensor(), &s, &cap).unwrap();
+    ops::attention_capture(&mut rec, &upload(&q, &[23, 64]), &upload(&k, &[23, 32]), &upload(&v, &[23, 32]), out.tensor(), &s, &cap)
+        .unwrap();
     rec.submit();
 
     let (want_out, want_probs) = cpu::attention(&q, &k, &v, s);

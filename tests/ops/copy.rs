@@ -1,6 +1,6 @@
-use llava_lens_gpu::{ops, Recorder};
+use llava_lens_gpu::{Recorder, ops};
 use llava_lens_tensor::Rng;
-use llava_lens_tests::{assert_close, ctx, upload, Guarded, Tol};
+use llava_lens_tests::{Guarded, Tol, assert_close, ctx, upload};
 
 #[test]
 fn copy_matches_cpu() {

@@ -2,7 +2,7 @@ use llava_lens_gpu::ops::{self, GemmTile};
 use llava_lens_gpu::{GpuMatrix, Recorder};
 use llava_lens_tensor::cpu::{self, PatchShape};
 use llava_lens_tensor::{DType, HostMatrix, Rng};
-use llava_lens_tests::{assert_close, ctx, nmse, upload, Guarded, Tol};
+use llava_lens_tests::{Guarded, Tol, assert_close, ctx, nmse, upload};
 
 /// Every dtype with the tolerance of GPU vs CPU on the *same* decoded weights: only the order
 /// of f32 accumulation differs.
@@ -11,7 +11,8 @@ const TOL: Tol = Tol::new(2e-5, 2e-5);
 
 /// (m, n, k): 1s, primes, and sizes straddling the 64 and 128 GEMM tiles, the 16-wide K step and
 /// the 8-row matvec group.
-const MATMUL_SHAPES: [(usize, usize, usize); 7] = [(1, 1, 32), (3, 7, 64), (65, 67, 96), (17, 129, 160), (64, 64, 32), (5, 13, 256), (131, 137, 64)];
+const MATMUL_SHAPES: [(usize, usize, usize); 7] =
+    [(1, 1, 32), (3, 7, 64), (65, 67, 96), (17, 129, 160), (64, 64, 32), (5, 13, 256), (131, 137, 64)];
 /// Shapes with K not a multiple of 32: f32/f16 only (quantised formats need whole groups). K = 20
 /// takes the GEMM's vec4 loader with f16 rows starting mid-word-pair; 13 and 67 its scalar loader.
 const ODD_K_SHAPES: [(usize, usize, usize); 4] = [(1, 1, 1), (2, 5, 13), (7, 71, 67), (66, 131, 20)];

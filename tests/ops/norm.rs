@@ -1,6 +1,6 @@
-use llava_lens_gpu::{ops, Recorder};
-use llava_lens_tensor::{cpu, Rng};
-use llava_lens_tests::{assert_close, ctx, upload, Guarded, Tol};
+use llava_lens_gpu::{Recorder, ops};
+use llava_lens_tensor::{Rng, cpu};
+use llava_lens_tests::{Guarded, Tol, assert_close, ctx, upload};
 
 /// (rows, cols): a single element, primes, a row longer than the 256-thread workgroup.
 const SHAPES: [(usize, usize); 5] = [(1, 1), (3, 7), (5, 255), (2, 257), (4, 1031)];

@@ -1,6 +1,6 @@
-use llava_lens_gpu::{ops, GpuTensor, Recorder};
-use llava_lens_tensor::{cpu, Rng};
-use llava_lens_tests::{assert_close, ctx, upload, Guarded, Tol};
+use llava_lens_gpu::{GpuTensor, Recorder, ops};
+use llava_lens_tensor::{Rng, cpu};
+use llava_lens_tests::{Guarded, Tol, assert_close, ctx, upload};
 
 #[test]
 fn top_k_and_argmax_match_cpu() {
@@ -41,6 +41,11 @@ fn log_softmax_gather_matches_cpu() {
         let idx_t = GpuTensor::from_u32(ctx(), &idx, &[rows, m], "targets").unwrap();
         ops::log_softmax_gather(&mut rec, &upload(&x, &[rows, n]), n, &idx_t, out.tensor()).unwrap();
         rec.submit();
-        assert_close(&format!("log_softmax_gather {rows}x{n}"), &out.read(), &cpu::log_softmax_gather(&x, n, &idx, m), Tol::new(2e-5, 1e-5));
+        assert_close(
+            &format!("log_softmax_gather {rows}x{n}"),
+            &out.read(),
+            &cpu::log_softmax_gather(&x, n, &idx, m),
+            Tol::new(2e-5, 1e-5),
+        );
     }
 }

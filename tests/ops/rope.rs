@@ -1,7 +1,7 @@
-use llava_lens_gpu::{ops, Recorder};
-use llava_lens_tensor::cpu::{self, RopeShape};
+use llava_lens_gpu::{Recorder, ops};
 use llava_lens_tensor::Rng;
-use llava_lens_tests::{assert_close, ctx, Guarded, Tol};
+use llava_lens_tensor::cpu::{self, RopeShape};
+use llava_lens_tests::{Guarded, Tol, assert_close, ctx};
 
 #[test]
 fn rope_matches_cpu() {

@@ -1,10 +1,10 @@
 //! Matrices larger than the storage-binding size are split by rows; forcing a tiny binding limit
 //! exercises the split on any adapter.
 
-use llava_lens_gpu::{ops, GpuMatrix, GpuTensor, Recorder};
+use llava_lens_gpu::{GpuMatrix, GpuTensor, Recorder, ops};
 use llava_lens_tensor::cpu;
 use llava_lens_tensor::{DType, HostMatrix, Rng};
-use llava_lens_tests::{assert_close, ctx, upload, Guarded, Tol};
+use llava_lens_tests::{Guarded, Tol, assert_close, ctx, upload};
 
 #[test]
 fn split_matrices_give_the_same_results() {

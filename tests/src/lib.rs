@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use llava_lens_gpu::{read_f32_blocking, read_u32_blocking, ContextOptions, GpuContext, GpuTensor};
+use llava_lens_gpu::{ContextOptions, GpuContext, GpuTensor, read_f32_blocking, read_u32_blocking};
 
 /// The device every test of this binary shares (creating one per test costs seconds on lavapipe).
 pub fn ctx() -> &'static GpuContext {

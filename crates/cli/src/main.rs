@@ -6,7 +6,11 @@ mod bench;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "llava-lens", version, about = "See why Llava answers what it answers: a WebGPU runtime and the Yu & Ananiadou (2024) attribution method.")]
+#[command(
+    name = "llava-lens",
+    version,
+    about = "See why Llava answers what it answers: a WebGPU runtime and the Yu & Ananiadou (2024) attribution method."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -196,7 +196,9 @@ impl AttentionCapture {
     pub(crate) fn check(&self, s: &AttentionShape) -> Result<(), GpuError> {
         let planned = (self.n_queries, self.n_heads, self.n_keys, self.head_dim);
         let given = (s.n_queries, s.n_heads, s.n_keys, s.head_dim);
-        ensure(planned == given, "attention_capture", || format!("planned for (queries, heads, keys, head_dim) {planned:?}, called with {given:?}"))
+        ensure(planned == given, "attention_capture", || {
+            format!("planned for (queries, heads, keys, head_dim) {planned:?}, called with {given:?}")
+        })
     }
 }
 

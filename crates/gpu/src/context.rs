@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use crate::pipelines::PipelineCache;
 use crate::GpuError;
+use crate::pipelines::PipelineCache;
 
 /// The largest storage binding and buffer we ask for even where an adapter offers more: beyond it
 /// drivers get slow to allocate and the browser's limits are 1 GiB anyway.
@@ -40,9 +40,7 @@ pub struct GpuContext {
 }
 
 /// Features used when the adapter has them, never required (SwiftShader has no shader-f16).
-const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16
-    .union(wgpu::Features::SUBGROUP)
-    .union(wgpu::Features::TIMESTAMP_QUERY);
+const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16.union(wgpu::Features::SUBGROUP).union(wgpu::Features::TIMESTAMP_QUERY);
 
 impl GpuContext {
     /// Picks the high-performance adapter of the backends allowed by `WGPU_BACKEND` (all native

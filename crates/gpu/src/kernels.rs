@@ -92,17 +92,8 @@ impl Kernel {
         const IN_PLACE_WITH_INPUT: &[(u32, Access)] = &[(0, Uniform), (1, ReadWrite), (2, Read)];
         const IN_PLACE: &[(u32, Access)] = &[(0, Uniform), (1, ReadWrite)];
         const ATTENTION: &[(u32, Access)] = &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite)];
-        const ATTENTION_CAPTURE: &[(u32, Access)] = &[
-            (0, Uniform),
-            (1, Read),
-            (2, Read),
-            (3, Read),
-            (4, ReadWrite),
-            (5, Read),
-            (6, Read),
-            (7, ReadWrite),
-            (8, ReadWrite),
-        ];
+        const ATTENTION_CAPTURE: &[(u32, Access)] =
+            &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite), (5, Read), (6, Read), (7, ReadWrite), (8, ReadWrite)];
         match self {
             Kernel::Linear => &[
                 EntryPoint { name: "matmul", bindings: LINEAR_GEMM },
@@ -110,7 +101,10 @@ impl Kernel {
                 EntryPoint { name: "matvec", bindings: LINEAR_GEMM },
                 EntryPoint { name: "embedding", bindings: &[(0, Uniform), (2, ReadWrite), (3, Read), (4, Read), (5, Read)] },
             ],
-            Kernel::Add => &[EntryPoint { name: "residual_add", bindings: IN_PLACE_WITH_INPUT }, EntryPoint { name: "bias_add", bindings: IN_PLACE_WITH_INPUT }],
+            Kernel::Add => &[
+                EntryPoint { name: "residual_add", bindings: IN_PLACE_WITH_INPUT },
+                EntryPoint { name: "bias_add", bindings: IN_PLACE_WITH_INPUT },
+            ],
             Kernel::Activation => &[
                 EntryPoint { name: "gelu", bindings: IN_PLACE },
                 EntryPoint { name: "quick_gelu", bindings: IN_PLACE },
@@ -121,7 +115,9 @@ impl Kernel {
                 EntryPoint { name: "layer_norm", bindings: &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite)] },
             ],
             Kernel::Rope => &[EntryPoint { name: "rope", bindings: IN_PLACE }],
-            Kernel::Attention => &[EntryPoint { name: "main", bindings: ATTENTION }, EntryPoint { name: "main_capture", bindings: ATTENTION_CAPTURE }],
+            Kernel::Attention => {
+                &[EntryPoint { name: "main", bindings: ATTENTION }, EntryPoint { name: "main_capture", bindings: ATTENTION_CAPTURE }]
+            }
             Kernel::PatchEmbed => &[EntryPoint { name: "im2col", bindings: &[(0, Uniform), (1, Read), (2, ReadWrite)] }],
             Kernel::Reduce => &[
                 EntryPoint { name: "top_k", bindings: &[(0, Uniform), (1, Read), (3, ReadWrite), (4, ReadWrite)] },
@@ -132,10 +128,7 @@ impl Kernel {
     }
 
     pub fn entry_point(self, name: &str) -> &'static EntryPoint {
-        self.entry_points()
-            .iter()
-            .find(|e| e.name == name)
-            .unwrap_or_else(|| panic!("{} has no entry point {name}", self.file()))
+        self.entry_points().iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{} has no entry point {name}", self.file()))
     }
 }
 
@@ -147,7 +140,8 @@ mod tests {
     const WEBGPU_WORKGROUP_STORAGE: u32 = 16384;
 
     fn validate(kernel: Kernel) -> (naga::Module, naga::valid::ModuleInfo) {
-        let module = naga::front::wgsl::parse_str(kernel.source()).unwrap_or_else(|e| panic!("{}: {}", kernel.file(), e.emit_to_string(kernel.source())));
+        let module = naga::front::wgsl::parse_str(kernel.source())
+            .unwrap_or_else(|e| panic!("{}: {}", kernel.file(), e.emit_to_string(kernel.source())));
         // Core WebGPU only: no shader-f16, no subgroups (the fast paths must not need them).
         // pack/unpack2x16float are core WGSL; naga files them under their own capability.
         let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32)
@@ -166,7 +160,11 @@ mod tests {
     #[test]
     fn every_shader_file_is_registered() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders");
-        let mut files: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|f| f.ends_with(".wgsl")).collect();
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|f| f.ends_with(".wgsl"))
+            .collect();
         files.sort();
         let mut registered: Vec<String> = Kernel::ALL.iter().map(|k| k.file().to_string()).collect();
         registered.sort();
@@ -209,7 +207,12 @@ mod tests {
                 used.sort_by_key(|u| u.0);
                 let table = kernel.entry_point(&ep.name);
                 assert_eq!(used, table.bindings.to_vec(), "{}:{}: bindings used vs registered", kernel.file(), ep.name);
-                assert!(workgroup_bytes <= WEBGPU_WORKGROUP_STORAGE, "{}:{} uses {workgroup_bytes} bytes of workgroup memory", kernel.file(), ep.name);
+                assert!(
+                    workgroup_bytes <= WEBGPU_WORKGROUP_STORAGE,
+                    "{}:{} uses {workgroup_bytes} bytes of workgroup memory",
+                    kernel.file(),
+                    ep.name
+                );
             }
         }
     }

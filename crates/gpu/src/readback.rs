@@ -52,15 +52,9 @@ async fn read_bytes(ctx: &GpuContext, t: &GpuTensor, what: &'static str) -> Resu
         }
     });
     #[cfg(not(target_arch = "wasm32"))]
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| GpuError::Readback { what, detail: e.to_string() })?;
+    ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback { what, detail: e.to_string() })?;
     MapFuture(state).await.map_err(|e| GpuError::Readback { what, detail: e.to_string() })?;
-    let bytes = staging
-        .slice(..)
-        .get_mapped_range()
-        .map_err(|e| GpuError::Readback { what, detail: e.to_string() })?
-        .to_vec();
+    let bytes = staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback { what, detail: e.to_string() })?.to_vec();
     staging.unmap();
     Ok(bytes[..t.size_bytes() as usize].to_vec())
 }

@@ -3,9 +3,9 @@
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
+use crate::GpuContext;
 use crate::kernels::Kernel;
 use crate::pipelines::PipelineKey;
-use crate::GpuContext;
 
 /// Most workgroups in one dispatch dimension (WebGPU's `maxComputeWorkgroupsPerDimension` default).
 const MAX_GROUPS_PER_DIM: u32 = 65535;
@@ -93,7 +93,11 @@ impl<'a> Recorder<'a> {
         });
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         entries.extend(bindings.iter().map(|(b, r)| wgpu::BindGroupEntry { binding: *b, resource: r.clone() }));
-        let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(entry), layout: &pipeline.layout, entries: &entries });
+        let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(entry),
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
         let (x, y) = groups.dims();
         let timestamps = self.timestamps.as_ref();
         let pass = self.pass.get_or_insert_with(|| {

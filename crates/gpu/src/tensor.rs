@@ -6,8 +6,7 @@ use wgpu::util::DeviceExt;
 
 use crate::{GpuContext, GpuError};
 
-const USAGE: wgpu::BufferUsages =
-    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
+const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC).union(wgpu::BufferUsages::COPY_DST);
 
 /// A view of `len` 4-byte elements (f32 or u32) at `offset` bytes into a buffer, with a shape.
 /// Allocations are padded to 16 bytes so a view can also be read as `array<vec4<f32>>`.
@@ -59,7 +58,7 @@ impl GpuTensor {
         let len: usize = shape.iter().product();
         let offset = self.offset + elem_offset as u64 * 4;
         let align = ctx.limits().min_storage_buffer_offset_alignment as u64;
-        if offset % align != 0 || elem_offset + len > self.len {
+        if !offset.is_multiple_of(align) || elem_offset + len > self.len {
             return Err(GpuError::shape(
                 "view",
                 format!("elements {elem_offset}..{} of {} (byte offset {offset}, alignment {align})", elem_offset + len, self.len),
@@ -137,12 +136,18 @@ pub struct MatrixBlock {
 
 impl MatrixBlock {
     pub(crate) fn values_binding(&self) -> wgpu::BindingResource<'_> {
-        wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.buffer, offset: 0, size: wgpu::BufferSize::new(self.values_size) })
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: 0,
+            size: wgpu::BufferSize::new(self.values_size),
+        })
     }
 
     pub(crate) fn scales_binding<'a>(&'a self, ctx: &'a GpuContext) -> wgpu::BindingResource<'a> {
         match self.scales {
-            Some((offset, size)) => wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.buffer, offset, size: wgpu::BufferSize::new(size) }),
+            Some((offset, size)) => {
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer: &self.buffer, offset, size: wgpu::BufferSize::new(size) })
+            }
             None => ctx.dummy.as_entire_binding(),
         }
     }

@@ -14,5 +14,5 @@ mod rng;
 pub use dtype::DType;
 pub use error::TensorError;
 pub use matrix::{HostMatrix, MatrixData, PLANE_ALIGN};
-pub use quant::{QuantFormat, QuantPlanes, GROUP_SIZE};
+pub use quant::{GROUP_SIZE, QuantFormat, QuantPlanes};
 pub use rng::Rng;

@@ -126,7 +126,17 @@ mod tests {
         let MatrixData::Q4G32(p) = &m.data else { unreachable!() };
         assert_eq!(s0, p.scales[0]);
         let f = HostMatrix::from_f32(3, 5, &x[..15], DType::F16).unwrap();
-        assert_eq!(f.gpu_bytes(), ({ let mut b = bytemuck::cast_slice::<f16, u8>(&x[..15].iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>()).to_vec(); b.resize(32, 0); b }, None));
+        assert_eq!(
+            f.gpu_bytes(),
+            (
+                {
+                    let mut b = bytemuck::cast_slice::<f16, u8>(&x[..15].iter().map(|&v| f16::from_f32(v)).collect::<Vec<_>>()).to_vec();
+                    b.resize(32, 0);
+                    b
+                },
+                None
+            )
+        );
     }
 
     #[test]

@@ -213,10 +213,7 @@ mod tests {
 
     #[test]
     fn rejects_k_not_multiple_of_group_and_wrong_length() {
-        assert!(matches!(
-            QuantPlanes::quantize(QuantFormat::Q8G32, &[0.0; 40], 1, 40),
-            Err(TensorError::GroupAlignment { cols: 40, .. })
-        ));
+        assert!(matches!(QuantPlanes::quantize(QuantFormat::Q8G32, &[0.0; 40], 1, 40), Err(TensorError::GroupAlignment { cols: 40, .. })));
         assert!(matches!(QuantPlanes::quantize(QuantFormat::Q4G32, &[0.0; 32], 2, 32), Err(TensorError::Length { .. })));
     }
 

@@ -7,7 +7,7 @@ use llava_lens_gpu::ops::{self, GemmTile};
 use llava_lens_gpu::{GpuContext, GpuError, GpuMatrix, GpuTensor, Recorder};
 use llava_lens_tensor::cpu::{self, AttentionShape};
 use llava_lens_tensor::{DType, HostMatrix, Rng};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const DTYPES: [DType; 4] = [DType::F32, DType::F16, DType::Q8G32, DType::Q4G32];
 const L2_DEFEAT_BYTES: u64 = 160 << 20;
@@ -15,13 +15,35 @@ const L2_DEFEAT_BYTES: u64 = 160 << 20;
 #[derive(Debug, Clone)]
 pub enum Case {
     /// Device-local copy of `bytes` by the `copy` kernel: the bandwidth ceiling.
-    Copy { bytes: u64 },
+    Copy {
+        bytes: u64,
+    },
     /// The same through `copy_buffer_to_buffer` (a DMA engine on some drivers), for reference.
-    CopyBuffer { bytes: u64 },
-    Matvec { n: usize, k: usize, dtype: DType },
-    Matmul { m: usize, n: usize, k: usize, dtype: DType, tile: GemmTile },
-    Attention { queries: usize, keys: usize, heads: usize, head_dim: usize },
-    LogSoftmaxGather { rows: usize, vocab: usize },
+    CopyBuffer {
+        bytes: u64,
+    },
+    Matvec {
+        n: usize,
+        k: usize,
+        dtype: DType,
+    },
+    Matmul {
+        m: usize,
+        n: usize,
+        k: usize,
+        dtype: DType,
+        tile: GemmTile,
+    },
+    Attention {
+        queries: usize,
+        keys: usize,
+        heads: usize,
+        head_dim: usize,
+    },
+    LogSoftmaxGather {
+        rows: usize,
+        vocab: usize,
+    },
 }
 
 /// Llava-1.5-7B shapes (`quick` divides every dimension by 8 for software adapters).
@@ -51,6 +73,9 @@ pub fn all(quick: bool) -> Vec<Case> {
     cases
 }
 
+/// Encodes one instance of a measured op.
+pub type RecordFn = Box<dyn Fn(&mut Recorder<'_>) -> Result<(), GpuError>>;
+
 /// A measurement ready to run: `record` encodes one instance of the op.
 pub struct Setup {
     /// Kernel configuration measured (tile, lanes), when the op has several.
@@ -60,7 +85,7 @@ pub struct Setup {
     pub bytes: u64,
     /// Whether GPU timestamps can bracket the work (copies are outside compute passes).
     pub in_compute_pass: bool,
-    pub record: Box<dyn Fn(&mut Recorder<'_>) -> Result<(), GpuError>>,
+    pub record: RecordFn,
     pub cpu: Option<Box<dyn Fn()>>,
 }
 
@@ -93,7 +118,9 @@ impl Case {
             Case::Copy { bytes } | Case::CopyBuffer { bytes } => json!({ "bytes": bytes }),
             Case::Matvec { n, k, .. } => json!({ "n": n, "k": k }),
             Case::Matmul { m, n, k, .. } => json!({ "m": m, "n": n, "k": k }),
-            Case::Attention { queries, keys, heads, head_dim } => json!({ "queries": queries, "keys": keys, "heads": heads, "head_dim": head_dim }),
+            Case::Attention { queries, keys, heads, head_dim } => {
+                json!({ "queries": queries, "keys": keys, "heads": heads, "head_dim": head_dim })
+            }
             Case::LogSoftmaxGather { rows, vocab } => json!({ "rows": rows, "vocab": vocab }),
         }
     }
@@ -190,8 +217,16 @@ impl Case {
             Case::Attention { queries, keys, heads, head_dim } => {
                 let s = AttentionShape::packed(queries, keys, heads, heads, head_dim, true);
                 let mut rng = Rng::new(5);
-                let (q, kk, v) = (rng.normal(queries * heads * head_dim, 1.0), rng.normal(keys * heads * head_dim, 1.0), rng.normal(keys * heads * head_dim, 1.0));
-                let (qt, kt, vt) = (GpuTensor::from_f32(ctx, &q, &[queries, heads * head_dim], "q")?, GpuTensor::from_f32(ctx, &kk, &[keys, heads * head_dim], "k")?, GpuTensor::from_f32(ctx, &v, &[keys, heads * head_dim], "v")?);
+                let (q, kk, v) = (
+                    rng.normal(queries * heads * head_dim, 1.0),
+                    rng.normal(keys * heads * head_dim, 1.0),
+                    rng.normal(keys * heads * head_dim, 1.0),
+                );
+                let (qt, kt, vt) = (
+                    GpuTensor::from_f32(ctx, &q, &[queries, heads * head_dim], "q")?,
+                    GpuTensor::from_f32(ctx, &kk, &[keys, heads * head_dim], "k")?,
+                    GpuTensor::from_f32(ctx, &v, &[keys, heads * head_dim], "v")?,
+                );
                 let out = GpuTensor::zeros(ctx, &[queries, heads * head_dim], "out");
                 // Visible (query, key) pairs under the causal mask; 2 FLOPs each for QK^T and PV.
                 let pairs: u64 = (0..queries).map(|i| s.visible_keys(i) as u64).sum();
@@ -209,7 +244,8 @@ impl Case {
                 let mut rng = Rng::new(6);
                 let x = rng.normal(rows * vocab, 3.0);
                 let idx: Vec<u32> = (0..rows).map(|_| rng.below(vocab as u64) as u32).collect();
-                let (xt, it) = (GpuTensor::from_f32(ctx, &x, &[rows, vocab], "logits")?, GpuTensor::from_u32(ctx, &idx, &[rows, 1], "targets")?);
+                let (xt, it) =
+                    (GpuTensor::from_f32(ctx, &x, &[rows, vocab], "logits")?, GpuTensor::from_u32(ctx, &idx, &[rows, 1], "targets")?);
                 let out = GpuTensor::zeros(ctx, &[rows], "log-probs");
                 Setup {
                     variant: None,

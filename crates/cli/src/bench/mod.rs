@@ -11,7 +11,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::Args;
 use llava_lens_gpu::{ContextOptions, GpuContext};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use cases::Case;
 
@@ -109,7 +109,9 @@ fn measure(ctx: &GpuContext, case: &Case, args: &BenchArgs, cpu_ref: bool, copy_
 }
 
 fn markdown(rows: &[Value]) -> String {
-    let mut s = String::from("| kernel | variant | shape | dtype | median ms | min ms | GFLOP/s | GB/s | of copy BW | CPU ref ms | speed-up vs CPU ref |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| kernel | variant | shape | dtype | median ms | min ms | GFLOP/s | GB/s | of copy BW | CPU ref ms | speed-up vs CPU ref |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
     let num = |v: &Value, key: &str, digits: usize| v.get(key).and_then(Value::as_f64).map_or("-".to_string(), |x| format!("{x:.digits$}"));
     for r in rows {
         s += &format!(

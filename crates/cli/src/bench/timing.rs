@@ -18,7 +18,8 @@ pub struct Timing {
 
 fn sample(ctx: &GpuContext, setup: &Setup) -> Result<f64, GpuError> {
     let use_gpu_clock = ctx.has_timestamps() && setup.in_compute_pass;
-    let queries = use_gpu_clock.then(|| ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("bench"), ty: wgpu::QueryType::Timestamp, count: 2 }));
+    let queries = use_gpu_clock
+        .then(|| ctx.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("bench"), ty: wgpu::QueryType::Timestamp, count: 2 }));
     let resolved = use_gpu_clock.then(|| {
         ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timestamps"),
@@ -55,8 +56,12 @@ fn sample(ctx: &GpuContext, setup: &Setup) -> Result<f64, GpuError> {
     let total_ms = match readback {
         Some(staging) => {
             staging.slice(..).map_async(wgpu::MapMode::Read, |_| ());
-            ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback { what: "timestamps", detail: e.to_string() })?;
-            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback { what: "timestamps", detail: e.to_string() })?);
+            ctx.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| GpuError::Readback { what: "timestamps", detail: e.to_string() })?;
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(
+                &staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback { what: "timestamps", detail: e.to_string() })?,
+            );
             ticks[1].saturating_sub(ticks[0]) as f64 * ctx.queue.get_timestamp_period() as f64 / 1e6
         }
         None => wall_ms,

@@ -23,7 +23,7 @@ pub fn quick_gelu(rec: &mut Recorder<'_>, x: &GpuTensor) -> Result<(), GpuError>
 
 /// `y[r, c] = silu(x[r, c]) * x[r, n + c]` on the fused gate|up projection `x` = `[rows, 2n]`.
 pub fn silu_mul(rec: &mut Recorder<'_>, x: &GpuTensor, n: usize, y: &GpuTensor) -> Result<(), GpuError> {
-    ensure(n > 0 && x.len() % (2 * n) == 0, "silu_mul", || format!("x has {} elements, not rows of 2 * {n}", x.len()))?;
+    ensure(n > 0 && x.len().is_multiple_of(2 * n), "silu_mul", || format!("x has {} elements, not rows of 2 * {n}", x.len()))?;
     let out = x.len() / 2;
     need("silu_mul", "y", y, out)?;
     let params = ActivationParams { n: u32_of("silu_mul", out)?, cols: u32_of("silu_mul", n)?, ..Default::default() };

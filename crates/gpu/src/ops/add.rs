@@ -9,13 +9,22 @@ use crate::{GpuError, GpuTensor, Recorder};
 pub fn residual_add(rec: &mut Recorder<'_>, a: &GpuTensor, b: &GpuTensor) -> Result<(), GpuError> {
     ensure(a.len() == b.len(), "residual_add", || format!("a has {} elements, b {}", a.len(), b.len()))?;
     let params = AddParams { n: u32_of("residual_add", a.len())?, cols: 1, ..Default::default() };
-    rec.dispatch(Kernel::Add, "residual_add", &[], &params, &[(1, a.binding()), (2, b.binding())], Groups::Linear(groups_for(a.len(), 256)));
+    rec.dispatch(
+        Kernel::Add,
+        "residual_add",
+        &[],
+        &params,
+        &[(1, a.binding()), (2, b.binding())],
+        Groups::Linear(groups_for(a.len(), 256)),
+    );
     Ok(())
 }
 
 /// `a[r, c] += b[c]` for every row of `a` (nn.Linear's bias).
 pub fn bias_add(rec: &mut Recorder<'_>, a: &GpuTensor, b: &GpuTensor) -> Result<(), GpuError> {
-    ensure(!b.is_empty() && a.len() % b.len() == 0, "bias_add", || format!("a has {} elements, not rows of bias length {}", a.len(), b.len()))?;
+    ensure(!b.is_empty() && a.len().is_multiple_of(b.len()), "bias_add", || {
+        format!("a has {} elements, not rows of bias length {}", a.len(), b.len())
+    })?;
     let params = AddParams { n: u32_of("bias_add", a.len())?, cols: u32_of("bias_add", b.len())?, ..Default::default() };
     rec.dispatch(Kernel::Add, "bias_add", &[], &params, &[(1, a.binding()), (2, b.binding())], Groups::Linear(groups_for(a.len(), 256)));
     Ok(())

@@ -13,11 +13,20 @@ pub const MAX_KEYS: usize = 3072;
 /// Largest head dimension the kernel stages.
 pub const MAX_HEAD_DIM: usize = 256;
 
-fn params(s: &AttentionShape, q: &GpuTensor, k: &GpuTensor, v: &GpuTensor, out: &GpuTensor, n_head_slots: usize) -> Result<AttentionParams, GpuError> {
+fn params(
+    s: &AttentionShape,
+    q: &GpuTensor,
+    k: &GpuTensor,
+    v: &GpuTensor,
+    out: &GpuTensor,
+    n_head_slots: usize,
+) -> Result<AttentionParams, GpuError> {
     let op = "attention";
     ensure(s.n_keys <= MAX_KEYS, op, || format!("{} keys exceed the kernel's {MAX_KEYS}", s.n_keys))?;
     ensure(s.head_dim > 0 && s.head_dim <= MAX_HEAD_DIM, op, || format!("head_dim {} is outside 1..={MAX_HEAD_DIM}", s.head_dim))?;
-    ensure(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0, op, || format!("{} heads do not share {} kv heads evenly", s.n_heads, s.n_kv_heads))?;
+    ensure(s.n_kv_heads > 0 && s.n_heads.is_multiple_of(s.n_kv_heads), op, || {
+        format!("{} heads do not share {} kv heads evenly", s.n_heads, s.n_kv_heads)
+    })?;
     ensure(s.n_queries >= 1 && s.n_queries <= s.n_keys, op, || format!("{} queries against {} keys", s.n_queries, s.n_keys))?;
     let span = |heads: usize, stride: usize, offset: usize, rows: usize| (rows - 1) * stride + offset + heads * s.head_dim;
     need(op, "q", q, span(s.n_heads, s.q_stride, s.q_offset, s.n_queries))?;
@@ -45,7 +54,14 @@ fn params(s: &AttentionShape, q: &GpuTensor, k: &GpuTensor, v: &GpuTensor, out: 
 
 /// `softmax(Q K^T * scale + mask) V` for every query row and head; prefill or decode against a
 /// KV cache depending on `s.n_queries`.
-pub fn attention(rec: &mut Recorder<'_>, q: &GpuTensor, k: &GpuTensor, v: &GpuTensor, out: &GpuTensor, s: &AttentionShape) -> Result<(), GpuError> {
+pub fn attention(
+    rec: &mut Recorder<'_>,
+    q: &GpuTensor,
+    k: &GpuTensor,
+    v: &GpuTensor,
+    out: &GpuTensor,
+    s: &AttentionShape,
+) -> Result<(), GpuError> {
     let p = params(s, q, k, v, out, 0)?;
     rec.dispatch(
         Kernel::Attention,

@@ -1,5 +1,5 @@
-use llava_lens_tensor::cpu::PatchShape;
 use llava_lens_tensor::DType;
+use llava_lens_tensor::cpu::PatchShape;
 
 use super::{groups_for, need, u32_of};
 use crate::error::ensure;
@@ -131,8 +131,12 @@ pub fn embedding(rec: &mut Recorder<'_>, ids: &GpuTensor, w: &GpuMatrix, y: &Gpu
 
 /// Patches of a CHW image as rows of `cols` (`[n_patches, C * P * P]`).
 pub fn im2col(rec: &mut Recorder<'_>, pixels: &GpuTensor, s: PatchShape, cols: &GpuTensor) -> Result<(), GpuError> {
-    ensure(s.patch > 0 && s.height % s.patch == 0 && s.width % s.patch == 0, "im2col", || format!("{}x{} image is not a whole number of {}-pixel patches", s.height, s.width, s.patch))?;
-    ensure(pixels.len() == s.channels * s.height * s.width, "im2col", || format!("pixels hold {} elements, [C, H, W] = {}", pixels.len(), s.channels * s.height * s.width))?;
+    ensure(s.patch > 0 && s.height.is_multiple_of(s.patch) && s.width.is_multiple_of(s.patch), "im2col", || {
+        format!("{}x{} image is not a whole number of {}-pixel patches", s.height, s.width, s.patch)
+    })?;
+    ensure(pixels.len() == s.channels * s.height * s.width, "im2col", || {
+        format!("pixels hold {} elements, [C, H, W] = {}", pixels.len(), s.channels * s.height * s.width)
+    })?;
     let n = s.n_patches() * s.patch_len();
     need("im2col", "cols", cols, n)?;
     let params = PatchParams {
@@ -144,13 +148,27 @@ pub fn im2col(rec: &mut Recorder<'_>, pixels: &GpuTensor, s: PatchShape, cols: &
         n_patches: u32_of("im2col", s.n_patches())?,
         ..Default::default()
     };
-    rec.dispatch(Kernel::PatchEmbed, "im2col", &[], &params, &[(1, pixels.binding()), (2, cols.binding())], Groups::Linear(groups_for(n, 256)));
+    rec.dispatch(
+        Kernel::PatchEmbed,
+        "im2col",
+        &[],
+        &params,
+        &[(1, pixels.binding()), (2, cols.binding())],
+        Groups::Linear(groups_for(n, 256)),
+    );
     Ok(())
 }
 
 /// CLIP's patch embedding: im2col into `cols`, then `matmul` with the conv weight
 /// `[hidden, C * P * P]`, giving `y` = `[n_patches, hidden]`.
-pub fn patch_embed(rec: &mut Recorder<'_>, pixels: &GpuTensor, s: PatchShape, cols: &GpuTensor, w: &GpuMatrix, y: &GpuTensor) -> Result<(), GpuError> {
+pub fn patch_embed(
+    rec: &mut Recorder<'_>,
+    pixels: &GpuTensor,
+    s: PatchShape,
+    cols: &GpuTensor,
+    w: &GpuMatrix,
+    y: &GpuTensor,
+) -> Result<(), GpuError> {
     ensure(w.cols == s.patch_len(), "patch_embed", || format!("weight has K = {}, a patch has {} values", w.cols, s.patch_len()))?;
     im2col(rec, pixels, s, cols)?;
     matmul(rec, &cols.view(rec.ctx(), 0, &[s.n_patches(), s.patch_len()])?, w, y)

@@ -13,9 +13,9 @@ mod rope;
 
 pub use activation::{gelu, quick_gelu, silu_mul};
 pub use add::{bias_add, residual_add};
+pub use attention::{MAX_HEAD_DIM, MAX_KEYS, attention, attention_capture};
 pub use copy::copy;
-pub use attention::{attention, attention_capture, MAX_HEAD_DIM, MAX_KEYS};
-pub use linear::{embedding, im2col, matmul, matmul_tiled, matvec, matvec_lanes, matvec_with_lanes, patch_embed, GemmTile};
+pub use linear::{GemmTile, embedding, im2col, matmul, matmul_tiled, matvec, matvec_lanes, matvec_with_lanes, patch_embed};
 pub use norm::{layer_norm, rms_norm};
 pub use reduce::{argmax, log_softmax_gather, top_k};
 pub use rope::rope;

@@ -8,13 +8,20 @@ use crate::{GpuError, GpuTensor, Recorder};
 /// The `k` largest values of each row of `x` (`[rows, n]`) into `values`/`indices` (`[rows, k]`),
 /// best first, ties to the lower index.
 pub fn top_k(rec: &mut Recorder<'_>, x: &GpuTensor, n: usize, k: usize, values: &GpuTensor, indices: &GpuTensor) -> Result<(), GpuError> {
-    ensure(n > 0 && x.len() % n == 0, "top_k", || format!("x has {} elements, not rows of {n}", x.len()))?;
+    ensure(n > 0 && x.len().is_multiple_of(n), "top_k", || format!("x has {} elements, not rows of {n}", x.len()))?;
     ensure((1..=n).contains(&k), "top_k", || format!("k = {k} must be in 1..={n}"))?;
     let rows = x.len() / n;
     need("top_k", "values", values, rows * k)?;
     need("top_k", "indices", indices, rows * k)?;
     let params = ReduceParams { rows: u32_of("top_k", rows)?, n: u32_of("top_k", n)?, k: u32_of("top_k", k)?, ..Default::default() };
-    rec.dispatch(Kernel::Reduce, "top_k", &[], &params, &[(1, x.binding()), (3, values.binding()), (4, indices.binding())], Groups::Linear(rows as u32));
+    rec.dispatch(
+        Kernel::Reduce,
+        "top_k",
+        &[],
+        &params,
+        &[(1, x.binding()), (3, values.binding()), (4, indices.binding())],
+        Groups::Linear(rows as u32),
+    );
     Ok(())
 }
 
@@ -25,12 +32,17 @@ pub fn argmax(rec: &mut Recorder<'_>, x: &GpuTensor, n: usize, values: &GpuTenso
 
 /// `out[r, j] = log_softmax(x[r])[indices[r, j]]` for `x` = `[rows, n]`, `indices` = `[rows, m]`.
 pub fn log_softmax_gather(rec: &mut Recorder<'_>, x: &GpuTensor, n: usize, indices: &GpuTensor, out: &GpuTensor) -> Result<(), GpuError> {
-    ensure(n > 0 && x.len() % n == 0, "log_softmax_gather", || format!("x has {} elements, not rows of {n}", x.len()))?;
+    ensure(n > 0 && x.len().is_multiple_of(n), "log_softmax_gather", || format!("x has {} elements, not rows of {n}", x.len()))?;
     let rows = x.len() / n;
-    ensure(rows > 0 && indices.len() % rows == 0, "log_softmax_gather", || format!("{} indices for {rows} rows", indices.len()))?;
+    ensure(rows > 0 && indices.len().is_multiple_of(rows), "log_softmax_gather", || format!("{} indices for {rows} rows", indices.len()))?;
     let m = indices.len() / rows;
     need("log_softmax_gather", "out", out, rows * m)?;
-    let params = ReduceParams { rows: u32_of("log_softmax_gather", rows)?, n: u32_of("log_softmax_gather", n)?, k: u32_of("log_softmax_gather", m)?, ..Default::default() };
+    let params = ReduceParams {
+        rows: u32_of("log_softmax_gather", rows)?,
+        n: u32_of("log_softmax_gather", n)?,
+        k: u32_of("log_softmax_gather", m)?,
+        ..Default::default()
+    };
     rec.dispatch(
         Kernel::Reduce,
         "log_softmax_gather",

@@ -9,7 +9,7 @@ use crate::{GpuError, GpuTensor, Recorder};
 
 /// Rotary embedding in place (HF rotate_half convention), positions `pos_offset + row`.
 pub fn rope(rec: &mut Recorder<'_>, x: &GpuTensor, s: RopeShape) -> Result<(), GpuError> {
-    ensure(s.head_dim % 2 == 0 && s.head_dim > 0, "rope", || format!("head_dim {} must be even", s.head_dim))?;
+    ensure(s.head_dim.is_multiple_of(2) && s.head_dim > 0, "rope", || format!("head_dim {} must be even", s.head_dim))?;
     ensure(s.col_offset + s.n_heads * s.head_dim <= s.row_stride, "rope", || {
         format!("heads end at column {} past the row stride {}", s.col_offset + s.n_heads * s.head_dim, s.row_stride)
     })?;

@@ -10,8 +10,8 @@ mod reduce;
 mod rope;
 
 pub use activation::{gelu, quick_gelu, silu_mul};
-pub use attention::{attention, AttentionShape};
-pub use linear::{bias_add, embedding, im2col, matmul, matvec, patch_embed, residual_add, PatchShape};
+pub use attention::{AttentionShape, attention};
+pub use linear::{PatchShape, bias_add, embedding, im2col, matmul, matvec, patch_embed, residual_add};
 pub use norm::{layer_norm, rms_norm};
 pub use reduce::{argmax, log_softmax_gather, top_k};
-pub use rope::{rope, RopeShape};
+pub use rope::{RopeShape, rope};

@@ -1,0 +1,38 @@
+//! `llava-lens bench` end to end on whatever adapter the machine has (lavapipe in CI): every
+//! stdout line is one JSON record with the fields docs/BENCHMARKS.md relies on.
+
+use std::process::Command;
+
+#[test]
+fn bench_prints_one_json_record_per_measurement() {
+    let out = Command::new(env!("CARGO_BIN_EXE_llava-lens"))
+        .args(["bench", "--quick", "--kernel", "log_softmax", "--repeats", "1", "--warmup", "0"])
+        .output()
+        .expect("run llava-lens");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench failed: {stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let kernels: Vec<&str> = lines.iter().map(|l| l["kernel"].as_str().unwrap()).collect();
+    assert_eq!(kernels, ["copy", "log_softmax_gather"], "the copy ceiling always runs, then the filtered kernel");
+    for l in &lines {
+        assert!(!l["adapter"].as_str().unwrap().is_empty());
+        assert!(l["backend"].is_string() && l["timer"].is_string() && l["shape"].is_object());
+        assert!(l["median_ms"].as_f64().unwrap() > 0.0 && l["min_ms"].as_f64().unwrap() <= l["median_ms"].as_f64().unwrap());
+    }
+    let lsg = &lines[1];
+    assert!(lsg["gbps"].as_f64().unwrap() > 0.0);
+    assert!(lsg["fraction_of_copy_bandwidth"].as_f64().unwrap() > 0.0);
+    assert!(lsg["cpu_ref_ms"].as_f64().unwrap() > 0.0, "--quick times the CPU reference too");
+}
+
+#[test]
+fn bench_rejects_unknown_lanes_clearly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_llava-lens"))
+        .args(["bench", "--quick", "--kernel", "matvec", "--matvec-lanes", "48", "--repeats", "1", "--warmup", "0"])
+        .output()
+        .expect("run llava-lens");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("48 lanes per row; expected 32, 64, 128 or 256"), "{stderr}");
+}
