@@ -14,4 +14,6 @@ export NODEVICE_SELECT=1
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked --target wasm32-unknown-unknown -p llava-lens-gpu
+# Which adapter the GPU tests will run on (lavapipe here unless the machine has a GPU).
+cargo run --quiet --locked -p llava-lens-cli -- info
 cargo test --workspace --locked

@@ -4,6 +4,7 @@
 mod bench;
 
 use clap::{Parser, Subcommand};
+use llava_lens_gpu::{ContextOptions, GpuContext};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,10 +21,34 @@ struct Cli {
 enum Command {
     /// Time the runtime's kernels at Llava-1.5-7B shapes; one JSON line per measurement on stdout.
     Bench(bench::BenchArgs),
+    /// Show the GPU adapter llava-lens would use, its optional features and limits (JSON).
+    Info,
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Bench(args) => bench::run(&args),
+        Command::Info => info(),
     }
+}
+
+fn info() -> anyhow::Result<()> {
+    let ctx = GpuContext::new_blocking(ContextOptions::default())?;
+    let i = &ctx.adapter_info;
+    let l = ctx.limits();
+    let record = serde_json::json!({
+        "adapter": i.name,
+        "backend": format!("{:?}", i.backend),
+        "device_type": format!("{:?}", i.device_type),
+        "driver": format!("{} {}", i.driver, i.driver_info),
+        "shader_f16": ctx.has_shader_f16(),
+        "subgroups": ctx.has_subgroups(),
+        "timestamp_query": ctx.has_timestamps(),
+        "max_storage_binding_bytes": ctx.binding_limit(),
+        "max_buffer_bytes": l.max_buffer_size,
+        "max_workgroup_storage_bytes": l.max_compute_workgroup_storage_size,
+        "min_storage_offset_alignment": l.min_storage_buffer_offset_alignment,
+    });
+    println!("{}", serde_json::to_string_pretty(&record)?);
+    Ok(())
 }

@@ -36,3 +36,19 @@ fn bench_rejects_unknown_lanes_clearly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("48 lanes per row; expected 32, 64, 128 or 256"), "{stderr}");
 }
+
+#[test]
+fn info_names_the_adapter_and_a_missing_adapter_says_how_to_get_one() {
+    let out = Command::new(env!("CARGO_BIN_EXE_llava-lens")).arg("info").output().expect("run llava-lens");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!info["adapter"].as_str().unwrap().is_empty());
+    assert!(info["max_storage_binding_bytes"].as_u64().unwrap() <= 1 << 30);
+
+    // Only a backend this platform does not have: no adapter can be found.
+    let backend = if cfg!(target_os = "windows") { "metal" } else { "dx12" };
+    let out = Command::new(env!("CARGO_BIN_EXE_llava-lens")).arg("info").env("WGPU_BACKEND", backend).output().expect("run llava-lens");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no GPU adapter found") && stderr.contains("mesa-vulkan-drivers"), "{stderr}");
+}

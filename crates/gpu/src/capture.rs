@@ -71,7 +71,9 @@ impl FromStr for Hook {
         };
         let rest = s.strip_prefix("blocks.").ok_or_else(bad)?;
         let (layer, name) = rest.split_once('.').ok_or_else(bad)?;
-        let layer = layer.parse().map_err(|_| bad())?;
+        // Canonical decimal only ("7", not "07" or "+7"): one name per hook.
+        let canonical = !layer.is_empty() && layer.bytes().all(|b| b.is_ascii_digit()) && (layer == "0" || !layer.starts_with('0'));
+        let layer = if canonical { layer.parse().map_err(|_| bad())? } else { return Err(bad()) };
         let point = HookPoint::NAMES.iter().find(|(_, n)| *n == name).map(|(p, _)| *p).ok_or_else(bad)?;
         Ok(Hook { layer, point })
     }
@@ -255,6 +257,34 @@ mod tests {
         let err = "blocks.x.hook_resid_pre".parse::<Hook>().unwrap_err().to_string();
         assert!(err.contains("blocks.<layer>.<hook_resid_pre"), "{err}");
         assert!("blocks.1.attn.hook_q".parse::<Hook>().is_err());
+    }
+
+    /// Hook names come from users (CLI flags, the web page): no input may panic the parser.
+    #[test]
+    fn hook_parser_survives_random_and_mutated_names() {
+        let mut rng = llava_lens_tensor::Rng::new(2024);
+        let seeds = ["blocks.22.attn.hook_pattern", "blocks.0.hook_resid_pre", "blocks.7.attn.hook_z"];
+        let alphabet = b"blocks.0123456789attn_hook_pattern_z.resid_pre\xff\0 -";
+        for i in 0..20_000 {
+            let mut bytes = seeds[i % seeds.len()].as_bytes().to_vec();
+            for _ in 0..rng.below(4) + 1 {
+                let at = rng.below(bytes.len() as u64 + 1) as usize;
+                match rng.below(3) {
+                    0 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    1 => bytes.insert(at, alphabet[rng.below(alphabet.len() as u64) as usize]),
+                    _ if at < bytes.len() => bytes[at] = rng.below(256) as u8,
+                    _ => {}
+                }
+            }
+            let s = String::from_utf8_lossy(&bytes);
+            if let Ok(h) = s.parse::<Hook>() {
+                assert_eq!(h.to_string(), s, "a name that parses must print back as itself");
+            }
+        }
+        let huge = format!("blocks.{}.hook_resid_pre", "9".repeat(100));
+        assert!(huge.parse::<Hook>().is_err(), "layer numbers beyond usize are rejected, not wrapped");
     }
 
     #[test]

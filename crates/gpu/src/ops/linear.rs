@@ -65,13 +65,11 @@ pub enum GemmTile {
 }
 
 impl GemmTile {
-    /// The tile for an `m x n` output with `dtype` weights, from measurements on an H200 at
-    /// m = 600 (docs/BENCHMARKS.md): wide tiles won for n = 11008 in every dtype and for f32 at
-    /// n = 4096; 64 x 64 tiles won for 16-bit and quantised weights at n = 4096 (more
-    /// workgroups in flight). Small outputs always take the small tile.
-    pub fn for_shape(m: usize, n: usize, dtype: DType) -> GemmTile {
-        let wide = m >= 256 && (n >= 8192 || (n >= 2048 && dtype == DType::F32));
-        if wide { GemmTile::Wide } else { GemmTile::Small }
+    /// The tile for an `m x n` output, from measurements on an H200 at m = 600
+    /// (docs/BENCHMARKS.md): 128 x 128 tiles won by 7-16 % at n = 11008 in every dtype, 64 x 64
+    /// tiles by 11-13 % at n = 4096 (more workgroups in flight).
+    pub fn for_shape(m: usize, n: usize) -> GemmTile {
+        if m >= 256 && n >= 8192 { GemmTile::Wide } else { GemmTile::Small }
     }
 
     fn entry_and_size(self) -> (&'static str, usize) {
@@ -85,7 +83,7 @@ impl GemmTile {
 /// `y[m, n] = x[m, k] @ W[n, k]^T` (nn.Linear without bias), tiled for prefill.
 pub fn matmul(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor) -> Result<(), GpuError> {
     let m = x.len() / w.cols.max(1);
-    matmul_tiled(rec, x, w, y, GemmTile::for_shape(m, w.rows, w.dtype))
+    matmul_tiled(rec, x, w, y, GemmTile::for_shape(m, w.rows))
 }
 
 /// [`matmul`] with an explicit tile (tests and benchmarks cover both).
@@ -100,8 +98,8 @@ pub fn matmul_tiled(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &Gp
 }
 
 /// Lanes per row of `matvec` (its `MV_LANES`): 64 up to K = 4096, 128 for down_proj's K = 11008.
-/// Measured on an H200 (docs/BENCHMARKS.md): at K = 11008, 128 lanes beat 64, 256 and 32; at
-/// K = 4096, 64 lanes matched or beat the others.
+/// Measured on an H200 (docs/BENCHMARKS.md): at K = 11008, 128 lanes beat 32 and 256 (64 was
+/// not measured there after the warm-up fix); at K = 4096, 64 lanes matched or beat the others.
 pub fn matvec_lanes(k: usize) -> u32 {
     (k / 128).next_power_of_two().clamp(64, 256) as u32
 }
