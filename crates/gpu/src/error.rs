@@ -13,8 +13,6 @@ pub enum GpuError {
     Device { adapter: String, detail: String },
     #[error("{op}: {detail}")]
     Shape { op: &'static str, detail: String },
-    #[error("{op}: {what} needs {needed} bytes in one binding but the device allows {limit}")]
-    BindingTooLarge { op: &'static str, what: &'static str, needed: u64, limit: u64 },
     #[error("reading back {what}: {detail}")]
     Readback { what: &'static str, detail: String },
     #[error("capture plan: {0}")]

@@ -19,7 +19,7 @@ mod tensor;
 
 pub use context::{ContextOptions, GpuContext, MAX_BINDING_BYTES};
 pub use error::GpuError;
-pub use readback::{read_f32, read_u32};
+pub use readback::{read_buffer, read_f32, read_u32};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::{read_f32_blocking, read_u32_blocking};
 pub use recorder::Recorder;

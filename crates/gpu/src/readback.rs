@@ -31,8 +31,8 @@ impl Future for MapFuture {
     }
 }
 
-async fn read_bytes(ctx: &GpuContext, t: &GpuTensor, what: &'static str) -> Result<Vec<u8>, GpuError> {
-    let size = t.size_bytes().next_multiple_of(4).max(4);
+/// Copies `size` bytes at `offset` of `buffer` (which needs `COPY_SRC`) to the host.
+pub async fn read_buffer(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, size: u64, what: &'static str) -> Result<Vec<u8>, GpuError> {
     let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("readback"),
         size,
@@ -40,7 +40,7 @@ async fn read_bytes(ctx: &GpuContext, t: &GpuTensor, what: &'static str) -> Resu
         mapped_at_creation: false,
     });
     let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
-    enc.copy_buffer_to_buffer(t.buffer(), t.offset_bytes(), &staging, 0, size);
+    enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
     ctx.queue.submit([enc.finish()]);
     let state = Arc::new(Mutex::new(MapState::default()));
     let cb_state = state.clone();
@@ -56,15 +56,21 @@ async fn read_bytes(ctx: &GpuContext, t: &GpuTensor, what: &'static str) -> Resu
     MapFuture(state).await.map_err(|e| GpuError::Readback { what, detail: e.to_string() })?;
     let bytes = staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback { what, detail: e.to_string() })?.to_vec();
     staging.unmap();
-    Ok(bytes[..t.size_bytes() as usize].to_vec())
+    Ok(bytes)
+}
+
+async fn read_bytes(ctx: &GpuContext, t: &GpuTensor, what: &'static str) -> Result<Vec<u8>, GpuError> {
+    read_buffer(ctx, t.buffer(), t.offset_bytes(), t.size_bytes().max(4), what).await
 }
 
 pub async fn read_f32(ctx: &GpuContext, t: &GpuTensor) -> Result<Vec<f32>, GpuError> {
-    Ok(bytemuck::pod_collect_to_vec(&read_bytes(ctx, t, "f32 tensor").await?))
+    let bytes = read_bytes(ctx, t, "f32 tensor").await?;
+    Ok(bytemuck::pod_collect_to_vec(&bytes[..t.size_bytes() as usize]))
 }
 
 pub async fn read_u32(ctx: &GpuContext, t: &GpuTensor) -> Result<Vec<u32>, GpuError> {
-    Ok(bytemuck::pod_collect_to_vec(&read_bytes(ctx, t, "u32 tensor").await?))
+    let bytes = read_bytes(ctx, t, "u32 tensor").await?;
+    Ok(bytemuck::pod_collect_to_vec(&bytes[..t.size_bytes() as usize]))
 }
 
 #[cfg(not(target_arch = "wasm32"))]

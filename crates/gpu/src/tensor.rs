@@ -67,12 +67,6 @@ impl GpuTensor {
         Ok(GpuTensor { buffer: self.buffer.clone(), offset, len, shape: shape.to_vec() })
     }
 
-    /// The same elements under another shape.
-    pub fn reshape(&self, shape: &[usize]) -> Result<GpuTensor, GpuError> {
-        check_len(self.len, shape, "reshape")?;
-        Ok(GpuTensor { shape: shape.to_vec(), ..self.clone() })
-    }
-
     pub fn len(&self) -> usize {
         self.len
     }

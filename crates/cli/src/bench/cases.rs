@@ -143,31 +143,23 @@ impl Case {
 
     pub fn setup(&self, ctx: &GpuContext, matvec_lanes: Option<u32>) -> Result<Setup, GpuError> {
         Ok(match *self {
-            Case::Copy { bytes } => {
+            Case::Copy { bytes } | Case::CopyBuffer { bytes } => {
                 let src = GpuTensor::zeros(ctx, &[bytes as usize / 4], "copy src");
                 let dst = GpuTensor::zeros(ctx, &[bytes as usize / 4], "copy dst");
+                let kernel = matches!(self, Case::Copy { .. });
                 Setup {
                     variant: None,
                     per_sample: 10,
                     flops: 0,
                     bytes: 2 * bytes,
-                    in_compute_pass: true,
-                    record: Box::new(move |rec| ops::copy(rec, &src, &dst)),
-                    cpu: None,
-                }
-            }
-            Case::CopyBuffer { bytes } => {
-                let src = GpuTensor::zeros(ctx, &[bytes as usize / 4], "copy src");
-                let dst = GpuTensor::zeros(ctx, &[bytes as usize / 4], "copy dst");
-                Setup {
-                    variant: None,
-                    per_sample: 10,
-                    flops: 0,
-                    bytes: 2 * bytes,
-                    in_compute_pass: false,
+                    in_compute_pass: kernel,
                     record: Box::new(move |rec| {
-                        rec.copy(src.buffer(), 0, dst.buffer(), 0, bytes);
-                        Ok(())
+                        if kernel {
+                            ops::copy(rec, &src, &dst)
+                        } else {
+                            rec.copy(src.buffer(), 0, dst.buffer(), 0, bytes);
+                            Ok(())
+                        }
                     }),
                     cpu: None,
                 }

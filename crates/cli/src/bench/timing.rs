@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use llava_lens_gpu::{GpuContext, GpuError, Recorder};
+use llava_lens_gpu::{GpuContext, GpuError, Recorder, read_buffer};
 
 use super::cases::Setup;
 
@@ -35,33 +35,16 @@ fn sample(ctx: &GpuContext, setup: &Setup) -> Result<f64, GpuError> {
     for _ in 0..setup.per_sample {
         (setup.record)(&mut rec)?;
     }
-    let readback = if let (Some(q), Some(buf)) = (&queries, &resolved) {
-        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("timestamps readback"),
-            size: 16,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let enc = rec.encoder();
-        enc.resolve_query_set(q, 0..2, buf, 0);
-        enc.copy_buffer_to_buffer(buf, 0, &staging, 0, 16);
-        Some(staging)
-    } else {
-        None
-    };
+    if let (Some(q), Some(buf)) = (&queries, &resolved) {
+        rec.encoder().resolve_query_set(q, 0..2, buf, 0);
+    }
     let start = Instant::now();
     rec.submit();
     ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback { what: "bench", detail: e.to_string() })?;
     let wall_ms = start.elapsed().as_secs_f64() * 1e3;
-    let total_ms = match readback {
-        Some(staging) => {
-            staging.slice(..).map_async(wgpu::MapMode::Read, |_| ());
-            ctx.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| GpuError::Readback { what: "timestamps", detail: e.to_string() })?;
-            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(
-                &staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback { what: "timestamps", detail: e.to_string() })?,
-            );
+    let total_ms = match &resolved {
+        Some(buf) => {
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&pollster::block_on(read_buffer(ctx, buf, 0, 16, "timestamps"))?);
             ticks[1].saturating_sub(ticks[0]) as f64 * ctx.queue.get_timestamp_period() as f64 / 1e6
         }
         None => wall_ms,

@@ -62,16 +62,7 @@ pub fn attention(
     out: &GpuTensor,
     s: &AttentionShape,
 ) -> Result<(), GpuError> {
-    let p = params(s, q, k, v, out, 0)?;
-    rec.dispatch(
-        Kernel::Attention,
-        "main",
-        &[],
-        &p,
-        &[(1, q.binding()), (2, k.binding()), (3, v.binding()), (4, out.binding())],
-        Groups::Linear((s.n_queries * s.n_heads) as u32),
-    );
-    Ok(())
+    dispatch(rec, q, k, v, out, s, None)
 }
 
 /// [`attention`] that also writes the probabilities and per-head outputs of the rows and heads
@@ -86,23 +77,24 @@ pub fn attention_capture(
     cap: &AttentionCapture,
 ) -> Result<(), GpuError> {
     cap.check(s)?;
-    let p = params(s, q, k, v, out, cap.heads.len())?;
-    rec.dispatch(
-        Kernel::Attention,
-        "main_capture",
-        &[],
-        &p,
-        &[
-            (1, q.binding()),
-            (2, k.binding()),
-            (3, v.binding()),
-            (4, out.binding()),
-            (5, cap.row_slots.binding()),
-            (6, cap.head_slots.binding()),
-            (7, cap.pattern.binding()),
-            (8, cap.z.binding()),
-        ],
-        Groups::Linear((s.n_queries * s.n_heads) as u32),
-    );
+    dispatch(rec, q, k, v, out, s, Some(cap))
+}
+
+fn dispatch(
+    rec: &mut Recorder<'_>,
+    q: &GpuTensor,
+    k: &GpuTensor,
+    v: &GpuTensor,
+    out: &GpuTensor,
+    s: &AttentionShape,
+    cap: Option<&AttentionCapture>,
+) -> Result<(), GpuError> {
+    let p = params(s, q, k, v, out, cap.map_or(0, |c| c.heads.len()))?;
+    let mut bindings = vec![(1, q.binding()), (2, k.binding()), (3, v.binding()), (4, out.binding())];
+    if let Some(c) = cap {
+        bindings.extend([(5, c.row_slots.binding()), (6, c.head_slots.binding()), (7, c.pattern.binding()), (8, c.z.binding())]);
+    }
+    let entry = if cap.is_some() { "main_capture" } else { "main" };
+    rec.dispatch(Kernel::Attention, entry, &[], &p, &bindings, Groups::Linear((s.n_queries * s.n_heads) as u32));
     Ok(())
 }
