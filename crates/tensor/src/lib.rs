@@ -4,6 +4,7 @@
 //!
 //! Nothing here touches wgpu, so everything tests on any machine and compiles for wasm32.
 
+mod convert;
 pub mod cpu;
 mod dtype;
 mod error;
@@ -11,6 +12,7 @@ mod matrix;
 mod quant;
 mod rng;
 
+pub use convert::decode_to_f32;
 pub use dtype::DType;
 pub use error::TensorError;
 pub use matrix::{HostMatrix, MatrixData, PLANE_ALIGN};
