@@ -1,0 +1,336 @@
+//! HF `config.json` of a Llava model (`LlavaConfig` with a `CLIPVisionConfig` and a
+//! `LlamaConfig` inside), as written by the llava-hf Hub checkpoints (which omit most text fields
+//! and rely on Llama's defaults), transformers 4.x `save_pretrained` and transformers 5
+//! (`rope_parameters`, `head_dim`). Unsupported values are errors that name the key and value.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::ModelError;
+
+/// CLIP vision tower (`CLIPVisionConfig`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VisionConfig {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_channels: usize,
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub layer_norm_eps: f32,
+}
+
+impl VisionConfig {
+    pub fn grid(&self) -> usize {
+        self.image_size / self.patch_size
+    }
+    pub fn num_patches(&self) -> usize {
+        self.grid() * self.grid()
+    }
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+}
+
+/// LLaMA decoder (`LlamaConfig`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f32,
+    pub rope_theta: f32,
+    pub max_position_embeddings: usize,
+}
+
+/// Which vision-tower outputs feed the projector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureSelect {
+    /// Drop the CLS token (llava-1.5).
+    Default,
+    /// Keep it.
+    Full,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlavaConfig {
+    pub vision: VisionConfig,
+    pub text: TextConfig,
+    pub image_token_index: u32,
+    pub pad_token_id: Option<u32>,
+    /// Index into the vision tower's hidden states (HF semantics: 0 = embeddings, -1 = last
+    /// layer's output, -2 = the second-to-last layer's output).
+    pub vision_feature_layer: i64,
+    pub vision_feature_select: FeatureSelect,
+    pub projector_bias: bool,
+}
+
+impl LlavaConfig {
+    /// Vision encoder layers that must run to produce the selected hidden state.
+    pub fn vision_layers_to_run(&self) -> usize {
+        let n = self.vision.num_hidden_layers as i64;
+        (if self.vision_feature_layer < 0 { n + 1 + self.vision_feature_layer } else { self.vision_feature_layer }) as usize
+    }
+
+    /// Image feature rows per image (576 for llava-1.5).
+    pub fn image_tokens(&self) -> usize {
+        self.vision.num_patches() + usize::from(self.vision_feature_select == FeatureSelect::Full)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses `config.json` text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ModelError> {
+        let root: Value = serde_json::from_str(text).map_err(|e| ModelError::config(path, format!("not valid JSON: {e}")))?;
+        let r = Reader { path, prefix: "", v: &root };
+        let model_type = r.str_or("model_type", "")?;
+        if model_type != "llava" {
+            return Err(ModelError::config(path, format!("model_type is {model_type:?}; llava-lens supports \"llava\" (Llava-1.5)")));
+        }
+        let vision = r.child("vision_config")?;
+        let text_cfg = r.child("text_config")?;
+        if let Some(t) = text_cfg.v.get("model_type").and_then(Value::as_str).filter(|t| *t != "llama") {
+            return Err(ModelError::config(path, format!("text_config.model_type is {t:?}; only \"llama\" is supported")));
+        }
+        if let Some(t) = vision.v.get("model_type").and_then(Value::as_str).filter(|t| *t != "clip_vision_model") {
+            return Err(ModelError::config(path, format!("vision_config.model_type is {t:?}; only \"clip_vision_model\" is supported")));
+        }
+        let act = vision.str_or("hidden_act", "quick_gelu")?;
+        if act != "quick_gelu" {
+            return Err(ModelError::config(path, format!("vision_config.hidden_act is {act:?}; only \"quick_gelu\" is supported")));
+        }
+        let act = text_cfg.str_or("hidden_act", "silu")?;
+        if act != "silu" {
+            return Err(ModelError::config(path, format!("text_config.hidden_act is {act:?}; only \"silu\" is supported")));
+        }
+        let act = r.str_or("projector_hidden_act", "gelu")?;
+        if act != "gelu" {
+            return Err(ModelError::config(path, format!("projector_hidden_act is {act:?}; only \"gelu\" is supported")));
+        }
+        let vision_feature_select = match r.str_or("vision_feature_select_strategy", "default")?.as_str() {
+            "default" => FeatureSelect::Default,
+            "full" => FeatureSelect::Full,
+            other => {
+                return Err(ModelError::config(
+                    path,
+                    format!("vision_feature_select_strategy is {other:?}; expected \"default\" or \"full\""),
+                ));
+            }
+        };
+        let vision_feature_layer = match r.v.get("vision_feature_layer") {
+            None => -2,
+            Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap(),
+            Some(other) => {
+                return Err(ModelError::config(path, format!("vision_feature_layer is {other}; llava-lens supports a single layer index")));
+            }
+        };
+        let vision = VisionConfig {
+            hidden_size: vision.usize_or("hidden_size", 768)?,
+            intermediate_size: vision.usize_or("intermediate_size", 3072)?,
+            num_hidden_layers: vision.usize_or("num_hidden_layers", 12)?,
+            num_attention_heads: vision.usize_or("num_attention_heads", 12)?,
+            num_channels: vision.usize_or("num_channels", 3)?,
+            image_size: vision.usize_or("image_size", 224)?,
+            patch_size: vision.usize_or("patch_size", 32)?,
+            layer_norm_eps: vision.f32_or("layer_norm_eps", 1e-5)?,
+        };
+        let hidden = text_cfg.usize_or("hidden_size", 4096)?;
+        let heads = text_cfg.usize_or("num_attention_heads", 32)?;
+        let rope = text_cfg.child_opt("rope_parameters")?;
+        if let Some(scaling) = text_cfg.v.get("rope_scaling").filter(|v| !v.is_null()) {
+            let kind = scaling.get("rope_type").or_else(|| scaling.get("type")).and_then(Value::as_str).unwrap_or("?");
+            if kind != "default" {
+                return Err(ModelError::config(path, format!("text_config.rope_scaling type {kind:?} is not supported (plain RoPE only)")));
+            }
+        }
+        let rope_theta = match &rope {
+            Some(p) => p.f32_or("rope_theta", 10000.0)?,
+            None => text_cfg.f32_or("rope_theta", 10000.0)?,
+        };
+        let text = TextConfig {
+            vocab_size: text_cfg.usize_or("vocab_size", 32000)?,
+            hidden_size: hidden,
+            intermediate_size: text_cfg.usize_or("intermediate_size", 11008)?,
+            num_hidden_layers: text_cfg.usize_or("num_hidden_layers", 32)?,
+            num_attention_heads: heads,
+            num_key_value_heads: text_cfg.usize_or("num_key_value_heads", heads)?,
+            head_dim: text_cfg.usize_or("head_dim", hidden / heads.max(1))?,
+            rms_norm_eps: text_cfg.f32_or("rms_norm_eps", 1e-6)?,
+            rope_theta,
+            max_position_embeddings: text_cfg.usize_or("max_position_embeddings", 2048)?,
+        };
+        let cfg = LlavaConfig {
+            vision,
+            text,
+            image_token_index: r.usize_or("image_token_index", 32000)? as u32,
+            pad_token_id: r.v.get("pad_token_id").and_then(Value::as_u64).map(|v| v as u32),
+            vision_feature_layer,
+            vision_feature_select,
+            projector_bias: r.v.get("multimodal_projector_bias").and_then(Value::as_bool).unwrap_or(true),
+        };
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ModelError> {
+        let bad = |d: String| Err(ModelError::config(path, d));
+        let (v, t) = (&self.vision, &self.text);
+        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+            return bad(format!("vision_config.image_size {} is not a multiple of patch_size {}", v.image_size, v.patch_size));
+        }
+        if v.num_attention_heads == 0 || v.hidden_size % v.num_attention_heads != 0 {
+            return bad(format!("vision_config.hidden_size {} is not divisible by {} heads", v.hidden_size, v.num_attention_heads));
+        }
+        let layers = v.num_hidden_layers as i64;
+        if self.vision_feature_layer > layers || self.vision_feature_layer < -(layers + 1) {
+            return bad(format!("vision_feature_layer {} is outside a {layers}-layer vision tower", self.vision_feature_layer));
+        }
+        if t.num_key_value_heads == 0 || t.num_attention_heads % t.num_key_value_heads != 0 {
+            return bad(format!(
+                "text_config: {} attention heads are not a multiple of {} key/value heads",
+                t.num_attention_heads, t.num_key_value_heads
+            ));
+        }
+        if t.head_dim % 2 != 0 {
+            return bad(format!("text_config.head_dim {} must be even for RoPE", t.head_dim));
+        }
+        if self.image_token_index as usize >= t.vocab_size {
+            return bad(format!("image_token_index {} is outside the vocabulary of {}", self.image_token_index, t.vocab_size));
+        }
+        Ok(())
+    }
+}
+
+/// Typed access to one JSON object, errors naming the file and the key's full path.
+struct Reader<'a> {
+    path: &'a Path,
+    prefix: &'a str,
+    v: &'a Value,
+}
+
+impl<'a> Reader<'a> {
+    fn key(&self, k: &str) -> String {
+        if self.prefix.is_empty() { k.to_string() } else { format!("{}.{k}", self.prefix) }
+    }
+
+    fn wrong(&self, k: &str, expected: &str, found: &Value) -> ModelError {
+        ModelError::config(self.path, format!("{} is {found}; expected {expected}", self.key(k)))
+    }
+
+    fn child(&self, k: &'static str) -> Result<Reader<'a>, ModelError> {
+        self.child_opt(k)?.ok_or_else(|| ModelError::config(self.path, format!("missing {}", self.key(k))))
+    }
+
+    fn child_opt(&self, k: &'static str) -> Result<Option<Reader<'a>>, ModelError> {
+        match self.v.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v @ Value::Object(_)) => Ok(Some(Reader { path: self.path, prefix: k, v })),
+            Some(other) => Err(self.wrong(k, "an object", other)),
+        }
+    }
+
+    fn usize_or(&self, k: &str, default: usize) -> Result<usize, ModelError> {
+        match self.v.get(k) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => {
+                v.as_u64().filter(|&n| n <= u32::MAX as u64).map(|n| n as usize).ok_or_else(|| self.wrong(k, "a non-negative integer", v))
+            }
+        }
+    }
+
+    fn f32_or(&self, k: &str, default: f32) -> Result<f32, ModelError> {
+        match self.v.get(k) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v.as_f64().filter(|x| x.is_finite()).map(|x| x as f32).ok_or_else(|| self.wrong(k, "a number", v)),
+        }
+    }
+
+    fn str_or(&self, k: &str, default: &str) -> Result<String, ModelError> {
+        match self.v.get(k) {
+            None | Some(Value::Null) => Ok(default.to_string()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(v) => Err(self.wrong(k, "a string", v)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The config.json of llava-hf/llava-1.5-7b-hf as published (older transformers): most text
+    /// fields are absent and come from LlamaConfig's defaults.
+    const LLAVA_HF: &str = r#"{
+      "architectures": ["LlavaForConditionalGeneration"], "ignore_index": -100, "image_token_index": 32000,
+      "model_type": "llava", "pad_token_id": 32001, "projector_hidden_act": "gelu",
+      "text_config": {"_name_or_path": "lmsys/vicuna-7b-v1.5", "architectures": ["LlamaForCausalLM"],
+        "max_position_embeddings": 4096, "model_type": "llama", "rms_norm_eps": 1e-05, "torch_dtype": "float16", "vocab_size": 32064},
+      "tie_word_embeddings": false, "torch_dtype": "float16", "transformers_version": "4.36.0.dev0",
+      "vision_config": {"hidden_size": 1024, "image_size": 336, "intermediate_size": 4096, "model_type": "clip_vision_model",
+        "num_attention_heads": 16, "num_hidden_layers": 24, "patch_size": 14, "projection_dim": 768, "vocab_size": 32000},
+      "vision_feature_layer": -2, "vision_feature_select_strategy": "default", "vocab_size": 32064}"#;
+
+    fn parse(s: &str) -> Result<LlavaConfig, ModelError> {
+        LlavaConfig::parse(s, Path::new("config.json"))
+    }
+
+    #[test]
+    fn llava_hf_7b_config_gets_llama_defaults() {
+        let c = parse(LLAVA_HF).unwrap();
+        assert_eq!(
+            (c.text.hidden_size, c.text.num_hidden_layers, c.text.num_attention_heads, c.text.num_key_value_heads),
+            (4096, 32, 32, 32)
+        );
+        assert_eq!((c.text.head_dim, c.text.intermediate_size, c.text.vocab_size), (128, 11008, 32064));
+        assert_eq!((c.text.rms_norm_eps, c.text.rope_theta), (1e-5, 10000.0));
+        assert_eq!((c.vision.grid(), c.vision.head_dim(), c.image_tokens()), (24, 64, 576));
+        assert_eq!(c.vision_layers_to_run(), 23, "feature layer -2 = output of encoder layer 22");
+        assert_eq!((c.image_token_index, c.pad_token_id), (32000, Some(32001)));
+    }
+
+    #[test]
+    fn transformers_5_rope_parameters_and_head_dim() {
+        let s = LLAVA_HF.replace(r#""rms_norm_eps": 1e-05,"#, r#""rms_norm_eps": 1e-05, "head_dim": 64, "num_key_value_heads": 8, "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0},"#);
+        let c = parse(&s).unwrap();
+        assert_eq!((c.text.head_dim, c.text.num_key_value_heads, c.text.rope_theta), (64, 8, 500000.0));
+    }
+
+    #[test]
+    fn unsupported_values_name_key_and_value() {
+        let cases = [
+            (LLAVA_HF.replace(r#""model_type": "llava""#, r#""model_type": "llava_next""#), "model_type is \"llava_next\""),
+            (
+                LLAVA_HF.replace(r#""vision_feature_select_strategy": "default""#, r#""vision_feature_select_strategy": "cls""#),
+                "vision_feature_select_strategy is \"cls\"",
+            ),
+            (LLAVA_HF.replace(r#""vision_feature_layer": -2"#, r#""vision_feature_layer": [-2, -5]"#), "vision_feature_layer is [-2,-5]"),
+            (
+                LLAVA_HF.replace(r#""image_size": 336"#, r#""image_size": "big""#),
+                "vision_config.image_size is \"big\"; expected a non-negative integer",
+            ),
+            (
+                LLAVA_HF.replace(r#""rms_norm_eps": 1e-05"#, r#""rms_norm_eps": 1e-05, "rope_scaling": {"type": "linear", "factor": 2.0}"#),
+                "rope_scaling type \"linear\"",
+            ),
+            (
+                LLAVA_HF.replace(r#""projector_hidden_act": "gelu""#, r#""projector_hidden_act": "relu""#),
+                "projector_hidden_act is \"relu\"",
+            ),
+            ("{".to_string(), "not valid JSON"),
+            (r#"{"model_type": "llava"}"#.to_string(), "missing vision_config"),
+        ];
+        for (text, want) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.starts_with("config.json: ") && err.contains(want), "{err} (wanted {want})");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Llava-1.5 on the llava-lens runtime. Mirrors HF transformers' `LlavaForConditionalGeneration`
+//! (models/llava/modeling_llava.py, models/clip/modeling_clip.py, models/llama/modeling_llama.py):
+//! config.json and safetensors as HF writes them, the LLaMA tokenizer with llava-hf's added
+//! tokens, CLIPImageProcessor's preprocessing, and the forward pass written once over
+//! `llava_lens_gpu::ops` with the capture plan available at every layer.
+
+pub mod checkpoint;
+pub mod config;
+mod error;
+pub mod names;
+pub mod tokenizer;
+
+pub use checkpoint::Checkpoint;
+pub use config::LlavaConfig;
+pub use error::ModelError;
+pub use tokenizer::{LlavaTokenizer, Prompt};

@@ -1,0 +1,110 @@
+//! The LLaMA tokenizer as llava-hf ships it, and the Llava-1.5 prompt.
+//!
+//! `tokenizer.json` files from the LLaMA lineage lack llava-hf's two added tokens; they are added
+//! here as special tokens when missing (`<image>`, then `<pad>`), as llava-hf did, and `<image>`
+//! must then have the id the model config names.
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::{AddedToken, Tokenizer};
+
+use crate::ModelError;
+
+pub const IMAGE_TOKEN: &str = "<image>";
+pub const PAD_TOKEN: &str = "<pad>";
+
+/// A tokenised prompt and where the image goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    /// Token ids with exactly one image token, which the model replaces by the image features.
+    pub ids: Vec<u32>,
+    /// Index of the image token in `ids` (5 for the paper's template).
+    pub image_offset: usize,
+}
+
+#[derive(Debug)]
+pub struct LlavaTokenizer {
+    inner: Tokenizer,
+    path: PathBuf,
+    pub image_token: u32,
+    pub bos: Option<u32>,
+    pub eos: Option<u32>,
+}
+
+impl LlavaTokenizer {
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(path: &Path, image_token_index: u32) -> Result<Self, ModelError> {
+        let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
+        Self::from_bytes(&bytes, path, image_token_index)
+    }
+
+    /// `json` is the tokenizer.json text; `path` only names it in errors.
+    pub fn from_bytes(json: &[u8], path: &Path, image_token_index: u32) -> Result<Self, ModelError> {
+        let err = |detail: String| ModelError::Tokenizer { path: path.to_path_buf(), detail };
+        let mut inner = Tokenizer::from_bytes(json).map_err(|e| err(format!("not a tokenizers JSON file: {e}")))?;
+        for token in [IMAGE_TOKEN, PAD_TOKEN] {
+            if inner.token_to_id(token).is_none() {
+                inner.add_special_tokens([AddedToken::from(token, true)]).map_err(|e| err(format!("adding {token}: {e}")))?;
+            }
+        }
+        let image_token = inner.token_to_id(IMAGE_TOKEN).unwrap_or(u32::MAX);
+        if image_token != image_token_index {
+            return Err(err(format!("{IMAGE_TOKEN} has id {image_token} but config.json's image_token_index is {image_token_index}")));
+        }
+        let bos = inner.token_to_id("<s>");
+        let eos = inner.token_to_id("</s>");
+        Ok(LlavaTokenizer { inner, path: path.to_path_buf(), image_token, bos, eos })
+    }
+
+    /// Ids of `text` with the tokenizer's special tokens (a leading `<s>` for LLaMA).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
+        let enc = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| ModelError::Tokenizer { path: self.path.clone(), detail: format!("encoding {text:?}: {e}") })?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    pub fn decode(&self, ids: &[u32]) -> Result<String, ModelError> {
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| ModelError::Tokenizer { path: self.path.clone(), detail: format!("decoding {ids:?}: {e}") })
+    }
+
+    /// The piece of one token, as stored (e.g. "▁brown").
+    pub fn token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    pub fn token_id(&self, piece: &str) -> Option<u32> {
+        self.inner.token_to_id(piece)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// `USER: <image>\n{question}\nASSISTANT: {answer_prefix}` (llava-1.5's template; the
+    /// authors put the answer's start in the prefix: "The color of the dog is").
+    pub fn prompt(&self, question: &str, answer_prefix: &str) -> Result<Prompt, ModelError> {
+        let question = question.trim();
+        if question.is_empty() {
+            return Err(ModelError::Prompt("the question is empty".into()));
+        }
+        if question.contains(IMAGE_TOKEN) || answer_prefix.contains(IMAGE_TOKEN) {
+            return Err(ModelError::Prompt(format!("the question and answer prefix may not contain {IMAGE_TOKEN}")));
+        }
+        let prefix = answer_prefix.trim();
+        let text = if prefix.is_empty() {
+            format!("USER: {IMAGE_TOKEN}\n{question}\nASSISTANT:")
+        } else {
+            format!("USER: {IMAGE_TOKEN}\n{question}\nASSISTANT: {prefix}")
+        };
+        let ids = self.encode(&text)?;
+        let positions: Vec<usize> = ids.iter().enumerate().filter(|(_, id)| **id == self.image_token).map(|(i, _)| i).collect();
+        match positions.as_slice() {
+            [offset] => Ok(Prompt { ids, image_offset: *offset }),
+            _ => Err(ModelError::Prompt(format!("expected one {IMAGE_TOKEN} token in the encoded prompt, found {}", positions.len()))),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The LLaMA tokenizer (tests/data/llama-tokenizer, see its PROVENANCE.md) against llama.cpp's 47
+//! reference encodings, and the paper's prompt.
+
+use std::path::PathBuf;
+
+use llava_lens_model::LlavaTokenizer;
+
+fn data(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/llama-tokenizer").join(file)
+}
+
+fn tokenizer() -> LlavaTokenizer {
+    LlavaTokenizer::load(&data("tokenizer.json"), 32000).unwrap()
+}
+
+#[test]
+fn the_47_reference_cases_encode_exactly() {
+    let tok = tokenizer();
+    let inputs = std::fs::read_to_string(data("ggml-vocab-llama-spm.gguf.inp")).unwrap();
+    let outputs = std::fs::read_to_string(data("ggml-vocab-llama-spm.gguf.out")).unwrap();
+    // llama.cpp's format: texts separated by a marker line, one line of ids per text.
+    let inputs: Vec<&str> = inputs.split("\n__ggml_vocab_test__\n").collect();
+    let outputs: Vec<&str> = outputs.split('\n').collect();
+    assert_eq!(inputs.len(), 47);
+    assert_eq!(outputs.len(), 47);
+    for (text, want) in inputs.iter().zip(&outputs) {
+        let want: Vec<u32> = want.split_whitespace().map(|t| t.parse().unwrap()).collect();
+        let got = tok.encode(text).unwrap();
+        assert_eq!(got.first(), Some(&1), "{text:?} starts with <s>");
+        assert_eq!(&got[1..], want.as_slice(), "{text:?}");
+    }
+}
+
+#[test]
+fn the_paper_prompt_has_its_ids_and_image_offset_5() {
+    let tok = tokenizer();
+    assert_eq!((tok.image_token, tok.token_id("<pad>"), tok.bos, tok.eos), (32000, Some(32001), Some(1), Some(2)));
+    let p = tok.prompt("What is the color of the dog?", "The color of the dog is").unwrap();
+    assert_eq!(
+        p.ids,
+        [
+            1, 3148, 1001, 29901, 29871, 32000, 29871, 13, 5618, 338, 278, 2927, 310, 278, 11203, 29973, 13, 22933, 9047, 13566, 29901,
+            450, 2927, 310, 278, 11203, 338
+        ]
+    );
+    assert_eq!(p.image_offset, 5);
+    assert_eq!(tok.token(17354).as_deref(), Some("▁brown"));
+    assert_eq!(tok.decode(&[450, 2927, 338, 17354]).unwrap(), "The color is brown");
+}
+
+#[test]
+fn bad_prompts_and_mismatched_image_ids_are_clear_errors() {
+    let tok = tokenizer();
+    assert!(tok.prompt("   ", "").unwrap_err().to_string().contains("question is empty"));
+    assert!(tok.prompt("a <image> b", "").unwrap_err().to_string().contains("may not contain <image>"));
+    let err = LlavaTokenizer::load(&data("tokenizer.json"), 32005).unwrap_err().to_string();
+    assert!(err.contains("tokenizer.json") && err.contains("<image> has id 32000 but config.json's image_token_index is 32005"), "{err}");
+    let err = LlavaTokenizer::from_bytes(b"{\"model\": 3}", std::path::Path::new("x/tokenizer.json"), 0).unwrap_err().to_string();
+    assert!(err.starts_with("x/tokenizer.json: not a tokenizers JSON file"), "{err}");
+}
