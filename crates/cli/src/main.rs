@@ -2,6 +2,7 @@
 //! `explain` and `make-tiny` arrive with the model.
 
 mod bench;
+mod run;
 
 use clap::{Parser, Subcommand};
 use llava_lens_gpu::{ContextOptions, GpuContext};
@@ -23,12 +24,40 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Show the GPU adapter llava-lens would use, its optional features and limits (JSON).
     Info,
+    /// Answer a question about an image with a Llava model folder (HF format).
+    Run(run::RunArgs),
+    /// Write a deterministic random tiny Llava in HF format (config.json, model.safetensors,
+    /// tokenizer.json) for tests and experiments.
+    MakeTiny {
+        /// Output folder (created if missing).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Grouped-query attention: 2 key/value heads for 4 query heads.
+        #[arg(long)]
+        gqa: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Bench(args) => bench::run(&args),
         Command::Info => info(),
+        Command::Run(args) => run::run(&args),
+        Command::MakeTiny { out, seed, gqa } => {
+            let c = llava_lens_model::tiny::write_tiny(&out, seed, gqa)?;
+            eprintln!(
+                "wrote a tiny Llava to {} (vision {}x{} px, {} text layers, {} kv heads, vocab {})",
+                out.display(),
+                c.vision.image_size,
+                c.vision.image_size,
+                c.text.num_hidden_layers,
+                c.text.num_key_value_heads,
+                c.text.vocab_size
+            );
+            Ok(())
+        }
     }
 }
 

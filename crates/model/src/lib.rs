@@ -5,12 +5,21 @@
 //! `llava_lens_gpu::ops` with the capture plan available at every layer.
 
 pub mod checkpoint;
+pub mod clip;
 pub mod config;
 mod error;
+mod layers;
+pub mod llama;
+pub mod llava;
 pub mod names;
+pub mod preprocess;
+pub mod tiny;
 pub mod tokenizer;
+pub mod weights;
 
 pub use checkpoint::Checkpoint;
 pub use config::LlavaConfig;
 pub use error::ModelError;
+pub use llava::{Llava, RunOptions, RunOutput};
 pub use tokenizer::{LlavaTokenizer, Prompt};
+pub use weights::WeightDType;

@@ -1,0 +1,198 @@
+//! The LLaMA decoder (HF models/llama/modeling_llama.py: LlamaDecoderLayer, LlamaAttention with
+//! grouped-query heads and rotate_half RoPE, LlamaMLP with SiLU), with a KV cache and the capture
+//! plan's hooks at every layer. gate_proj and up_proj are stacked into one matrix at load so one
+//! GEMM feeds `silu_mul`.
+
+use llava_lens_gpu::capture::{AttentionCapture, CapturePlan, HookPoint, RowCapture};
+use llava_lens_gpu::{GpuContext, GpuMatrix, GpuTensor, Recorder, ops};
+use llava_lens_tensor::cpu::{AttentionShape, RopeShape};
+
+use crate::ModelError;
+use crate::config::TextConfig;
+use crate::layers::{Linear, RmsNorm, rows_of};
+use crate::weights::{Role, Uploader};
+
+const P: &str = "language_model.model";
+
+#[derive(Debug)]
+pub struct LlamaAttention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+}
+
+#[derive(Debug)]
+pub struct LlamaDecoderLayer {
+    pub input_layernorm: RmsNorm,
+    pub self_attn: LlamaAttention,
+    pub post_attention_layernorm: RmsNorm,
+    /// gate_proj rows then up_proj rows: `[2 * intermediate, hidden]`.
+    pub gate_up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+#[derive(Debug)]
+pub struct Llama {
+    pub config: TextConfig,
+    pub embed_tokens: GpuMatrix,
+    pub layers: Vec<LlamaDecoderLayer>,
+    pub norm: RmsNorm,
+    pub lm_head: Linear,
+}
+
+/// Keys and values of every layer for the positions seen so far.
+#[derive(Debug)]
+pub struct KvCache {
+    pub keys: Vec<GpuTensor>,   // per layer [capacity, kv_heads * head_dim]
+    pub values: Vec<GpuTensor>, // per layer [capacity, kv_heads * head_dim]
+    pub capacity: usize,
+    pub len: usize,
+}
+
+impl KvCache {
+    pub fn new(ctx: &GpuContext, c: &TextConfig, capacity: usize) -> Self {
+        let w = c.num_key_value_heads * c.head_dim;
+        let mk = |label| (0..c.num_hidden_layers).map(|_| GpuTensor::zeros(ctx, &[capacity, w], label)).collect();
+        KvCache { keys: mk("k cache"), values: mk("v cache"), capacity, len: 0 }
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.keys.iter().chain(&self.values).map(|t| t.size_bytes()).sum()
+    }
+}
+
+/// The device buffers of one forward pass's capture plan, filled while recording.
+#[derive(Debug, Default)]
+pub struct LayerCaptures {
+    pub rows: Vec<(String, RowCapture)>,
+    pub attention: Vec<(usize, AttentionCapture)>,
+}
+
+impl Llama {
+    pub(crate) fn load(up: &mut Uploader<'_>, c: &TextConfig) -> Result<Self, ModelError> {
+        let (d, i, hd) = (c.hidden_size, c.intermediate_size, c.head_dim);
+        let (q, kv) = (c.num_attention_heads * hd, c.num_key_value_heads * hd);
+        let embed_tokens = up.matrix(&[&format!("{P}.embed_tokens.weight")], &[c.vocab_size], d, Role::Vocabulary)?;
+        let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        for n in 0..c.num_hidden_layers {
+            let l = format!("{P}.layers.{n}");
+            let lin = |up: &mut Uploader<'_>, name: &str, o, i| Linear::load(up, &format!("{l}.{name}"), o, i, false, Role::DecoderLinear);
+            let gate_up =
+                up.matrix(&[&format!("{l}.mlp.gate_proj.weight"), &format!("{l}.mlp.up_proj.weight")], &[i, i], d, Role::DecoderLinear)?;
+            layers.push(LlamaDecoderLayer {
+                input_layernorm: RmsNorm::load(up, &format!("{l}.input_layernorm.weight"), d, c.rms_norm_eps)?,
+                self_attn: LlamaAttention {
+                    q_proj: lin(up, "self_attn.q_proj", q, d)?,
+                    k_proj: lin(up, "self_attn.k_proj", kv, d)?,
+                    v_proj: lin(up, "self_attn.v_proj", kv, d)?,
+                    o_proj: lin(up, "self_attn.o_proj", d, q)?,
+                },
+                post_attention_layernorm: RmsNorm::load(up, &format!("{l}.post_attention_layernorm.weight"), d, c.rms_norm_eps)?,
+                gate_up_proj: Linear { weight: gate_up, bias: None },
+                down_proj: lin(up, "mlp.down_proj", d, i)?,
+            });
+        }
+        let norm = RmsNorm::load(up, &format!("{P}.norm.weight"), d, c.rms_norm_eps)?;
+        let lm_head = Linear::load(up, "language_model.lm_head", c.vocab_size, d, false, Role::Vocabulary)?;
+        Ok(Llama { config: c.clone(), embed_tokens, layers, norm, lm_head })
+    }
+
+    /// Runs the decoder over `x [L, hidden]` at positions `cache.len ..`, appending to the cache;
+    /// returns the residual stream after the last layer. Planned hooks are recorded into `caps`.
+    pub fn forward(
+        &self,
+        rec: &mut Recorder<'_>,
+        mut x: GpuTensor,
+        cache: &mut KvCache,
+        plan: &CapturePlan,
+        caps: &mut LayerCaptures,
+    ) -> Result<GpuTensor, ModelError> {
+        let l = rows_of(&x);
+        if cache.len + l > cache.capacity {
+            return Err(ModelError::Prompt(format!("{} tokens exceed the context of {} set for this run", cache.len + l, cache.capacity)));
+        }
+        for (n, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(rec, x, n, &self.config, cache, plan, caps)?;
+        }
+        cache.len += l;
+        Ok(x)
+    }
+}
+
+fn capture_rows(
+    rec: &mut Recorder<'_>,
+    plan: &CapturePlan,
+    caps: &mut LayerCaptures,
+    layer: usize,
+    point: HookPoint,
+    x: &GpuTensor,
+) -> Result<(), ModelError> {
+    if let Some(sel) = plan.get(layer, point) {
+        let d = x.shape()[1];
+        let name = llava_lens_gpu::capture::Hook { layer, point }.to_string();
+        let cap = RowCapture::new(rec.ctx(), sel, d, &name);
+        cap.record(rec, x)?;
+        caps.rows.push((name, cap));
+    }
+    Ok(())
+}
+
+impl LlamaDecoderLayer {
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &self,
+        rec: &mut Recorder<'_>,
+        x: GpuTensor,
+        n: usize,
+        c: &TextConfig,
+        cache: &mut KvCache,
+        plan: &CapturePlan,
+        caps: &mut LayerCaptures,
+    ) -> Result<GpuTensor, ModelError> {
+        let ctx = rec.ctx();
+        let (l, pos, hd) = (rows_of(&x), cache.len, c.head_dim);
+        let kv_w = c.num_key_value_heads * hd;
+        capture_rows(rec, plan, caps, n, HookPoint::ResidPre, &x)?;
+        let h = self.input_layernorm.forward(rec, &x)?;
+        let a = &self.self_attn;
+        let (q, k, v) = (a.q_proj.forward(rec, &h)?, a.k_proj.forward(rec, &h)?, a.v_proj.forward(rec, &h)?);
+        let rope = |heads: usize| RopeShape {
+            n_rows: l,
+            n_heads: heads,
+            head_dim: hd,
+            row_stride: heads * hd,
+            col_offset: 0,
+            pos_offset: pos,
+            theta: c.rope_theta,
+        };
+        ops::rope(rec, &q, rope(c.num_attention_heads))?;
+        ops::rope(rec, &k, rope(c.num_key_value_heads))?;
+        let row_bytes = 4 * kv_w as u64;
+        rec.copy(k.buffer(), 0, cache.keys[n].buffer(), pos as u64 * row_bytes, l as u64 * row_bytes);
+        rec.copy(v.buffer(), 0, cache.values[n].buffer(), pos as u64 * row_bytes, l as u64 * row_bytes);
+        let shape = AttentionShape::packed(l, pos + l, c.num_attention_heads, c.num_key_value_heads, hd, true);
+        let attn = GpuTensor::zeros(ctx, &[l, c.num_attention_heads * hd], "attention z");
+        match plan.attention(n) {
+            Some(sel) => {
+                let cap = AttentionCapture::new(ctx, &sel, &shape)?;
+                ops::attention_capture(rec, &q, &cache.keys[n], &cache.values[n], &attn, &shape, &cap)?;
+                caps.attention.push((n, cap));
+            }
+            None => ops::attention(rec, &q, &cache.keys[n], &cache.values[n], &attn, &shape)?,
+        }
+        let attn_out = a.o_proj.forward(rec, &attn)?;
+        capture_rows(rec, plan, caps, n, HookPoint::AttnOut, &attn_out)?;
+        ops::residual_add(rec, &attn_out, &x)?; // attn_out is now r = x + a
+        capture_rows(rec, plan, caps, n, HookPoint::ResidMid, &attn_out)?;
+        let h = self.post_attention_layernorm.forward(rec, &attn_out)?;
+        let gu = self.gate_up_proj.forward(rec, &h)?;
+        let m = GpuTensor::zeros(ctx, &[l, c.intermediate_size], "silu_mul");
+        ops::silu_mul(rec, &gu, c.intermediate_size, &m)?;
+        let f = self.down_proj.forward(rec, &m)?;
+        capture_rows(rec, plan, caps, n, HookPoint::MlpOut, &f)?;
+        ops::residual_add(rec, &f, &attn_out)?; // f is now x + a + mlp
+        capture_rows(rec, plan, caps, n, HookPoint::ResidPost, &f)?;
+        Ok(f)
+    }
+}

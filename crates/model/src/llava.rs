@@ -1,0 +1,234 @@
+//! `LlavaForConditionalGeneration` (HF models/llava/modeling_llava.py): CLIP features of the
+//! chosen layer (CLS dropped), the two-layer GELU projector, spliced into the token embeddings at
+//! the `<image>` token, then the LLaMA decoder; greedy generation with a KV cache.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use llava_lens_gpu::capture::CapturePlan;
+use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32, read_u32};
+
+use crate::clip::ClipVision;
+use crate::config::{FeatureSelect, LlavaConfig};
+use crate::layers::Linear;
+use crate::llama::{KvCache, LayerCaptures, Llama};
+use crate::weights::{Role, Uploader, WeightDType};
+use crate::{Checkpoint, ModelError, Prompt};
+
+/// `LlavaMultiModalProjector`: linear_1 -> GELU -> linear_2.
+#[derive(Debug)]
+pub struct Projector {
+    pub linear_1: Linear,
+    pub linear_2: Linear,
+}
+
+#[derive(Debug)]
+pub struct Llava {
+    pub config: LlavaConfig,
+    pub dtype: WeightDType,
+    pub vision_tower: ClipVision,
+    pub multi_modal_projector: Projector,
+    pub language_model: Llama,
+    /// Bytes of weights on the GPU.
+    pub weight_bytes: u64,
+}
+
+/// What one run returns: the generated tokens, the next-token distribution at the prompt's last
+/// position, and every planned capture (read back once, at the end).
+#[derive(Debug, Clone, Default)]
+pub struct RunOutput {
+    pub prompt_len: usize,
+    /// Greedy tokens after the prompt (stops at EOS, which is included, or the limit).
+    pub tokens: Vec<u32>,
+    /// Top-k `(token, log-probability)` at the last prompt position.
+    pub top: Vec<(u32, f32)>,
+    /// Full logits at the last prompt position, when asked for (tests, explanations).
+    pub logits: Option<Vec<f32>>,
+    /// Projector output `[image tokens, hidden]`, when asked for.
+    pub image_features: Option<Vec<f32>>,
+    /// Captured activations by hook name, with their shapes.
+    pub captures: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    /// Image-to-first-token time and the decode time (None where no monotonic clock is wired,
+    /// i.e. in wasm, whose caller times with performance.now()).
+    pub prefill_time: Option<Duration>,
+    pub decode_time: Option<Duration>,
+}
+
+/// Options of a run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub max_new_tokens: usize,
+    pub top_k: usize,
+    pub keep_logits: bool,
+    pub keep_image_features: bool,
+    pub plan: CapturePlan,
+    /// Generation stops after this token (the tokenizer's `</s>`).
+    pub eos: Option<u32>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { max_new_tokens: 16, top_k: 5, keep_logits: false, keep_image_features: false, plan: CapturePlan::new(), eos: Some(2) }
+    }
+}
+
+impl Llava {
+    /// Builds the model from a checkpoint, uploading one tensor at a time. `on_tensor` is
+    /// called after each (progress bars).
+    pub fn load(
+        ctx: &GpuContext,
+        ckpt: &Checkpoint,
+        config: &LlavaConfig,
+        dtype: WeightDType,
+        on_tensor: Option<&dyn Fn(&str)>,
+    ) -> Result<Self, ModelError> {
+        let mut up = Uploader { ctx, ckpt, policy: dtype, gpu_bytes: 0, on_tensor };
+        let vision_tower = ClipVision::load(&mut up, &config.vision, config.vision_layers_to_run())?;
+        let (dv, dt) = (config.vision.hidden_size, config.text.hidden_size);
+        let bias = config.projector_bias;
+        let multi_modal_projector = Projector {
+            linear_1: Linear::load(&mut up, "multi_modal_projector.linear_1", dt, dv, bias, Role::Vision)?,
+            linear_2: Linear::load(&mut up, "multi_modal_projector.linear_2", dt, dt, bias, Role::Vision)?,
+        };
+        let language_model = Llama::load(&mut up, &config.text)?;
+        Ok(Llava { config: config.clone(), dtype, vision_tower, multi_modal_projector, language_model, weight_bytes: up.gpu_bytes })
+    }
+
+    /// Tensors a full load uploads (for progress bars).
+    pub fn tensor_count(config: &LlavaConfig) -> usize {
+        4 + 12 * config.vision_layers_to_run() + 4 + 2 + 9 * config.text.num_hidden_layers + 3
+    }
+
+    /// `pixels [3, S, S]` -> projected image features `[image tokens, text hidden]`.
+    pub fn image_features(&self, rec: &mut Recorder<'_>, pixels: &GpuTensor) -> Result<GpuTensor, ModelError> {
+        let h = self.vision_tower.forward(rec, pixels)?;
+        let (n, dv) = (self.config.vision.num_patches(), self.config.vision.hidden_size);
+        let feats = match self.config.vision_feature_select {
+            FeatureSelect::Full => h,
+            FeatureSelect::Default => {
+                let f = GpuTensor::zeros(rec.ctx(), &[n, dv], "image features");
+                rec.copy(h.buffer(), h.offset_bytes() + 4 * dv as u64, f.buffer(), 0, 4 * (n * dv) as u64);
+                f
+            }
+        };
+        let p = &self.multi_modal_projector;
+        let h = p.linear_1.forward(rec, &feats)?;
+        ops::gelu(rec, &h)?;
+        p.linear_2.forward(rec, &h)
+    }
+
+    /// Runs the prompt with the image and generates greedily.
+    pub async fn run(&self, ctx: &GpuContext, prompt: &Prompt, pixels: &[f32], opts: &RunOptions) -> Result<RunOutput, ModelError> {
+        let c = &self.config;
+        let n_img = c.image_tokens();
+        let s = c.vision.image_size;
+        let seq_len = prompt.ids.len() - 1 + n_img;
+        let vocab = c.text.vocab_size;
+        if let Some(&bad) = prompt.ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(ModelError::Prompt(format!("token id {bad} is outside the model's vocabulary of {vocab}")));
+        }
+        if pixels.len() != 3 * s * s {
+            return Err(ModelError::Prompt(format!("pixel_values hold {} values; the model takes 3 x {s} x {s}", pixels.len())));
+        }
+        let capacity = (seq_len + opts.max_new_tokens).min(c.text.max_position_embeddings.max(seq_len + 1));
+        let start = now();
+        let mut cache = KvCache::new(ctx, &c.text, capacity);
+        let mut rec = Recorder::new(ctx, "prefill");
+        let pixels_t = GpuTensor::from_f32(ctx, pixels, &[3, s, s], "pixel_values")?;
+        let feats = self.image_features(&mut rec, &pixels_t)?;
+        // Token embeddings with the image features spliced in where <image> stood.
+        let d = c.text.hidden_size;
+        let off = prompt.image_offset;
+        let mut ids: Vec<u32> = prompt.ids[..off].to_vec();
+        ids.extend(std::iter::repeat_n(0, n_img));
+        ids.extend_from_slice(&prompt.ids[off + 1..]);
+        let ids_t = GpuTensor::from_u32(ctx, &ids, &[seq_len], "input_ids")?;
+        let x = GpuTensor::zeros(ctx, &[seq_len, d], "inputs_embeds");
+        ops::embedding(&mut rec, &ids_t, &self.language_model.embed_tokens, &x)?;
+        rec.copy(feats.buffer(), 0, x.buffer(), 4 * (off * d) as u64, 4 * (n_img * d) as u64);
+        let mut caps = LayerCaptures::default();
+        let h = self.language_model.forward(&mut rec, x, &mut cache, &opts.plan, &mut caps)?;
+        let (logits, top_ids, top_lp) = self.head(&mut rec, &h, seq_len - 1, opts.top_k)?;
+        rec.submit();
+        let mut out = RunOutput { prompt_len: seq_len, ..Default::default() };
+        let ids_top = read_u32(ctx, &top_ids).await?;
+        let lp_top = read_f32(ctx, &top_lp).await?;
+        out.top = ids_top.into_iter().zip(lp_top).collect();
+        if opts.keep_logits {
+            out.logits = Some(read_f32(ctx, &logits).await?);
+        }
+        if opts.keep_image_features {
+            out.image_features = Some(read_f32(ctx, &feats).await?);
+        }
+        for (name, cap) in &caps.rows {
+            out.captures.insert(name.clone(), (cap.values.shape().to_vec(), read_f32(ctx, &cap.values).await?));
+        }
+        for (layer, cap) in &caps.attention {
+            out.captures
+                .insert(format!("blocks.{layer}.attn.hook_pattern"), (cap.pattern.shape().to_vec(), read_f32(ctx, &cap.pattern).await?));
+            out.captures.insert(format!("blocks.{layer}.attn.hook_z"), (cap.z.shape().to_vec(), read_f32(ctx, &cap.z).await?));
+        }
+        out.prefill_time = elapsed(start);
+
+        // Greedy decoding: one submit and one 4-byte read per token.
+        let decode_start = now();
+        let mut next = out.top.first().map(|t| t.0).unwrap_or(0);
+        let no_plan = CapturePlan::new();
+        for step in 0..opts.max_new_tokens {
+            out.tokens.push(next);
+            if Some(next) == opts.eos || step + 1 == opts.max_new_tokens || cache.len >= cache.capacity {
+                break;
+            }
+            let mut rec = Recorder::new(ctx, "decode");
+            let id_t = GpuTensor::from_u32(ctx, &[next], &[1], "token")?;
+            let x = GpuTensor::zeros(ctx, &[1, d], "embed");
+            ops::embedding(&mut rec, &id_t, &self.language_model.embed_tokens, &x)?;
+            let h = self.language_model.forward(&mut rec, x, &mut cache, &no_plan, &mut LayerCaptures::default())?;
+            let (_, top_ids, _) = self.head(&mut rec, &h, 0, 1)?;
+            rec.submit();
+            next = read_u32(ctx, &top_ids).await?[0];
+        }
+        out.decode_time = elapsed(decode_start);
+        Ok(out)
+    }
+
+    /// Final norm and lm_head at row `row` of `h`; the top `k` tokens with log-probabilities.
+    fn head(&self, rec: &mut Recorder<'_>, h: &GpuTensor, row: usize, k: usize) -> Result<(GpuTensor, GpuTensor, GpuTensor), ModelError> {
+        let ctx = rec.ctx();
+        let lm = &self.language_model;
+        let d = lm.config.hidden_size;
+        let last = GpuTensor::zeros(ctx, &[1, d], "last hidden");
+        rec.copy(h.buffer(), h.offset_bytes() + 4 * (row * d) as u64, last.buffer(), 0, 4 * d as u64);
+        let normed = lm.norm.forward(rec, &last)?;
+        let logits = lm.lm_head.forward(rec, &normed)?;
+        let vocab = lm.config.vocab_size;
+        let (vals, ids, lp) = (
+            GpuTensor::zeros(ctx, &[k], "top values"),
+            GpuTensor::zeros(ctx, &[k], "top ids"),
+            GpuTensor::zeros(ctx, &[k], "top log-probs"),
+        );
+        ops::top_k(rec, &logits, vocab, k, &vals, &ids)?;
+        ops::log_softmax_gather(rec, &logits, vocab, &ids, &lp)?;
+        Ok((logits, ids, lp))
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn now() -> Option<std::time::Instant> {
+    Some(std::time::Instant::now())
+}
+
+#[cfg(target_arch = "wasm32")]
+fn now() -> Option<()> {
+    None
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn elapsed(start: Option<std::time::Instant>) -> Option<Duration> {
+    start.map(|s| s.elapsed())
+}
+
+#[cfg(target_arch = "wasm32")]
+fn elapsed(_: Option<()>) -> Option<Duration> {
+    None
+}

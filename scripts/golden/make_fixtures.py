@@ -1,0 +1,108 @@
+"""Golden fixtures from HF transformers for llava-lens's parity tests.
+
+Loads a model folder written by `llava-lens make-tiny` with LlavaForConditionalGeneration (CPU,
+fp32, eager attention), runs the committed test image and the paper's prompt, and writes one
+safetensors file with what the Rust tests compare against:
+
+  pixel_values        [3, S, S]   CLIPImageProcessor (PIL bicubic, center crop) at the model size
+  pixel_values_336    [3, 336, 336] the same image at llava-1.5's real size (preprocessing only)
+  input_ids           [L0]        the prompt with one <image> token (int64)
+  image_features      [N, D]      multi_modal_projector output
+  resid_pre           [layers, D] residual stream entering every decoder layer, last position
+  resid_final         [D]         last layer's output at the last position (before the final norm)
+  logits              [V]         final logits at the last position
+  attn_last_row       [layers, heads, L] attention of the last query, every layer and head
+  greedy_tokens       [T]         greedy continuation (int64)
+
+Usage (needs torch, transformers, pillow, safetensors; tests never run Python):
+  llava-lens make-tiny --out tests/data/tiny-llava --seed 0 --gqa
+  python scripts/golden/make_fixtures.py tests/data/tiny-llava tests/data/images/scene-500x375.png \
+      tests/data/golden/tiny-llava.safetensors
+"""
+import json
+import sys
+from pathlib import Path
+
+import torch
+import transformers
+from PIL import Image
+from safetensors.torch import save_file
+from transformers import LlavaForConditionalGeneration, PreTrainedTokenizerFast
+
+try:  # transformers 5: the PIL backend by name (the default one needs torchvision)
+    from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+except ImportError:  # transformers 4: CLIPImageProcessor is the PIL one
+    from transformers import CLIPImageProcessor
+
+QUESTION = "What is the color of the dog?"
+ANSWER_PREFIX = "The color of the dog is"
+PROMPT = f"USER: <image>\n{QUESTION}\nASSISTANT: {ANSWER_PREFIX}"
+GREEDY_TOKENS = 8
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def processor(size):
+    # llava-hf/llava-1.5-7b-hf's preprocessor_config.json, at `size`, with Pillow resampling.
+    return CLIPImageProcessor(
+        do_resize=True, size={"shortest_edge": size}, resample=3, do_center_crop=True,
+        crop_size={"height": size, "width": size}, do_rescale=True, rescale_factor=1 / 255,
+        do_normalize=True, image_mean=CLIP_MEAN, image_std=CLIP_STD, do_convert_rgb=True)
+
+
+def main(model_dir, image_path, out_path):
+    model_dir, out_path = Path(model_dir), Path(out_path)
+    torch.manual_seed(0)
+    model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    cfg = model.config
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(model_dir / "tokenizer.json"), bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    image = Image.open(image_path).convert("RGB")
+    size = cfg.vision_config.image_size
+    pixel_values = processor(size)(images=image, return_tensors="pt")["pixel_values"]
+    pixel_values_336 = processor(336)(images=image, return_tensors="pt")["pixel_values"]
+
+    ids = tok(PROMPT)["input_ids"]
+    assert ids.count(cfg.image_token_index) == 1, ids
+    off = ids.index(cfg.image_token_index)
+    n_img = (size // cfg.vision_config.patch_size) ** 2
+    # Current transformers expects the image token repeated once per image feature.
+    expanded = ids[:off] + [cfg.image_token_index] * n_img + ids[off + 1:]
+    input_ids = torch.tensor([expanded])
+
+    grabbed = {}
+    model.model.multi_modal_projector.register_forward_hook(lambda m, i, o: grabbed.__setitem__("image_features", o))
+    last_layer = model.model.language_model.layers[-1]
+    last_layer.register_forward_hook(lambda m, i, o: grabbed.__setitem__("resid_final", o[0] if isinstance(o, tuple) else o))
+    with torch.no_grad():
+        out = model(input_ids=input_ids, pixel_values=pixel_values, output_hidden_states=True, output_attentions=True)
+        forward = dict(grabbed)  # generate() below fires the hooks again, one token at a time
+        greedy = model.generate(input_ids=input_ids, pixel_values=pixel_values, max_new_tokens=GREEDY_TOKENS, do_sample=False)
+    hs = out.hidden_states  # embeddings, then each layer's output (the last one after the final norm)
+    n_layers = cfg.text_config.num_hidden_layers
+    tensors = {
+        "pixel_values": pixel_values[0].contiguous(),
+        "pixel_values_336": pixel_values_336[0].contiguous(),
+        "input_ids": torch.tensor(ids, dtype=torch.int64),
+        "image_features": forward["image_features"].reshape(-1, cfg.text_config.hidden_size).contiguous(),
+        "resid_pre": torch.stack([hs[layer][0, -1] for layer in range(n_layers)]).contiguous(),
+        "resid_final": forward["resid_final"][0, -1].contiguous(),
+        "logits": out.logits[0, -1].contiguous(),
+        "attn_last_row": torch.stack([a[0, :, -1, :] for a in out.attentions]).contiguous(),
+        "greedy_tokens": greedy[0, input_ids.shape[1]:].to(torch.int64).contiguous(),
+    }
+    meta = {
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "model": model_dir.name,
+        "image": Path(image_path).name,
+        "prompt": json.dumps(PROMPT),
+        "image_offset": str(off),
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out_path), metadata=meta)
+    print(f"wrote {out_path}: " + ", ".join(f"{k} {list(v.shape)}" for k, v in tensors.items()))
+    print("greedy:", tok.decode(tensors["greedy_tokens"]), "| top-1:", int(tensors["logits"].argmax()))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
