@@ -1,0 +1,91 @@
+//! `llava-lens make-tiny` then `llava-lens run`, as a user would from a clean clone.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_llava-lens"))
+}
+
+fn repo(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("llava-lens-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+#[test]
+fn make_tiny_is_deterministic_and_equals_the_committed_test_model() {
+    let out = temp_dir("tiny-gqa");
+    let st = bin().args(["make-tiny", "--seed", "0", "--gqa", "--out"]).arg(&out).status().unwrap();
+    assert!(st.success());
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        let made = std::fs::read(out.join(f)).unwrap();
+        let committed = std::fs::read(repo("tests/data/tiny-llava").join(f)).unwrap();
+        assert!(
+            made == committed,
+            "{f} differs from tests/data/tiny-llava (regenerate the golden fixture if the generator changed on purpose)"
+        );
+    }
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn run_answers_as_json() {
+    let model = temp_dir("tiny-run");
+    assert!(bin().args(["make-tiny", "--seed", "3", "--out"]).arg(&model).status().unwrap().success());
+    let out = bin()
+        .args([
+            "run",
+            "--json",
+            "--max-new-tokens",
+            "4",
+            "--dtype",
+            "q4",
+            "--question",
+            "What is the color of the star?",
+            "--answer-prefix",
+            "The color of the star is",
+            "--model",
+        ])
+        .arg(&model)
+        .arg("--image")
+        .arg(repo("tests/data/images/scene-500x375.png"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["dtype"], "q4");
+    assert_eq!(v["image_offset"], 4, "tiny tokenizer: <s> ▁USER : ▁ <image>");
+    let ids = v["answer_ids"].as_array().unwrap();
+    assert!(!ids.is_empty() && ids.len() <= 4);
+    let top = v["top_next_tokens"].as_array().unwrap();
+    assert_eq!(top.len(), 5);
+    let probs: Vec<f64> = top.iter().map(|t| t["prob"].as_f64().unwrap()).collect();
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs[0] <= 1.0 && probs.iter().sum::<f64>() <= 1.0 + 1e-5, "{probs:?}");
+    assert_eq!(ids[0], top[0]["id"], "greedy first token is the top-1");
+    assert!(v["timings_ms"]["image_to_first_token"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_dir_all(model);
+}
+
+#[test]
+fn bad_inputs_fail_with_the_file_named() {
+    let model = temp_dir("tiny-bad");
+    assert!(bin().args(["make-tiny", "--out"]).arg(&model).status().unwrap().success());
+    let run = |image: PathBuf, question: &str| {
+        let out = bin().args(["run", "--question", question, "--model"]).arg(&model).arg("--image").arg(image).output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let not_image = model.join("config.json");
+    let err = run(not_image.clone(), "What?");
+    assert!(err.contains("config.json") && err.contains("not a PNG"), "{err}");
+    let err = run(repo("tests/data/images/scene-500x375.png"), "  ");
+    assert!(err.contains("question is empty"), "{err}");
+    let err = run(model.join("missing.png"), "What?");
+    assert!(err.contains("missing.png"), "{err}");
+    let _ = std::fs::remove_dir_all(model);
+}

@@ -1,0 +1,137 @@
+//! Loading checkpoints as they exist in the wild, and failing clearly on broken ones.
+
+use std::path::{Path, PathBuf};
+
+use llava_lens_model::{Checkpoint, LlavaConfig, ModelError};
+use safetensors::SafeTensors;
+use safetensors::tensor::TensorView;
+
+fn tiny() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/tiny-llava")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("llava-lens-load-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::copy(tiny().join("config.json"), d.join("config.json")).unwrap();
+    d
+}
+
+/// Rewrites the tiny model's tensors through `rename` into `files` shards (names round-robin).
+fn rewrite(dir: &Path, shards: usize, rename: impl Fn(&str) -> String) {
+    let bytes = std::fs::read(tiny().join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors = st.tensors();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut weight_map = serde_json::Map::new();
+    for s in 0..shards {
+        let file = if shards == 1 { "model.safetensors".to_string() } else { format!("model-{:05}-of-{shards:05}.safetensors", s + 1) };
+        let part: Vec<(String, TensorView<'_>)> = tensors.iter().skip(s).step_by(shards).map(|(n, t)| (rename(n), t.clone())).collect();
+        for (n, _) in &part {
+            weight_map.insert(n.clone(), file.clone().into());
+        }
+        std::fs::write(dir.join(&file), safetensors::tensor::serialize(part, None).unwrap()).unwrap();
+    }
+    if shards > 1 {
+        let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+        std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    }
+}
+
+fn all_tensors(dir: &Path) -> Vec<(String, Vec<f32>)> {
+    let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
+    let ckpt = Checkpoint::open(dir).unwrap();
+    let names = [
+        "vision_tower.vision_model.encoder.layers.1.mlp.fc2.weight",
+        "language_model.model.layers.1.self_attn.k_proj.weight",
+        "language_model.lm_head.weight",
+        "multi_modal_projector.linear_2.bias",
+    ];
+    let t = &config.text;
+    let shapes =
+        [vec![32, 64], vec![t.num_key_value_heads * t.head_dim, t.hidden_size], vec![t.vocab_size, t.hidden_size], vec![t.hidden_size]];
+    names.iter().zip(shapes).map(|(n, s)| (n.to_string(), ckpt.f32(n, &s).unwrap())).collect()
+}
+
+#[test]
+fn sharded_and_renamed_checkpoints_load_the_same_tensors() {
+    let reference = all_tensors(&tiny());
+    // transformers 4.5x save_pretrained names, in three shards.
+    let v45 = temp_dir("v45");
+    rewrite(&v45, 3, |n| {
+        if n == "language_model.lm_head.weight" {
+            "lm_head.weight".into()
+        } else if let Some(r) = n.strip_prefix("language_model.model.") {
+            format!("model.language_model.{r}")
+        } else {
+            format!("model.{n}")
+        }
+    });
+    assert_eq!(all_tensors(&v45), reference);
+    // transformers 5.24 names (no vision_model.), one file.
+    let v5 = temp_dir("v5");
+    rewrite(&v5, 1, |n| n.replace("vision_tower.vision_model.", "vision_tower."));
+    assert_eq!(all_tensors(&v5), reference);
+    let _ = (std::fs::remove_dir_all(v45), std::fs::remove_dir_all(v5));
+}
+
+fn open_err(dir: &Path) -> String {
+    Checkpoint::open(dir).unwrap_err().to_string()
+}
+
+#[test]
+fn broken_checkpoints_are_clear_errors() {
+    let full = std::fs::read(tiny().join("model.safetensors")).unwrap();
+    let dir = temp_dir("broken");
+    let st = dir.join("model.safetensors");
+
+    std::fs::write(&st, &full[..full.len() - 100]).unwrap();
+    let e = open_err(&dir);
+    assert!(e.contains("model.safetensors: not a valid safetensors file") && e.contains("MetadataIncompleteBuffer"), "truncated: {e}");
+
+    let mut huge = full.clone();
+    huge[..8].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+    std::fs::write(&st, &huge).unwrap();
+    let e = open_err(&dir);
+    assert!(e.contains("not a valid safetensors file") && e.contains("HeaderTooLarge"), "header larger than the file: {e}");
+
+    let mut claims_more = full.clone();
+    claims_more[..8].copy_from_slice(&(full.len() as u64 + 10).to_le_bytes());
+    std::fs::write(&st, &claims_more).unwrap();
+    let e = open_err(&dir);
+    assert!(e.contains("InvalidHeaderLength"), "header claims more than the file holds: {e}");
+
+    std::fs::write(&st, b"tiny").unwrap();
+    assert!(open_err(&dir).contains("HeaderTooSmall"));
+
+    std::fs::remove_file(&st).unwrap();
+    let e = open_err(&dir);
+    assert!(e.contains("model.safetensors") && e.contains("no model.safetensors and no model.safetensors.index.json"), "{e}");
+
+    rewrite(&dir, 2, |n| n.to_string());
+    std::fs::remove_file(dir.join("model-00002-of-00002.safetensors")).unwrap();
+    let e = open_err(&dir);
+    assert!(e.contains("model-00002-of-00002.safetensors") && e.contains("missing"), "missing shard: {e}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn config_and_weights_that_disagree_name_the_tensor() {
+    let dir = temp_dir("mismatch");
+    std::fs::copy(tiny().join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap().replace("\"intermediate_size\": 128", "\"intermediate_size\": 96");
+    std::fs::write(dir.join("config.json"), text).unwrap();
+    let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
+    let ckpt = Checkpoint::open(&dir).unwrap();
+    let ctx = llava_lens_gpu::GpuContext::new_blocking(Default::default()).unwrap();
+    let err = llava_lens_model::Llava::load(&ctx, &ckpt, &config, llava_lens_model::WeightDType::F32, None).unwrap_err();
+    assert!(matches!(err, ModelError::Tensor { .. }), "{err}");
+    let e = err.to_string();
+    assert!(
+        e.contains("model.safetensors: tensor language_model.model.layers.0.mlp.gate_proj.weight: expected shape [96, 64]")
+            && e.contains("found shape [128, 64]"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
