@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::GpuError;
+use crate::memory::MemoryStats;
 use crate::pipelines::PipelineCache;
 
 /// The largest storage binding and buffer we ask for even where an adapter offers more: beyond it
@@ -35,6 +36,7 @@ pub struct GpuContext {
     limits: wgpu::Limits,
     binding_limit: u64,
     pub(crate) pipelines: Arc<PipelineCache>,
+    pub(crate) memory: Arc<MemoryStats>,
     /// 16 bytes bound where an entry point's binding carries nothing (the scales of f32 weights).
     pub(crate) dummy: wgpu::Buffer,
 }
@@ -82,7 +84,17 @@ impl GpuContext {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        Ok(GpuContext { device, queue, adapter_info, features, limits, binding_limit, pipelines: Arc::default(), dummy })
+        Ok(GpuContext {
+            device,
+            queue,
+            adapter_info,
+            features,
+            limits,
+            binding_limit,
+            pipelines: Arc::default(),
+            memory: Arc::default(),
+            dummy,
+        })
     }
 
     /// [`GpuContext::new`] driven to completion on this thread (native only).
@@ -94,6 +106,11 @@ impl GpuContext {
     /// The same device with a smaller storage-binding size for planning (tests of row splitting).
     pub fn with_binding_limit(&self, bytes: u64) -> GpuContext {
         GpuContext { binding_limit: bytes.min(self.limits.max_storage_buffer_binding_size), ..self.clone() }
+    }
+
+    /// Device memory held in llava-lens's tensors and weights: live and peak bytes.
+    pub fn memory(&self) -> &MemoryStats {
+        &self.memory
     }
 
     /// Largest storage binding the planner may use, in bytes.

@@ -10,6 +10,7 @@ pub mod capture;
 mod context;
 mod error;
 pub mod kernels;
+mod memory;
 pub mod ops;
 pub mod params;
 mod pipelines;
@@ -19,6 +20,7 @@ mod tensor;
 
 pub use context::{ContextOptions, GpuContext, MAX_BINDING_BYTES};
 pub use error::GpuError;
+pub use memory::{MemoryStats, TrackedBuffer};
 pub use readback::{read_buffer, read_f32, read_u32};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::{read_f32_blocking, read_u32_blocking};

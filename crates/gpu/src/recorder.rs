@@ -119,6 +119,15 @@ impl<'a> Recorder<'a> {
         self.encoder().copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
     }
 
+    /// Submits what is recorded so far and starts a new command buffer. Temporaries of the
+    /// submitted work can then be freed (long prefills flush after each layer to bound memory).
+    pub fn flush(&mut self) -> wgpu::SubmissionIndex {
+        self.pass = None;
+        let fresh = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("llava-lens") });
+        let done = std::mem::replace(&mut self.encoder, fresh);
+        self.ctx.queue.submit([done.finish()])
+    }
+
     pub fn finish(mut self) -> wgpu::CommandBuffer {
         self.pass = None;
         self.encoder.finish()

@@ -1,8 +1,11 @@
 //! Device tensors: f32/u32 activations as views into buffers, and weight matrices split into
 //! row blocks that each fit one storage binding.
 
+use std::sync::Arc;
+
 use llava_lens_tensor::{DType, HostMatrix};
-use wgpu::util::DeviceExt;
+
+use crate::memory::TrackedBuffer;
 
 use crate::{GpuContext, GpuError};
 
@@ -12,7 +15,7 @@ const USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::Buffer
 /// Allocations are padded to 16 bytes so a view can also be read as `array<vec4<f32>>`.
 #[derive(Debug, Clone)]
 pub struct GpuTensor {
-    buffer: wgpu::Buffer,
+    buffer: Arc<TrackedBuffer>,
     offset: u64,
     len: usize,
     shape: Vec<usize>,
@@ -26,19 +29,22 @@ impl GpuTensor {
     /// An uninitialised-by-us (zeroed by wgpu) tensor.
     pub fn zeros(ctx: &GpuContext, shape: &[usize], label: &str) -> GpuTensor {
         let len: usize = shape.iter().product();
-        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: padded(len as u64 * 4),
-            usage: USAGE,
-            mapped_at_creation: false,
-        });
+        let buffer = TrackedBuffer::new(
+            &ctx.device,
+            &ctx.memory,
+            &wgpu::BufferDescriptor { label: Some(label), size: padded(len as u64 * 4), usage: USAGE, mapped_at_creation: false },
+        );
         GpuTensor { buffer, offset: 0, len, shape: shape.to_vec() }
     }
 
     fn from_bytes(ctx: &GpuContext, bytes: &[u8], shape: &[usize], label: &str) -> GpuTensor {
         let mut data = bytes.to_vec();
         data.resize(padded(bytes.len() as u64) as usize, 0);
-        let buffer = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents: &data, usage: USAGE });
+        let buffer = TrackedBuffer::with_data(
+            &ctx.device,
+            &ctx.memory,
+            &wgpu::util::BufferInitDescriptor { label: Some(label), contents: &data, usage: USAGE },
+        );
         GpuTensor { buffer, offset: 0, len: bytes.len() / 4, shape: shape.to_vec() }
     }
 
@@ -121,7 +127,7 @@ fn check_len(len: usize, shape: &[usize], label: &str) -> Result<(), GpuError> {
 pub struct MatrixBlock {
     pub row_start: usize,
     pub rows: usize,
-    pub buffer: wgpu::Buffer,
+    pub buffer: Arc<TrackedBuffer>,
     /// Bytes of the values plane, rounded up to 16 (it is read as vec4 words).
     pub values_size: u64,
     /// (offset, size) in bytes of the scales plane.
@@ -170,11 +176,15 @@ impl GpuMatrix {
             let values_size = (values_end as u64).next_multiple_of(16);
             bytes.resize((bytes.len().max(values_size as usize)).next_multiple_of(16), 0);
             let scales = scales_offset.map(|o| (o as u64, (bytes.len() - o) as u64));
-            let buffer = ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(&format!("{label} rows {start}..{end}")),
-                contents: &bytes,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            });
+            let buffer = TrackedBuffer::with_data(
+                &ctx.device,
+                &ctx.memory,
+                &wgpu::util::BufferInitDescriptor {
+                    label: Some(&format!("{label} rows {start}..{end}")),
+                    contents: &bytes,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                },
+            );
             blocks.push(MatrixBlock { row_start: start, rows: end - start, buffer, values_size, scales });
             start = end;
         }

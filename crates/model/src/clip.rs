@@ -44,7 +44,7 @@ impl ClipVision {
     /// Loads the embeddings and the first `n_layers` encoder layers.
     pub(crate) fn load(up: &mut Uploader<'_>, c: &VisionConfig, n_layers: usize) -> Result<Self, ModelError> {
         let (d, ch, p) = (c.hidden_size, c.num_channels, c.patch_size);
-        let conv = up.ckpt.f32(&format!("{P}.embeddings.patch_embedding.weight"), &[d, ch, p, p])?;
+        let conv = up.source.f32(&format!("{P}.embeddings.patch_embedding.weight"), &[d, ch, p, p])?;
         let dtype = crate::weights::gpu_dtype(up.policy, Role::Vision, ch * p * p);
         let host = llava_lens_tensor::HostMatrix::from_f32(d, ch * p * p, &conv, dtype)?;
         let patch_embedding = GpuMatrix::upload(up.ctx, &host, "patch_embedding")?;

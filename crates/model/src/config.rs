@@ -9,6 +9,18 @@ use serde_json::Value;
 
 use crate::ModelError;
 
+/// config.json of llava-hf/llava-1.5-7b-hf as published (transformers 4.36 era): most text
+/// fields are absent and come from LlamaConfig's defaults.
+pub const LLAVA_1_5_7B_CONFIG: &str = r#"{
+  "architectures": ["LlavaForConditionalGeneration"], "ignore_index": -100, "image_token_index": 32000,
+  "model_type": "llava", "pad_token_id": 32001, "projector_hidden_act": "gelu",
+  "text_config": {"_name_or_path": "lmsys/vicuna-7b-v1.5", "architectures": ["LlamaForCausalLM"],
+    "max_position_embeddings": 4096, "model_type": "llama", "rms_norm_eps": 1e-05, "torch_dtype": "float16", "vocab_size": 32064},
+  "tie_word_embeddings": false, "torch_dtype": "float16", "transformers_version": "4.36.0.dev0",
+  "vision_config": {"hidden_size": 1024, "image_size": 336, "intermediate_size": 4096, "model_type": "clip_vision_model",
+    "num_attention_heads": 16, "num_hidden_layers": 24, "patch_size": 14, "projection_dim": 768, "vocab_size": 32000},
+  "vision_feature_layer": -2, "vision_feature_select_strategy": "default", "vocab_size": 32064}"#;
+
 /// CLIP vision tower (`CLIPVisionConfig`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VisionConfig {
@@ -267,17 +279,7 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    /// The config.json of llava-hf/llava-1.5-7b-hf as published (older transformers): most text
-    /// fields are absent and come from LlamaConfig's defaults.
-    const LLAVA_HF: &str = r#"{
-      "architectures": ["LlavaForConditionalGeneration"], "ignore_index": -100, "image_token_index": 32000,
-      "model_type": "llava", "pad_token_id": 32001, "projector_hidden_act": "gelu",
-      "text_config": {"_name_or_path": "lmsys/vicuna-7b-v1.5", "architectures": ["LlamaForCausalLM"],
-        "max_position_embeddings": 4096, "model_type": "llama", "rms_norm_eps": 1e-05, "torch_dtype": "float16", "vocab_size": 32064},
-      "tie_word_embeddings": false, "torch_dtype": "float16", "transformers_version": "4.36.0.dev0",
-      "vision_config": {"hidden_size": 1024, "image_size": 336, "intermediate_size": 4096, "model_type": "clip_vision_model",
-        "num_attention_heads": 16, "num_hidden_layers": 24, "patch_size": 14, "projection_dim": 768, "vocab_size": 32000},
-      "vision_feature_layer": -2, "vision_feature_select_strategy": "default", "vocab_size": 32064}"#;
+    const LLAVA_HF: &str = LLAVA_1_5_7B_CONFIG;
 
     fn parse(s: &str) -> Result<LlavaConfig, ModelError> {
         LlavaConfig::parse(s, Path::new("config.json"))

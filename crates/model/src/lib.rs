@@ -22,4 +22,4 @@ pub use config::LlavaConfig;
 pub use error::ModelError;
 pub use llava::{Llava, RunOptions, RunOutput};
 pub use tokenizer::{LlavaTokenizer, Prompt};
-pub use weights::WeightDType;
+pub use weights::{RandomWeights, WeightDType, WeightSource};

@@ -12,8 +12,8 @@ use crate::clip::ClipVision;
 use crate::config::{FeatureSelect, LlavaConfig};
 use crate::layers::Linear;
 use crate::llama::{KvCache, LayerCaptures, Llama};
-use crate::weights::{Role, Uploader, WeightDType};
-use crate::{Checkpoint, ModelError, Prompt};
+use crate::weights::{Role, Uploader, WeightDType, WeightSource};
+use crate::{ModelError, Prompt};
 
 /// `LlavaMultiModalProjector`: linear_1 -> GELU -> linear_2.
 #[derive(Debug)]
@@ -77,12 +77,12 @@ impl Llava {
     /// called after each (progress bars).
     pub fn load(
         ctx: &GpuContext,
-        ckpt: &Checkpoint,
+        source: &dyn WeightSource,
         config: &LlavaConfig,
         dtype: WeightDType,
         on_tensor: Option<&dyn Fn(&str)>,
     ) -> Result<Self, ModelError> {
-        let mut up = Uploader { ctx, ckpt, policy: dtype, gpu_bytes: 0, on_tensor };
+        let mut up = Uploader { ctx, source, policy: dtype, gpu_bytes: 0, on_tensor };
         let vision_tower = ClipVision::load(&mut up, &config.vision, config.vision_layers_to_run())?;
         let (dv, dt) = (config.vision.hidden_size, config.text.hidden_size);
         let bias = config.projector_bias;

@@ -4,9 +4,57 @@
 use std::str::FromStr;
 
 use llava_lens_gpu::{GpuContext, GpuMatrix, GpuTensor};
-use llava_lens_tensor::{DType, GROUP_SIZE, HostMatrix};
+use llava_lens_tensor::{DType, GROUP_SIZE, HostMatrix, Rng};
 
 use crate::{Checkpoint, ModelError};
+
+/// Where weights come from: a checkpoint, or generated (benchmarks of 7B shapes need no file).
+pub trait WeightSource {
+    /// Tensor `name` (canonical) as f32, checked to have `shape`.
+    fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError>;
+}
+
+impl WeightSource for Checkpoint {
+    fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+        Checkpoint::f32(self, name, shape)
+    }
+}
+
+/// Seeded uniform random weights of any shape (speed measurements only: values in
+/// +-1/sqrt(fan_in), vectors near 1 so norms stay sane), generated one tensor at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct RandomWeights {
+    pub seed: u64,
+}
+
+impl WeightSource for RandomWeights {
+    fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+        // A per-name stream, so the same tensor is the same whatever the load order.
+        let h = name.bytes().fold(self.seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x1000_0000_01b3));
+        let n: usize = shape.iter().product();
+        let (scale, center) = if shape.len() == 1 { (0.1, 1.0) } else { (2.0 / (*shape.last().unwrap() as f32).sqrt(), 0.0) };
+        let mut out = vec![0f32; n];
+        // Chunks with their own streams, filled in parallel natively (7B shapes: 7e9 values).
+        const CHUNK: usize = 1 << 20;
+        let fill = |(i, chunk): (usize, &mut [f32])| {
+            let mut rng = Rng::new(h ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            chunk.iter_mut().for_each(|v| *v = center + scale * (rng.next_f32() - 0.5));
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        std::thread::scope(|s| {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let mut chunks: Vec<(usize, &mut [f32])> = out.chunks_mut(CHUNK).enumerate().collect();
+            let per = chunks.len().div_ceil(threads).max(1);
+            while !chunks.is_empty() {
+                let batch: Vec<_> = chunks.drain(..per.min(chunks.len())).collect();
+                s.spawn(move || batch.into_iter().for_each(fill));
+            }
+        });
+        #[cfg(target_arch = "wasm32")]
+        out.chunks_mut(CHUNK).enumerate().for_each(fill);
+        Ok(out)
+    }
+}
 
 /// `--dtype`: f32 (fidelity, the paper's setting), f16, q8, q4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +116,7 @@ pub fn gpu_dtype(policy: WeightDType, role: Role, cols: usize) -> DType {
 /// Uploads checkpoint tensors, tracking the bytes placed on the GPU.
 pub struct Uploader<'a> {
     pub ctx: &'a GpuContext,
-    pub ckpt: &'a Checkpoint,
+    pub source: &'a dyn WeightSource,
     pub policy: WeightDType,
     pub gpu_bytes: u64,
     /// Called after each tensor with its name (progress bars).
@@ -92,7 +140,7 @@ impl<'a> Uploader<'a> {
     pub fn matrix(&mut self, names: &[&str], rows: &[usize], cols: usize, role: Role) -> Result<GpuMatrix, ModelError> {
         let mut data = Vec::with_capacity(rows.iter().sum::<usize>() * cols);
         for (name, &r) in names.iter().zip(rows) {
-            data.extend(self.ckpt.f32(name, &[r, cols])?);
+            data.extend(self.source.f32(name, &[r, cols])?);
         }
         let total: usize = rows.iter().sum();
         let dtype = gpu_dtype(self.policy, role, cols);
@@ -106,7 +154,7 @@ impl<'a> Uploader<'a> {
 
     /// A vector (norm weight, bias) in f32.
     pub fn vector(&mut self, name: &str, len: usize) -> Result<GpuTensor, ModelError> {
-        let v = self.ckpt.f32(name, &[len])?;
+        let v = self.source.f32(name, &[len])?;
         self.gpu_bytes += 4 * len as u64;
         self.done(name);
         Ok(GpuTensor::from_f32(self.ctx, &v, &[len], name)?)
@@ -114,7 +162,7 @@ impl<'a> Uploader<'a> {
 
     /// Any tensor in f32 with the given shape (position and class embeddings).
     pub fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<GpuTensor, ModelError> {
-        let v = self.ckpt.f32(name, shape)?;
+        let v = self.source.f32(name, shape)?;
         self.gpu_bytes += 4 * v.len() as u64;
         self.done(name);
         Ok(GpuTensor::from_f32(self.ctx, &v, &[v.len()], name)?)

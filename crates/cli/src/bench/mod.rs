@@ -4,19 +4,30 @@
 //! rate. On lavapipe the numbers are regression baselines only, as ratios to the CPU reference.
 
 mod cases;
+mod e2e;
 mod timing;
 
 use std::io::Write;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, Subcommand};
 use llava_lens_gpu::{ContextOptions, GpuContext};
 use serde_json::{Value, json};
 
 use cases::Case;
 
+#[derive(Debug, Subcommand)]
+pub enum BenchMode {
+    /// The whole pipeline with random weights: image-to-first-token, prefill and decode tokens/s,
+    /// peak GPU memory (one JSON line).
+    E2e(e2e::E2eArgs),
+}
+
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
     /// Shapes scaled down ~8x per dimension, for CPU adapters such as lavapipe.
     #[arg(long)]
     pub quick: bool,
@@ -41,6 +52,9 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchMode::E2e(e)) = &args.mode {
+        return e2e::run(e);
+    }
     let ctx = GpuContext::new_blocking(ContextOptions::default())?;
     let info = &ctx.adapter_info;
     let adapter = json!({

@@ -1,0 +1,78 @@
+//! `llava-lens bench e2e`: the whole Llava pipeline with random weights built in memory (no
+//! file needed): image-to-first-token time, prefill and decode tokens/s, peak GPU memory.
+
+use clap::Args;
+use llava_lens_gpu::{ContextOptions, GpuContext};
+use llava_lens_model::config::LLAVA_1_5_7B_CONFIG;
+use llava_lens_model::{Llava, LlavaConfig, Prompt, RandomWeights, RunOptions, WeightDType, tiny};
+use llava_lens_tensor::Rng;
+use serde_json::json;
+
+/// DESIGN.md's GPU memory target for the 7B model at q4.
+const BUDGET_7B_Q4: u64 = 6 << 30;
+
+#[derive(Debug, Args)]
+pub struct E2eArgs {
+    /// Model shape: the tiny test model, or Llava-1.5-7B.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    #[arg(long, default_value = "q4")]
+    pub dtype: WeightDType,
+    /// Tokens generated after the prompt (no early stop).
+    #[arg(long, default_value_t = 32)]
+    pub new_tokens: usize,
+}
+
+fn preset(name: &str) -> anyhow::Result<LlavaConfig> {
+    let path = std::path::Path::new(name);
+    Ok(match name {
+        "tiny" => LlavaConfig::parse(&tiny::tiny_config(true).to_string(), path)?,
+        "llava-1.5-7b" => LlavaConfig::parse(LLAVA_1_5_7B_CONFIG, path)?,
+        other => anyhow::bail!("unknown preset {other:?}; expected tiny or llava-1.5-7b"),
+    })
+}
+
+pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
+    let config = preset(&args.preset)?;
+    let ctx = GpuContext::new_blocking(ContextOptions::default())?;
+    eprintln!("e2e {} {} on {}", args.preset, args.dtype.name(), ctx.describe());
+    let t = std::time::Instant::now();
+    let model = Llava::load(&ctx, &RandomWeights { seed: 7 }, &config, args.dtype, None)?;
+    let load_s = t.elapsed().as_secs_f64();
+    // The paper's prompt shape: 5 tokens, the image, 21 tokens.
+    let vocab = config.text.vocab_size as u32;
+    let mut ids: Vec<u32> = (0..27).map(|i| 3 + (i * 7919) % (vocab - 3)).filter(|&id| id != config.image_token_index).take(26).collect();
+    ids.insert(5, config.image_token_index);
+    let prompt = Prompt { ids, image_offset: 5 };
+    let s = config.vision.image_size;
+    let pixels = Rng::new(1).normal(3 * s * s, 1.0);
+    let opts = RunOptions { max_new_tokens: args.new_tokens, eos: None, ..Default::default() };
+    // Warm-up: pipeline compilation, first-touch allocation.
+    pollster::block_on(model.run(&ctx, &prompt, &pixels, &RunOptions { max_new_tokens: 2, eos: None, ..Default::default() }))?;
+    ctx.memory().reset_peak();
+    let out = pollster::block_on(model.run(&ctx, &prompt, &pixels, &opts))?;
+    let prefill = out.prefill_time.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
+    let decode = out.decode_time.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
+    let decoded = out.tokens.len().saturating_sub(1);
+    let peak = ctx.memory().peak();
+    let info = &ctx.adapter_info;
+    let record = json!({
+        "bench": "e2e",
+        "preset": args.preset,
+        "dtype": args.dtype.name(),
+        "adapter": info.name,
+        "backend": format!("{:?}", info.backend),
+        "device_type": format!("{:?}", info.device_type),
+        "load_s_random_weights": load_s,
+        "sequence_length": out.prompt_len,
+        "image_to_first_token_ms": prefill * 1e3,
+        "prefill_tokens_per_s": out.prompt_len as f64 / prefill,
+        "decode_tokens": decoded,
+        "decode_tokens_per_s": decoded as f64 / decode,
+        "weight_bytes": model.weight_bytes,
+        "peak_gpu_bytes": peak,
+        "fits_7b_q4_budget": (args.preset == "llava-1.5-7b" && args.dtype == WeightDType::Q4).then_some(peak <= BUDGET_7B_Q4),
+    });
+    println!("{record}");
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Accounting of the device memory llava-lens allocates: every tensor and weight buffer is
+//! counted while alive, and the peak is kept, so benchmarks can report peak GPU memory on any
+//! backend (wgpu exposes no portable allocator statistics). Uniform and staging buffers, small
+//! and transient, are not counted; buffers freed while the GPU still uses them are released by
+//! wgpu a little later than counted here.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wgpu::util::DeviceExt;
+
+#[derive(Debug, Default)]
+pub struct MemoryStats {
+    live: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl MemoryStats {
+    fn alloc(&self, bytes: u64) {
+        let now = self.live.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn free(&self, bytes: u64) {
+        self.live.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes in live buffers now.
+    pub fn live(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Most bytes live at once since the context was made (or the last reset).
+    pub fn peak(&self) -> u64 {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    pub fn reset_peak(&self) {
+        self.peak.store(self.live(), Ordering::Relaxed);
+    }
+}
+
+/// A buffer counted in its context's [`MemoryStats`] until dropped.
+#[derive(Debug)]
+pub struct TrackedBuffer {
+    buffer: wgpu::Buffer,
+    stats: Arc<MemoryStats>,
+}
+
+impl TrackedBuffer {
+    pub(crate) fn new(device: &wgpu::Device, stats: &Arc<MemoryStats>, desc: &wgpu::BufferDescriptor<'_>) -> Arc<Self> {
+        stats.alloc(desc.size);
+        Arc::new(TrackedBuffer { buffer: device.create_buffer(desc), stats: stats.clone() })
+    }
+
+    pub(crate) fn with_data(device: &wgpu::Device, stats: &Arc<MemoryStats>, desc: &wgpu::util::BufferInitDescriptor<'_>) -> Arc<Self> {
+        let buffer = device.create_buffer_init(desc);
+        stats.alloc(buffer.size());
+        Arc::new(TrackedBuffer { buffer, stats: stats.clone() })
+    }
+}
+
+impl std::ops::Deref for TrackedBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for TrackedBuffer {
+    fn drop(&mut self) {
+        self.stats.free(self.buffer.size());
+    }
+}
