@@ -138,6 +138,13 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Canonical names of every tensor, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut n: Vec<String> = self.entries.keys().cloned().collect();
+        n.sort();
+        n
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.entries.contains_key(name)
     }
