@@ -161,5 +161,10 @@ mod tests {
         RgbImage::new(4, 4).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
         let err = decode_image(&png[..png.len() / 2], "half.png").unwrap_err().to_string();
         assert!(err.starts_with("half.png: cannot decode"), "{err}");
+        // A 20000 x 1 image is refused by its header, before any pixel buffer is allocated.
+        let mut wide = Vec::new();
+        RgbImage::new(20000, 1).write_to(&mut std::io::Cursor::new(&mut wide), image::ImageFormat::Png).unwrap();
+        let err = decode_image(&wide, "wide.png").unwrap_err().to_string();
+        assert!(err.starts_with("wide.png: cannot decode") && err.contains("limit"), "{err}");
     }
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use llava_lens_model::{Checkpoint, LlavaConfig, ModelError};
 use safetensors::SafeTensors;
-use safetensors::tensor::TensorView;
+use safetensors::tensor::{Dtype, TensorView};
 
 fn tiny() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/tiny-llava")
@@ -74,6 +74,38 @@ fn sharded_and_renamed_checkpoints_load_the_same_tensors() {
     rewrite(&v5, 1, |n| n.replace("vision_tower.vision_model.", "vision_tower."));
     assert_eq!(all_tensors(&v5), reference);
     let _ = (std::fs::remove_dir_all(v45), std::fs::remove_dir_all(v5));
+}
+
+#[test]
+fn bf16_and_f16_checkpoints_load_as_f32() {
+    let bytes = std::fs::read(tiny().join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    for dtype in [Dtype::BF16, Dtype::F16] {
+        let dir = temp_dir(&format!("{dtype:?}"));
+        let converted: Vec<(String, Vec<usize>, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| {
+                let v: Vec<f32> = bytemuck::pod_collect_to_vec(t.data());
+                let b: Vec<u8> = match dtype {
+                    Dtype::BF16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+                    _ => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+                };
+                (n, t.shape().to_vec(), b)
+            })
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> =
+            converted.iter().map(|(n, s, b)| (n.clone(), TensorView::new(dtype, s.clone(), b).unwrap())).collect();
+        std::fs::write(dir.join("model.safetensors"), safetensors::tensor::serialize(views, None).unwrap()).unwrap();
+        let reference = all_tensors(&tiny());
+        for ((name, got), (_, want)) in all_tensors(&dir).iter().zip(&reference) {
+            let tol = if dtype == Dtype::BF16 { 1.0 / 128.0 } else { 1.0 / 1024.0 };
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() <= tol * w.abs().max(1e-3), "{dtype:?} {name}: {g} vs {w}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 fn open_err(dir: &Path) -> String {
