@@ -13,6 +13,7 @@ pub enum Kernel {
     PatchEmbed,
     Reduce,
     Copy,
+    Explain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +33,7 @@ pub struct EntryPoint {
 use Access::{Read, ReadWrite, Uniform};
 
 impl Kernel {
-    pub const ALL: [Kernel; 9] = [
+    pub const ALL: [Kernel; 10] = [
         Kernel::Linear,
         Kernel::Add,
         Kernel::Activation,
@@ -42,6 +43,7 @@ impl Kernel {
         Kernel::PatchEmbed,
         Kernel::Reduce,
         Kernel::Copy,
+        Kernel::Explain,
     ];
 
     pub fn file(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Kernel {
             Kernel::PatchEmbed => "patch_embed.wgsl",
             Kernel::Reduce => "reduce.wgsl",
             Kernel::Copy => "copy.wgsl",
+            Kernel::Explain => "explain.wgsl",
         }
     }
 
@@ -69,6 +72,7 @@ impl Kernel {
             Kernel::PatchEmbed => include_str!("../../../shaders/patch_embed.wgsl"),
             Kernel::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Kernel::Copy => include_str!("../../../shaders/copy.wgsl"),
+            Kernel::Explain => include_str!("../../../shaders/explain.wgsl"),
         }
     }
 
@@ -84,6 +88,7 @@ impl Kernel {
             Kernel::PatchEmbed => "PatchParams",
             Kernel::Reduce => "ReduceParams",
             Kernel::Copy => "CopyParams",
+            Kernel::Explain => "ExplainParams",
         }
     }
 
@@ -124,6 +129,11 @@ impl Kernel {
                 EntryPoint { name: "log_softmax_gather", bindings: &[(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)] },
             ],
             Kernel::Copy => &[EntryPoint { name: "copy", bindings: &[(0, Uniform), (1, Read), (2, ReadWrite)] }],
+            Kernel::Explain => &[
+                EntryPoint { name: "fixed_rms_norm", bindings: &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite)] },
+                EntryPoint { name: "scatter_heads", bindings: &[(0, Uniform), (1, Read), (4, ReadWrite)] },
+                EntryPoint { name: "weighted_values", bindings: &[(0, Uniform), (1, Read), (3, Read), (4, ReadWrite)] },
+            ],
         }
     }
 

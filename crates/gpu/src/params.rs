@@ -87,6 +87,11 @@ uniform_params!(
     CopyParams { n: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 );
 
+uniform_params!(
+    /// `shaders/explain.wgsl`.
+    ExplainParams { rows: u32, cols: u32, head: u32, head_dim: u32, kv_head: u32, v_stride: u32, eps: f32, _pad0: u32 }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +130,6 @@ mod tests {
         check::<PatchParams>(Kernel::PatchEmbed);
         check::<ReduceParams>(Kernel::Reduce);
         check::<CopyParams>(Kernel::Copy);
+        check::<ExplainParams>(Kernel::Explain);
     }
 }

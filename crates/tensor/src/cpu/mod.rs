@@ -4,6 +4,7 @@
 
 mod activation;
 mod attention;
+mod explain;
 mod linear;
 mod norm;
 mod reduce;
@@ -11,6 +12,7 @@ mod rope;
 
 pub use activation::{gelu, quick_gelu, silu_mul};
 pub use attention::{AttentionShape, attention};
+pub use explain::{fixed_rms_norm, scatter_heads, weighted_values};
 pub use linear::{PatchShape, bias_add, embedding, im2col, matmul, matvec, patch_embed, residual_add};
 pub use norm::{layer_norm, rms_norm};
 pub use reduce::{argmax, log_softmax_gather, top_k};
