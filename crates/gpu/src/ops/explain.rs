@@ -16,7 +16,7 @@ pub fn fixed_rms_norm(
     eps: f32,
 ) -> Result<(), GpuError> {
     let d = weight.len();
-    ensure(d > 0 && x.len() % d == 0 && reference.len() == d, "fixed_rms_norm", || {
+    ensure(d > 0 && x.len().is_multiple_of(d) && reference.len() == d, "fixed_rms_norm", || {
         format!("x {} / weight {d} / reference {}", x.len(), reference.len())
     })?;
     need("fixed_rms_norm", "y", y, x.len())?;
@@ -35,7 +35,9 @@ pub fn fixed_rms_norm(
 
 /// `z [heads * head_dim]` as the block-diagonal `y [heads, heads * head_dim]`.
 pub fn scatter_heads(rec: &mut Recorder<'_>, z: &GpuTensor, head_dim: usize, y: &GpuTensor) -> Result<(), GpuError> {
-    ensure(head_dim > 0 && z.len() % head_dim == 0, "scatter_heads", || format!("{} values are not heads of {head_dim}", z.len()))?;
+    ensure(head_dim > 0 && z.len().is_multiple_of(head_dim), "scatter_heads", || {
+        format!("{} values are not heads of {head_dim}", z.len())
+    })?;
     let (heads, cols) = (z.len() / head_dim, z.len());
     need("scatter_heads", "y", y, heads * cols)?;
     let p = ExplainParams {
