@@ -20,6 +20,6 @@ pub mod weights;
 pub use checkpoint::Checkpoint;
 pub use config::LlavaConfig;
 pub use error::ModelError;
-pub use llava::{Llava, RunOptions, RunOutput};
+pub use llava::{Llava, Prefill, RunOptions, RunOutput};
 pub use tokenizer::{LlavaTokenizer, Prompt};
 pub use weights::{RandomWeights, WeightDType, WeightSource};

@@ -54,6 +54,17 @@ pub struct RunOutput {
     pub decode_time: Option<Duration>,
 }
 
+/// A recorded prefill: the last layer's output `[seq, hidden]`, the KV cache, the planned
+/// captures (device buffers) and the projector output.
+#[derive(Debug)]
+pub struct Prefill {
+    pub seq_len: usize,
+    pub hidden: GpuTensor,
+    pub cache: KvCache,
+    pub captures: LayerCaptures,
+    pub image_features: GpuTensor,
+}
+
 /// Options of a run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -117,8 +128,18 @@ impl Llava {
         p.linear_2.forward(rec, &h)
     }
 
-    /// Runs the prompt with the image and generates greedily.
-    pub async fn run(&self, ctx: &GpuContext, prompt: &Prompt, pixels: &[f32], opts: &RunOptions) -> Result<RunOutput, ModelError> {
+    /// Records the prefill of `prompt` with the image: vision tower, projector, splice, every
+    /// decoder layer with `plan`'s captures. Nothing is submitted (long prefills flush per layer).
+    /// `extra_tokens` reserves KV-cache room for generation.
+    pub fn prefill(
+        &self,
+        rec: &mut Recorder<'_>,
+        prompt: &Prompt,
+        pixels: &[f32],
+        plan: &CapturePlan,
+        extra_tokens: usize,
+    ) -> Result<Prefill, ModelError> {
+        let ctx = rec.ctx();
         let c = &self.config;
         let n_img = c.image_tokens();
         let s = c.vision.image_size;
@@ -130,12 +151,10 @@ impl Llava {
         if pixels.len() != 3 * s * s {
             return Err(ModelError::Prompt(format!("pixel_values hold {} values; the model takes 3 x {s} x {s}", pixels.len())));
         }
-        let capacity = (seq_len + opts.max_new_tokens).min(c.text.max_position_embeddings.max(seq_len + 1));
-        let start = now();
+        let capacity = (seq_len + extra_tokens).min(c.text.max_position_embeddings.max(seq_len + 1));
         let mut cache = KvCache::new(ctx, &c.text, capacity);
-        let mut rec = Recorder::new(ctx, "prefill");
         let pixels_t = GpuTensor::from_f32(ctx, pixels, &[3, s, s], "pixel_values")?;
-        let feats = self.image_features(&mut rec, &pixels_t)?;
+        let image_features = self.image_features(rec, &pixels_t)?;
         // Token embeddings with the image features spliced in where <image> stood.
         let d = c.text.hidden_size;
         let off = prompt.image_offset;
@@ -144,10 +163,20 @@ impl Llava {
         ids.extend_from_slice(&prompt.ids[off + 1..]);
         let ids_t = GpuTensor::from_u32(ctx, &ids, &[seq_len], "input_ids")?;
         let x = GpuTensor::zeros(ctx, &[seq_len, d], "inputs_embeds");
-        ops::embedding(&mut rec, &ids_t, &self.language_model.embed_tokens, &x)?;
-        rec.copy(feats.buffer(), 0, x.buffer(), 4 * (off * d) as u64, 4 * (n_img * d) as u64);
-        let mut caps = LayerCaptures::default();
-        let h = self.language_model.forward(&mut rec, x, &mut cache, &opts.plan, &mut caps)?;
+        ops::embedding(rec, &ids_t, &self.language_model.embed_tokens, &x)?;
+        rec.copy(image_features.buffer(), 0, x.buffer(), 4 * (off * d) as u64, 4 * (n_img * d) as u64);
+        let mut captures = LayerCaptures::default();
+        let hidden = self.language_model.forward(rec, x, &mut cache, plan, &mut captures)?;
+        Ok(Prefill { seq_len, hidden, cache, captures, image_features })
+    }
+
+    /// Runs the prompt with the image and generates greedily.
+    pub async fn run(&self, ctx: &GpuContext, prompt: &Prompt, pixels: &[f32], opts: &RunOptions) -> Result<RunOutput, ModelError> {
+        let d = self.config.text.hidden_size;
+        let start = now();
+        let mut rec = Recorder::new(ctx, "prefill");
+        let Prefill { seq_len, hidden: h, mut cache, captures: caps, image_features: feats } =
+            self.prefill(&mut rec, prompt, pixels, &opts.plan, opts.max_new_tokens)?;
         let (logits, top_ids, top_lp) = self.head(&mut rec, &h, seq_len - 1, opts.top_k)?;
         rec.submit();
         let mut out = RunOutput { prompt_len: seq_len, ..Default::default() };
@@ -192,8 +221,15 @@ impl Llava {
         Ok(out)
     }
 
-    /// Final norm and lm_head at row `row` of `h`; the top `k` tokens with log-probabilities.
-    fn head(&self, rec: &mut Recorder<'_>, h: &GpuTensor, row: usize, k: usize) -> Result<(GpuTensor, GpuTensor, GpuTensor), ModelError> {
+    /// Final norm and lm_head at row `row` of `h`: the logits `[vocab]` and the top `k` tokens
+    /// with their log-probabilities (all on the GPU).
+    pub fn head(
+        &self,
+        rec: &mut Recorder<'_>,
+        h: &GpuTensor,
+        row: usize,
+        k: usize,
+    ) -> Result<(GpuTensor, GpuTensor, GpuTensor), ModelError> {
         let ctx = rec.ctx();
         let lm = &self.language_model;
         let d = lm.config.hidden_size;
