@@ -14,6 +14,17 @@ safetensors file with what the Rust tests compare against:
   attn_last_row       [layers, heads, L] attention of the last query, every layer and head
   greedy_tokens       [T]         greedy continuation (int64)
 
+and the attribution of Yu & Ananiadou (2024) computed as the authors' notebook does (fixed
+final-norm scale from the last layer's output at the last position, eps 1e-6; baseline = the
+residual entering the layer; target = the top-1 next token):
+
+  explain_target      [1]         the scored token (int64)
+  head_scores         [layers, heads]  logp(w | x^l + o^{l,h}) - logp(w | x^l)
+  attention_layer_scores [layers] logp(w | r^l) - logp(w | x^l)
+  mlp_layer_scores    [layers]    logp(w | x^{l+1}) - logp(w | r^l)
+  position_scores     [L]         best head: logp(w | x^l + alpha_j v_j W_O^h) - logp(w | x^l)
+  baseline_map        [N]         mean over layers and heads of the last query's attention on patches
+
 Usage (needs torch, transformers, pillow, safetensors; tests never run Python):
   llava-lens make-tiny --out tests/data/tiny-llava --seed 0 --gqa
   python scripts/golden/make_fixtures.py tests/data/tiny-llava tests/data/images/scene-500x375.png \
@@ -71,6 +82,15 @@ def main(model_dir, image_path, out_path):
 
     grabbed = {}
     model.model.multi_modal_projector.register_forward_hook(lambda m, i, o: grabbed.__setitem__("image_features", o))
+    def keep(name, value):  # hooks must return None, or they replace the module's input/output
+        grabbed.setdefault(name, value)
+
+    layers = model.model.language_model.layers
+    for i, layer in enumerate(layers):
+        attn = layer.self_attn
+        attn.o_proj.register_forward_pre_hook(lambda m, a, i=i: keep(f"z{i}", a[0]))
+        attn.o_proj.register_forward_hook(lambda m, a, o, i=i: keep(f"attn_out{i}", o))
+        attn.v_proj.register_forward_hook(lambda m, a, o, i=i: keep(f"v{i}", o))
     last_layer = model.model.language_model.layers[-1]
     last_layer.register_forward_hook(lambda m, i, o: grabbed.__setitem__("resid_final", o[0] if isinstance(o, tuple) else o))
     with torch.no_grad():
@@ -98,10 +118,57 @@ def main(model_dir, image_path, out_path):
         "prompt": json.dumps(PROMPT),
         "image_offset": str(off),
     }
+    tensors.update(attribution(model, forward, hs, out.attentions, off, n_img))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out_path), metadata=meta)
     print(f"wrote {out_path}: " + ", ".join(f"{k} {list(v.shape)}" for k, v in tensors.items()))
     print("greedy:", tok.decode(tensors["greedy_tokens"]), "| top-1:", int(tensors["logits"].argmax()))
+
+
+def attribution(model, forward, hs, attentions, off, n_img):
+    tc = model.config.text_config
+    n_layers, heads, kv, hd = tc.num_hidden_layers, tc.num_attention_heads, tc.num_key_value_heads, tc.head_dim
+    w_u = model.lm_head.weight  # [V, d]
+    g = model.model.language_model.norm.weight
+    x_final = forward["resid_final"][0, -1]
+    scale = torch.rsqrt(x_final.pow(2).mean() + 1e-6)
+
+    def logp(v):  # v [n, d] -> log p(target) under the frozen-scale projection
+        return torch.log_softmax((v * g * scale) @ w_u.T, dim=-1)[:, target]
+
+    with torch.no_grad():
+        target = int((model.model.language_model.norm(forward["resid_final"][:, -1:]) @ w_u.T)[0, -1].argmax())
+        head_scores = torch.zeros(n_layers, heads)
+        attn_scores, mlp_scores = torch.zeros(n_layers), torch.zeros(n_layers)
+        for layer in range(n_layers):
+            x = hs[layer][0, -1]
+            w_o = model.model.language_model.layers[layer].self_attn.o_proj.weight  # [d, heads * hd]
+            z = forward[f"z{layer}"][0, -1].view(heads, hd)
+            o = torch.stack([z[h] @ w_o[:, h * hd:(h + 1) * hd].T for h in range(heads)])
+            base = logp(x[None])[0]
+            head_scores[layer] = logp(x[None] + o) - base
+            r = x + forward[f"attn_out{layer}"][0, -1]
+            nxt = hs[layer + 1][0, -1] if layer + 1 < n_layers else x_final
+            attn_scores[layer] = logp(r[None])[0] - base
+            mlp_scores[layer] = logp(nxt[None])[0] - logp(r[None])[0]
+        best = int(head_scores.argmax())
+        layer, h = divmod(best, heads)
+        x = hs[layer][0, -1]
+        w_o_h = model.model.language_model.layers[layer].self_attn.o_proj.weight[:, h * hd:(h + 1) * hd]
+        kvh = h // (heads // kv)
+        v = forward[f"v{layer}"][0, :, kvh * hd:(kvh + 1) * hd]  # [L, hd]
+        alpha = attentions[layer][0, h, -1, :]
+        u = alpha[:, None] * (v @ w_o_h.T)
+        position_scores = logp(x[None] + u) - logp(x[None])[0]
+        baseline = torch.stack([a[0, :, -1, off:off + n_img] for a in attentions]).mean(dim=(0, 1))
+    return {
+        "explain_target": torch.tensor([target], dtype=torch.int64),
+        "head_scores": head_scores.contiguous(),
+        "attention_layer_scores": attn_scores.contiguous(),
+        "mlp_layer_scores": mlp_scores.contiguous(),
+        "position_scores": position_scores.contiguous(),
+        "baseline_map": baseline.contiguous(),
+    }
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@
 //! There is no skip: without an adapter every GPU test fails with the reason (CI installs Mesa's
 //! lavapipe so that one always exists).
 
+pub mod golden;
+
 use std::sync::OnceLock;
 
 use llava_lens_gpu::{ContextOptions, GpuContext, GpuTensor, read_f32_blocking, read_u32_blocking};

@@ -2,51 +2,16 @@
 //! by scripts/golden/make_fixtures.py (LlavaForConditionalGeneration, CPU, fp32, eager) for the
 //! committed tiny model tests/data/tiny-llava (GQA) and image. Tests only read files.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use llava_lens_gpu::capture::CapturePlan;
 use llava_lens_gpu::{ContextOptions, GpuContext};
 use llava_lens_model::preprocess::{CLIP_STD, ResizeMode, load_image, preprocess};
 use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, RunOptions, RunOutput, WeightDType};
-use safetensors::SafeTensors;
-use safetensors::tensor::Dtype;
-
-fn data(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(p)
-}
-
-struct Golden {
-    f32s: HashMap<String, (Vec<usize>, Vec<f32>)>,
-    i64s: HashMap<String, Vec<i64>>,
-    meta: HashMap<String, String>,
-}
-
-fn golden() -> &'static Golden {
-    static G: OnceLock<Golden> = OnceLock::new();
-    G.get_or_init(|| {
-        let bytes = std::fs::read(data("golden/tiny-llava.safetensors")).unwrap();
-        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
-        let st = SafeTensors::deserialize(&bytes).unwrap();
-        let mut g = Golden { f32s: HashMap::new(), i64s: HashMap::new(), meta: meta.metadata().clone().unwrap_or_default() };
-        for (name, t) in st.tensors() {
-            match t.dtype() {
-                Dtype::F32 => {
-                    g.f32s.insert(name, (t.shape().to_vec(), bytemuck::pod_collect_to_vec(t.data())));
-                }
-                Dtype::I64 => {
-                    g.i64s.insert(name, bytemuck::pod_collect_to_vec(t.data()));
-                }
-                d => panic!("unexpected dtype {d:?}"),
-            }
-        }
-        g
-    })
-}
+use llava_lens_tests::golden::{data, golden};
 
 fn f32s(name: &str) -> &'static [f32] {
-    &golden().f32s[name].1
+    golden().f32(name)
 }
 
 fn ctx() -> &'static GpuContext {
@@ -97,7 +62,7 @@ fn run(dtype: WeightDType) -> RunOutput {
 fn prompt_ids_match_hf() {
     let (_, tok) = model_parts();
     let p = tok.prompt(QUESTION, PREFIX).unwrap();
-    let want: Vec<u32> = golden().i64s["input_ids"].iter().map(|&v| v as u32).collect();
+    let want: Vec<u32> = golden().ids("input_ids");
     assert_eq!(p.ids, want);
     assert_eq!(p.image_offset.to_string(), golden().meta["image_offset"]);
 }

@@ -1,0 +1,250 @@
+//! The method on the GPU. One prefill with a capture plan (residual entering each layer, after
+//! attention and after the last layer, per-head outputs and the attention row of the last query,
+//! all at the last position); then every score is one batched vocabulary projection: rows built
+//! on the GPU, the frozen-scale final norm, lm_head, and log-softmax read at the target. Only the
+//! log-probabilities and the small per-head attention sums come back (kilobytes at 7B shapes).
+
+use llava_lens_gpu::capture::{CapturePlan, HookPoint};
+use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32, read_u32};
+use llava_lens_model::{Llava, ModelError, Prompt};
+use thiserror::Error;
+
+use crate::method::{Explanation, HeadScore, PROJECTION_EPS, SCHEMA, Timings, TokenInfo, importance, normalise_map, rank_heads};
+
+#[derive(Debug, Error)]
+pub enum ExplainError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Gpu(#[from] llava_lens_gpu::GpuError),
+    #[error("{0}")]
+    Input(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ExplainOptions {
+    /// Token to explain; the model's top-1 next token when None.
+    pub target: Option<u32>,
+    /// "Why target rather than contrast": scores of the logit difference.
+    pub contrast: Option<u32>,
+    /// Also sum the patch scores of the top k heads (extension; 1 = the paper's single head).
+    pub top_k_heads: usize,
+    /// Labels for the JSON.
+    pub model_name: String,
+    pub token_text: fn(&Llava, u32) -> Option<String>,
+}
+
+impl Default for ExplainOptions {
+    fn default() -> Self {
+        ExplainOptions { target: None, contrast: None, top_k_heads: 1, model_name: String::new(), token_text: |_, _| None }
+    }
+}
+
+fn ms_since(t: Option<std::time::Instant>) -> Option<f64> {
+    t.map(|t| t.elapsed().as_secs_f64() * 1e3)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn clock() -> Option<std::time::Instant> {
+    Some(std::time::Instant::now())
+}
+
+#[cfg(target_arch = "wasm32")]
+fn clock() -> Option<std::time::Instant> {
+    None
+}
+
+/// Reads back and counts the bytes.
+struct Reader<'a> {
+    ctx: &'a GpuContext,
+    bytes: u64,
+}
+
+impl Reader<'_> {
+    async fn f32(&mut self, t: &GpuTensor) -> Result<Vec<f32>, ExplainError> {
+        self.bytes += t.size_bytes();
+        Ok(read_f32(self.ctx, t).await?)
+    }
+    async fn u32(&mut self, t: &GpuTensor) -> Result<Vec<u32>, ExplainError> {
+        self.bytes += t.size_bytes();
+        Ok(read_u32(self.ctx, t).await?)
+    }
+}
+
+/// Projects `rows [n, d]` through the frozen-scale final norm and lm_head and returns the
+/// log-probabilities of `targets` (`[n, targets.len()]`, recorded, not yet read).
+fn project(
+    model: &Llava,
+    rec: &mut Recorder<'_>,
+    rows: &GpuTensor,
+    final_resid: &GpuTensor,
+    targets: &[u32],
+) -> Result<GpuTensor, ExplainError> {
+    let ctx = rec.ctx();
+    let lm = &model.language_model;
+    let n = rows.shape()[0];
+    let scaled = GpuTensor::zeros(ctx, rows.shape(), "z(v) input");
+    ops::fixed_rms_norm(rec, rows, &lm.norm.weight, final_resid, &scaled, PROJECTION_EPS)?;
+    let logits = lm.lm_head.forward(rec, &scaled)?;
+    let idx: Vec<u32> = (0..n).flat_map(|_| targets.iter().copied()).collect();
+    let idx_t = GpuTensor::from_u32(ctx, &idx, &[n, targets.len()], "targets")?;
+    let lp = GpuTensor::zeros(ctx, &[n, targets.len()], "log-probs");
+    ops::log_softmax_gather(rec, &logits, lm.config.vocab_size, &idx_t, &lp)?;
+    Ok(lp)
+}
+
+/// The score of each row: log p(target) or, with a contrast, log p(target) - log p(contrast).
+fn row_scores(lp: &[f32], contrast: bool) -> Vec<f32> {
+    if contrast { lp.chunks_exact(2).map(|p| p[0] - p[1]).collect() } else { lp.to_vec() }
+}
+
+/// Explains the model's next token after `prompt` with the image `pixels`.
+pub async fn explain(
+    model: &Llava,
+    ctx: &GpuContext,
+    prompt: &Prompt,
+    pixels: &[f32],
+    opts: &ExplainOptions,
+) -> Result<Explanation, ExplainError> {
+    let c = &model.config;
+    let t_cfg = &c.text;
+    let (layers, heads, hd, d) = (t_cfg.num_hidden_layers, t_cfg.num_attention_heads, t_cfg.head_dim, t_cfg.hidden_size);
+    let seq = prompt.ids.len() - 1 + c.image_tokens();
+    let last = seq - 1;
+    let all_heads: Vec<usize> = (0..heads).collect();
+    let mut plan = CapturePlan::new();
+    for l in 0..layers {
+        plan.add(&format!("blocks.{l}.hook_resid_pre"), &[last], &[])?;
+        plan.add(&format!("blocks.{l}.hook_resid_mid"), &[last], &[])?;
+        plan.add(&format!("blocks.{l}.attn.hook_z"), &[last], &all_heads)?;
+        plan.add(&format!("blocks.{l}.attn.hook_pattern"), &[last], &all_heads)?;
+    }
+    plan.add(&format!("blocks.{}.hook_resid_post", layers - 1), &[last], &[])?;
+    let mut reader = Reader { ctx, bytes: 0 };
+
+    // 1. The forward pass and the next-token distribution.
+    let t0 = clock();
+    let mut rec = Recorder::new(ctx, "explain: forward");
+    let pre = model.prefill(&mut rec, prompt, pixels, &plan, 0)?;
+    let (_, top_ids, top_lp) = model.head(&mut rec, &pre.hidden, last, 5)?;
+    rec.submit();
+    let top_ids = reader.u32(&top_ids).await?;
+    drop(top_lp);
+    let forward_ms = ms_since(t0);
+    let target = opts.target.unwrap_or(top_ids[0]);
+    let vocab = t_cfg.vocab_size as u32;
+    for tok in std::iter::once(target).chain(opts.contrast) {
+        if tok >= vocab {
+            return Err(ExplainError::Input(format!("token id {tok} is outside the vocabulary of {vocab}")));
+        }
+    }
+    let targets: Vec<u32> = std::iter::once(target).chain(opts.contrast).collect();
+    let rows_by_name = |name: String| pre.captures.rows.iter().find(|(n, _)| *n == name).map(|(_, c)| &c.values);
+    let resid = |l: usize, point: HookPoint| rows_by_name(llava_lens_gpu::capture::Hook { layer: l, point }.to_string()).expect("planned");
+    let final_resid = resid(layers - 1, HookPoint::ResidPost).view(ctx, 0, &[d])?;
+    let attn_cap = |l: usize| &pre.captures.attention.iter().find(|(n, _)| *n == l).expect("planned").1;
+
+    // 2. Every head, attention layer and MLP as rows of one projection:
+    //    [layer l, head h] = x^l + o^{l,h}; then x^l (L rows); r^l (L rows); x^L (1 row).
+    let t1 = clock();
+    let mut rec = Recorder::new(ctx, "explain: head scores");
+    let n_rows = layers * heads + 2 * layers + 1;
+    let rows = GpuTensor::zeros(ctx, &[n_rows, d], "projection rows");
+    let row_bytes = 4 * d as u64;
+    let pattern_sum = GpuTensor::zeros(ctx, &[heads * seq], "attention sum");
+    for l in 0..layers {
+        let cap = attn_cap(l);
+        let z_block = GpuTensor::zeros(ctx, &[heads, heads * hd], "z block");
+        ops::scatter_heads(&mut rec, &cap.z.view(ctx, 0, &[heads * hd])?, hd, &z_block)?;
+        let head_out = model.language_model.layers[l].self_attn.o_proj.forward(&mut rec, &z_block)?;
+        let x_l = resid(l, HookPoint::ResidPre);
+        ops::bias_add(&mut rec, &head_out, &x_l.view(ctx, 0, &[d])?)?;
+        rec.copy(head_out.buffer(), 0, rows.buffer(), (l * heads) as u64 * row_bytes, heads as u64 * row_bytes);
+        rec.copy(x_l.buffer(), x_l.offset_bytes(), rows.buffer(), (layers * heads + l) as u64 * row_bytes, row_bytes);
+        let r_l = resid(l, HookPoint::ResidMid);
+        rec.copy(r_l.buffer(), r_l.offset_bytes(), rows.buffer(), (layers * heads + layers + l) as u64 * row_bytes, row_bytes);
+        ops::residual_add(&mut rec, &pattern_sum, &cap.pattern.view(ctx, 0, &[heads * seq])?)?;
+    }
+    rec.copy(final_resid.buffer(), final_resid.offset_bytes(), rows.buffer(), (n_rows - 1) as u64 * row_bytes, row_bytes);
+    let lp = project(model, &mut rec, &rows, &final_resid, &targets)?;
+    // The targets' log-probabilities under the model's own head, for the report.
+    let (logits, _, _) = model.head(&mut rec, &pre.hidden, last, 1)?;
+    let idx = GpuTensor::from_u32(ctx, &targets, &[1, targets.len()], "targets")?;
+    let own_lp = GpuTensor::zeros(ctx, &[targets.len()], "target log-probs");
+    ops::log_softmax_gather(&mut rec, &logits, t_cfg.vocab_size, &idx, &own_lp)?;
+    rec.submit();
+    let scores = row_scores(&reader.f32(&lp).await?, opts.contrast.is_some());
+    let attn_sum = reader.f32(&pattern_sum).await?;
+    let own_lp = reader.f32(&own_lp).await?;
+    let base = |l: usize| scores[layers * heads + l];
+    let mid = |l: usize| scores[layers * heads + layers + l];
+    let after = |l: usize| if l + 1 < layers { base(l + 1) } else { scores[n_rows - 1] };
+    let head_scores: Vec<Vec<f32>> =
+        (0..layers).map(|l| (0..heads).map(|h| importance(scores[l * heads + h], base(l))).collect()).collect();
+    let attention_layer_scores: Vec<f32> = (0..layers).map(|l| importance(mid(l), base(l))).collect();
+    let mlp_layer_scores: Vec<f32> = (0..layers).map(|l| importance(after(l), mid(l))).collect();
+    let ranked = rank_heads(&head_scores);
+    let head_ms = ms_since(t1);
+
+    // 3. Positions in the best head (and, as an extension, the next k - 1): u_j = alpha_j v_j W_O^h.
+    let t2 = clock();
+    let (off, n_img) = (prompt.image_offset, c.image_tokens());
+    let k = opts.top_k_heads.clamp(1, ranked.len());
+    let mut per_head_positions: Vec<Vec<f32>> = Vec::with_capacity(k);
+    let mut best_alpha = Vec::new();
+    for hs in &ranked[..k] {
+        let (l, h) = (hs.layer, hs.head);
+        let mut rec = Recorder::new(ctx, "explain: positions");
+        let alpha = GpuTensor::zeros(ctx, &[seq], "alpha");
+        let cap = attn_cap(l);
+        rec.copy(cap.pattern.buffer(), cap.pattern.offset_bytes() + 4 * (h * seq) as u64, alpha.buffer(), 0, 4 * seq as u64);
+        let kv_heads = t_cfg.num_key_value_heads;
+        let u = GpuTensor::zeros(ctx, &[seq, heads * hd], "alpha v");
+        ops::weighted_values(&mut rec, &pre.cache.values[l], kv_heads * hd, &alpha, h, h / (heads / kv_heads), heads, hd, &u)?;
+        let pos_rows = model.language_model.layers[l].self_attn.o_proj.forward(&mut rec, &u)?;
+        ops::bias_add(&mut rec, &pos_rows, &resid(l, HookPoint::ResidPre).view(ctx, 0, &[d])?)?;
+        let lp = project(model, &mut rec, &pos_rows, &final_resid, &targets)?;
+        rec.submit();
+        let s = row_scores(&reader.f32(&lp).await?, opts.contrast.is_some());
+        per_head_positions.push(s.iter().map(|&v| importance(v, base(l))).collect());
+        if best_alpha.is_empty() {
+            best_alpha = reader.f32(&alpha).await?;
+        }
+    }
+    let position_ms = ms_since(t2);
+    let position_scores = per_head_positions[0].clone();
+    let patch_scores = position_scores[off..off + n_img].to_vec();
+    let top_k_heads_map = (k > 1).then(|| crate::method::TopKMap {
+        k,
+        heads: ranked[..k].to_vec(),
+        patch_scores: (0..n_img).map(|p| per_head_positions.iter().map(|s| s[off + p]).sum()).collect(),
+    });
+    let denom = (layers * heads) as f32;
+    let baseline_map: Vec<f32> = (0..n_img).map(|p| (0..heads).map(|h| attn_sum[h * seq + off + p]).sum::<f32>() / denom).collect();
+    let token_info = |(id, log_prob): (u32, f32)| TokenInfo { id, text: (opts.token_text)(model, id), log_prob };
+    Ok(Explanation {
+        schema: SCHEMA,
+        model: opts.model_name.clone(),
+        dtype: model.dtype.name().to_string(),
+        prompt_ids: prompt.ids.clone(),
+        image_offset: off,
+        image_tokens: n_img,
+        grid: c.vision.grid(),
+        sequence_length: seq,
+        target: token_info((target, own_lp[0])),
+        contrast: opts.contrast.map(|c| token_info((c, own_lp[1]))),
+        head_scores,
+        attention_layer_scores,
+        mlp_layer_scores,
+        top_heads: ranked.iter().take(10).copied().collect::<Vec<HeadScore>>(),
+        best_head: ranked[0],
+        patch_map: normalise_map(&patch_scores),
+        position_scores,
+        position_attention: best_alpha,
+        patch_scores,
+        baseline_map,
+        top_k_heads_map,
+        timings_ms: Timings { forward: forward_ms, head_scores: head_ms, position_scores: position_ms },
+        bytes_read_back: reader.bytes,
+    })
+}

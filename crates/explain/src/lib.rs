@@ -1,0 +1,15 @@
+//! The attribution method of Yu & Ananiadou, "Understanding Multimodal LLMs: the Mechanistic
+//! Interpretability of Llava in Visual Question Answering" (2024), as docs/METHOD.md states it:
+//! one forward pass; every vector projected to the vocabulary through the final norm with its
+//! scale frozen at the last layer's output (eps 1e-6); a component's importance is the
+//! log-probability of the target it adds to the residual entering its layer; the best head's
+//! per-position scores over the image patches are the map.
+//!
+//! [`method`] is the pure part (scores from log-probabilities, maps, normalisation); [`engine`]
+//! runs it on the GPU with batched vocabulary projections, reading back only small results.
+
+pub mod engine;
+pub mod method;
+
+pub use engine::{ExplainError, ExplainOptions, explain};
+pub use method::{Explanation, HeadScore, SCHEMA};
