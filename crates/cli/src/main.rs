@@ -2,6 +2,7 @@
 //! `explain` and `make-tiny` arrive with the model.
 
 mod bench;
+mod explain;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,8 @@ enum Command {
     Info,
     /// Answer a question about an image with a Llava model folder (HF format).
     Run(run::RunArgs),
+    /// Which heads and image patches made the answer: the Yu & Ananiadou (2024) attribution.
+    Explain(explain::ExplainArgs),
     /// Write a deterministic random tiny Llava in HF format (config.json, model.safetensors,
     /// tokenizer.json) for tests and experiments.
     MakeTiny {
@@ -45,6 +48,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Info => info(),
         Command::Run(args) => run::run(&args),
+        Command::Explain(args) => explain::run(&args),
         Command::MakeTiny { out, seed, gqa } => {
             let c = llava_lens_model::tiny::write_tiny(&out, seed, gqa)?;
             eprintln!(

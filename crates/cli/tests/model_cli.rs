@@ -89,3 +89,65 @@ fn bad_inputs_fail_with_the_file_named() {
     assert!(err.contains("missing.png"), "{err}");
     let _ = std::fs::remove_dir_all(model);
 }
+
+#[test]
+fn explain_writes_a_png_and_a_json_with_the_documented_fields() {
+    let dir = temp_dir("explain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (png, json) = (dir.join("map.png"), dir.join("explanation.json"));
+    let out = bin()
+        .args([
+            "explain",
+            "--crisp",
+            "--top-k-heads",
+            "3",
+            "--question",
+            "What is the color of the dog?",
+            "--answer-prefix",
+            "The color of the dog is",
+            "--model",
+        ])
+        .arg(repo("tests/data/tiny-llava"))
+        .arg("--image")
+        .arg(repo("tests/data/images/scene-500x375.png"))
+        .arg("--out")
+        .arg(&png)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let img = image::open(&png).unwrap();
+    assert_eq!(img.height(), 56, "drawn over the model's 56 x 56 view");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["schema"], "llava-lens.explanation/1");
+    let grid = v["grid"].as_u64().unwrap() as usize;
+    let heads = v["head_scores"].as_array().unwrap();
+    assert_eq!(heads.len(), 2, "layers");
+    assert!(heads.iter().all(|row| row.as_array().unwrap().len() == 4), "heads per layer");
+    let map: Vec<f64> = v["patch_map"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert_eq!(map.len(), grid * grid);
+    assert!(map.iter().all(|x| x.is_finite()));
+    assert_eq!(v["baseline_map"].as_array().unwrap().len(), grid * grid);
+    assert_eq!(v["top_k_heads_map"]["k"], 3);
+    assert!(v["target"]["log_prob"].as_f64().unwrap() < 0.0);
+    assert!(v["bytes_read_back"].as_u64().unwrap() < 16 * 1024);
+    for key in ["crop", "legend", "position_scores", "attention_layer_scores", "mlp_layer_scores", "top_heads", "best_head", "timings_ms"] {
+        assert!(!v[key].is_null(), "missing {key}");
+    }
+    // A contrast by text, and a target that is not a single token, fail or succeed clearly.
+    let out = bin()
+        .args(["explain", "--target", "red", "--contrast", "blue", "--question", "What color?", "--model"])
+        .arg(repo("tests/data/tiny-llava"))
+        .arg("--image")
+        .arg(repo("tests/data/images/scene-500x375.png"))
+        .arg("--out")
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["target"]["text"], "▁red");
+    assert_eq!(v["contrast"]["text"], "▁blue");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -10,6 +10,7 @@
 
 pub mod engine;
 pub mod method;
+pub mod render;
 
 pub use engine::{ExplainError, ExplainOptions, explain};
 pub use method::{Explanation, HeadScore, SCHEMA};

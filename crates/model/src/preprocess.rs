@@ -46,6 +46,8 @@ pub struct Preprocessed {
     pub crop: CropBox,
     /// Size of the image given, (width, height).
     pub original: (u32, u32),
+    /// The model's view as RGB (after resize and crop): what maps are drawn over.
+    pub crop_rgb: RgbImage,
 }
 
 /// Decodes PNG, JPEG, WebP, BMP or GIF bytes to RGB; `what` names the source in errors.
@@ -135,7 +137,8 @@ pub fn preprocess(img: &RgbImage, size: usize, mode: ResizeMode) -> Result<Prepr
         width: s as f32 * sx,
         height: s as f32 * sy,
     };
-    Ok(Preprocessed { pixels, size, crop, original })
+    let crop_rgb = image::imageops::crop_imm(&resized, left, top, s, s).to_image();
+    Ok(Preprocessed { pixels, size, crop, original, crop_rgb })
 }
 
 #[cfg(test)]

@@ -1,0 +1,120 @@
+//! `llava-lens explain`: the paper's head ranking and patch map for one image and question, as a
+//! PNG over the model's view of the image and a JSON document (docs/EXPLANATION.md).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use llava_lens_explain::render::{RenderOptions, Upsample, render};
+use llava_lens_explain::{ExplainOptions, explain};
+use llava_lens_gpu::{ContextOptions, GpuContext};
+use llava_lens_model::preprocess::{ResizeMode, load_image, preprocess};
+use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, WeightDType};
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub image: PathBuf,
+    #[arg(long)]
+    pub question: String,
+    #[arg(long, default_value = "")]
+    pub answer_prefix: String,
+    /// Token to explain, by id or text ("brown"); default: the model's top-1 next token.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Explain "target rather than contrast" (scores of the logit difference).
+    #[arg(long)]
+    pub contrast: Option<String>,
+    /// Also map the sum of the top K heads (an extension; the paper uses the single best head).
+    #[arg(long, default_value_t = 1)]
+    pub top_k_heads: usize,
+    #[arg(long, default_value = "f32")]
+    pub dtype: WeightDType,
+    /// Crisp patch grid instead of bicubic upsampling.
+    #[arg(long)]
+    pub crisp: bool,
+    #[arg(long)]
+    pub pad_to_square: bool,
+    /// PNG of the patch map over the model's view of the image.
+    #[arg(long, default_value = "map.png")]
+    pub out: PathBuf,
+    /// Explanation JSON (printed to stdout when absent).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// A token given by id or text: "17354", "brown" (as the word-initial piece "▁brown"), or any
+/// text that encodes to exactly one token.
+fn resolve_token(tok: &LlavaTokenizer, text: &str) -> anyhow::Result<u32> {
+    if let Ok(id) = text.parse::<u32>() {
+        return Ok(id);
+    }
+    for piece in [format!("▁{}", text.trim()), text.to_string()] {
+        if let Some(id) = tok.token_id(&piece) {
+            return Ok(id);
+        }
+    }
+    let ids = tok.encode(text)?;
+    let ids: Vec<u32> = ids.into_iter().filter(|&i| Some(i) != tok.bos).collect();
+    match ids.as_slice() {
+        [one] => Ok(*one),
+        _ => anyhow::bail!("{text:?} is {} tokens ({ids:?}); give a single token's text or id", ids.len()),
+    }
+}
+
+pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
+    let config = LlavaConfig::load(&args.model.join("config.json"))?;
+    let tok = LlavaTokenizer::load(&args.model.join("tokenizer.json"), config.image_token_index)?;
+    let prompt = tok.prompt(&args.question, &args.answer_prefix)?;
+    let target = args.target.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
+    let contrast = args.contrast.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
+    let mode = if args.pad_to_square { ResizeMode::PadToSquare } else { ResizeMode::CenterCrop };
+    let pre = preprocess(&load_image(&args.image)?, config.vision.image_size, mode)?;
+    let ckpt = Checkpoint::open(&args.model)?;
+    let ctx = GpuContext::new_blocking(ContextOptions::default())?;
+    let model = Llava::load(&ctx, &ckpt, &config, args.dtype, None).with_context(|| format!("loading {}", args.model.display()))?;
+    let opts = ExplainOptions {
+        target,
+        contrast,
+        top_k_heads: args.top_k_heads,
+        model_name: args.model.display().to_string(),
+        token_text: |_, _| None,
+    };
+    let mut e = pollster::block_on(explain(&model, &ctx, &prompt, &pre.pixels, &opts))?;
+    e.target.text = tok.token(e.target.id);
+    if let Some(c) = e.contrast.as_mut() {
+        c.text = tok.token(c.id);
+    }
+    for h in e.top_heads.iter() {
+        eprintln!("  head {:>2}.{:<2} {:+.4} nats", h.layer, h.head, h.score);
+    }
+    // The map: signed scores on a diverging scale (the normalised map would hide the sign).
+    let ropts = RenderOptions { upsample: if args.crisp { Upsample::Crisp } else { Upsample::Smooth }, signed: true, ..Default::default() };
+    let (png, legend) = render(&pre.crop_rgb, &e.patch_scores, e.grid, &ropts);
+    png.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    let mut doc = serde_json::to_value(&e)?;
+    let obj = doc.as_object_mut().unwrap();
+    obj.insert("image".into(), serde_json::json!(args.image));
+    obj.insert("crop".into(), serde_json::json!({"x": pre.crop.x, "y": pre.crop.y, "width": pre.crop.width, "height": pre.crop.height}));
+    obj.insert(
+        "legend".into(),
+        serde_json::json!({"min": legend.min, "max": legend.max, "colormap": legend.colormap, "units": "nats (log-probability increase)"}),
+    );
+    let text = serde_json::to_string_pretty(&doc)?;
+    match &args.json {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
+        None => println!("{text}"),
+    }
+    eprintln!(
+        "explained {:?} ({}): best head {}.{} ({:+.4} nats); map written to {}",
+        e.target.text.as_deref().unwrap_or("?"),
+        e.target.id,
+        e.best_head.layer,
+        e.best_head.head,
+        e.best_head.score,
+        args.out.display()
+    );
+    Ok(())
+}
