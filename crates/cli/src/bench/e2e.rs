@@ -54,6 +54,8 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     let prefill = out.prefill_time.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
     let decode = out.decode_time.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
     let decoded = out.tokens.len().saturating_sub(1);
+    // The explanation of the same prompt: its own time next to the forward pass's.
+    let e = pollster::block_on(llava_lens_explain::explain(&model, &ctx, &prompt, &pixels, &llava_lens_explain::ExplainOptions::default()))?;
     let peak = ctx.memory().peak();
     let info = &ctx.adapter_info;
     let record = json!({
@@ -70,6 +72,10 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
         "decode_tokens": decoded,
         "decode_tokens_per_s": decoded as f64 / decode,
         "weight_bytes": model.weight_bytes,
+        "explain_forward_ms": e.timings_ms.forward,
+        "explain_head_scores_ms": e.timings_ms.head_scores,
+        "explain_position_scores_ms": e.timings_ms.position_scores,
+        "explain_bytes_read_back": e.bytes_read_back,
         "peak_gpu_bytes": peak,
         "fits_7b_q4_budget": (args.preset == "llava-1.5-7b" && args.dtype == WeightDType::Q4).then_some(peak <= BUDGET_7B_Q4),
     });
