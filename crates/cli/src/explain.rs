@@ -32,6 +32,12 @@ pub struct ExplainArgs {
     pub top_k_heads: usize,
     #[arg(long, default_value = "f32")]
     pub dtype: WeightDType,
+    /// Logit lens: top tokens per image patch (0 turns it off).
+    #[arg(long, default_value_t = 5)]
+    pub lens_k: usize,
+    /// Also read the residual entering this layer at the image positions through the unembedding.
+    #[arg(long)]
+    pub lens_layer: Option<usize>,
     /// Crisp patch grid instead of bicubic upsampling.
     #[arg(long)]
     pub crisp: bool,
@@ -79,6 +85,8 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         target,
         contrast,
         top_k_heads: args.top_k_heads,
+        lens_k: args.lens_k,
+        lens_layer: args.lens_layer,
         model_name: args.model.display().to_string(),
         token_text: |_, _| None,
     };
@@ -97,6 +105,15 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     let mut doc = serde_json::to_value(&e)?;
     let obj = doc.as_object_mut().unwrap();
     obj.insert("image".into(), serde_json::json!(args.image));
+    if let Some(lens) = &e.logit_lens {
+        let text = |rows: &Vec<Vec<u32>>| -> Vec<Vec<String>> {
+            rows.iter().map(|r| r.iter().map(|&id| tok.token(id).unwrap_or_default()).collect()).collect()
+        };
+        obj.insert(
+            "logit_lens_text".into(),
+            serde_json::json!({"embedding": text(&lens.embedding), "residual": lens.residual.as_ref().map(text)}),
+        );
+    }
     obj.insert("crop".into(), serde_json::json!({"x": pre.crop.x, "y": pre.crop.y, "width": pre.crop.width, "height": pre.crop.height}));
     obj.insert(
         "legend".into(),

@@ -101,6 +101,8 @@ fn explain_writes_a_png_and_a_json_with_the_documented_fields() {
             "--crisp",
             "--top-k-heads",
             "3",
+            "--lens-layer",
+            "1",
             "--question",
             "What is the color of the dog?",
             "--answer-prefix",
@@ -132,6 +134,11 @@ fn explain_writes_a_png_and_a_json_with_the_documented_fields() {
     assert_eq!(v["top_k_heads_map"]["k"], 3);
     assert!(v["target"]["log_prob"].as_f64().unwrap() < 0.0);
     assert!(v["bytes_read_back"].as_u64().unwrap() < 16 * 1024);
+    let lens = &v["logit_lens"];
+    assert_eq!(lens["embedding"].as_array().unwrap().len(), grid * grid);
+    assert_eq!(lens["residual"].as_array().unwrap()[0].as_array().unwrap().len(), 5);
+    assert_eq!(lens["residual_layer"], 1);
+    assert!(v["logit_lens_text"]["embedding"][0][0].is_string());
     for key in ["crop", "legend", "position_scores", "attention_layer_scores", "mlp_layer_scores", "top_heads", "best_head", "timings_ms"] {
         assert!(!v[key].is_null(), "missing {key}");
     }

@@ -29,6 +29,11 @@ pub struct ExplainOptions {
     pub contrast: Option<u32>,
     /// Also sum the patch scores of the top k heads (extension; 1 = the paper's single head).
     pub top_k_heads: usize,
+    /// Logit lens: tokens per image patch (0 = off).
+    pub lens_k: usize,
+    /// Layer whose image-position residuals the lens also reads through z(.) (planned before
+    /// the forward pass; None: the embedding lens only).
+    pub lens_layer: Option<usize>,
     /// Labels for the JSON.
     pub model_name: String,
     pub token_text: fn(&Llava, u32) -> Option<String>,
@@ -36,7 +41,15 @@ pub struct ExplainOptions {
 
 impl Default for ExplainOptions {
     fn default() -> Self {
-        ExplainOptions { target: None, contrast: None, top_k_heads: 1, model_name: String::new(), token_text: |_, _| None }
+        ExplainOptions {
+            target: None,
+            contrast: None,
+            top_k_heads: 1,
+            lens_k: 5,
+            lens_layer: None,
+            model_name: String::new(),
+            token_text: |_, _| None,
+        }
     }
 }
 
@@ -120,6 +133,12 @@ pub async fn explain(
         plan.add(&format!("blocks.{l}.attn.hook_pattern"), &[last], &all_heads)?;
     }
     plan.add(&format!("blocks.{}.hook_resid_post", layers - 1), &[last], &[])?;
+    let (off, n_img) = (prompt.image_offset, c.image_tokens());
+    let image_rows: Vec<usize> = (off..off + n_img).collect();
+    let lens_layer = opts.lens_layer.map(|l| l.min(layers - 1));
+    if let (Some(l), true) = (lens_layer, opts.lens_k > 0) {
+        plan.add(&format!("blocks.{l}.hook_resid_pre"), &image_rows, &[])?;
+    }
     let mut reader = Reader { ctx, bytes: 0 };
 
     // 1. The forward pass and the next-token distribution.
@@ -127,6 +146,18 @@ pub async fn explain(
     let mut rec = Recorder::new(ctx, "explain: forward");
     let pre = model.prefill(&mut rec, prompt, pixels, &plan, 0)?;
     let (_, top_ids, top_lp) = model.head(&mut rec, &pre.hidden, last, 5)?;
+    // The last position's row of each residual capture, in tensors of their own.
+    let pick = |rec: &mut Recorder<'_>, l: usize, point: HookPoint| {
+        let name = llava_lens_gpu::capture::Hook { layer: l, point }.to_string();
+        let cap = &pre.captures.rows.iter().find(|(n, _)| *n == name).expect("planned").1;
+        let i = cap.rows.iter().position(|&r| r == last).expect("last row planned");
+        let t = GpuTensor::zeros(ctx, &[d], "residual row");
+        rec.copy(cap.values.buffer(), cap.values.offset_bytes() + (i * d * 4) as u64, t.buffer(), 0, 4 * d as u64);
+        t
+    };
+    let x_rows: Vec<GpuTensor> = (0..layers).map(|l| pick(&mut rec, l, HookPoint::ResidPre)).collect();
+    let r_rows: Vec<GpuTensor> = (0..layers).map(|l| pick(&mut rec, l, HookPoint::ResidMid)).collect();
+    let final_resid = pick(&mut rec, layers - 1, HookPoint::ResidPost);
     rec.submit();
     let top_ids = reader.u32(&top_ids).await?;
     drop(top_lp);
@@ -139,9 +170,6 @@ pub async fn explain(
         }
     }
     let targets: Vec<u32> = std::iter::once(target).chain(opts.contrast).collect();
-    let rows_by_name = |name: String| pre.captures.rows.iter().find(|(n, _)| *n == name).map(|(_, c)| &c.values);
-    let resid = |l: usize, point: HookPoint| rows_by_name(llava_lens_gpu::capture::Hook { layer: l, point }.to_string()).expect("planned");
-    let final_resid = resid(layers - 1, HookPoint::ResidPost).view(ctx, 0, &[d])?;
     let attn_cap = |l: usize| &pre.captures.attention.iter().find(|(n, _)| *n == l).expect("planned").1;
 
     // 2. Every head, attention layer and MLP as rows of one projection:
@@ -157,15 +185,13 @@ pub async fn explain(
         let z_block = GpuTensor::zeros(ctx, &[heads, heads * hd], "z block");
         ops::scatter_heads(&mut rec, &cap.z.view(ctx, 0, &[heads * hd])?, hd, &z_block)?;
         let head_out = model.language_model.layers[l].self_attn.o_proj.forward(&mut rec, &z_block)?;
-        let x_l = resid(l, HookPoint::ResidPre);
-        ops::bias_add(&mut rec, &head_out, &x_l.view(ctx, 0, &[d])?)?;
+        ops::bias_add(&mut rec, &head_out, &x_rows[l])?;
         rec.copy(head_out.buffer(), 0, rows.buffer(), (l * heads) as u64 * row_bytes, heads as u64 * row_bytes);
-        rec.copy(x_l.buffer(), x_l.offset_bytes(), rows.buffer(), (layers * heads + l) as u64 * row_bytes, row_bytes);
-        let r_l = resid(l, HookPoint::ResidMid);
-        rec.copy(r_l.buffer(), r_l.offset_bytes(), rows.buffer(), (layers * heads + layers + l) as u64 * row_bytes, row_bytes);
+        rec.copy(x_rows[l].buffer(), 0, rows.buffer(), (layers * heads + l) as u64 * row_bytes, row_bytes);
+        rec.copy(r_rows[l].buffer(), 0, rows.buffer(), (layers * heads + layers + l) as u64 * row_bytes, row_bytes);
         ops::residual_add(&mut rec, &pattern_sum, &cap.pattern.view(ctx, 0, &[heads * seq])?)?;
     }
-    rec.copy(final_resid.buffer(), final_resid.offset_bytes(), rows.buffer(), (n_rows - 1) as u64 * row_bytes, row_bytes);
+    rec.copy(final_resid.buffer(), 0, rows.buffer(), (n_rows - 1) as u64 * row_bytes, row_bytes);
     let lp = project(model, &mut rec, &rows, &final_resid, &targets)?;
     // The targets' log-probabilities under the model's own head, for the report.
     let (logits, _, _) = model.head(&mut rec, &pre.hidden, last, 1)?;
@@ -188,7 +214,6 @@ pub async fn explain(
 
     // 3. Positions in the best head (and, as an extension, the next k - 1): u_j = alpha_j v_j W_O^h.
     let t2 = clock();
-    let (off, n_img) = (prompt.image_offset, c.image_tokens());
     let k = opts.top_k_heads.clamp(1, ranked.len());
     let mut per_head_positions: Vec<Vec<f32>> = Vec::with_capacity(k);
     let mut best_alpha = Vec::new();
@@ -202,7 +227,7 @@ pub async fn explain(
         let u = GpuTensor::zeros(ctx, &[seq, heads * hd], "alpha v");
         ops::weighted_values(&mut rec, &pre.cache.values[l], kv_heads * hd, &alpha, h, h / (heads / kv_heads), heads, hd, &u)?;
         let pos_rows = model.language_model.layers[l].self_attn.o_proj.forward(&mut rec, &u)?;
-        ops::bias_add(&mut rec, &pos_rows, &resid(l, HookPoint::ResidPre).view(ctx, 0, &[d])?)?;
+        ops::bias_add(&mut rec, &pos_rows, &x_rows[l])?;
         let lp = project(model, &mut rec, &pos_rows, &final_resid, &targets)?;
         rec.submit();
         let s = row_scores(&reader.f32(&lp).await?, opts.contrast.is_some());
@@ -212,6 +237,11 @@ pub async fn explain(
         }
     }
     let position_ms = ms_since(t2);
+    let logit_lens = if opts.lens_k > 0 {
+        Some(logit_lens(model, ctx, &mut reader, &pre, &final_resid, lens_layer, &image_rows, last, opts.lens_k).await?)
+    } else {
+        None
+    };
     let position_scores = per_head_positions[0].clone();
     let patch_scores = position_scores[off..off + n_img].to_vec();
     let top_k_heads_map = (k > 1).then(|| crate::method::TopKMap {
@@ -244,7 +274,58 @@ pub async fn explain(
         patch_scores,
         baseline_map,
         top_k_heads_map,
+        logit_lens,
         timings_ms: Timings { forward: forward_ms, head_scores: head_ms, position_scores: position_ms },
         bytes_read_back: reader.bytes,
     })
+}
+
+/// Top-k tokens of every image patch: the projector output through the input embedding matrix,
+/// and the residual entering `layer` through z(.) (METHOD.md sec. 5).
+#[allow(clippy::too_many_arguments)]
+async fn logit_lens(
+    model: &Llava,
+    ctx: &GpuContext,
+    reader: &mut Reader<'_>,
+    pre: &llava_lens_model::Prefill,
+    final_resid: &GpuTensor,
+    layer: Option<usize>,
+    image_rows: &[usize],
+    last: usize,
+    k: usize,
+) -> Result<crate::method::LogitLens, ExplainError> {
+    let lm = &model.language_model;
+    let (n, d, vocab) = (image_rows.len(), lm.config.hidden_size, lm.config.vocab_size);
+    let mut rec = Recorder::new(ctx, "explain: logit lens");
+    let top = |rec: &mut Recorder<'_>, logits: &GpuTensor| -> Result<(GpuTensor, GpuTensor), ExplainError> {
+        let (vals, ids) = (GpuTensor::zeros(ctx, &[n, k], "lens values"), GpuTensor::zeros(ctx, &[n, k], "lens ids"));
+        ops::top_k(rec, logits, vocab, k, &vals, &ids)?;
+        Ok((vals, ids))
+    };
+    let emb_logits = GpuTensor::zeros(ctx, &[n, vocab], "embedding lens logits");
+    ops::matmul(&mut rec, &pre.image_features, &lm.embed_tokens, &emb_logits)?;
+    let (_, emb_ids) = top(&mut rec, &emb_logits)?;
+    // The residual lens needs its layer planned before the forward pass (`lens_layer`).
+    let resid_ids = if let Some(layer) = layer {
+        let name = llava_lens_gpu::capture::Hook { layer, point: HookPoint::ResidPre }.to_string();
+        let cap = &pre.captures.rows.iter().find(|(nm, _)| *nm == name).expect("planned").1;
+        let first = cap.rows.iter().position(|&r| r == image_rows[0]).expect("image rows planned");
+        debug_assert!(cap.rows[first + n - 1] == image_rows[n - 1] && !cap.rows[first..first + n].contains(&last));
+        let x = GpuTensor::zeros(ctx, &[n, d], "lens rows");
+        rec.copy(cap.values.buffer(), cap.values.offset_bytes() + (first * d * 4) as u64, x.buffer(), 0, (n * d * 4) as u64);
+        let scaled = GpuTensor::zeros(ctx, &[n, d], "lens z input");
+        ops::fixed_rms_norm(&mut rec, &x, &lm.norm.weight, final_resid, &scaled, PROJECTION_EPS)?;
+        let logits = lm.lm_head.forward(&mut rec, &scaled)?;
+        Some(top(&mut rec, &logits)?.1)
+    } else {
+        None
+    };
+    rec.submit();
+    let rows = |ids: Vec<u32>| ids.chunks(k).map(|c| c.to_vec()).collect::<Vec<_>>();
+    let embedding = rows(reader.u32(&emb_ids).await?);
+    let residual = match resid_ids {
+        Some(t) => Some(rows(reader.u32(&t).await?)),
+        None => None,
+    };
+    Ok(crate::method::LogitLens { k, embedding, residual_layer: layer, residual })
 }

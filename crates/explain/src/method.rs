@@ -90,9 +90,22 @@ pub struct Explanation {
     pub baseline_map: Vec<f32>,
     /// Extension (not in the paper): the sum of the top-k heads' patch scores, when k > 1.
     pub top_k_heads_map: Option<TopKMap>,
+    /// Per-patch top tokens (ids; `llava-lens explain` adds their text).
+    pub logit_lens: Option<LogitLens>,
     pub timings_ms: Timings,
     /// Bytes read back from the GPU for the explanation (the forward pass's top-5 included).
     pub bytes_read_back: u64,
+}
+
+/// Top tokens per image patch (METHOD.md sec. 5): `embedding[p]` projects the projector output
+/// of patch p with the input embedding matrix; `residual[p]` the residual entering
+/// `residual_layer` with the fixed-scale unembedding z(.).
+#[derive(Debug, Clone, Serialize)]
+pub struct LogitLens {
+    pub k: usize,
+    pub embedding: Vec<Vec<u32>>,
+    pub residual_layer: Option<usize>,
+    pub residual: Option<Vec<Vec<u32>>>,
 }
 
 #[derive(Debug, Clone, Serialize)]

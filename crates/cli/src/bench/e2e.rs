@@ -55,7 +55,8 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     let decode = out.decode_time.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
     let decoded = out.tokens.len().saturating_sub(1);
     // The explanation of the same prompt: its own time next to the forward pass's.
-    let e = pollster::block_on(llava_lens_explain::explain(&model, &ctx, &prompt, &pixels, &llava_lens_explain::ExplainOptions::default()))?;
+    let e =
+        pollster::block_on(llava_lens_explain::explain(&model, &ctx, &prompt, &pixels, &llava_lens_explain::ExplainOptions::default()))?;
     let peak = ctx.memory().peak();
     let info = &ctx.adapter_info;
     let record = json!({
