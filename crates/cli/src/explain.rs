@@ -7,20 +7,14 @@ use anyhow::Context;
 use clap::Args;
 use llava_lens_explain::render::{RenderOptions, Upsample, render};
 use llava_lens_explain::{ExplainOptions, explain};
-use llava_lens_gpu::{ContextOptions, GpuContext};
-use llava_lens_model::preprocess::{ResizeMode, load_image, preprocess};
-use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, WeightDType};
+use llava_lens_model::LlavaTokenizer;
+
+use crate::input::{Loaded, ModelInput};
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    #[arg(long)]
-    pub model: PathBuf,
-    #[arg(long)]
-    pub image: PathBuf,
-    #[arg(long)]
-    pub question: String,
-    #[arg(long, default_value = "")]
-    pub answer_prefix: String,
+    #[command(flatten)]
+    pub input: ModelInput,
     /// Token to explain, by id or text ("brown"); default: the model's top-1 next token.
     #[arg(long)]
     pub target: Option<String>,
@@ -30,8 +24,6 @@ pub struct ExplainArgs {
     /// Also map the sum of the top K heads (an extension; the paper uses the single best head).
     #[arg(long, default_value_t = 1)]
     pub top_k_heads: usize,
-    #[arg(long, default_value = "f32")]
-    pub dtype: WeightDType,
     /// Logit lens: top tokens per image patch (0 turns it off).
     #[arg(long, default_value_t = 5)]
     pub lens_k: usize,
@@ -41,8 +33,6 @@ pub struct ExplainArgs {
     /// Crisp patch grid instead of bicubic upsampling.
     #[arg(long)]
     pub crisp: bool,
-    #[arg(long)]
-    pub pad_to_square: bool,
     /// PNG of the patch map over the model's view of the image.
     #[arg(long, default_value = "map.png")]
     pub out: PathBuf,
@@ -71,23 +61,16 @@ fn resolve_token(tok: &LlavaTokenizer, text: &str) -> anyhow::Result<u32> {
 }
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
-    let config = LlavaConfig::load(&args.model.join("config.json"))?;
-    let tok = LlavaTokenizer::load(&args.model.join("tokenizer.json"), config.image_token_index)?;
-    let prompt = tok.prompt(&args.question, &args.answer_prefix)?;
+    let Loaded { tokenizer: tok, prompt, image: pre, ctx, model, .. } = args.input.load()?;
     let target = args.target.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
     let contrast = args.contrast.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
-    let mode = if args.pad_to_square { ResizeMode::PadToSquare } else { ResizeMode::CenterCrop };
-    let pre = preprocess(&load_image(&args.image)?, config.vision.image_size, mode)?;
-    let ckpt = Checkpoint::open(&args.model)?;
-    let ctx = GpuContext::new_blocking(ContextOptions::default())?;
-    let model = Llava::load(&ctx, &ckpt, &config, args.dtype, None).with_context(|| format!("loading {}", args.model.display()))?;
     let opts = ExplainOptions {
         target,
         contrast,
         top_k_heads: args.top_k_heads,
         lens_k: args.lens_k,
         lens_layer: args.lens_layer,
-        model_name: args.model.display().to_string(),
+        model_name: args.input.model.display().to_string(),
         token_text: |_, _| None,
     };
     let mut e = pollster::block_on(explain(&model, &ctx, &prompt, &pre.pixels, &opts))?;
@@ -104,7 +87,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     png.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
     let mut doc = serde_json::to_value(&e)?;
     let obj = doc.as_object_mut().unwrap();
-    obj.insert("image".into(), serde_json::json!(args.image));
+    obj.insert("image".into(), serde_json::json!(args.input.image));
     if let Some(lens) = &e.logit_lens {
         let text = |rows: &Vec<Vec<u32>>| -> Vec<Vec<String>> {
             rows.iter().map(|r| r.iter().map(|&id| tok.token(id).unwrap_or_default()).collect()).collect()

@@ -3,6 +3,7 @@
 
 mod bench;
 mod explain;
+mod input;
 mod run;
 
 use clap::{Parser, Subcommand};
