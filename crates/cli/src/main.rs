@@ -3,6 +3,7 @@
 
 mod bench;
 mod explain;
+mod faithfulness;
 mod input;
 mod run;
 
@@ -30,6 +31,8 @@ enum Command {
     Run(run::RunArgs),
     /// Which heads and image patches made the answer: the Yu & Ananiadou (2024) attribution.
     Explain(explain::ExplainArgs),
+    /// Deletion/insertion curves of the map against mean attention and random orders (JSON).
+    Faithfulness(faithfulness::FaithfulnessArgs),
     /// Write a deterministic random tiny Llava in HF format (config.json, model.safetensors,
     /// tokenizer.json) for tests and experiments.
     MakeTiny {
@@ -50,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         Command::Info => info(),
         Command::Run(args) => run::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Faithfulness(args) => faithfulness::run(&args),
         Command::MakeTiny { out, seed, gqa } => {
             let c = llava_lens_model::tiny::write_tiny(&out, seed, gqa)?;
             eprintln!(

@@ -158,3 +158,30 @@ fn explain_writes_a_png_and_a_json_with_the_documented_fields() {
     assert_eq!(v["contrast"]["text"], "▁blue");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn faithfulness_reports_curves_for_the_map_mean_attention_and_random_orders() {
+    let out = bin()
+        .args(["faithfulness", "--steps", "4", "--seeds", "2", "--question", "What is the color of the dog?", "--model"])
+        .arg(repo("tests/data/tiny-llava"))
+        .arg("--image")
+        .arg(repo("tests/data/images/scene-500x375.png"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.iter().map(|r| r["operator"].as_str().unwrap()).collect::<Vec<_>>(), ["token", "pixel"]);
+    for r in results {
+        for curve in [&r["map"], &r["mean_attention"]] {
+            let del: Vec<f64> = curve["deletion"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let ins: Vec<f64> = curve["insertion"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            assert_eq!((del.len(), ins.len()), (5, 5), "steps + 1 points");
+            // Both curves run between the same two ends: nothing removed and everything removed.
+            assert_eq!((del[0], del[4]), (r["s_orig"].as_f64().unwrap(), r["s_base"].as_f64().unwrap()));
+            assert_eq!((ins[0], ins[4]), (del[4], del[0]));
+            assert!(del.iter().chain(&ins).all(|p| (0.0..=1.0).contains(p)));
+        }
+        assert_eq!(r["random"].as_array().unwrap().len(), 2);
+    }
+}

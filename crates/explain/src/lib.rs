@@ -9,6 +9,7 @@
 //! runs it on the GPU with batched vocabulary projections, reading back only small results.
 
 pub mod engine;
+pub mod faithfulness;
 pub mod method;
 pub mod render;
 

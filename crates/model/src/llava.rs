@@ -139,22 +139,42 @@ impl Llava {
         plan: &CapturePlan,
         extra_tokens: usize,
     ) -> Result<Prefill, ModelError> {
+        let s = self.config.vision.image_size;
+        if pixels.len() != 3 * s * s {
+            return Err(ModelError::Prompt(format!("pixel_values hold {} values; the model takes 3 x {s} x {s}", pixels.len())));
+        }
+        let pixels_t = GpuTensor::from_f32(rec.ctx(), pixels, &[3, s, s], "pixel_values")?;
+        let image_features = self.image_features(rec, &pixels_t)?;
+        self.prefill_with_features(rec, prompt, image_features, plan, extra_tokens)
+    }
+
+    /// [`Llava::prefill`] from given image features `[image tokens, hidden]` (the projector's
+    /// output, possibly edited: faithfulness tests replace patches' features).
+    pub fn prefill_with_features(
+        &self,
+        rec: &mut Recorder<'_>,
+        prompt: &Prompt,
+        image_features: GpuTensor,
+        plan: &CapturePlan,
+        extra_tokens: usize,
+    ) -> Result<Prefill, ModelError> {
         let ctx = rec.ctx();
         let c = &self.config;
         let n_img = c.image_tokens();
-        let s = c.vision.image_size;
         let seq_len = prompt.ids.len() - 1 + n_img;
         let vocab = c.text.vocab_size;
         if let Some(&bad) = prompt.ids.iter().find(|&&id| id as usize >= vocab) {
             return Err(ModelError::Prompt(format!("token id {bad} is outside the model's vocabulary of {vocab}")));
         }
-        if pixels.len() != 3 * s * s {
-            return Err(ModelError::Prompt(format!("pixel_values hold {} values; the model takes 3 x {s} x {s}", pixels.len())));
+        if image_features.len() != n_img * c.text.hidden_size {
+            return Err(ModelError::Prompt(format!(
+                "{} image feature values; the model takes {n_img} x {}",
+                image_features.len(),
+                c.text.hidden_size
+            )));
         }
         let capacity = (seq_len + extra_tokens).min(c.text.max_position_embeddings.max(seq_len + 1));
         let mut cache = KvCache::new(ctx, &c.text, capacity);
-        let pixels_t = GpuTensor::from_f32(ctx, pixels, &[3, s, s], "pixel_values")?;
-        let image_features = self.image_features(rec, &pixels_t)?;
         // Token embeddings with the image features spliced in where <image> stood.
         let d = c.text.hidden_size;
         let off = prompt.image_offset;

@@ -1,0 +1,67 @@
+//! `llava-lens faithfulness`: deletion and insertion curves of p(target) for the paper's map,
+//! mean attention and random orders (METHOD.md sec. 7), as JSON.
+
+use clap::{Args, ValueEnum};
+use llava_lens_explain::faithfulness::{Operator, faithfulness};
+use llava_lens_explain::{ExplainOptions, explain};
+
+use crate::input::{Loaded, ModelInput};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OperatorArg {
+    /// Replace removed patches' projected embeddings by the mean embedding.
+    Token,
+    /// Replace removed patches' pixels by their per-channel mean and re-run everything.
+    Pixel,
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct FaithfulnessArgs {
+    #[command(flatten)]
+    pub input: ModelInput,
+    #[arg(long, value_enum, default_value_t = OperatorArg::Both)]
+    pub operator: OperatorArg,
+    /// Steps of the deletion/insertion grid.
+    #[arg(long, default_value_t = 8)]
+    pub steps: usize,
+    /// Random orders to compare with.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: usize,
+}
+
+pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
+    let Loaded { tokenizer, prompt, image, ctx, model } = args.input.load()?;
+    let opts = ExplainOptions { lens_k: 0, ..Default::default() };
+    let e = pollster::block_on(explain(&model, &ctx, &prompt, &image.pixels, &opts))?;
+    let ops: &[Operator] = match args.operator {
+        OperatorArg::Token => &[Operator::Token],
+        OperatorArg::Pixel => &[Operator::Pixel],
+        OperatorArg::Both => &[Operator::Token, Operator::Pixel],
+    };
+    let mut results = Vec::new();
+    for &op in ops {
+        let f = pollster::block_on(faithfulness(&model, &ctx, &prompt, &image.pixels, &e, op, args.steps, args.seeds))?;
+        eprintln!(
+            "{op:?}: deletion AUC map {:?} / mean attention {:?} / random {:?}; insertion AUC map {:?} / mean attention {:?} / random {:?}",
+            f.map.deletion_auc,
+            f.mean_attention.deletion_auc,
+            f.random_mean_auc.0,
+            f.map.insertion_auc,
+            f.mean_attention.insertion_auc,
+            f.random_mean_auc.1
+        );
+        results.push(f);
+    }
+    let doc = serde_json::json!({
+        "model": args.input.model,
+        "image": args.input.image,
+        "dtype": model.dtype.name(),
+        "target": {"id": e.target.id, "text": tokenizer.token(e.target.id)},
+        "best_head": e.best_head,
+        "lower_deletion_auc_is_better": true,
+        "results": results,
+    });
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    Ok(())
+}
