@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use llava_lens_explain::render::{RenderOptions, Upsample, render};
+use llava_lens_explain::render::{Palette, RenderOptions, Upsample, render, render_on_original};
 use llava_lens_explain::{ExplainOptions, explain};
 use llava_lens_model::LlavaTokenizer;
 
@@ -36,6 +36,13 @@ pub struct ExplainArgs {
     /// PNG of the patch map over the model's view of the image.
     #[arg(long, default_value = "map.png")]
     pub out: PathBuf,
+    /// Also a PNG of the map drawn back onto the original image (through the crop box).
+    #[arg(long)]
+    pub out_original: Option<PathBuf>,
+    /// The authors' style: the normalised map in gray at opacity 0.8 (default: signed scores on
+    /// a diverging map).
+    #[arg(long)]
+    pub authors_style: bool,
     /// Explanation JSON (printed to stdout when absent).
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -61,7 +68,7 @@ fn resolve_token(tok: &LlavaTokenizer, text: &str) -> anyhow::Result<u32> {
 }
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
-    let Loaded { tokenizer: tok, prompt, image: pre, ctx, model, .. } = args.input.load()?;
+    let Loaded { tokenizer: tok, prompt, image: pre, original, ctx, model } = args.input.load()?;
     let target = args.target.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
     let contrast = args.contrast.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
     let opts = ExplainOptions {
@@ -81,10 +88,21 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     for h in e.top_heads.iter() {
         eprintln!("  head {:>2}.{:<2} {:+.4} nats", h.layer, h.head, h.score);
     }
-    // The map: signed scores on a diverging scale (the normalised map would hide the sign).
-    let ropts = RenderOptions { upsample: if args.crisp { Upsample::Crisp } else { Upsample::Smooth }, signed: true, ..Default::default() };
-    let (png, legend) = render(&pre.crop_rgb, &e.patch_scores, e.grid, &ropts);
+    // Signed scores on a diverging scale by default (the normalised map hides the sign); the
+    // authors' normalised map in gray at 0.8 on request.
+    let upsample = if args.crisp { Upsample::Crisp } else { Upsample::Smooth };
+    let (values, ropts) = match (&e.patch_map, args.authors_style) {
+        (Some(map), true) => (map.clone(), RenderOptions { upsample, palette: Palette::Gray, opacity: 0.8, ..Default::default() }),
+        _ => (e.patch_scores.clone(), RenderOptions { upsample, palette: Palette::Signed, ..Default::default() }),
+    };
+    let (png, legend) = render(&pre.crop_rgb, &values, e.grid, &ropts);
     png.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    if let Some(path) = &args.out_original {
+        let c = pre.crop;
+        render_on_original(&original, (c.x, c.y, c.width, c.height), &values, e.grid, &ropts)
+            .save(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut doc = serde_json::to_value(&e)?;
     let obj = doc.as_object_mut().unwrap();
     obj.insert("image".into(), serde_json::json!(args.input.image));
@@ -100,7 +118,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     obj.insert("crop".into(), serde_json::json!({"x": pre.crop.x, "y": pre.crop.y, "width": pre.crop.width, "height": pre.crop.height}));
     obj.insert(
         "legend".into(),
-        serde_json::json!({"min": legend.min, "max": legend.max, "colormap": legend.colormap, "units": "nats (log-probability increase)"}),
+        serde_json::json!({"min": legend.min, "max": legend.max, "colormap": legend.colormap, "units": if args.authors_style { "share of the normalised map" } else { "nats (log-probability increase)" }}),
     );
     let text = serde_json::to_string_pretty(&doc)?;
     match &args.json {

@@ -31,7 +31,7 @@ pub struct FaithfulnessArgs {
 }
 
 pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
-    let Loaded { tokenizer, prompt, image, ctx, model } = args.input.load()?;
+    let Loaded { tokenizer, prompt, image, ctx, model, .. } = args.input.load()?;
     let opts = ExplainOptions { lens_k: 0, ..Default::default() };
     let e = pollster::block_on(explain(&model, &ctx, &prompt, &image.pixels, &opts))?;
     let ops: &[Operator] = match args.operator {

@@ -35,6 +35,8 @@ pub struct Loaded {
     pub tokenizer: LlavaTokenizer,
     pub prompt: Prompt,
     pub image: Preprocessed,
+    /// The image as the user gave it (maps are also drawn back onto it).
+    pub original: image::RgbImage,
     pub ctx: GpuContext,
     pub model: Llava,
 }
@@ -45,7 +47,8 @@ impl ModelInput {
         let tokenizer = LlavaTokenizer::load(&self.model.join("tokenizer.json"), config.image_token_index)?;
         let prompt = tokenizer.prompt(&self.question, &self.answer_prefix)?;
         let mode = if self.pad_to_square { ResizeMode::PadToSquare } else { ResizeMode::CenterCrop };
-        let image = preprocess(&load_image(&self.image)?, config.vision.image_size, mode)?;
+        let original = load_image(&self.image)?;
+        let image = preprocess(&original, config.vision.image_size, mode)?;
         let ckpt = Checkpoint::open(&self.model)?;
         let ctx = GpuContext::new_blocking(ContextOptions::default())?;
         let bar = ProgressBar::new(Llava::tensor_count(&config) as u64);
@@ -57,6 +60,6 @@ impl ModelInput {
         let model =
             Llava::load(&ctx, &ckpt, &config, self.dtype, Some(&tick)).with_context(|| format!("loading {}", self.model.display()))?;
         bar.finish_and_clear();
-        Ok(Loaded { tokenizer, prompt, image, ctx, model })
+        Ok(Loaded { tokenizer, prompt, image, original, ctx, model })
     }
 }

@@ -15,11 +15,20 @@ pub enum Upsample {
     Smooth,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Palette {
+    /// Diverging RdBu centred at 0 for signed scores (red positive).
+    Signed,
+    /// Sequential viridis from the minimum.
+    Viridis,
+    /// The authors' notebook: a gray map (black low, white high), drawn at opacity 0.8.
+    Gray,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct RenderOptions {
     pub upsample: Upsample,
-    /// Signed scores on a diverging map centred at 0 (else sequential from the minimum).
-    pub signed: bool,
+    pub palette: Palette,
     /// Weight of the colour over the image, 0..=1.
     pub opacity: f32,
     /// Patches to outline, best first.
@@ -28,7 +37,7 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions { upsample: Upsample::Smooth, signed: false, opacity: 0.55, outline_top: 3 }
+        RenderOptions { upsample: Upsample::Smooth, palette: Palette::Viridis, opacity: 0.55, outline_top: 3 }
     }
 }
 
@@ -73,34 +82,63 @@ fn bytemuck_f32(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
+/// Value range and colour of a map.
+struct Colours {
+    min: f32,
+    max: f32,
+    palette: Palette,
+}
+
+impl Colours {
+    fn new(scores: &[f32], palette: Palette) -> Self {
+        let (lo, hi) = scores.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        match palette {
+            Palette::Signed => {
+                let m = lo.abs().max(hi.abs()).max(f32::MIN_POSITIVE);
+                Colours { min: -m, max: m, palette }
+            }
+            _ => Colours { min: lo, max: if hi > lo { hi } else { lo + 1.0 }, palette },
+        }
+    }
+
+    fn of(&self, v: f32) -> [u8; 3] {
+        let t = ((v - self.min) / (self.max - self.min)).clamp(0.0, 1.0) as f64;
+        match self.palette {
+            // RdBu runs red (0) to blue (1): flip so positive scores are red.
+            Palette::Signed => colorous::RED_BLUE.eval_continuous(1.0 - t).as_array(),
+            Palette::Viridis => colorous::VIRIDIS.eval_continuous(t).as_array(),
+            Palette::Gray => [(t * 255.0).round() as u8; 3],
+        }
+    }
+
+    fn legend(&self) -> Legend {
+        let colormap = match self.palette {
+            Palette::Signed => "RdBu (reversed: red positive)",
+            Palette::Viridis => "viridis",
+            Palette::Gray => "gray",
+        };
+        Legend { min: self.min, max: self.max, colormap }
+    }
+}
+
+fn blend(p: [u8; 3], c: [u8; 3], opacity: f32) -> Rgb<u8> {
+    let mix = |i: usize| ((1.0 - opacity) * p[i] as f32 + opacity * c[i] as f32).round() as u8;
+    Rgb([mix(0), mix(1), mix(2)])
+}
+
 /// `scores` (row-major `g x g`) drawn over `view` (the model's square crop), with a colour bar
 /// on the right.
 pub fn render(view: &RgbImage, scores: &[f32], g: usize, opts: &RenderOptions) -> (RgbImage, Legend) {
     let size = view.width();
-    let (lo, hi) = scores.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
-    let (min, max, gradient, name) = if opts.signed {
-        let m = lo.abs().max(hi.abs()).max(f32::MIN_POSITIVE);
-        (-m, m, colorous::RED_BLUE, "RdBu (reversed: red positive)")
-    } else {
-        (lo, if hi > lo { hi } else { lo + 1.0 }, colorous::VIRIDIS, "viridis")
-    };
-    let colour = |v: f32| {
-        let t = ((v - min) / (max - min)).clamp(0.0, 1.0) as f64;
-        // RdBu runs red (0) to blue (1): flip so positive scores are red.
-        let c = gradient.eval_continuous(if opts.signed { 1.0 - t } else { t });
-        [c.r, c.g, c.b]
-    };
+    let colours = Colours::new(scores, opts.palette);
     let heat = upsample(scores, g, size, opts.upsample);
     let bar = (size / 16).max(6);
     let mut out = RgbImage::from_pixel(size + bar + 4, size, Rgb([255, 255, 255]));
     for y in 0..size {
         for x in 0..size {
-            let p = view.get_pixel(x, y).0;
-            let c = colour(heat[(y * size + x) as usize]);
-            let mix = |i: usize| ((1.0 - opts.opacity) * p[i] as f32 + opts.opacity * c[i] as f32).round() as u8;
-            out.put_pixel(x, y, Rgb([mix(0), mix(1), mix(2)]));
+            out.put_pixel(x, y, blend(view.get_pixel(x, y).0, colours.of(heat[(y * size + x) as usize]), opts.opacity));
         }
-        let c = colour(max - (max - min) * y as f32 / (size - 1).max(1) as f32);
+        let c = colours.of(colours.max - (colours.max - colours.min) * y as f32 / (size - 1).max(1) as f32);
         for x in size + 4..size + 4 + bar {
             out.put_pixel(x, y, Rgb(c));
         }
@@ -120,7 +158,25 @@ pub fn render(view: &RgbImage, scores: &[f32], g: usize, opts: &RenderOptions) -
             out.put_pixel(x1, y, Rgb([255, 255, 255]));
         }
     }
-    (out, Legend { min, max, colormap: name })
+    (out, colours.legend())
+}
+
+/// The same map drawn back onto the user's original image through the crop box (in original
+/// pixels, as `Preprocessed::crop`); pixels outside the box are left as they are.
+pub fn render_on_original(original: &RgbImage, crop: (f32, f32, f32, f32), scores: &[f32], g: usize, opts: &RenderOptions) -> RgbImage {
+    let (cx, cy, cw, ch) = crop;
+    let side = cw.max(ch).round().max(1.0) as u32;
+    let heat = upsample(scores, g, side, opts.upsample);
+    let colours = Colours::new(scores, opts.palette);
+    let mut out = original.clone();
+    for (x, y, px) in out.enumerate_pixels_mut() {
+        let (u, v) = ((x as f32 + 0.5 - cx) / cw, (y as f32 + 0.5 - cy) / ch);
+        if (0.0..1.0).contains(&u) && (0.0..1.0).contains(&v) {
+            let (hx, hy) = ((u * side as f32) as usize, (v * side as f32) as usize);
+            *px = blend(px.0, colours.of(heat[hy * side as usize + hx]), opts.opacity);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -141,7 +197,21 @@ mod tests {
             // The best patch (15, bottom right) is outlined in white.
             assert_eq!(img.get_pixel(55, 55).0, [255, 255, 255]);
         }
-        let (_, legend) = render(&view, &[-2.0, 1.0, 0.5, 0.0], 2, &RenderOptions { signed: true, ..Default::default() });
+        let (_, legend) = render(&view, &[-2.0, 1.0, 0.5, 0.0], 2, &RenderOptions { palette: Palette::Signed, ..Default::default() });
         assert_eq!((legend.min, legend.max), (-2.0, 2.0));
+        let (img, legend) = render(&view, &scores, 4, &RenderOptions { palette: Palette::Gray, opacity: 0.8, ..Default::default() });
+        assert_eq!(legend.colormap, "gray");
+        // Patch 0 (score 0) is black at 0.8 over gray 128: 0.2 * 128 = 25.6.
+        assert_eq!(img.get_pixel(5, 5).0, [26, 26, 26]);
+    }
+
+    #[test]
+    fn the_map_lands_inside_the_crop_box_of_the_original() {
+        let original = RgbImage::from_pixel(100, 60, Rgb([0, 0, 0]));
+        // A 60 x 60 crop at x = 20: the left 20 and right 20 columns stay untouched.
+        let out = render_on_original(&original, (20.0, 0.0, 60.0, 60.0), &[1.0, 1.0, 1.0, 1.0], 2, &RenderOptions::default());
+        assert_eq!(out.get_pixel(10, 30).0, [0, 0, 0]);
+        assert_eq!(out.get_pixel(90, 30).0, [0, 0, 0]);
+        assert_ne!(out.get_pixel(50, 30).0, [0, 0, 0]);
     }
 }
