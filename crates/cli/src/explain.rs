@@ -30,6 +30,13 @@ pub struct ExplainArgs {
     /// Also read the residual entering this layer at the image positions through the unembedding.
     #[arg(long)]
     pub lens_layer: Option<usize>,
+    /// Sequence positions (comma-separated) whose residual is split into key input (attention)
+    /// and value input (MLP), each read through the unembedding.
+    #[arg(long, value_delimiter = ',')]
+    pub decompose: Vec<usize>,
+    /// Layer of the decomposition (default: after the last layer).
+    #[arg(long)]
+    pub decompose_layer: Option<usize>,
     /// Crisp patch grid instead of bicubic upsampling.
     #[arg(long)]
     pub crisp: bool,
@@ -77,6 +84,8 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         top_k_heads: args.top_k_heads,
         lens_k: args.lens_k,
         lens_layer: args.lens_layer,
+        decompose: args.decompose.clone(),
+        decompose_layer: args.decompose_layer,
         model_name: args.input.model.display().to_string(),
         token_text: |_, _| None,
     };
@@ -120,6 +129,15 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         "legend".into(),
         serde_json::json!({"min": legend.min, "max": legend.max, "colormap": legend.colormap, "units": if args.authors_style { "share of the normalised map" } else { "nats (log-probability increase)" }}),
     );
+    if !e.decomposition.is_empty() {
+        let pieces = |ids: &[u32]| ids.iter().map(|&id| tok.token(id).unwrap_or_default()).collect::<Vec<_>>();
+        let rows: Vec<_> = e
+            .decomposition
+            .iter()
+            .map(|d| serde_json::json!({"position": d.position, "key_input": pieces(&d.key_input_top), "value_input": pieces(&d.value_input_top)}))
+            .collect();
+        doc.as_object_mut().unwrap().insert("decomposition_text".into(), serde_json::json!(rows));
+    }
     let text = serde_json::to_string_pretty(&doc)?;
     match &args.json {
         Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,

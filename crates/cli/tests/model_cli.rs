@@ -103,6 +103,8 @@ fn explain_writes_a_png_and_a_json_with_the_documented_fields() {
             "3",
             "--lens-layer",
             "1",
+            "--decompose",
+            "3,20",
             "--question",
             "What is the color of the dog?",
             "--answer-prefix",
@@ -139,6 +141,9 @@ fn explain_writes_a_png_and_a_json_with_the_documented_fields() {
     assert_eq!(lens["residual"].as_array().unwrap()[0].as_array().unwrap().len(), 5);
     assert_eq!(lens["residual_layer"], 1);
     assert!(v["logit_lens_text"]["embedding"][0][0].is_string());
+    let dec = v["decomposition"].as_array().unwrap();
+    assert_eq!(dec.iter().map(|d| d["position"].as_u64().unwrap()).collect::<Vec<_>>(), [3, 20]);
+    assert!(dec.iter().all(|d| d["key_input_top"].as_array().unwrap().len() == 5 && d["layer"] == 2));
     for key in ["crop", "legend", "position_scores", "attention_layer_scores", "mlp_layer_scores", "top_heads", "best_head", "timings_ms"] {
         assert!(!v[key].is_null(), "missing {key}");
     }

@@ -34,6 +34,11 @@ pub struct ExplainOptions {
     /// Layer whose image-position residuals the lens also reads through z(.) (planned before
     /// the forward pass; None: the embedding lens only).
     pub lens_layer: Option<usize>,
+    /// Sequence positions whose residual entering `decompose_layer` is split into its
+    /// attention part ("key input") and MLP part ("value input"), each read through z(.).
+    pub decompose: Vec<usize>,
+    /// Layer of the decomposition (default: the residual after the last layer).
+    pub decompose_layer: Option<usize>,
     /// Labels for the JSON.
     pub model_name: String,
     pub token_text: fn(&Llava, u32) -> Option<String>,
@@ -47,6 +52,8 @@ impl Default for ExplainOptions {
             top_k_heads: 1,
             lens_k: 5,
             lens_layer: None,
+            decompose: Vec::new(),
+            decompose_layer: None,
             model_name: String::new(),
             token_text: |_, _| None,
         }
@@ -138,6 +145,16 @@ pub async fn explain(
     let lens_layer = opts.lens_layer.map(|l| l.min(layers - 1));
     if let (Some(l), true) = (lens_layer, opts.lens_k > 0) {
         plan.add(&format!("blocks.{l}.hook_resid_pre"), &image_rows, &[])?;
+    }
+    let decompose_layer = opts.decompose_layer.unwrap_or(layers).min(layers);
+    if let Some(&bad) = opts.decompose.iter().find(|&&p| p >= seq) {
+        return Err(ExplainError::Input(format!("position {bad} is outside the sequence of {seq}")));
+    }
+    if !opts.decompose.is_empty() {
+        for l in 0..decompose_layer {
+            plan.add(&format!("blocks.{l}.hook_attn_out"), &opts.decompose, &[])?;
+            plan.add(&format!("blocks.{l}.hook_mlp_out"), &opts.decompose, &[])?;
+        }
     }
     let mut reader = Reader { ctx, bytes: 0 };
 
@@ -237,6 +254,11 @@ pub async fn explain(
         }
     }
     let position_ms = ms_since(t2);
+    let decomposition = if opts.decompose.is_empty() || decompose_layer == 0 {
+        Vec::new()
+    } else {
+        decompose(model, ctx, &mut reader, &pre, &final_resid, &opts.decompose, decompose_layer, opts.lens_k.max(1)).await?
+    };
     let logit_lens = if opts.lens_k > 0 {
         Some(logit_lens(model, ctx, &mut reader, &pre, &final_resid, lens_layer, &image_rows, last, opts.lens_k).await?)
     } else {
@@ -275,6 +297,7 @@ pub async fn explain(
         baseline_map,
         top_k_heads_map,
         logit_lens,
+        decomposition,
         timings_ms: Timings { forward: forward_ms, head_scores: head_ms, position_scores: position_ms },
         bytes_read_back: reader.bytes,
     })
@@ -328,4 +351,56 @@ async fn logit_lens(
         None => None,
     };
     Ok(crate::method::LogitLens { k, embedding, residual_layer: layer, residual })
+}
+
+/// METHOD.md sec. 5: the residual entering `layer` at each chosen position, split into the sum
+/// of earlier attention outputs (key input) and of earlier MLP outputs (value input), each
+/// projected with z(.); top-`k` token ids of both.
+#[allow(clippy::too_many_arguments)]
+async fn decompose(
+    model: &Llava,
+    ctx: &GpuContext,
+    reader: &mut Reader<'_>,
+    pre: &llava_lens_model::Prefill,
+    final_resid: &GpuTensor,
+    positions: &[usize],
+    layer: usize,
+    k: usize,
+) -> Result<Vec<crate::method::Decomposition>, ExplainError> {
+    let lm = &model.language_model;
+    let (d, vocab) = (lm.config.hidden_size, lm.config.vocab_size);
+    // Capture rows are the sorted, de-duplicated positions.
+    let mut rows = positions.to_vec();
+    rows.sort_unstable();
+    rows.dedup();
+    let n = rows.len();
+    let mut rec = Recorder::new(ctx, "explain: decomposition");
+    let sums = GpuTensor::zeros(ctx, &[2 * n, d], "key | value inputs");
+    let (keys, values) = (GpuTensor::zeros(ctx, &[n, d], "key input"), GpuTensor::zeros(ctx, &[n, d], "value input"));
+    for l in 0..layer {
+        for (point, acc) in [(HookPoint::AttnOut, &keys), (HookPoint::MlpOut, &values)] {
+            let name = llava_lens_gpu::capture::Hook { layer: l, point }.to_string();
+            let cap = &pre.captures.rows.iter().find(|(nm, _)| *nm == name).expect("planned").1;
+            ops::residual_add(&mut rec, acc, &cap.values)?;
+        }
+    }
+    rec.copy(keys.buffer(), 0, sums.buffer(), 0, (n * d * 4) as u64);
+    rec.copy(values.buffer(), 0, sums.buffer(), (n * d * 4) as u64, (n * d * 4) as u64);
+    let scaled = GpuTensor::zeros(ctx, &[2 * n, d], "decomposition z input");
+    ops::fixed_rms_norm(&mut rec, &sums, &lm.norm.weight, final_resid, &scaled, PROJECTION_EPS)?;
+    let logits = lm.lm_head.forward(&mut rec, &scaled)?;
+    let (vals, ids) = (GpuTensor::zeros(ctx, &[2 * n, k], "values"), GpuTensor::zeros(ctx, &[2 * n, k], "ids"));
+    ops::top_k(&mut rec, &logits, vocab, k, &vals, &ids)?;
+    rec.submit();
+    let ids = reader.u32(&ids).await?;
+    Ok(rows
+        .iter()
+        .enumerate()
+        .map(|(i, &position)| crate::method::Decomposition {
+            position,
+            layer,
+            key_input_top: ids[i * k..(i + 1) * k].to_vec(),
+            value_input_top: ids[(n + i) * k..(n + i + 1) * k].to_vec(),
+        })
+        .collect())
 }

@@ -92,6 +92,8 @@ pub struct Explanation {
     pub top_k_heads_map: Option<TopKMap>,
     /// Per-patch top tokens (ids; `llava-lens explain` adds their text).
     pub logit_lens: Option<LogitLens>,
+    /// Key-input / value-input decomposition at the chosen positions (empty when none).
+    pub decomposition: Vec<Decomposition>,
     pub timings_ms: Timings,
     /// Bytes read back from the GPU for the explanation (the forward pass's top-5 included).
     pub bytes_read_back: u64,
@@ -106,6 +108,16 @@ pub struct LogitLens {
     pub embedding: Vec<Vec<u32>>,
     pub residual_layer: Option<usize>,
     pub residual: Option<Vec<Vec<u32>>>,
+}
+
+/// METHOD.md sec. 5 at one position: top tokens of the summed attention outputs (key input) and
+/// summed MLP outputs (value input) of layers `0..layer`, each through z(.).
+#[derive(Debug, Clone, Serialize)]
+pub struct Decomposition {
+    pub position: usize,
+    pub layer: usize,
+    pub key_input_top: Vec<u32>,
+    pub value_input_top: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
