@@ -19,6 +19,8 @@
 //   6  capture_heads read        array<u32>  [n_heads]    slot of each head, or NONE        (capture)
 //   7  pattern       read_write  array<f32>  [row slots, head slots, n_keys], masked keys = 0 (capture)
 //   8  z             read_write  array<f32>  [row slots, head slots, head_dim]               (capture)
+//   9  key_mask      read        array<u32>  [n_keys] 1 = key blocked for queries at positions
+//                                            >= mask_from (attention knockout); read only then
 //
 // Limits: n_keys <= MAX_KEYS and head_dim <= MAX_HEAD_DIM (checked by the host); the score row
 // lives in workgroup memory (13.5 KiB, inside WebGPU's 16 KiB baseline).
@@ -38,7 +40,7 @@ struct AttentionParams {
     causal: u32,
     scale: f32,
     n_head_slots: u32,  // capture: head slots per row slot
-    _pad0: u32,
+    mask_from: u32,     // first query position whose attention honours key_mask (NONE: no mask)
     _pad1: u32,
 }
 
@@ -51,6 +53,7 @@ struct AttentionParams {
 @group(0) @binding(6) var<storage, read> capture_heads: array<u32>;
 @group(0) @binding(7) var<storage, read_write> pattern: array<f32>;
 @group(0) @binding(8) var<storage, read_write> z: array<f32>;
+@group(0) @binding(9) var<storage, read> key_mask: array<u32>;
 
 const WG: u32 = 128u;
 const MAX_KEYS: u32 = 3072u;
@@ -115,6 +118,7 @@ fn softmax_row(t: Task, lid: u32) {
     }
     workgroupBarrier();
     var m = -3.402823e38;
+    let masking = params.n_keys - params.n_queries + t.row >= params.mask_from;
     for (var j = lid; j < t.visible; j += WG) {
         let kb = j * params.k_stride + params.k_offset + t.kv_head * hd;
         var s = 0.0;
@@ -122,6 +126,9 @@ fn softmax_row(t: Task, lid: u32) {
             s += q_row[d] * k[kb + d];
         }
         s *= params.scale;
+        if (masking && key_mask[j] != 0u) {
+            s = -3.402823e38; // exp(s - max) underflows to exactly 0
+        }
         probs[j] = s;
         m = max(m, s);
     }

@@ -13,14 +13,17 @@ pub enum OperatorArg {
     Token,
     /// Replace removed patches' pixels by their per-channel mean and re-run everything.
     Pixel,
-    Both,
+    /// Block the text positions' attention to removed patches.
+    Knockout,
+    /// All three.
+    All,
 }
 
 #[derive(Debug, Args)]
 pub struct FaithfulnessArgs {
     #[command(flatten)]
     pub input: ModelInput,
-    #[arg(long, value_enum, default_value_t = OperatorArg::Both)]
+    #[arg(long, value_enum, default_value_t = OperatorArg::All)]
     pub operator: OperatorArg,
     /// Steps of the deletion/insertion grid.
     #[arg(long, default_value_t = 8)]
@@ -37,7 +40,8 @@ pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
     let ops: &[Operator] = match args.operator {
         OperatorArg::Token => &[Operator::Token],
         OperatorArg::Pixel => &[Operator::Pixel],
-        OperatorArg::Both => &[Operator::Token, Operator::Pixel],
+        OperatorArg::Knockout => &[Operator::Knockout],
+        OperatorArg::All => &[Operator::Token, Operator::Pixel, Operator::Knockout],
     };
     let mut results = Vec::new();
     for &op in ops {

@@ -176,7 +176,7 @@ fn faithfulness_reports_curves_for_the_map_mean_attention_and_random_orders() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = v["results"].as_array().unwrap();
-    assert_eq!(results.iter().map(|r| r["operator"].as_str().unwrap()).collect::<Vec<_>>(), ["token", "pixel"]);
+    assert_eq!(results.iter().map(|r| r["operator"].as_str().unwrap()).collect::<Vec<_>>(), ["token", "pixel", "knockout"]);
     for r in results {
         for curve in [&r["map"], &r["mean_attention"]] {
             let del: Vec<f64> = curve["deletion"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();

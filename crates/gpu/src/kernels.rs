@@ -96,9 +96,19 @@ impl Kernel {
         const LINEAR_GEMM: &[(u32, Access)] = &[(0, Uniform), (1, Read), (2, ReadWrite), (3, Read), (4, Read)];
         const IN_PLACE_WITH_INPUT: &[(u32, Access)] = &[(0, Uniform), (1, ReadWrite), (2, Read)];
         const IN_PLACE: &[(u32, Access)] = &[(0, Uniform), (1, ReadWrite)];
-        const ATTENTION: &[(u32, Access)] = &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite)];
-        const ATTENTION_CAPTURE: &[(u32, Access)] =
-            &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite), (5, Read), (6, Read), (7, ReadWrite), (8, ReadWrite)];
+        const ATTENTION: &[(u32, Access)] = &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite), (9, Read)];
+        const ATTENTION_CAPTURE: &[(u32, Access)] = &[
+            (0, Uniform),
+            (1, Read),
+            (2, Read),
+            (3, Read),
+            (4, ReadWrite),
+            (5, Read),
+            (6, Read),
+            (7, ReadWrite),
+            (8, ReadWrite),
+            (9, Read),
+        ];
         match self {
             Kernel::Linear => &[
                 EntryPoint { name: "matmul", bindings: LINEAR_GEMM },

@@ -67,7 +67,7 @@ uniform_params!(
         causal: u32,
         scale: f32,
         n_head_slots: u32,
-        _pad0: u32,
+        mask_from: u32,
         _pad1: u32,
     }
 );

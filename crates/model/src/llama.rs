@@ -4,6 +4,7 @@
 //! GEMM feeds `silu_mul`.
 
 use llava_lens_gpu::capture::{AttentionCapture, CapturePlan, HookPoint, RowCapture};
+use llava_lens_gpu::ops::KeyMask;
 use llava_lens_gpu::{GpuContext, GpuMatrix, GpuTensor, Recorder, ops};
 use llava_lens_tensor::cpu::{AttentionShape, RopeShape};
 
@@ -107,13 +108,14 @@ impl Llama {
         cache: &mut KvCache,
         plan: &CapturePlan,
         caps: &mut LayerCaptures,
+        mask: Option<KeyMask<'_>>,
     ) -> Result<GpuTensor, ModelError> {
         let l = rows_of(&x);
         if cache.len + l > cache.capacity {
             return Err(ModelError::Prompt(format!("{} tokens exceed the context of {} set for this run", cache.len + l, cache.capacity)));
         }
         for (n, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(rec, x, n, &self.config, cache, plan, caps)?;
+            x = layer.forward(rec, x, n, &self.config, cache, plan, caps, mask)?;
             // A long prefill's temporaries are ~30 MB per layer at 7B shapes: submit layer by
             // layer so they are freed as it goes instead of all living until the end.
             if l > 1 {
@@ -154,6 +156,7 @@ impl LlamaDecoderLayer {
         cache: &mut KvCache,
         plan: &CapturePlan,
         caps: &mut LayerCaptures,
+        mask: Option<KeyMask<'_>>,
     ) -> Result<GpuTensor, ModelError> {
         let ctx = rec.ctx();
         let (l, pos, hd) = (rows_of(&x), cache.len, c.head_dim);
@@ -181,10 +184,10 @@ impl LlamaDecoderLayer {
         match plan.attention(n) {
             Some(sel) => {
                 let cap = AttentionCapture::new(ctx, &sel, &shape)?;
-                ops::attention_capture(rec, &q, &cache.keys[n], &cache.values[n], &attn, &shape, &cap)?;
+                ops::attention_with(rec, &q, &cache.keys[n], &cache.values[n], &attn, &shape, Some(&cap), mask)?;
                 caps.attention.push((n, cap));
             }
-            None => ops::attention(rec, &q, &cache.keys[n], &cache.values[n], &attn, &shape)?,
+            None => ops::attention_with(rec, &q, &cache.keys[n], &cache.values[n], &attn, &shape, None, mask)?,
         }
         let attn_out = a.o_proj.forward(rec, &attn)?;
         capture_rows(rec, plan, caps, n, HookPoint::AttnOut, &attn_out)?;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use llava_lens_gpu::capture::CapturePlan;
+use llava_lens_gpu::ops::KeyMask;
 use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32, read_u32};
 
 use crate::clip::ClipVision;
@@ -145,11 +146,12 @@ impl Llava {
         }
         let pixels_t = GpuTensor::from_f32(rec.ctx(), pixels, &[3, s, s], "pixel_values")?;
         let image_features = self.image_features(rec, &pixels_t)?;
-        self.prefill_with_features(rec, prompt, image_features, plan, extra_tokens)
+        self.prefill_with_features(rec, prompt, image_features, plan, extra_tokens, None)
     }
 
     /// [`Llava::prefill`] from given image features `[image tokens, hidden]` (the projector's
-    /// output, possibly edited: faithfulness tests replace patches' features).
+    /// output, possibly edited: faithfulness tests replace patches' features), optionally with a
+    /// key mask (attention knockout).
     pub fn prefill_with_features(
         &self,
         rec: &mut Recorder<'_>,
@@ -157,6 +159,7 @@ impl Llava {
         image_features: GpuTensor,
         plan: &CapturePlan,
         extra_tokens: usize,
+        mask: Option<KeyMask<'_>>,
     ) -> Result<Prefill, ModelError> {
         let ctx = rec.ctx();
         let c = &self.config;
@@ -186,7 +189,7 @@ impl Llava {
         ops::embedding(rec, &ids_t, &self.language_model.embed_tokens, &x)?;
         rec.copy(image_features.buffer(), 0, x.buffer(), 4 * (off * d) as u64, 4 * (n_img * d) as u64);
         let mut captures = LayerCaptures::default();
-        let hidden = self.language_model.forward(rec, x, &mut cache, plan, &mut captures)?;
+        let hidden = self.language_model.forward(rec, x, &mut cache, plan, &mut captures, mask)?;
         Ok(Prefill { seq_len, hidden, cache, captures, image_features })
     }
 
@@ -232,7 +235,7 @@ impl Llava {
             let id_t = GpuTensor::from_u32(ctx, &[next], &[1], "token")?;
             let x = GpuTensor::zeros(ctx, &[1, d], "embed");
             ops::embedding(&mut rec, &id_t, &self.language_model.embed_tokens, &x)?;
-            let h = self.language_model.forward(&mut rec, x, &mut cache, &no_plan, &mut LayerCaptures::default())?;
+            let h = self.language_model.forward(&mut rec, x, &mut cache, &no_plan, &mut LayerCaptures::default(), None)?;
             let (_, top_ids, _) = self.head(&mut rec, &h, 0, 1)?;
             rec.submit();
             next = read_u32(ctx, &top_ids).await?[0];

@@ -62,7 +62,7 @@ pub fn attention(
     out: &GpuTensor,
     s: &AttentionShape,
 ) -> Result<(), GpuError> {
-    dispatch(rec, q, k, v, out, s, None)
+    dispatch(rec, q, k, v, out, s, None, None)
 }
 
 /// [`attention`] that also writes the probabilities and per-head outputs of the rows and heads
@@ -77,7 +77,36 @@ pub fn attention_capture(
     cap: &AttentionCapture,
 ) -> Result<(), GpuError> {
     cap.check(s)?;
-    dispatch(rec, q, k, v, out, s, Some(cap))
+    dispatch(rec, q, k, v, out, s, Some(cap), None)
+}
+
+/// Keys blocked for the queries at positions `>= from` (attention knockout): `keys` is one u32
+/// per key position, non-zero = blocked. A query never loses all its keys as long as its own
+/// position is not blocked.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyMask<'a> {
+    pub keys: &'a GpuTensor,
+    pub from: usize,
+}
+
+/// [`attention`] with optional capture and an optional key mask (the general form).
+pub fn attention_with(
+    rec: &mut Recorder<'_>,
+    q: &GpuTensor,
+    k: &GpuTensor,
+    v: &GpuTensor,
+    out: &GpuTensor,
+    s: &AttentionShape,
+    cap: Option<&AttentionCapture>,
+    mask: Option<KeyMask<'_>>,
+) -> Result<(), GpuError> {
+    if let Some(c) = cap {
+        c.check(s)?;
+    }
+    if let Some(m) = mask {
+        need("attention", "key mask", m.keys, s.n_keys)?;
+    }
+    dispatch(rec, q, k, v, out, s, cap, mask)
 }
 
 fn dispatch(
@@ -88,9 +117,13 @@ fn dispatch(
     out: &GpuTensor,
     s: &AttentionShape,
     cap: Option<&AttentionCapture>,
+    mask: Option<KeyMask<'_>>,
 ) -> Result<(), GpuError> {
-    let p = params(s, q, k, v, out, cap.map_or(0, |c| c.heads.len()))?;
-    let mut bindings = vec![(1, q.binding()), (2, k.binding()), (3, v.binding()), (4, out.binding())];
+    let mut p = params(s, q, k, v, out, cap.map_or(0, |c| c.heads.len()))?;
+    p.mask_from = mask.map_or(u32::MAX, |m| m.from.min(u32::MAX as usize) as u32);
+    let dummy = rec.ctx().dummy.as_entire_binding();
+    let mut bindings =
+        vec![(1, q.binding()), (2, k.binding()), (3, v.binding()), (4, out.binding()), (9, mask.map_or(dummy, |m| m.keys.binding()))];
     if let Some(c) = cap {
         bindings.extend([(5, c.row_slots.binding()), (6, c.head_slots.binding()), (7, c.pattern.binding()), (8, c.z.binding())]);
     }

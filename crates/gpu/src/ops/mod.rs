@@ -14,7 +14,7 @@ mod rope;
 
 pub use activation::{gelu, quick_gelu, silu_mul};
 pub use add::{bias_add, residual_add};
-pub use attention::{MAX_HEAD_DIM, MAX_KEYS, attention, attention_capture};
+pub use attention::{KeyMask, MAX_HEAD_DIM, MAX_KEYS, attention, attention_capture, attention_with};
 pub use copy::copy;
 pub use explain::{fixed_rms_norm, scatter_heads, weighted_values};
 pub use linear::{GemmTile, embedding, im2col, matmul, matmul_tiled, matvec, matvec_lanes, matvec_with_lanes, patch_embed};

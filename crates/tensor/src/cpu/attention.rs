@@ -59,6 +59,12 @@ impl AttentionShape {
 /// softmax in f32 with max subtraction. Returns the output `[n_queries, n_heads*head_dim]` and
 /// the probabilities `[n_heads, n_queries, n_keys]` (masked entries exactly 0).
 pub fn attention(q: &[f32], k: &[f32], v: &[f32], s: AttentionShape) -> (Vec<f32>, Vec<f32>) {
+    attention_masked(q, k, v, s, &[], usize::MAX)
+}
+
+/// [`attention`] where queries at positions `>= mask_from` may not attend to keys with
+/// `blocked[j]` (attention knockout; their probability is exactly 0).
+pub fn attention_masked(q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, blocked: &[bool], mask_from: usize) -> (Vec<f32>, Vec<f32>) {
     let (hd, group) = (s.head_dim, s.n_heads / s.n_kv_heads);
     let mut out = vec![0.0f32; s.n_queries * s.n_heads * hd];
     let mut probs = vec![0.0f32; s.n_heads * s.n_queries * s.n_keys];
@@ -67,8 +73,12 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], s: AttentionShape) -> (Vec<f32
         for i in 0..s.n_queries {
             let qr = &q[i * s.q_stride + s.q_offset + h * hd..][..hd];
             let visible = s.visible_keys(i);
+            let masking = s.query_pos(i) >= mask_from;
             let scores: Vec<f32> = (0..visible)
                 .map(|j| {
+                    if masking && blocked[j] {
+                        return f32::NEG_INFINITY;
+                    }
                     let kr = &k[j * s.k_stride + s.k_offset + kvh * hd..][..hd];
                     qr.iter().zip(kr).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() as f32 * s.scale
                 })
