@@ -101,7 +101,9 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     // authors' normalised map in gray at 0.8 on request.
     let upsample = if args.crisp { Upsample::Crisp } else { Upsample::Smooth };
     let (values, ropts) = match (&e.patch_map, args.authors_style) {
-        (Some(map), true) => (map.clone(), RenderOptions { upsample, palette: Palette::Gray, opacity: 0.8, ..Default::default() }),
+        (Some(map), true) => {
+            (map.clone(), RenderOptions { upsample, palette: Palette::Gray, opacity: 0.8, units: "share", ..Default::default() })
+        }
         _ => (e.patch_scores.clone(), RenderOptions { upsample, palette: Palette::Signed, ..Default::default() }),
     };
     let (png, legend) = render(&pre.crop_rgb, &values, e.grid, &ropts);

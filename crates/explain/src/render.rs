@@ -1,7 +1,8 @@
 //! Drawing a patch map over the model's view of the image: crisp patch grid or bicubic
 //! upsampling with a = -0.75 (OpenCV's INTER_CUBIC, as the authors draw it), viridis for
 //! normalised maps and a diverging RdBu centred at zero for signed scores, the top patches
-//! outlined, and a colour bar beside the image (its scale is in the JSON: `legend`).
+//! outlined, and a labelled colour bar beside the image (top and bottom values, units; the same
+//! range is in the JSON's `legend`).
 
 use fast_image_resize::images::Image;
 use fast_image_resize::{Filter, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -33,11 +34,13 @@ pub struct RenderOptions {
     pub opacity: f32,
     /// Patches to outline, best first.
     pub outline_top: usize,
+    /// Written beside the colour bar ("nats", "share").
+    pub units: &'static str,
 }
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions { upsample: Upsample::Smooth, palette: Palette::Viridis, opacity: 0.55, outline_top: 3 }
+        RenderOptions { upsample: Upsample::Smooth, palette: Palette::Viridis, opacity: 0.55, outline_top: 3, units: "nats" }
     }
 }
 
@@ -133,7 +136,9 @@ pub fn render(view: &RgbImage, scores: &[f32], g: usize, opts: &RenderOptions) -
     let colours = Colours::new(scores, opts.palette);
     let heat = upsample(scores, g, size, opts.upsample);
     let bar = (size / 16).max(6);
-    let mut out = RgbImage::from_pixel(size + bar + 4, size, Rgb([255, 255, 255]));
+    let labels = [format!("{:.3}", colours.max), opts.units.to_string(), format!("{:.3}", colours.min)];
+    let text_w = 8 * labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    let mut out = RgbImage::from_pixel(size + bar + 8 + text_w, size, Rgb([255, 255, 255]));
     for y in 0..size {
         for x in 0..size {
             out.put_pixel(x, y, blend(view.get_pixel(x, y).0, colours.of(heat[(y * size + x) as usize]), opts.opacity));
@@ -158,7 +163,27 @@ pub fn render(view: &RgbImage, scores: &[f32], g: usize, opts: &RenderOptions) -
             out.put_pixel(x1, y, Rgb([255, 255, 255]));
         }
     }
+    let text_x = size + 4 + bar + 4;
+    draw_text(&mut out, text_x, 0, &labels[0]);
+    draw_text(&mut out, text_x, size.saturating_sub(8) / 2, &labels[1]);
+    draw_text(&mut out, text_x, size.saturating_sub(8), &labels[2]);
     (out, colours.legend())
+}
+
+/// Black 8 x 8 bitmap text (font8x8's basic Latin) with its top-left corner at (x, y).
+fn draw_text(img: &mut RgbImage, x: u32, y: u32, text: &str) {
+    use font8x8::UnicodeFonts;
+    for (i, ch) in text.chars().enumerate() {
+        let Some(glyph) = font8x8::BASIC_FONTS.get(ch) else { continue };
+        for (row, bits) in glyph.iter().enumerate() {
+            for col in 0..8 {
+                let (px, py) = (x + 8 * i as u32 + col, y + row as u32);
+                if bits & (1 << col) != 0 && px < img.width() && py < img.height() {
+                    img.put_pixel(px, py, Rgb([0, 0, 0]));
+                }
+            }
+        }
+    }
 }
 
 /// The same map drawn back onto the user's original image through the crop box (in original
@@ -192,7 +217,9 @@ mod tests {
         let scores: Vec<f32> = (0..16).map(|i| i as f32).collect();
         for how in [Upsample::Crisp, Upsample::Smooth] {
             let (img, legend) = render(&view, &scores, 4, &RenderOptions { upsample: how, ..Default::default() });
-            assert_eq!((img.width(), img.height()), (56 + 6 + 4, 56));
+            // Image, gap, bar, gap, then labels of up to 6 characters ("15.000").
+            assert_eq!((img.width(), img.height()), (56 + 6 + 8 + 6 * 8, 56));
+            assert!((56 + 10..img.width()).any(|x| img.get_pixel(x, 3).0 == [0, 0, 0]), "the top label is drawn");
             assert_eq!((legend.min, legend.max), (0.0, 15.0));
             // The best patch (15, bottom right) is outlined in white.
             assert_eq!(img.get_pixel(55, 55).0, [255, 255, 255]);
