@@ -161,25 +161,30 @@ impl Llava {
         extra_tokens: usize,
         mask: Option<KeyMask<'_>>,
     ) -> Result<Prefill, ModelError> {
+        let c = &self.config;
+        let x = self.inputs_embeds(rec, prompt, &image_features)?;
+        let seq_len = x.shape()[0];
+        let capacity = (seq_len + extra_tokens).min(c.text.max_position_embeddings.max(seq_len + 1));
+        let mut cache = KvCache::new(rec.ctx(), &c.text, capacity);
+        let mut captures = LayerCaptures::default();
+        let hidden = self.language_model.forward(rec, x, &mut cache, plan, &mut captures, mask)?;
+        Ok(Prefill { seq_len, hidden, cache, captures, image_features })
+    }
+
+    /// The decoder's input `[seq, hidden]`: token embeddings with the image features spliced in
+    /// where `<image>` stood.
+    pub fn inputs_embeds(&self, rec: &mut Recorder<'_>, prompt: &Prompt, image_features: &GpuTensor) -> Result<GpuTensor, ModelError> {
         let ctx = rec.ctx();
         let c = &self.config;
-        let n_img = c.image_tokens();
+        let (n_img, d) = (c.image_tokens(), c.text.hidden_size);
         let seq_len = prompt.ids.len() - 1 + n_img;
         let vocab = c.text.vocab_size;
         if let Some(&bad) = prompt.ids.iter().find(|&&id| id as usize >= vocab) {
             return Err(ModelError::Prompt(format!("token id {bad} is outside the model's vocabulary of {vocab}")));
         }
-        if image_features.len() != n_img * c.text.hidden_size {
-            return Err(ModelError::Prompt(format!(
-                "{} image feature values; the model takes {n_img} x {}",
-                image_features.len(),
-                c.text.hidden_size
-            )));
+        if image_features.len() != n_img * d {
+            return Err(ModelError::Prompt(format!("{} image feature values; the model takes {n_img} x {d}", image_features.len())));
         }
-        let capacity = (seq_len + extra_tokens).min(c.text.max_position_embeddings.max(seq_len + 1));
-        let mut cache = KvCache::new(ctx, &c.text, capacity);
-        // Token embeddings with the image features spliced in where <image> stood.
-        let d = c.text.hidden_size;
         let off = prompt.image_offset;
         let mut ids: Vec<u32> = prompt.ids[..off].to_vec();
         ids.extend(std::iter::repeat_n(0, n_img));
@@ -187,10 +192,8 @@ impl Llava {
         let ids_t = GpuTensor::from_u32(ctx, &ids, &[seq_len], "input_ids")?;
         let x = GpuTensor::zeros(ctx, &[seq_len, d], "inputs_embeds");
         ops::embedding(rec, &ids_t, &self.language_model.embed_tokens, &x)?;
-        rec.copy(image_features.buffer(), 0, x.buffer(), 4 * (off * d) as u64, 4 * (n_img * d) as u64);
-        let mut captures = LayerCaptures::default();
-        let hidden = self.language_model.forward(rec, x, &mut cache, plan, &mut captures, mask)?;
-        Ok(Prefill { seq_len, hidden, cache, captures, image_features })
+        rec.copy(image_features.buffer(), image_features.offset_bytes(), x.buffer(), 4 * (off * d) as u64, 4 * (n_img * d) as u64);
+        Ok(x)
     }
 
     /// Runs the prompt with the image and generates greedily.
