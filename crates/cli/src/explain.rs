@@ -87,7 +87,6 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         decompose: args.decompose.clone(),
         decompose_layer: args.decompose_layer,
         model_name: args.input.model.display().to_string(),
-        token_text: |_, _| None,
     };
     let mut e = pollster::block_on(explain(&model, &ctx, &prompt, &pre.pixels, &opts))?;
     e.target.text = tok.token(e.target.id);

@@ -39,9 +39,8 @@ pub struct ExplainOptions {
     pub decompose: Vec<usize>,
     /// Layer of the decomposition (default: the residual after the last layer).
     pub decompose_layer: Option<usize>,
-    /// Labels for the JSON.
+    /// Label for the JSON.
     pub model_name: String,
-    pub token_text: fn(&Llava, u32) -> Option<String>,
 }
 
 impl Default for ExplainOptions {
@@ -55,7 +54,6 @@ impl Default for ExplainOptions {
             decompose: Vec::new(),
             decompose_layer: None,
             model_name: String::new(),
-            token_text: |_, _| None,
         }
     }
 }
@@ -113,6 +111,23 @@ fn project(
     Ok(lp)
 }
 
+/// The authors' z(v) for every row of `rows [n, d]`: the final norm with its scale frozen at
+/// `final_resid`, then lm_head; logits `[n, vocab]` (recorded).
+fn z_logits(model: &Llava, rec: &mut Recorder<'_>, rows: &GpuTensor, final_resid: &GpuTensor) -> Result<GpuTensor, ExplainError> {
+    let lm = &model.language_model;
+    let scaled = GpuTensor::zeros(rec.ctx(), rows.shape(), "z(v) input");
+    ops::fixed_rms_norm(rec, rows, &lm.norm.weight, final_resid, &scaled, PROJECTION_EPS)?;
+    Ok(lm.lm_head.forward(rec, &scaled)?)
+}
+
+/// Ids of the top `k` tokens of each row of `logits [n, vocab]` (recorded).
+fn top_ids(rec: &mut Recorder<'_>, logits: &GpuTensor, vocab: usize, k: usize) -> Result<GpuTensor, ExplainError> {
+    let n = logits.len() / vocab;
+    let (vals, ids) = (GpuTensor::zeros(rec.ctx(), &[n, k], "top values"), GpuTensor::zeros(rec.ctx(), &[n, k], "top ids"));
+    ops::top_k(rec, logits, vocab, k, &vals, &ids)?;
+    Ok(ids)
+}
+
 /// The score of each row: log p(target) or, with a contrast, log p(target) - log p(contrast).
 fn row_scores(lp: &[f32], contrast: bool) -> Vec<f32> {
     if contrast { lp.chunks_exact(2).map(|p| p[0] - p[1]).collect() } else { lp.to_vec() }
@@ -162,7 +177,8 @@ pub async fn explain(
     let t0 = clock();
     let mut rec = Recorder::new(ctx, "explain: forward");
     let pre = model.prefill(&mut rec, prompt, pixels, &plan, 0)?;
-    let (_, top_ids, top_lp) = model.head(&mut rec, &pre.hidden, last, 5)?;
+    let logits = model.logits_at(&mut rec, &pre.hidden, last)?;
+    let top1 = top_ids(&mut rec, &logits, t_cfg.vocab_size, 1)?;
     // The last position's row of each residual capture, in tensors of their own.
     let pick = |rec: &mut Recorder<'_>, l: usize, point: HookPoint| {
         let name = llava_lens_gpu::capture::Hook { layer: l, point }.to_string();
@@ -176,10 +192,9 @@ pub async fn explain(
     let r_rows: Vec<GpuTensor> = (0..layers).map(|l| pick(&mut rec, l, HookPoint::ResidMid)).collect();
     let final_resid = pick(&mut rec, layers - 1, HookPoint::ResidPost);
     rec.submit();
-    let top_ids = reader.u32(&top_ids).await?;
-    drop(top_lp);
+    let top1 = reader.u32(&top1).await?[0];
     let forward_ms = ms_since(t0);
-    let target = opts.target.unwrap_or(top_ids[0]);
+    let target = opts.target.unwrap_or(top1);
     let vocab = t_cfg.vocab_size as u32;
     for tok in std::iter::once(target).chain(opts.contrast) {
         if tok >= vocab {
@@ -211,10 +226,7 @@ pub async fn explain(
     rec.copy(final_resid.buffer(), 0, rows.buffer(), (n_rows - 1) as u64 * row_bytes, row_bytes);
     let lp = project(model, &mut rec, &rows, &final_resid, &targets)?;
     // The targets' log-probabilities under the model's own head, for the report.
-    let (logits, _, _) = model.head(&mut rec, &pre.hidden, last, 1)?;
-    let idx = GpuTensor::from_u32(ctx, &targets, &[1, targets.len()], "targets")?;
-    let own_lp = GpuTensor::zeros(ctx, &[targets.len()], "target log-probs");
-    ops::log_softmax_gather(&mut rec, &logits, t_cfg.vocab_size, &idx, &own_lp)?;
+    let own_lp = model.target_log_probs(&mut rec, &pre.hidden, last, &targets)?;
     rec.submit();
     let scores = row_scores(&reader.f32(&lp).await?, opts.contrast.is_some());
     let attn_sum = reader.f32(&pattern_sum).await?;
@@ -273,7 +285,8 @@ pub async fn explain(
     });
     let denom = (layers * heads) as f32;
     let baseline_map: Vec<f32> = (0..n_img).map(|p| (0..heads).map(|h| attn_sum[h * seq + off + p]).sum::<f32>() / denom).collect();
-    let token_info = |(id, log_prob): (u32, f32)| TokenInfo { id, text: (opts.token_text)(model, id), log_prob };
+    // Token text needs the tokenizer, which the caller has: it fills `text` in.
+    let token_info = |(id, log_prob): (u32, f32)| TokenInfo { id, text: None, log_prob };
     Ok(Explanation {
         schema: SCHEMA,
         model: opts.model_name.clone(),
@@ -320,14 +333,9 @@ async fn logit_lens(
     let lm = &model.language_model;
     let (n, d, vocab) = (image_rows.len(), lm.config.hidden_size, lm.config.vocab_size);
     let mut rec = Recorder::new(ctx, "explain: logit lens");
-    let top = |rec: &mut Recorder<'_>, logits: &GpuTensor| -> Result<(GpuTensor, GpuTensor), ExplainError> {
-        let (vals, ids) = (GpuTensor::zeros(ctx, &[n, k], "lens values"), GpuTensor::zeros(ctx, &[n, k], "lens ids"));
-        ops::top_k(rec, logits, vocab, k, &vals, &ids)?;
-        Ok((vals, ids))
-    };
     let emb_logits = GpuTensor::zeros(ctx, &[n, vocab], "embedding lens logits");
     ops::matmul(&mut rec, &pre.image_features, &lm.embed_tokens, &emb_logits)?;
-    let (_, emb_ids) = top(&mut rec, &emb_logits)?;
+    let emb_ids = top_ids(&mut rec, &emb_logits, vocab, k)?;
     // The residual lens needs its layer planned before the forward pass (`lens_layer`).
     let resid_ids = if let Some(layer) = layer {
         let name = llava_lens_gpu::capture::Hook { layer, point: HookPoint::ResidPre }.to_string();
@@ -336,10 +344,8 @@ async fn logit_lens(
         debug_assert!(cap.rows[first + n - 1] == image_rows[n - 1] && !cap.rows[first..first + n].contains(&last));
         let x = GpuTensor::zeros(ctx, &[n, d], "lens rows");
         rec.copy(cap.values.buffer(), cap.values.offset_bytes() + (first * d * 4) as u64, x.buffer(), 0, (n * d * 4) as u64);
-        let scaled = GpuTensor::zeros(ctx, &[n, d], "lens z input");
-        ops::fixed_rms_norm(&mut rec, &x, &lm.norm.weight, final_resid, &scaled, PROJECTION_EPS)?;
-        let logits = lm.lm_head.forward(&mut rec, &scaled)?;
-        Some(top(&mut rec, &logits)?.1)
+        let logits = z_logits(model, &mut rec, &x, final_resid)?;
+        Some(top_ids(&mut rec, &logits, vocab, k)?)
     } else {
         None
     };
@@ -386,11 +392,8 @@ async fn decompose(
     }
     rec.copy(keys.buffer(), 0, sums.buffer(), 0, (n * d * 4) as u64);
     rec.copy(values.buffer(), 0, sums.buffer(), (n * d * 4) as u64, (n * d * 4) as u64);
-    let scaled = GpuTensor::zeros(ctx, &[2 * n, d], "decomposition z input");
-    ops::fixed_rms_norm(&mut rec, &sums, &lm.norm.weight, final_resid, &scaled, PROJECTION_EPS)?;
-    let logits = lm.lm_head.forward(&mut rec, &scaled)?;
-    let (vals, ids) = (GpuTensor::zeros(ctx, &[2 * n, k], "values"), GpuTensor::zeros(ctx, &[2 * n, k], "ids"));
-    ops::top_k(&mut rec, &logits, vocab, k, &vals, &ids)?;
+    let logits = z_logits(model, &mut rec, &sums, final_resid)?;
+    let ids = top_ids(&mut rec, &logits, vocab, k)?;
     rec.submit();
     let ids = reader.u32(&ids).await?;
     Ok(rows

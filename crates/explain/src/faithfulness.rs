@@ -135,11 +135,7 @@ impl Inputs<'_> {
                 self.model.prefill(&mut rec, self.prompt, &px, &plan, 0)?
             }
         };
-        let vocab = c.text.vocab_size;
-        let (logits, _, _) = self.model.head(&mut rec, &pre.hidden, pre.seq_len - 1, 1)?;
-        let idx = GpuTensor::from_u32(ctx, &[target], &[1, 1], "target")?;
-        let lp = GpuTensor::zeros(ctx, &[1], "log p");
-        ops::log_softmax_gather(&mut rec, &logits, vocab, &idx, &lp)?;
+        let lp = self.model.target_log_probs(&mut rec, &pre.hidden, pre.seq_len - 1, &[target])?;
         rec.submit();
         Ok(read_f32(ctx, &lp).await?[0].exp())
     }
@@ -177,11 +173,7 @@ impl Inputs<'_> {
             let keys = GpuTensor::from_u32(ctx, &blocked, &[seq], "knocked-out keys")?;
             let mask = ops::KeyMask { keys: &keys, from: prefix_len };
             let h = lm.forward(&mut rec, rest.clone(), cache, &CapturePlan::new(), &mut LayerCaptures::default(), Some(mask))?;
-            let (logits, _, _) = self.model.head(&mut rec, &h, seq - prefix_len - 1, 1)?;
-            let idx = GpuTensor::from_u32(ctx, &[target], &[1, 1], "target")?;
-            let lp = GpuTensor::zeros(ctx, &[1], "log p");
-            ops::log_softmax_gather(&mut rec, &logits, c.text.vocab_size, &idx, &lp)?;
-            lp
+            self.model.target_log_probs(&mut rec, &h, seq - prefix_len - 1, &[target])?
         };
         rec.submit();
         Ok(read_f32(ctx, &lp).await?[0].exp())

@@ -247,6 +247,26 @@ impl Llava {
         Ok(out)
     }
 
+    /// The model's logits `[vocab]` at row `row` of the last layer's output `h` (final norm and
+    /// lm_head).
+    pub fn logits_at(&self, rec: &mut Recorder<'_>, h: &GpuTensor, row: usize) -> Result<GpuTensor, ModelError> {
+        let lm = &self.language_model;
+        let d = lm.config.hidden_size;
+        let last = GpuTensor::zeros(rec.ctx(), &[1, d], "last hidden");
+        rec.copy(h.buffer(), h.offset_bytes() + 4 * (row * d) as u64, last.buffer(), 0, 4 * d as u64);
+        let normed = lm.norm.forward(rec, &last)?;
+        lm.lm_head.forward(rec, &normed)
+    }
+
+    /// The log-probabilities of `targets` at row `row` of `h` (recorded, not read).
+    pub fn target_log_probs(&self, rec: &mut Recorder<'_>, h: &GpuTensor, row: usize, targets: &[u32]) -> Result<GpuTensor, ModelError> {
+        let logits = self.logits_at(rec, h, row)?;
+        let idx = GpuTensor::from_u32(rec.ctx(), targets, &[1, targets.len()], "targets")?;
+        let lp = GpuTensor::zeros(rec.ctx(), &[targets.len()], "target log-probs");
+        ops::log_softmax_gather(rec, &logits, self.config.text.vocab_size, &idx, &lp)?;
+        Ok(lp)
+    }
+
     /// Final norm and lm_head at row `row` of `h`: the logits `[vocab]` and the top `k` tokens
     /// with their log-probabilities (all on the GPU).
     pub fn head(
@@ -258,11 +278,7 @@ impl Llava {
     ) -> Result<(GpuTensor, GpuTensor, GpuTensor), ModelError> {
         let ctx = rec.ctx();
         let lm = &self.language_model;
-        let d = lm.config.hidden_size;
-        let last = GpuTensor::zeros(ctx, &[1, d], "last hidden");
-        rec.copy(h.buffer(), h.offset_bytes() + 4 * (row * d) as u64, last.buffer(), 0, 4 * d as u64);
-        let normed = lm.norm.forward(rec, &last)?;
-        let logits = lm.lm_head.forward(rec, &normed)?;
+        let logits = self.logits_at(rec, h, row)?;
         let vocab = lm.config.vocab_size;
         let (vals, ids, lp) = (
             GpuTensor::zeros(ctx, &[k], "top values"),

@@ -62,7 +62,7 @@ pub fn attention(
     out: &GpuTensor,
     s: &AttentionShape,
 ) -> Result<(), GpuError> {
-    dispatch(rec, q, k, v, out, s, None, None)
+    attention_with(rec, q, k, v, out, s, None, None)
 }
 
 /// [`attention`] that also writes the probabilities and per-head outputs of the rows and heads
@@ -76,8 +76,7 @@ pub fn attention_capture(
     s: &AttentionShape,
     cap: &AttentionCapture,
 ) -> Result<(), GpuError> {
-    cap.check(s)?;
-    dispatch(rec, q, k, v, out, s, Some(cap), None)
+    attention_with(rec, q, k, v, out, s, Some(cap), None)
 }
 
 /// Keys blocked for the queries at positions `>= from` (attention knockout): `keys` is one u32
@@ -89,7 +88,8 @@ pub struct KeyMask<'a> {
     pub from: usize,
 }
 
-/// [`attention`] with optional capture and an optional key mask (the general form).
+/// [`attention`] with optional capture and an optional key mask (the general form). Without a
+/// mask the kernel never reads binding 9, so a dummy buffer stands in.
 pub fn attention_with(
     rec: &mut Recorder<'_>,
     q: &GpuTensor,
@@ -106,19 +106,6 @@ pub fn attention_with(
     if let Some(m) = mask {
         need("attention", "key mask", m.keys, s.n_keys)?;
     }
-    dispatch(rec, q, k, v, out, s, cap, mask)
-}
-
-fn dispatch(
-    rec: &mut Recorder<'_>,
-    q: &GpuTensor,
-    k: &GpuTensor,
-    v: &GpuTensor,
-    out: &GpuTensor,
-    s: &AttentionShape,
-    cap: Option<&AttentionCapture>,
-    mask: Option<KeyMask<'_>>,
-) -> Result<(), GpuError> {
     let mut p = params(s, q, k, v, out, cap.map_or(0, |c| c.heads.len()))?;
     p.mask_from = mask.map_or(u32::MAX, |m| m.from.min(u32::MAX as usize) as u32);
     let dummy = rec.ctx().dummy.as_entire_binding();
