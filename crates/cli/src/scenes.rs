@@ -1,0 +1,68 @@
+//! `llava-lens scenes`: write generated scenes (PNG), their label maps and a JSONL manifest.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use llava_lens_scenes::{SceneSpec, generate};
+
+#[derive(Debug, Args)]
+pub struct ScenesArgs {
+    /// Output folder (created if missing): NNNNNN.png, NNNNNN.mask.png, scenes.jsonl.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of scenes.
+    #[arg(long)]
+    pub n: u64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// First scene index (scenes are independent: index i of a seed is always the same scene).
+    #[arg(long, default_value_t = 0)]
+    pub start: u64,
+    /// Image side in pixels (the model's input size; 168 for the demo model).
+    #[arg(long, default_value_t = 168)]
+    pub size: usize,
+    #[arg(long, default_value_t = 1)]
+    pub min_objects: usize,
+    #[arg(long, default_value_t = 4)]
+    pub max_objects: usize,
+    /// Rotate objects by up to +-this many degrees (the demo model was trained upright).
+    #[arg(long, default_value_t = 0.0)]
+    pub max_rotation_deg: f32,
+}
+
+pub fn run(a: &ScenesArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=5).contains(&a.min_objects) && a.min_objects <= a.max_objects && a.max_objects <= 5,
+        "--min-objects/--max-objects must satisfy 1 <= min <= max <= 5 (there are 5 shapes), got {}..{}",
+        a.min_objects,
+        a.max_objects
+    );
+    anyhow::ensure!(a.size >= 28, "--size must be at least 28 pixels, got {}", a.size);
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let spec = SceneSpec {
+        size: a.size,
+        min_objects: a.min_objects,
+        max_objects: a.max_objects,
+        max_rotation_deg: a.max_rotation_deg,
+        ..SceneSpec::default()
+    };
+    let manifest = a.out.join("scenes.jsonl");
+    let mut jsonl = std::io::BufWriter::new(std::fs::File::create(&manifest).with_context(|| format!("creating {}", manifest.display()))?);
+    let bar = indicatif::ProgressBar::new(a.n);
+    for index in a.start..a.start + a.n {
+        let scene = generate(a.seed, index, &spec);
+        let record = scene.record();
+        let image = a.out.join(&record.image);
+        scene.image.save(&image).with_context(|| format!("writing {}", image.display()))?;
+        let mask = a.out.join(&record.mask);
+        scene.labels.save(&mask).with_context(|| format!("writing {}", mask.display()))?;
+        writeln!(jsonl, "{}", serde_json::to_string(&record)?)?;
+        bar.inc(1);
+    }
+    jsonl.flush()?;
+    bar.finish_and_clear();
+    eprintln!("wrote {} scenes (seed {}) to {}", a.n, a.seed, a.out.display());
+    Ok(())
+}
