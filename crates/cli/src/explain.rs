@@ -75,7 +75,7 @@ fn resolve_token(tok: &LlavaTokenizer, text: &str) -> anyhow::Result<u32> {
 }
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
-    let Loaded { tokenizer: tok, prompt, image: pre, original, ctx, model } = args.input.load()?;
+    let Loaded { dir, tokenizer: tok, prompt, image: pre, original, ctx, model } = args.input.load()?;
     let target = args.target.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
     let contrast = args.contrast.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
     let opts = ExplainOptions {
@@ -86,7 +86,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         lens_layer: args.lens_layer,
         decompose: args.decompose.clone(),
         decompose_layer: args.decompose_layer,
-        model_name: args.input.model.display().to_string(),
+        model_name: dir.display().to_string(),
     };
     let mut e = pollster::block_on(explain(&model, &ctx, &prompt, &pre.pixels, &opts))?;
     e.target.text = tok.token(e.target.id);
@@ -142,7 +142,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(&doc)?;
     match &args.json {
         Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
-        None => println!("{text}"),
+        None => crate::print_out(text)?,
     }
     eprintln!(
         "explained {:?} ({}): best head {}.{} ({:+.4} nats); map written to {}",

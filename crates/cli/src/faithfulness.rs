@@ -2,7 +2,7 @@
 //! mean attention and random orders (METHOD.md sec. 7), as JSON.
 
 use clap::{Args, ValueEnum};
-use llava_lens_explain::faithfulness::{Operator, faithfulness};
+use llava_lens_explain::faithfulness::faithfulness;
 use llava_lens_explain::{ExplainOptions, explain};
 
 use crate::input::{Loaded, ModelInput};
@@ -34,17 +34,11 @@ pub struct FaithfulnessArgs {
 }
 
 pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
-    let Loaded { tokenizer, prompt, image, ctx, model, .. } = args.input.load()?;
+    let Loaded { dir, tokenizer, prompt, image, ctx, model, .. } = args.input.load()?;
     let opts = ExplainOptions { lens_k: 0, ..Default::default() };
     let e = pollster::block_on(explain(&model, &ctx, &prompt, &image.pixels, &opts))?;
-    let ops: &[Operator] = match args.operator {
-        OperatorArg::Token => &[Operator::Token],
-        OperatorArg::Pixel => &[Operator::Pixel],
-        OperatorArg::Knockout => &[Operator::Knockout],
-        OperatorArg::All => &[Operator::Token, Operator::Pixel, Operator::Knockout],
-    };
     let mut results = Vec::new();
-    for &op in ops {
+    for op in args.operator.operators() {
         let f = pollster::block_on(faithfulness(&model, &ctx, &prompt, &image.pixels, &e, op, args.steps, args.seeds))?;
         eprintln!(
             "{op:?}: deletion AUC map {:?} / mean attention {:?} / random {:?}; insertion AUC map {:?} / mean attention {:?} / random {:?}",
@@ -58,7 +52,7 @@ pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
         results.push(f);
     }
     let doc = serde_json::json!({
-        "model": args.input.model,
+        "model": dir,
         "image": args.input.image,
         "dtype": model.dtype.name(),
         "target": {"id": e.target.id, "text": tokenizer.token(e.target.id)},
@@ -66,6 +60,6 @@ pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
         "lower_deletion_auc_is_better": true,
         "results": results,
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    crate::print_out(serde_json::to_string_pretty(&doc)?)?;
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! What `run` and `explain` share: the model folder, image, question and how to load them.
+//! What `run`, `explain`, `faithfulness` and `eval` share: finding the model folder (the bundled
+//! demo model by default), loading it with a progress bar, and loading an image and question.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
@@ -9,11 +10,15 @@ use llava_lens_gpu::{ContextOptions, GpuContext};
 use llava_lens_model::preprocess::{Preprocessed, ResizeMode, load_image, preprocess};
 use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, Prompt, WeightDType};
 
+/// The demo model's folder inside the repository (docs/DEMO-MODEL.md).
+pub const DEMO_MODEL: &str = "models/scenes-tiny";
+
 #[derive(Debug, Args)]
 pub struct ModelInput {
     /// HF model folder: config.json, model.safetensors (or shards + index), tokenizer.json.
+    /// Default: $LLAVA_LENS_MODEL, else the bundled demo model (models/scenes-tiny).
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     #[arg(long)]
     pub image: PathBuf,
     #[arg(long)]
@@ -29,9 +34,60 @@ pub struct ModelInput {
     pub pad_to_square: bool,
 }
 
+/// `--model`, else `$LLAVA_LENS_MODEL`, else the demo model: in the working directory's
+/// repository checkout, or in the checkout this binary was built from.
+pub fn model_dir(model: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(m) = model {
+        return Ok(m.to_path_buf());
+    }
+    if let Some(m) = std::env::var_os("LLAVA_LENS_MODEL") {
+        return Ok(PathBuf::from(m));
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(DEMO_MODEL);
+    let candidates = [PathBuf::from(DEMO_MODEL), built_from];
+    candidates.iter().find(|p| p.join("config.json").is_file()).cloned().ok_or_else(|| {
+        anyhow::anyhow!(
+            "no --model given and the bundled demo model was not found (looked in {} and {}); pass --model DIR or set LLAVA_LENS_MODEL",
+            candidates[0].display(),
+            candidates[1].display()
+        )
+    })
+}
+
+/// A model on the GPU with its tokenizer.
+pub struct LoadedModel {
+    pub config: LlavaConfig,
+    pub tokenizer: LlavaTokenizer,
+    pub ctx: GpuContext,
+    pub model: Llava,
+}
+
+/// Config and tokenizer of `dir` (cheap; errors name the file).
+pub fn load_text_side(dir: &Path) -> anyhow::Result<(LlavaConfig, LlavaTokenizer)> {
+    let config = LlavaConfig::load(&dir.join("config.json"))?;
+    let tokenizer = LlavaTokenizer::load(&dir.join("tokenizer.json"), config.image_token_index)?;
+    Ok((config, tokenizer))
+}
+
+/// Weights of `dir` onto a new GPU context, with a progress bar.
+pub fn load_model(dir: &Path, config: LlavaConfig, tokenizer: LlavaTokenizer, dtype: WeightDType) -> anyhow::Result<LoadedModel> {
+    let ckpt = Checkpoint::open(dir)?;
+    let ctx = GpuContext::new_blocking(ContextOptions::default())?;
+    let bar = ProgressBar::new(Llava::tensor_count(&config) as u64);
+    bar.set_style(ProgressStyle::with_template("loading {bar:40} {pos}/{len} tensors {msg}").unwrap());
+    let tick = |name: &str| {
+        bar.inc(1);
+        bar.set_message(name.to_string());
+    };
+    let model = Llava::load(&ctx, &ckpt, &config, dtype, Some(&tick)).with_context(|| format!("loading {}", dir.display()))?;
+    bar.finish_and_clear();
+    Ok(LoadedModel { config, tokenizer, ctx, model })
+}
+
 /// Everything loaded: checked inputs first (cheap errors before the GPU work), then the model
 /// with a progress bar.
 pub struct Loaded {
+    pub dir: PathBuf,
     pub tokenizer: LlavaTokenizer,
     pub prompt: Prompt,
     pub image: Preprocessed,
@@ -43,23 +99,13 @@ pub struct Loaded {
 
 impl ModelInput {
     pub fn load(&self) -> anyhow::Result<Loaded> {
-        let config = LlavaConfig::load(&self.model.join("config.json"))?;
-        let tokenizer = LlavaTokenizer::load(&self.model.join("tokenizer.json"), config.image_token_index)?;
+        let dir = model_dir(self.model.as_deref())?;
+        let (config, tokenizer) = load_text_side(&dir)?;
         let prompt = tokenizer.prompt(&self.question, &self.answer_prefix)?;
         let mode = if self.pad_to_square { ResizeMode::PadToSquare } else { ResizeMode::CenterCrop };
         let original = load_image(&self.image)?;
         let image = preprocess(&original, config.vision.image_size, mode)?;
-        let ckpt = Checkpoint::open(&self.model)?;
-        let ctx = GpuContext::new_blocking(ContextOptions::default())?;
-        let bar = ProgressBar::new(Llava::tensor_count(&config) as u64);
-        bar.set_style(ProgressStyle::with_template("loading {bar:40} {pos}/{len} tensors {msg}").unwrap());
-        let tick = |name: &str| {
-            bar.inc(1);
-            bar.set_message(name.to_string());
-        };
-        let model =
-            Llava::load(&ctx, &ckpt, &config, self.dtype, Some(&tick)).with_context(|| format!("loading {}", self.model.display()))?;
-        bar.finish_and_clear();
-        Ok(Loaded { tokenizer, prompt, image, original, ctx, model })
+        let m = load_model(&dir, config, tokenizer, self.dtype)?;
+        Ok(Loaded { dir, tokenizer: m.tokenizer, prompt, image, original, ctx: m.ctx, model: m.model })
     }
 }

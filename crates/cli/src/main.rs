@@ -1,11 +1,14 @@
-//! `llava-lens`: the command line of the llava-lens runtime. This release has `bench`; `run`,
-//! `explain` and `make-tiny` arrive with the model.
+//! `llava-lens`: the command line of the llava-lens runtime: kernels benchmarks, answering and
+//! explaining with a Llava folder (the bundled demo model by default), generated scenes and the
+//! held-out evaluations on them.
 
 mod bench;
+mod eval;
 mod explain;
 mod faithfulness;
 mod input;
 mod run;
+mod scenes;
 
 use clap::{Parser, Subcommand};
 use llava_lens_gpu::{ContextOptions, GpuContext};
@@ -33,6 +36,11 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// Deletion/insertion curves of the map against mean attention and random orders (JSON).
     Faithfulness(faithfulness::FaithfulnessArgs),
+    /// Held-out measurements on generated scenes: accuracy, pointing game, faithfulness table (JSON).
+    #[command(subcommand)]
+    Eval(eval::EvalCommand),
+    /// Write generated scenes (PNG), exact object label maps and a JSONL manifest with colour questions.
+    Scenes(scenes::ScenesArgs),
     /// Write a deterministic random tiny Llava in HF format (config.json, model.safetensors,
     /// tokenizer.json) for tests and experiments.
     MakeTiny {
@@ -54,6 +62,8 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => run::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Faithfulness(args) => faithfulness::run(&args),
+        Command::Scenes(args) => scenes::run(&args),
+        Command::Eval(cmd) => eval::run(&cmd),
         Command::MakeTiny { out, seed, gqa } => {
             let c = llava_lens_model::tiny::write_tiny(&out, seed, gqa)?;
             eprintln!(
@@ -87,6 +97,16 @@ fn info() -> anyhow::Result<()> {
         "max_workgroup_storage_bytes": l.max_compute_workgroup_storage_size,
         "min_storage_offset_alignment": l.min_storage_buffer_offset_alignment,
     });
-    println!("{}", serde_json::to_string_pretty(&record)?);
+    print_out(serde_json::to_string_pretty(&record)?)?;
     Ok(())
+}
+
+/// Print a result on stdout. A closed pipe (`llava-lens ... | head`) ends the program quietly
+/// instead of panicking inside `println!`.
+pub fn print_out(text: impl std::fmt::Display) -> anyhow::Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        r => Ok(r?),
+    }
 }

@@ -18,7 +18,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let Loaded { tokenizer, prompt, image: pre, ctx, model, .. } = args.input.load()?;
+    let Loaded { dir, tokenizer, prompt, image: pre, ctx, model, .. } = args.input.load()?;
     let opts = RunOptions { max_new_tokens: args.max_new_tokens, eos: tokenizer.eos, ..Default::default() };
     let out = pollster::block_on(model.run(&ctx, &prompt, &pre.pixels, &opts))?;
     let answer_ids: Vec<u32> = out.tokens.iter().copied().filter(|&t| Some(t) != tokenizer.eos).collect();
@@ -27,7 +27,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if args.json {
         let ms = |d: Option<std::time::Duration>| d.map(|d| d.as_secs_f64() * 1e3);
         let record = json!({
-            "model": args.input.model,
+            "model": dir,
             "dtype": args.input.dtype.name(),
             "adapter": ctx.describe(),
             "prompt_ids": prompt.ids,
@@ -40,13 +40,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             "timings_ms": {"image_to_first_token": ms(out.prefill_time), "decode": ms(out.decode_time)},
             "weight_bytes": model.weight_bytes,
         });
-        println!("{}", serde_json::to_string_pretty(&record)?);
+        crate::print_out(serde_json::to_string_pretty(&record)?)?;
     } else {
-        println!(
-            "{}{}",
-            if args.input.answer_prefix.is_empty() { String::new() } else { format!("{} ", args.input.answer_prefix.trim()) },
-            answer.trim()
-        );
+        let prefix = if args.input.answer_prefix.is_empty() { String::new() } else { format!("{} ", args.input.answer_prefix.trim()) };
+        crate::print_out(format!("{prefix}{}", answer.trim()))?;
         for t in &top {
             eprintln!("  {:>6} {:<16} {:.4}", t["id"], t["token"].as_str().unwrap_or("?"), t["prob"].as_f64().unwrap_or(0.0));
         }

@@ -296,6 +296,7 @@ pub async fn explain(
         image_tokens: n_img,
         grid: c.vision.grid(),
         sequence_length: seq,
+        prediction: top1,
         target: token_info((target, own_lp[0])),
         contrast: opts.contrast.map(|c| token_info((c, own_lp[1]))),
         head_scores,

@@ -67,6 +67,8 @@ pub struct Explanation {
     pub image_tokens: usize,
     pub grid: usize,
     pub sequence_length: usize,
+    /// The model's own top-1 next token (the default target).
+    pub prediction: u32,
     pub target: TokenInfo,
     /// With a contrast token B every score is of `logp(A) - logp(B)`, i.e. the logit difference.
     pub contrast: Option<TokenInfo>,

@@ -80,6 +80,6 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
         "peak_gpu_bytes": peak,
         "fits_7b_q4_budget": (args.preset == "llava-1.5-7b" && args.dtype == WeightDType::Q4).then_some(peak <= BUDGET_7B_Q4),
     });
-    println!("{record}");
+    crate::print_out(record)?;
     Ok(())
 }

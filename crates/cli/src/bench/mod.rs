@@ -78,7 +78,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         }
         let mut record = adapter.clone();
         record.as_object_mut().unwrap().extend(line.as_object().unwrap().clone());
-        println!("{record}");
+        crate::print_out(&record)?;
         std::io::stdout().flush()?;
         rows.push(record);
     }
