@@ -256,7 +256,9 @@ mod tests {
                 assert!(o.pixels >= 60, "scene {i}: object {} has {} pixels", o.id, o.pixels);
                 let mean = mean_rgb(&s, o.id);
                 let d: f32 = (0..3).map(|c| (mean[c] - o.color.rgb[c] as f32).abs()).fold(0.0, f32::max);
-                assert!(d <= 13.0, "scene {i}: object {} mean colour {mean:?} vs {:?}", o.id, o.color.rgb);
+                // Shade jitter is at most 12 per channel; the noise averages out to within about 1
+                // over the >= 60 pixels of the smallest visible objects (4 sigma: < 4).
+                assert!(d <= 16.0, "scene {i}: object {} mean colour {mean:?} vs {:?}", o.id, o.color.rgb);
             }
             let mut shapes: Vec<_> = s.objects.iter().map(|o| o.shape.name()).collect();
             shapes.sort();
