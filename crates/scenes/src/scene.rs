@@ -209,20 +209,23 @@ fn stamp(labels: &mut [u8], n: usize, shape: Shape, c: [f32; 2], r: f32, rot_deg
     full
 }
 
-/// Fraction of each patch (row-major, `grid` x `grid`) covered by object `id` in the label map.
-pub fn patch_coverage(labels: &GrayImage, id: u8, grid: usize) -> Vec<f32> {
+/// Fraction of each patch (row-major, `grid` x `grid`) covered by each label, in one pass over the
+/// label map: entry `k` is label `k` (0 = background, k = object k), for labels `0..=max_label`.
+pub fn patch_coverage(labels: &GrayImage, max_label: u8, grid: usize) -> Vec<Vec<f32>> {
     let (w, h) = labels.dimensions();
-    let mut cov = vec![0f32; grid * grid];
+    let mut cov = vec![vec![0f32; grid * grid]; max_label as usize + 1];
     let mut area = vec![0f32; grid * grid];
     for (x, y, p) in labels.enumerate_pixels() {
-        let gx = (x as usize * grid) / w as usize;
-        let gy = (y as usize * grid) / h as usize;
-        area[gy * grid + gx] += 1.0;
-        if p.0[0] == id {
-            cov[gy * grid + gx] += 1.0;
+        let cell = (y as usize * grid / h as usize) * grid + x as usize * grid / w as usize;
+        area[cell] += 1.0;
+        if let Some(c) = cov.get_mut(p.0[0] as usize) {
+            c[cell] += 1.0;
         }
     }
-    cov.iter().zip(&area).map(|(c, a)| if *a > 0.0 { c / a } else { 0.0 }).collect()
+    for c in &mut cov {
+        c.iter_mut().zip(&area).for_each(|(v, a)| *v = if *a > 0.0 { *v / a } else { 0.0 });
+    }
+    cov
 }
 
 #[cfg(test)]
@@ -280,8 +283,9 @@ mod tests {
     #[test]
     fn coverage_sums_to_visible_area() {
         let s = generate(5, 2, &SceneSpec::default());
+        let covers = patch_coverage(&s.labels, s.objects.len() as u8, 12);
         for o in &s.objects {
-            let cov = patch_coverage(&s.labels, o.id, 12);
+            let cov = &covers[o.id as usize];
             let patch_px = (168 / 12 * 168 / 12) as f32;
             let total: f32 = cov.iter().sum::<f32>() * patch_px;
             assert!((total - o.pixels as f32).abs() < 0.5, "{total} vs {}", o.pixels);

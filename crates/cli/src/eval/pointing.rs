@@ -116,10 +116,14 @@ pub fn run(a: &PointingArgs) -> anyhow::Result<()> {
     let (mut lens_emb, mut lens_res) = (Lens::default(), Lens::default());
     let mut best_heads: BTreeMap<String, usize> = BTreeMap::new();
     let mut best_layers = vec![0usize; m.config.text.num_hidden_layers];
-    let (mut n, mut answered, mut hits_when_right, mut n_right) = (0usize, 0usize, 0f64, 0usize);
+    let (mut n, mut hits_when_right, mut n_right) = (0usize, 0f64, 0usize);
+    let grid = m.config.vision.grid();
     let bar = indicatif::ProgressBar::new(a.scenes.n);
     for scene in a.scenes.scenes(&spec) {
         let px = pixels(&scene, &m.config)?;
+        // Coverage of every object and of the background, once per scene.
+        let covers = patch_coverage(&scene.labels, scene.objects.len() as u8, grid);
+        let any_cover: Vec<f32> = covers[0].iter().map(|bg| 1.0 - bg).collect();
         for q in scene.questions.iter().filter(|q| q.object.is_some()) {
             let id = q.object.expect("filtered");
             let asked = ask(&m.tokenizer, q)?;
@@ -132,27 +136,21 @@ pub fn run(a: &PointingArgs) -> anyhow::Result<()> {
                 ..Default::default()
             };
             let e: Explanation = pollster::block_on(explain(&m.model, &m.ctx, &asked.prompt, &px, &opts))?;
-            let grid = e.grid;
-            let cover = patch_coverage(&scene.labels, id, grid);
-            let mut any_cover = vec![0f32; grid * grid];
-            for o in &scene.objects {
-                patch_coverage(&scene.labels, o.id, grid).iter().zip(any_cover.iter_mut()).for_each(|(c, a)| *a += c);
-            }
+            let cover = &covers[id as usize];
             let top_paper = argmax(&e.patch_scores);
-            let (hit, strict) = paper.add(top_paper, &cover);
+            let (hit, strict) = paper.add(top_paper, cover);
             let top_k = e.top_k_heads_map.as_ref().map(|t| argmax(&t.patch_scores)).unwrap_or(top_paper);
-            topk.add(top_k, &cover);
+            topk.add(top_k, cover);
             let top_mean = argmax(&e.baseline_map);
-            mean_attn.add(top_mean, &cover);
+            mean_attn.add(top_mean, cover);
             let share = |f: &dyn Fn(f32) -> bool| cover.iter().filter(|&&c| f(c)).count() as f64 / cover.len() as f64;
             random.hits += share(&|c| c > 0.0);
             random.strict += share(&|c| c >= 0.5);
             let entry = by_count.entry(scene.objects.len()).or_default();
             entry.0 += 1;
-            entry.1.add(top_paper, &cover);
-            entry.2.add(top_mean, &cover);
+            entry.1.add(top_paper, cover);
+            entry.2.add(top_mean, cover);
             let right = e.prediction == asked.answer;
-            answered += right as usize;
             if right {
                 n_right += 1;
                 hits_when_right += hit as u8 as f64;
@@ -160,9 +158,9 @@ pub fn run(a: &PointingArgs) -> anyhow::Result<()> {
             *best_heads.entry(format!("{}.{}", e.best_head.layer, e.best_head.head)).or_default() += 1;
             best_layers[e.best_head.layer] += 1;
             if let Some(lens) = &e.logit_lens {
-                lens_emb.add(&lens.embedding, &cover, &any_cover, asked.answer, &colors);
+                lens_emb.add(&lens.embedding, cover, &any_cover, asked.answer, &colors);
                 if let Some(res) = &lens.residual {
-                    lens_res.add(res, &cover, &any_cover, asked.answer, &colors);
+                    lens_res.add(res, cover, &any_cover, asked.answer, &colors);
                 }
             }
             if let Some(w) = records.as_mut() {
@@ -182,6 +180,8 @@ pub fn run(a: &PointingArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(k, (c, p, mn))| (k.to_string(), json!({"questions": c, "paper": p.json(*c), "mean_attention": mn.json(*c)})))
         .collect();
+    let mut top_k_json = topk.json(n);
+    top_k_json["k"] = json!(a.top_k_heads);
     let doc = json!({
         "model": dir,
         "dtype": a.dtype.name(),
@@ -191,10 +191,10 @@ pub fn run(a: &PointingArgs) -> anyhow::Result<()> {
         "adapter": m.ctx.describe(),
         "hit_rule": "top patch holds >= 1 visible pixel of the queried object (strict: >= half the patch)",
         "target": "the correct colour word",
-        "answer_accuracy": answered as f64 / n.max(1) as f64,
+        "answer_accuracy": n_right as f64 / n.max(1) as f64,
         "maps": {
             "paper": paper.json(n),
-            "top_k_heads": {"k": a.top_k_heads, "hit_rate": topk.hits / n.max(1) as f64, "hit_rate_strict": topk.strict / n.max(1) as f64},
+            "top_k_heads": top_k_json,
             "mean_attention": mean_attn.json(n),
             "random": random.json(n),
         },
