@@ -2,7 +2,7 @@
 //! mean attention and random orders (METHOD.md sec. 7), as JSON.
 
 use clap::{Args, ValueEnum};
-use llava_lens_explain::faithfulness::faithfulness;
+use llava_lens_explain::faithfulness::{Operator, faithfulness};
 use llava_lens_explain::{ExplainOptions, explain};
 
 use crate::input::{Loaded, ModelInput};
@@ -62,4 +62,15 @@ pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
     });
     crate::print_out(serde_json::to_string_pretty(&doc)?)?;
     Ok(())
+}
+
+impl OperatorArg {
+    pub fn operators(self) -> Vec<Operator> {
+        match self {
+            OperatorArg::Token => vec![Operator::Token],
+            OperatorArg::Pixel => vec![Operator::Pixel],
+            OperatorArg::Knockout => vec![Operator::Knockout],
+            OperatorArg::All => vec![Operator::Token, Operator::Pixel, Operator::Knockout],
+        }
+    }
 }

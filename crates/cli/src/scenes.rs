@@ -33,14 +33,6 @@ pub struct ScenesArgs {
 }
 
 pub fn run(a: &ScenesArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        (1..=5).contains(&a.min_objects) && a.min_objects <= a.max_objects && a.max_objects <= 5,
-        "--min-objects/--max-objects must satisfy 1 <= min <= max <= 5 (there are 5 shapes), got {}..{}",
-        a.min_objects,
-        a.max_objects
-    );
-    anyhow::ensure!(a.size >= 28, "--size must be at least 28 pixels, got {}", a.size);
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let spec = SceneSpec {
         size: a.size,
         min_objects: a.min_objects,
@@ -48,6 +40,10 @@ pub fn run(a: &ScenesArgs) -> anyhow::Result<()> {
         max_rotation_deg: a.max_rotation_deg,
         ..SceneSpec::default()
     };
+    if let Some(p) = spec.problem() {
+        anyhow::bail!("--size/--min-objects/--max-objects: {p}");
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let manifest = a.out.join("scenes.jsonl");
     let mut jsonl = std::io::BufWriter::new(std::fs::File::create(&manifest).with_context(|| format!("creating {}", manifest.display()))?);
     let bar = indicatif::ProgressBar::new(a.n);

@@ -27,6 +27,24 @@ pub struct SceneSpec {
     pub max_rotation_deg: f32,
 }
 
+impl SceneSpec {
+    /// Why this spec cannot make scenes, in words a command line can show; None if it can.
+    pub fn problem(&self) -> Option<String> {
+        if !(1..=SHAPES.len()).contains(&self.min_objects) || self.min_objects > self.max_objects || self.max_objects > SHAPES.len() {
+            return Some(format!(
+                "objects per scene must satisfy 1 <= min <= max <= {} (one object per shape), got {}..{}",
+                SHAPES.len(),
+                self.min_objects,
+                self.max_objects
+            ));
+        }
+        if self.size < 28 {
+            return Some(format!("the image side must be at least 28 pixels, got {}", self.size));
+        }
+        None
+    }
+}
+
 impl Default for SceneSpec {
     fn default() -> Self {
         SceneSpec {
@@ -94,7 +112,9 @@ impl Question {
 /// Scene `index` of `seed`: independent of every other index, so held-out sets are a seed and a
 /// count, and scene 17 can be regenerated without the 16 before it.
 pub fn generate(seed: u64, index: u64, spec: &SceneSpec) -> Scene {
-    assert!(spec.min_objects >= 1 && spec.min_objects <= spec.max_objects && spec.max_objects <= SHAPES.len());
+    if let Some(p) = spec.problem() {
+        panic!("generate: {p}");
+    }
     let mut rng = Rng::new(Rng::new(seed).next_u64() ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03));
     let n = spec.size;
     let mut rgb = vec![0u8; 3 * n * n];
@@ -278,6 +298,20 @@ mod tests {
             }
         }
         assert!(counts[1..].iter().all(|&c| c > 40), "object counts spread over 1..4: {counts:?}");
+    }
+
+    #[test]
+    fn specs_that_cannot_make_scenes_say_why() {
+        assert_eq!(SceneSpec::default().problem(), None);
+        let bad = |f: fn(&mut SceneSpec)| {
+            let mut s = SceneSpec::default();
+            f(&mut s);
+            s.problem().expect("a problem")
+        };
+        assert!(bad(|s| s.max_objects = 6).contains("got 1..6"));
+        assert!(bad(|s| s.min_objects = 0).contains("1 <= min"));
+        assert!(bad(|s| (s.min_objects, s.max_objects) = (3, 2)).contains("got 3..2"));
+        assert!(bad(|s| s.size = 10).contains("28 pixels"));
     }
 
     #[test]

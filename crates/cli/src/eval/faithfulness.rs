@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use llava_lens_explain::faithfulness::{Operator, faithfulness};
+use llava_lens_explain::faithfulness::faithfulness;
 use llava_lens_explain::{ExplainOptions, explain};
 use llava_lens_model::WeightDType;
 use serde_json::json;
@@ -142,15 +142,4 @@ pub fn run(a: &FaithfulnessTableArgs) -> anyhow::Result<()> {
     });
     crate::print_out(serde_json::to_string_pretty(&doc)?)?;
     Ok(())
-}
-
-impl OperatorArg {
-    pub fn operators(self) -> Vec<Operator> {
-        match self {
-            OperatorArg::Token => vec![Operator::Token],
-            OperatorArg::Pixel => vec![Operator::Pixel],
-            OperatorArg::Knockout => vec![Operator::Knockout],
-            OperatorArg::All => vec![Operator::Token, Operator::Pixel, Operator::Knockout],
-        }
-    }
 }

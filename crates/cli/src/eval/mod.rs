@@ -50,18 +50,16 @@ pub struct SceneSet {
 
 impl SceneSet {
     pub fn spec(&self, config: &LlavaConfig) -> anyhow::Result<SceneSpec> {
-        anyhow::ensure!(
-            (1..=5).contains(&self.min_objects) && self.min_objects <= self.max_objects && self.max_objects <= 5,
-            "--min-objects/--max-objects must satisfy 1 <= min <= max <= 5, got {}..{}",
-            self.min_objects,
-            self.max_objects
-        );
-        Ok(SceneSpec {
+        let spec = SceneSpec {
             size: config.vision.image_size,
             min_objects: self.min_objects,
             max_objects: self.max_objects,
             ..SceneSpec::default()
-        })
+        };
+        match spec.problem() {
+            Some(p) => anyhow::bail!("--min-objects/--max-objects: {p}"),
+            None => Ok(spec),
+        }
     }
 
     pub fn scenes<'a>(&'a self, spec: &'a SceneSpec) -> impl Iterator<Item = Scene> + 'a {
