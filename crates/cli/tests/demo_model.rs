@@ -2,27 +2,10 @@
 //! `scenes` writes what the trainer reads, `run` without `--model` answers a held-out scene, and
 //! the held-out evaluations keep the numbers docs/DEMO-MODEL.md reports (on a few scenes).
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
+use common::{bin, json_of, temp_dir};
 use llava_lens_scenes::{SceneRecord, SceneSpec, generate};
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_llava-lens"));
-    c.env_remove("LLAVA_LENS_MODEL");
-    c
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("llava-lens-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn json_of(out: std::process::Output) -> serde_json::Value {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[test]
 fn scenes_writes_images_label_maps_and_manifest() {

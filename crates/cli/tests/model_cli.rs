@@ -1,21 +1,10 @@
 //! `llava-lens make-tiny` then `llava-lens run`, as a user would from a clean clone.
 
+mod common;
+
 use std::path::PathBuf;
-use std::process::Command;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_llava-lens"))
-}
-
-fn repo(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(p)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("llava-lens-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
+use common::{bin, json_of, repo, temp_dir};
 
 #[test]
 fn make_tiny_is_deterministic_and_equals_the_committed_test_model() {
@@ -56,8 +45,7 @@ fn run_answers_as_json() {
         .arg(repo("tests/data/images/scene-500x375.png"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_of(out);
     assert_eq!(v["dtype"], "q4");
     assert_eq!(v["image_offset"], 4, "tiny tokenizer: <s> ▁USER : ▁ <image>");
     let ids = v["answer_ids"].as_array().unwrap();
@@ -157,8 +145,7 @@ fn explain_writes_a_png_and_a_json_with_the_documented_fields() {
         .arg(&png)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_of(out);
     assert_eq!(v["target"]["text"], "▁red");
     assert_eq!(v["contrast"]["text"], "▁blue");
     let _ = std::fs::remove_dir_all(dir);
@@ -173,8 +160,7 @@ fn faithfulness_reports_curves_for_the_map_mean_attention_and_random_orders() {
         .arg(repo("tests/data/images/scene-500x375.png"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = json_of(out);
     let results = v["results"].as_array().unwrap();
     assert_eq!(results.iter().map(|r| r["operator"].as_str().unwrap()).collect::<Vec<_>>(), ["token", "pixel", "knockout"]);
     for r in results {
