@@ -75,6 +75,9 @@ def args():
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--text-heads", type=int, default=4, help="attention heads per decoder layer (head dim = 128 / heads)")
+    p.add_argument("--text-layers", type=int, default=4)
+    p.add_argument("--budget-minutes", type=float, default=None, help="after 100 joint steps, shorten the joint stage (and its cosine schedule) to end within this many minutes of the start")
     p.add_argument("--size", type=int, default=168)
     p.add_argument("--patch", type=int, default=14)
     return p.parse_args()
@@ -111,7 +114,7 @@ def load_scenes(manifest, grid):
     return records, images, patch_shape, patch_color, questions
 
 
-def build_model(tok, size, patch, vision_layers):
+def build_model(tok, size, patch, vision_layers, text_heads, text_layers):
     vocab = tok.get_vocab_size(with_added_tokens=True)
     image_id = tok.token_to_id("<image>")
     pad_id = tok.token_to_id("<pad>")
@@ -119,9 +122,9 @@ def build_model(tok, size, patch, vision_layers):
         vocab_size=-(-vocab // 64) * 64,
         hidden_size=128,
         intermediate_size=384,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=4,
+        num_hidden_layers=text_layers,
+        num_attention_heads=text_heads,
+        num_key_value_heads=text_heads,
         max_position_embeddings=512,
         rms_norm_eps=1e-5,
         rope_theta=10000.0,
@@ -274,6 +277,8 @@ def evaluate(model, batcher, n_image, answer_ids, aux_shape=None, chunk=16):
 
 def main():
     a = args()
+    t_start = time.time()
+    steps_planned = a.steps
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
     rng = np.random.default_rng(a.seed)
@@ -296,7 +301,7 @@ def main():
     data_s = time.time() - t0
     print(f"scenes: {len(train[0])} train ({len(train[4])} questions), {len(val[0])} val, {data_s:.0f} s", flush=True)
 
-    model = build_model(tok, a.size, a.patch, a.vision_layers).to(a.device)
+    model = build_model(tok, a.size, a.patch, a.vision_layers, a.text_heads, a.text_layers).to(a.device)
     d = model.config.text_config.hidden_size
     aux_shape = torch.nn.Linear(d, len(SHAPES)).to(a.device)
     aux_color = torch.nn.Linear(d, len(COLORS) + 1).to(a.device)
@@ -347,7 +352,15 @@ def main():
     print(f"model: {n_params / 1e6:.2f} M parameters; {a.steps} steps of {a.scenes_per_step} scenes", flush=True)
     t_train = time.time()
     running = []
-    for step in range(a.steps):
+    step = -1
+    while step + 1 < a.steps:
+        step += 1
+        if a.budget_minutes is not None and step == 100:
+            # Still inside the warm-up, so the cosine schedule is rescaled before it has acted.
+            per_step = (time.time() - t_train) / 100 * 1.15  # margin for the periodic evaluations
+            left = a.budget_minutes * 60 - (time.time() - t_start) - 20
+            a.steps = max(101, min(a.steps, 100 + int(left / per_step)))
+            print(f"budget: {per_step * 1000:.0f} ms per step, {a.steps} joint steps", flush=True)
         pool = easy if step < a.curriculum * a.steps else None
         idx = rng.choice(pool, a.scenes_per_step, replace=False) if pool is not None else rng.integers(0, len(counts), a.scenes_per_step)
         pv, pshape, pcolor, owner, ids, answers, _ = tb.batch(idx, rng, a.absent_rate)
@@ -396,6 +409,9 @@ def main():
         "n_train_questions": len(train[4]),
         "n_val_scenes": a.n_val,
         "steps": a.steps,
+        "steps_planned": steps_planned,
+        "text_heads": a.text_heads,
+        "text_layers": a.text_layers,
         "scenes_per_step": a.scenes_per_step,
         "lr": a.lr,
         "aux_weight": a.aux_weight,
