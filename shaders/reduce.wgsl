@@ -128,7 +128,9 @@ fn log_softmax_gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     let lse = row_max + log(best_val[0]);
     for (var j = lid; j < params.k; j += WG) {
         let i = indices[row * params.k + j];
-        // An index outside the row yields NaN rather than another row's value.
-        out[row * params.k + j] = select(bitcast<f32>(0x7fc00000u), x[base + i] - lse, i < params.n);
+        // An index outside the row yields NaN rather than another row's value. The NaN is built
+        // from a runtime value: a constant NaN is a shader-creation error in browsers (Tint).
+        let nan = bitcast<f32>(0x7fc00000u | (i & 0u));
+        out[row * params.k + j] = select(nan, x[base + i] - lse, i < params.n);
     }
 }
