@@ -106,9 +106,11 @@ impl Llava {
         Ok(Llava { config: config.clone(), dtype, vision_tower, multi_modal_projector, language_model, weight_bytes: up.gpu_bytes })
     }
 
-    /// Tensors a full load uploads (for progress bars).
+    /// Progress ticks a full load reports (the total of progress bars): 16 per CLIP layer run
+    /// (6 weights, 6 biases, 2 layer norms' weight and bias), 9 per LLaMA layer (7 matrices, 2
+    /// norms) and 11 outside the layers. tests/loading.rs counts the ticks of real loads.
     pub fn tensor_count(config: &LlavaConfig) -> usize {
-        4 + 12 * config.vision_layers_to_run() + 4 + 2 + 9 * config.text.num_hidden_layers + 3
+        11 + 16 * config.vision_layers_to_run() + 9 * config.text.num_hidden_layers
     }
 
     /// `pixels [3, S, S]` -> projected image features `[image tokens, text hidden]`.

@@ -167,3 +167,17 @@ fn config_and_weights_that_disagree_name_the_tensor() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_progress_total_is_the_number_of_tensors_a_load_reports() {
+    let ctx = llava_lens_gpu::GpuContext::new_blocking(Default::default()).unwrap();
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/scenes-tiny");
+    for dir in [tiny(), demo] {
+        let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
+        let ckpt = Checkpoint::open(&dir).unwrap();
+        let ticks = std::cell::Cell::new(0usize);
+        let tick = |_: &str| ticks.set(ticks.get() + 1);
+        llava_lens_model::Llava::load(&ctx, &ckpt, &config, llava_lens_model::WeightDType::Q4, Some(&tick)).unwrap();
+        assert_eq!(llava_lens_model::Llava::tensor_count(&config), ticks.get(), "{}", dir.display());
+    }
+}
