@@ -47,6 +47,9 @@ pub struct TrackedBuffer {
     stats: Arc<MemoryStats>,
 }
 
+// On the browser's WebGPU wgpu's handles are neither Send nor Sync (JS objects), so this Arc is
+// only ever shared within the one thread that owns the device; natively it crosses threads.
+#[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 impl TrackedBuffer {
     pub(crate) fn new(device: &wgpu::Device, stats: &Arc<MemoryStats>, desc: &wgpu::BufferDescriptor<'_>) -> Arc<Self> {
         stats.alloc(desc.size);

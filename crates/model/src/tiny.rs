@@ -4,13 +4,10 @@
 //! (feature layer -2), a 2-layer LLaMA with optional grouped-query attention, and a small BPE
 //! tokenizer in the LLaMA format (byte fallback, so any text encodes) covering the prompt words.
 
-use std::path::Path;
-
 use llava_lens_tensor::Rng;
-use safetensors::tensor::{Dtype, TensorView};
 use serde_json::{Value, json};
 
-use crate::{LlavaConfig, ModelError};
+use crate::LlavaConfig;
 
 /// Words the tiny tokenizer has whole pieces for: the prompt template and the synthetic-scene
 /// vocabulary (shapes, colours).
@@ -216,7 +213,9 @@ pub fn tiny_weights(c: &LlavaConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<
 
 /// Writes the tiny model's three files into `dir` (created if needed).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn write_tiny(dir: &Path, seed: u64, gqa: bool) -> Result<LlavaConfig, ModelError> {
+pub fn write_tiny(dir: &std::path::Path, seed: u64, gqa: bool) -> Result<LlavaConfig, crate::ModelError> {
+    use crate::ModelError;
+    use safetensors::tensor::{Dtype, TensorView};
     std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
     let config_json = serde_json::to_string_pretty(&tiny_config(gqa)).unwrap();
     let config_path = dir.join("config.json");
