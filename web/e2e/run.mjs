@@ -48,9 +48,16 @@ const check = (ok, what) => { console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`); if
 try {
   const page = await browser.newPage();
   page.on('console', (m) => console.log(`  [page] ${m.text()}`));
+  page.on('worker', (w) => w.on('console', (m) => console.log(`  [worker] ${m.text()}`)));
+  page.on('pageerror', (e) => console.log(`  [page error] ${e.message}`));
   const t0 = Date.now();
   await page.goto(base);
-  await page.getByTestId('status').filter({ hasText: 'ready' }).waitFor({ timeout: 300_000 });
+  // Ready, or a clear error in the page: either ends the wait.
+  await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready")').first().waitFor({ timeout: 300_000 });
+  if (await page.getByTestId('error').count()) {
+    await page.screenshot({ path: `${out}/0-load-error.png`, fullPage: true });
+    throw new Error(`the page reports: ${await page.getByTestId('error').innerText()}`);
+  }
   const loadMs = Date.now() - t0;
   check(true, `demo model loaded in ${loadMs} ms: ${await page.getByTestId('status').innerText()}`);
   await page.screenshot({ path: `${out}/1-loaded.png`, fullPage: true });
@@ -66,6 +73,7 @@ try {
   check(answer.endsWith(scene.questions[0].answer), `answer "${answer}" names the colour ${scene.questions[0].answer}`);
 
   const web = JSON.parse(await page.getByTestId('json').textContent());
+  fs.writeFileSync(`${out}/web.json`, JSON.stringify(web, null, 1));
   check(web.target.id === cli.target.id, `same explained token (${web.target.id} vs ${cli.target.id})`);
   check(web.best_head.layer === cli.best_head.layer && web.best_head.head === cli.best_head.head, 'same best head');
   const heads = (e) => e.top_heads.map((h) => `${h.layer}.${h.head}`).join(',');

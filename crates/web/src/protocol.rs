@@ -37,7 +37,7 @@ pub enum Response {
     /// draws it with.
     Explained {
         explanation: serde_json::Value,
-        recorded: crate::share::Recorded,
+        recorded: Box<crate::share::Recorded>,
         millis: f64,
     },
     Error {

@@ -39,13 +39,20 @@ fn send(req: &Request) {
 fn spawn_worker() -> Result<Worker, String> {
     let href = web_sys::window().ok_or("no window")?.location().href().map_err(|_| "no location")?;
     let base = href.split(['#', '?']).next().unwrap_or("").rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or_default();
-    let boot = format!(r#"importScripts("{base}/llava-lens-worker.js");wasm_bindgen("{base}/llava-lens-worker_bg.wasm");"#);
+    let boot =
+        format!(r#"importScripts("{base}/llava-lens-worker.js");wasm_bindgen({{module_or_path:"{base}/llava-lens-worker_bg.wasm"}});"#);
     let parts = js_sys::Array::of1(&JsValue::from_str(&boot));
     let opts = web_sys::BlobPropertyBag::new();
     opts.set_type("text/javascript");
     let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(|e| format!("{e:?}"))?;
     let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
     Worker::new(&url).map_err(|e| format!("could not start the worker: {e:?}"))
+}
+
+/// `relative` resolved against the page's address.
+fn absolute_url(relative: &str) -> Result<String, String> {
+    let href = web_sys::window().ok_or("no window")?.location().href().map_err(|_| "the page has no address")?;
+    web_sys::Url::new_with_base(relative, &href).map(|u| u.href()).map_err(|_| format!("{relative:?} is not a URL relative to {href}"))
 }
 
 #[derive(Clone)]
@@ -88,7 +95,7 @@ fn draw(canvas: &web_sys::HtmlCanvasElement, r: &Recorded, values: &[f32], opts:
 
 pub fn start() {
     console_error_panic_hook::set_once();
-    leptos::mount::mount_to_body(App);
+    mount_to_body(App);
 }
 
 #[component]
@@ -129,7 +136,11 @@ fn App() -> impl IntoView {
                 match Response::from_json(&text) {
                     Ok(Response::Ready) => {
                         status.set("loading the demo model".into());
-                        send(&Request::Load { base_url: DEMO_MODEL.into(), dtype: "f32".into() });
+                        // The worker runs from a blob: URL, against which relative URLs mean nothing.
+                        match absolute_url(DEMO_MODEL) {
+                            Ok(url) => send(&Request::Load { base_url: url, dtype: "f32".into() }),
+                            Err(e) => error.set(Some(e)),
+                        }
                     }
                     Ok(Response::Progress { stage, done, total }) => progress.set((stage, done, total)),
                     Ok(Response::Loaded { model, adapter, weight_bytes, .. }) => {
@@ -139,7 +150,7 @@ fn App() -> impl IntoView {
                     Ok(Response::Explained { explanation: e, recorded: r, millis: ms }) => {
                         busy.set(false);
                         explanation.set(Some(serde_json::to_string_pretty(&e).unwrap_or_default()));
-                        recorded.set(Some(r));
+                        recorded.set(Some(*r));
                         millis.set(Some(ms));
                         share_link.set(None);
                     }

@@ -100,6 +100,13 @@ async fn load(base_url: &str, dtype: &str) -> Result<(), String> {
     let ckpt = Checkpoint::from_files(vec![(PathBuf::from(format!("{base}model.safetensors")), weights)]).map_err(|e| e.to_string())?;
     stage("GPU", 0, 1);
     let ctx = GpuContext::new(ContextOptions::default()).await.map_err(|e| e.to_string())?;
+    // WebGPU reports validation errors and device loss asynchronously; without a handler they
+    // only reach the console and the page would show numbers from buffers nothing wrote.
+    ctx.device.on_uncaptured_error(std::sync::Arc::new(|e: wgpu::Error| {
+        let message = format!("the GPU reported an error: {e}");
+        web_sys::console::error_1(&JsValue::from_str(&message));
+        post(&Response::Error { message })
+    }));
     let total = Llava::tensor_count(&config) as u64;
     let done = std::cell::Cell::new(0u64);
     let tick = |_: &str| {
@@ -168,6 +175,6 @@ async fn explain_one(s: &Session, image_b64: &str, question: &str, prefix: &str,
             lens.embedding.iter().map(|r| r.iter().map(|&id| s.tokenizer.token(id).unwrap_or_default()).collect()).collect();
         obj.insert("logit_lens_text".into(), serde_json::json!({"embedding": text}));
     }
-    post(&Response::Explained { explanation: doc, recorded, millis: js_sys::Date::now() - t0 });
+    post(&Response::Explained { explanation: doc, recorded: Box::new(recorded), millis: js_sys::Date::now() - t0 });
     Ok(())
 }
