@@ -19,15 +19,17 @@ if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $want_bindgen" ]; 
     echo "setup-web: installing wasm-bindgen-cli $want_bindgen (about 4 minutes)" >&2
     cargo install --force "wasm-bindgen-cli@$want_bindgen" >&2
 fi
-command -v npm >/dev/null || { echo "setup-web: npm not found (apt-get install npm)" >&2; exit 1; }
-if [ ! -x web/node_modules/.bin/wasm-opt ] || [ ! -d web/node_modules/playwright-core ]; then
-    (cd web && npm ci --no-audit --no-fund) >&2
-fi
-if ! command -v chromium >/dev/null; then
-    echo "setup-web: installing chromium" >&2
+apt_missing=()
+command -v chromium >/dev/null || apt_missing+=(chromium)
+command -v npm >/dev/null || apt_missing+=(nodejs npm)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+    echo "setup-web: installing ${apt_missing[*]}" >&2
     sudo_cmd=""
     [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq >&2
-    $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >&2
+    $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${apt_missing[@]}" >&2
+fi
+if [ ! -x web/node_modules/.bin/wasm-opt ] || [ ! -d web/node_modules/playwright-core ]; then
+    (cd web && npm ci --no-audit --no-fund) >&2
 fi
 echo "export PATH=\"$PWD/web/node_modules/.bin:$HOME/.cargo/bin:\$PATH\""

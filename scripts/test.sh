@@ -17,3 +17,7 @@ cargo build --locked --target wasm32-unknown-unknown -p llava-lens-gpu
 # Which adapter the GPU tests will run on (lavapipe here unless the machine has a GPU).
 cargo run --quiet --locked -p llava-lens-cli -- info
 cargo test --workspace --locked
+# The web page: lints of its browser-only code, then the end-to-end test in headless Chromium
+# (Trunk build, the page against the native CLI on the same scene; scripts/test-web.sh).
+cargo clippy --locked --target wasm32-unknown-unknown -p llava-lens-web -- -D warnings
+scripts/test-web.sh
