@@ -55,14 +55,15 @@ fn held_out_accuracy_and_pointing_on_a_few_scenes() {
     let acc = json_of(bin().args(["eval", "accuracy", "--n", "8", "--seed", "777001", "--dtype", "f32,q4"]).output().unwrap());
     for r in acc["results"].as_array().unwrap() {
         let a = r["accuracy"].as_f64().unwrap();
-        assert!(a >= 0.9, "{} accuracy {a} on 8 held-out scenes: {}", r["dtype"], r["mistakes"]);
+        // Measured 0.91 (20 of 22 colour questions) in f32 and q4; 0.96 over 200 scenes.
+        assert!(a >= 0.85, "{} accuracy {a} on 8 held-out scenes: {}", r["dtype"], r["mistakes"]);
     }
     let p = json_of(bin().args(["eval", "pointing", "--n", "8", "--seed", "777001", "--lens-k", "0"]).output().unwrap());
     let rate = |m: &str| p["maps"][m]["hit_rate"].as_f64().unwrap();
     assert!(p["n_questions"].as_u64().unwrap() >= 8);
-    // Measured on these 22 questions (lavapipe): paper 0.73, top-3 heads 1.00, mean attention
-    // 0.95, random 0.04; docs/DEMO-MODEL.md explains why the single best head misses a quarter.
-    assert!(rate("paper") >= 0.6, "paper map hit rate {}", rate("paper"));
+    // Measured on these 22 questions (lavapipe): paper 0.91, top-3 heads 1.00, mean attention
+    // 1.00, random 0.04 (over 498 questions: 0.93, 0.98, 0.98, 0.04; docs/DEMO-MODEL.md).
+    assert!(rate("paper") >= 0.85, "paper map hit rate {}", rate("paper"));
     assert!(rate("top_k_heads") >= 0.9, "top-k heads map hit rate {}", rate("top_k_heads"));
     assert!(rate("paper") > rate("random") + 0.4, "paper {} vs random {}", rate("paper"), rate("random"));
 }
