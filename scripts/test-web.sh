@@ -10,7 +10,7 @@ export WGPU_BACKEND=${WGPU_BACKEND:-vulkan} NODEVICE_SELECT=1
 
 trunk build --release
 cargo build -p llava-lens-cli
-bin=target/debug/llava-lens
+bin=${CARGO_TARGET_DIR:-target}/debug/llava-lens
 work=target/e2e
 rm -rf "$work" && mkdir -p "$work"
 "$bin" scenes --out "$work/scene" --n 1 --seed 12345 >/dev/null
@@ -24,4 +24,7 @@ read -r image question prefix < <(node -e '
 dec() { node -e 'console.log(decodeURIComponent(process.argv[1]))' "$1"; }
 "$bin" explain --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
     --top-k-heads 3 --out "$work/cli-map.png" --json "$work/cli.json" >/dev/null
-node web/e2e/run.mjs target/dist "$work/cli.json" "$work/scene/scenes.jsonl"
+answer=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").split("\n")[0]).questions[0].answer)' "$work/scene/scenes.jsonl")
+"$bin" explain --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
+    --top-k-heads 3 --target "$answer" --contrast none --out "$work/cli-contrast-map.png" --json "$work/cli-contrast.json" >/dev/null
+node web/e2e/run.mjs target/dist "$work/cli.json" "$work/scene/scenes.jsonl" "$work/cli-contrast.json"

@@ -5,20 +5,23 @@
 // CLI's JSON for the same inputs; then opens the share link (renders without the model) and a
 // damaged link (clear error). Screenshots go to target/e2e/.
 //
-// usage: node web/e2e/run.mjs DIST_DIR CLI_JSON SCENE_MANIFEST
+// usage: node web/e2e/run.mjs DIST_DIR CLI_JSON SCENE_MANIFEST CLI_CONTRAST_JSON
+// (CLI_CONTRAST_JSON: the CLI's explanation of the same question with --target ANSWER
+// --contrast none)
 import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 
-const [dist, cliJsonPath, manifestPath] = process.argv.slice(2);
-if (!dist || !cliJsonPath || !manifestPath) {
-  console.error('usage: node web/e2e/run.mjs DIST_DIR CLI_JSON SCENE_MANIFEST');
+const [dist, cliJsonPath, manifestPath, cliContrastPath] = process.argv.slice(2);
+if (!dist || !cliJsonPath || !manifestPath || !cliContrastPath) {
+  console.error('usage: node web/e2e/run.mjs DIST_DIR CLI_JSON SCENE_MANIFEST CLI_CONTRAST_JSON');
   process.exit(2);
 }
 const out = 'target/e2e';
 fs.mkdirSync(out, { recursive: true });
 const cli = JSON.parse(fs.readFileSync(cliJsonPath, 'utf8'));
+const cliContrast = JSON.parse(fs.readFileSync(cliContrastPath, 'utf8'));
 const scene = JSON.parse(fs.readFileSync(manifestPath, 'utf8').split('\n')[0]);
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json' };
@@ -85,6 +88,39 @@ try {
   check(dHeads <= 1e-3, `head scores within 1e-3 of the CLI (max diff ${dHeads.toExponential(2)})`);
   const mapPixels = await page.getByTestId('map').evaluate((c) => c.width * c.height);
   check(mapPixels > 0, 'the map is drawn');
+
+  // Hovering the best patch shows its score and logit-lens tokens.
+  const top = web.patch_scores.reduce((b, v, i, a) => (v > a[b] ? i : b), 0);
+  const box = await page.getByTestId('map').boundingBox();
+  const side = box.height; // the drawing is the square crop plus the colour bar
+  // locator.hover scrolls the map into view first; the position is relative to the canvas.
+  await page.getByTestId('map').hover({ position: { x: ((top % web.grid) + 0.5) * side / web.grid, y: (Math.floor(top / web.grid) + 0.5) * side / web.grid } });
+  const lens = await page.getByTestId('lens').innerText();
+  check(lens.includes(`row ${Math.floor(top / web.grid)}, column ${top % web.grid}`) && lens.includes('logit lens of its image token: ') && !lens.includes('not recorded'),
+    `hovering the top patch names it and its lens tokens: "${lens}"`);
+
+  // Exports: the JSON download is the CLI's schema, the PNG download a PNG.
+  const [jsonDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-json').click()]);
+  const exported = JSON.parse(fs.readFileSync(await jsonDl.path(), 'utf8'));
+  check(exported.schema === cli.schema && exported.target.id === cli.target.id, `JSON export (${jsonDl.suggestedFilename()}) has the CLI's schema and target`);
+  const [pngDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-png').click()]);
+  const png = fs.readFileSync(await pngDl.path());
+  check(png.subarray(1, 4).toString() === 'PNG', `PNG export (${pngDl.suggestedFilename()}, ${png.length} bytes)`);
+  fs.writeFileSync(`${out}/5-export-map.png`, png);
+
+  // "Why the answer rather than none": the same numbers as the CLI's --target/--contrast.
+  await page.getByTestId('target').fill(scene.questions[0].answer);
+  await page.getByTestId('contrast').fill('none');
+  await page.getByTestId('run').click();
+  await page.getByTestId('explained').filter({ hasText: 'rather than' }).waitFor({ timeout: 600_000 });
+  await page.getByTestId('run').filter({ hasText: 'Run' }).waitFor({ timeout: 600_000 });
+  const webContrast = JSON.parse(await page.getByTestId('json').textContent());
+  fs.writeFileSync(`${out}/web-contrast.json`, JSON.stringify(webContrast, null, 1));
+  check(webContrast.contrast?.id === cliContrast.contrast?.id && webContrast.target.id === cliContrast.target.id, 'contrast explanation: same target and contrast tokens as the CLI');
+  const dContrast = maxDiff(webContrast.patch_scores, cliContrast.patch_scores);
+  check(dContrast <= 1e-3, `contrast patch scores within 1e-3 of the CLI (max diff ${dContrast.toExponential(2)})`);
+  check(webContrast.best_head.layer === cliContrast.best_head.layer && webContrast.best_head.head === cliContrast.best_head.head, 'contrast: same best head');
+  await page.screenshot({ path: `${out}/6-contrast.png`, fullPage: true });
 
   await page.getByTestId('share').click();
   const link = await page.getByTestId('share-link').innerText();

@@ -10,8 +10,17 @@ pub enum Request {
     /// Load an HF-format model folder served at `base_url` (config.json, tokenizer.json,
     /// model.safetensors) with weights in `dtype` (f32, f16, q8, q4).
     Load { base_url: String, dtype: String },
-    /// Explain the model's answer for an image (PNG/JPEG/WebP bytes, base64) and a question.
-    Explain { image_base64: String, question: String, answer_prefix: String, target: Option<String>, top_k_heads: usize },
+    /// Explain the model's answer for an image (PNG/JPEG/WebP bytes, base64) and a question;
+    /// `target` replaces the answer as the explained token, `contrast` asks "target rather than
+    /// contrast" (both token texts, as the CLI's --target and --contrast).
+    Explain {
+        image_base64: String,
+        question: String,
+        answer_prefix: String,
+        target: Option<String>,
+        contrast: Option<String>,
+        top_k_heads: usize,
+    },
 }
 
 /// Worker -> page.

@@ -28,6 +28,9 @@ pub struct Recorded {
     /// Head scores [layer][head] (nats).
     pub head_scores: Vec<Vec<f32>>,
     pub best_head: (usize, usize),
+    /// The contrast token of a "target rather than contrast" explanation.
+    #[serde(default)]
+    pub contrast: Option<String>,
     /// The model's view of the image (JPEG).
     #[serde(with = "b64")]
     pub crop_jpeg: Vec<u8>,
@@ -93,6 +96,7 @@ mod tests {
             baseline_map: vec![0.1, 0.2, 0.3, 0.4],
             head_scores: vec![vec![0.1, 0.2], vec![0.3, 0.4]],
             best_head: (1, 1),
+            contrast: None,
             crop_jpeg: vec![0xFF, 0xD8, 1, 2, 3],
         }
     }
@@ -103,6 +107,18 @@ mod tests {
         assert!(f.chars().all(|c| c.is_ascii_alphanumeric() || "=._-".contains(c)), "{f}");
         assert_eq!(decode(&f).unwrap(), sample());
         assert_eq!(decode(&format!("#{f}")).unwrap(), sample());
+    }
+
+    #[test]
+    fn contrast_explanations_round_trip_and_links_without_contrast_still_open() {
+        let r = Recorded { contrast: Some("▁none".into()), ..sample() };
+        assert_eq!(decode(&encode(&r)).unwrap(), r);
+        // A link recorded before the contrast field existed.
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json.as_object_mut().unwrap().remove("contrast");
+        let packed = miniz_oxide::deflate::compress_to_vec(json.to_string().as_bytes(), 9);
+        let old = format!("x=1.{}", URL_SAFE_NO_PAD.encode(packed));
+        assert_eq!(decode(&old).unwrap(), sample());
     }
 
     #[test]

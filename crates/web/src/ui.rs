@@ -49,6 +49,28 @@ fn spawn_worker() -> Result<Worker, String> {
     Worker::new(&url).map_err(|e| format!("could not start the worker: {e:?}"))
 }
 
+/// Saves `url` under `name` through a temporary link (the browser's download).
+fn download_url(url: &str, name: &str) -> Result<(), String> {
+    let doc = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+    let a: web_sys::HtmlAnchorElement = doc.create_element("a").map_err(|e| format!("{e:?}"))?.unchecked_into();
+    a.set_href(url);
+    a.set_download(name);
+    a.click();
+    Ok(())
+}
+
+/// Saves `text` as a file: a Blob URL, downloaded, then released.
+fn download_text(text: &str, name: &str, mime: &str) -> Result<(), String> {
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(|e| format!("{e:?}"))?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
+    // Not revoked: revoking right after the click can cancel the download, and one small Blob
+    // per click is cheap.
+    download_url(&url, name)
+}
+
 /// `relative` resolved against the page's address.
 fn absolute_url(relative: &str) -> Result<String, String> {
     let href = web_sys::window().ok_or("no window")?.location().href().map_err(|_| "the page has no address")?;
@@ -114,6 +136,11 @@ fn App() -> impl IntoView {
     let opacity = RwSignal::new(0.5f32);
     let crisp = RwSignal::new(true);
     let share_link = RwSignal::new(None::<String>);
+    let target_text = RwSignal::new(String::new());
+    let contrast_text = RwSignal::new(String::new());
+    // Logit-lens tokens per patch of the last live explanation (share links do not carry them).
+    let lens_tokens = RwSignal::new(None::<Vec<Vec<String>>>);
+    let hovered = RwSignal::new(None::<usize>);
     let items = gallery();
 
     // A share link renders at once, without the model.
@@ -149,6 +176,7 @@ fn App() -> impl IntoView {
                     }
                     Ok(Response::Explained { explanation: e, recorded: r, millis: ms }) => {
                         busy.set(false);
+                        lens_tokens.set(serde_json::from_value(e["logit_lens_text"]["embedding"].clone()).ok());
                         explanation.set(Some(serde_json::to_string_pretty(&e).unwrap_or_default()));
                         recorded.set(Some(*r));
                         millis.set(Some(ms));
@@ -195,7 +223,8 @@ fn App() -> impl IntoView {
             image_base64: STANDARD.encode(bytes),
             question: question.get_untracked(),
             answer_prefix: prefix.get_untracked(),
-            target: None,
+            target: Some(target_text.get_untracked()).filter(|t| !t.trim().is_empty()),
+            contrast: Some(contrast_text.get_untracked()).filter(|t| !t.trim().is_empty()),
             top_k_heads: 3,
         });
     };
@@ -266,6 +295,8 @@ fn App() -> impl IntoView {
                 <label>"Or your own image: "<input type="file" accept="image/*" data-testid="file" on:change=on_file /></label>
                 <label>"Question "<input type="text" data-testid="question" prop:value=move || question.get() on:input=move |ev| question.set(event_target_value(&ev)) /></label>
                 <label>"Answer starts with "<input type="text" data-testid="prefix" prop:value=move || prefix.get() on:input=move |ev| prefix.set(event_target_value(&ev)) /></label>
+                <label>"Explain the token "<input type="text" data-testid="target" placeholder="the model's answer" prop:value=move || target_text.get() on:input=move |ev| target_text.set(event_target_value(&ev)) /></label>
+                <label>"rather than "<input type="text" data-testid="contrast" placeholder="(optional)" prop:value=move || contrast_text.get() on:input=move |ev| contrast_text.set(event_target_value(&ev)) /></label>
                 <button data-testid="run" on:click=run disabled=move || busy.get() || loaded.get().is_none()>
                     {move || if busy.get() { "Explaining..." } else { "Run" }}
                 </button>
@@ -273,13 +304,36 @@ fn App() -> impl IntoView {
             <Show when=move || recorded.get().is_some()>
                 <section class="result" data-testid="result">
                     <h2>"Answer"</h2>
-                    <p data-testid="answer">{move || recorded.get().map(|r| format!("{} {}", r.answer_prefix, r.target.trim_start_matches('▁'))).unwrap_or_default()}</p>
+                    <p data-testid="answer">{move || recorded.get().map(|r| format!("{} {}", r.answer_prefix, r.top.first().map(|t| t.0.trim_start_matches('▁')).unwrap_or("?"))).unwrap_or_default()}</p>
+                    <p data-testid="explained">{move || recorded.get().map(|r| match &r.contrast {
+                        Some(c) => format!("explaining \"{}\" rather than \"{}\" (scores of the logit difference)", r.target.trim_start_matches('▁'), c.trim_start_matches('▁')),
+                        None => format!("explaining \"{}\" (log-probability {:.3})", r.target.trim_start_matches('▁'), r.target_log_prob),
+                    })}</p>
                     <ol class="top5">{move || recorded.get().map(|r| r.top.iter().map(|(t, p)| view! { <li>{format!("{} {:.3}", t.trim_start_matches('▁'), p)}</li> }).collect_view())}</ol>
                     <p class="timing">{move || millis.get().map(|m| format!("explained in {m:.0} ms"))}</p>
                     <div class="maps">
-                        <figure><canvas node_ref=map_canvas data-testid="map"></canvas><figcaption>{move || recorded.get().map(|r| format!("best head {}.{}: log-probability increase per patch (nats)", r.best_head.0, r.best_head.1))}</figcaption></figure>
+                        <figure><canvas node_ref=map_canvas data-testid="map"
+                            on:mousemove=move |ev: leptos::ev::MouseEvent| {
+                                let (Some(c), Some(r)) = (map_canvas.get_untracked(), recorded.get_untracked()) else { return };
+                                // The drawing is the crop (canvas height square) plus the colour bar; CSS may scale it.
+                                // (clientHeight is 0 for an inline canvas; the bounding box is what is drawn.)
+                                let scale = c.height() as f64 / c.get_bounding_client_rect().height().max(1.0);
+                                hovered.set(crate::view::patch_at(f64::from(ev.offset_x()) * scale, f64::from(ev.offset_y()) * scale, c.height() as f64, r.grid));
+                            }
+                            on:mouseleave=move |_| hovered.set(None)></canvas><figcaption>{move || recorded.get().map(|r| match &r.contrast {
+                            Some(_) => format!("best head {}.{}: logit-difference increase per patch (nats)", r.best_head.0, r.best_head.1),
+                            None => format!("best head {}.{}: log-probability increase per patch (nats)", r.best_head.0, r.best_head.1),
+                        })}</figcaption></figure>
                         <figure><canvas node_ref=base_canvas data-testid="baseline"></canvas><figcaption>"mean attention (baseline)"</figcaption></figure>
                     </div>
+                    <p class="lens" data-testid="lens">{move || match (hovered.get(), recorded.get()) {
+                        (Some(p), Some(r)) => {
+                            let score = r.patch_scores.get(p).copied().unwrap_or(0.0);
+                            let tokens = lens_tokens.get().and_then(|l| l.get(p).cloned()).map(|t| t.iter().map(|s| s.trim_start_matches('▁').to_string()).collect::<Vec<_>>().join(", "));
+                            format!("patch row {}, column {}: {score:+.4} nats; logit lens of its image token: {}", p / r.grid, p % r.grid, tokens.unwrap_or_else(|| "not recorded in share links".into()))
+                        }
+                        _ => "hover the map: a patch's score and what the unembedding reads from its image token".into(),
+                    }}</p>
                     <label>"Opacity "<input type="range" min="0" max="1" step="0.05" prop:value=move || opacity.get().to_string() on:input=move |ev| opacity.set(event_target_value(&ev).parse().unwrap_or(0.5)) /></label>
                     <label><input type="checkbox" prop:checked=move || crisp.get() on:change=move |ev| crisp.set(event_target_checked(&ev)) />" crisp patch grid"</label>
                     <h2>"Heads"</h2>
@@ -287,7 +341,7 @@ fn App() -> impl IntoView {
                         let limit = r.head_scores.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
                         r.head_scores.iter().enumerate().map(|(l, row)| view! {
                             <tr><th>{format!("layer {l}")}</th>{row.iter().enumerate().map(|(h, v)| view! {
-                                <td style=format!("background:{}", crate::view::score_color(*v, limit)) title=format!("head {l}.{h}: {v:+.4} nats")>{format!("{v:+.2}")}</td>
+                                <td style=format!("background:{};color:{}", crate::view::score_color(*v, limit), if limit > 0.0 && v.abs() > 0.6 * limit { "white" } else { "black" }) title=format!("head {l}.{h}: {v:+.4} nats")>{format!("{v:+.2}")}</td>
                             }).collect_view()}</tr>
                         }).collect_view()
                     })}</table>
@@ -300,6 +354,20 @@ fn App() -> impl IntoView {
                             }
                         }
                     }>"Share link"</button>
+                    <button data-testid="download-json" on:click=move |_| {
+                        if let Some(text) = explanation.get_untracked() {
+                            if let Err(e) = download_text(&text, "llava-lens-explanation.json", "application/json") {
+                                error.set(Some(e));
+                            }
+                        }
+                    }>"Download JSON"</button>
+                    <button data-testid="download-png" on:click=move |_| {
+                        let url = map_canvas.get_untracked().map(|c| c.to_data_url_with_type("image/png"));
+                        match url {
+                            Some(Ok(u)) => if let Err(e) = download_url(&u, "llava-lens-map.png") { error.set(Some(e)) },
+                            _ => error.set(Some("the map has not been drawn yet".into())),
+                        }
+                    }>"Download PNG"</button>
                     <p class="share" data-testid="share-link">{move || share_link.get()}</p>
                     <details><summary>"Explanation JSON (the CLI's schema)"</summary><pre data-testid="json">{move || explanation.get()}</pre></details>
                 </section>

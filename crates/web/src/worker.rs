@@ -66,9 +66,11 @@ pub fn start() {
 async fn handle(req: Request) -> Result<(), String> {
     match req {
         Request::Load { base_url, dtype } => load(&base_url, &dtype).await,
-        Request::Explain { image_base64, question, answer_prefix, target, top_k_heads } => {
+        Request::Explain { image_base64, question, answer_prefix, target, contrast, top_k_heads } => {
             let s = SESSION.with(|s| s.borrow().clone()).ok_or("no model is loaded yet")?;
-            explain_one(&s, &image_base64, &question, &answer_prefix, target.as_deref(), top_k_heads).await
+            let ask =
+                Ask { question: &question, prefix: &answer_prefix, target: target.as_deref(), contrast: contrast.as_deref(), top_k_heads };
+            explain_one(&s, &image_base64, &ask).await
         }
     }
 }
@@ -127,22 +129,39 @@ async fn load(base_url: &str, dtype: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn explain_one(s: &Session, image_b64: &str, question: &str, prefix: &str, target: Option<&str>, top_k: usize) -> Result<(), String> {
+/// What the page asked to explain.
+struct Ask<'a> {
+    question: &'a str,
+    prefix: &'a str,
+    target: Option<&'a str>,
+    contrast: Option<&'a str>,
+    top_k_heads: usize,
+}
+
+/// The id of a token the user typed: the word with LLaMA's leading-space marker first (how
+/// answers are tokenised after "... is"), else the text as it is.
+fn token_of(tokenizer: &LlavaTokenizer, text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    tokenizer.token_id(&format!("▁{t}")).or_else(|| tokenizer.token_id(t)).ok_or_else(|| format!("{t:?} is not one token of this model"))
+}
+
+async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), String> {
+    let (question, prefix) = (ask.question, ask.prefix);
     let t0 = js_sys::Date::now();
     let bytes = STANDARD.decode(image_b64).map_err(|e| format!("the image was not sent intact: {e}"))?;
     let img = decode_image(&bytes, "the chosen image").map_err(|e| e.to_string())?;
     let pre = preprocess(&img, s.config.vision.image_size, ResizeMode::CenterCrop).map_err(|e| e.to_string())?;
     let prompt = s.tokenizer.prompt(question, prefix).map_err(|e| e.to_string())?;
-    let target = match target {
-        Some(t) => Some(
-            s.tokenizer
-                .token_id(&format!("▁{}", t.trim()))
-                .or_else(|| s.tokenizer.token_id(t))
-                .ok_or_else(|| format!("{t:?} is not one token of this model"))?,
-        ),
-        None => None,
+    let target = ask.target.filter(|t| !t.trim().is_empty()).map(|t| token_of(&s.tokenizer, t)).transpose()?;
+    let contrast = ask.contrast.filter(|t| !t.trim().is_empty()).map(|t| token_of(&s.tokenizer, t)).transpose()?;
+    let opts = ExplainOptions {
+        target,
+        contrast,
+        top_k_heads: ask.top_k_heads.max(1),
+        lens_k: 5,
+        model_name: s.name.clone(),
+        ..Default::default()
     };
-    let opts = ExplainOptions { target, top_k_heads: top_k.max(1), lens_k: 5, model_name: s.name.clone(), ..Default::default() };
     let mut e = explain(&s.model, &s.ctx, &prompt, &pre.pixels, &opts).await.map_err(|e| e.to_string())?;
     e.target.text = s.tokenizer.token(e.target.id);
     let out = s
@@ -167,6 +186,7 @@ async fn explain_one(s: &Session, image_b64: &str, question: &str, prefix: &str,
         baseline_map: e.baseline_map.clone(),
         head_scores: e.head_scores.clone(),
         best_head: (e.best_head.layer, e.best_head.head),
+        contrast: contrast.and_then(|c| s.tokenizer.token(c)),
         crop_jpeg: jpeg,
     };
     let mut doc = serde_json::to_value(&e).map_err(|e| e.to_string())?;
