@@ -82,6 +82,8 @@ try {
   const heads = (e) => e.top_heads.map((h) => `${h.layer}.${h.head}`).join(',');
   check(heads(web) === heads(cli), `same top heads (${heads(web)})`);
   const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+  const tops = (e) => e.top.map((t) => t.id).join(',');
+  check(tops(web) === tops(cli) && maxDiff(web.top.map((t) => t.log_prob), cli.top.map((t) => t.log_prob)) <= 1e-3, `same top-5 tokens and log-probabilities (${tops(web)})`);
   const dScores = maxDiff(web.patch_scores, cli.patch_scores);
   const dHeads = maxDiff(web.head_scores.flat(), cli.head_scores.flat());
   check(dScores <= 1e-3, `patch scores within 1e-3 of the CLI (max diff ${dScores.toExponential(2)})`);

@@ -89,10 +89,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         model_name: dir.display().to_string(),
     };
     let mut e = pollster::block_on(explain(&model, &ctx, &prompt, &pre.pixels, &opts))?;
-    e.target.text = tok.token(e.target.id);
-    if let Some(c) = e.contrast.as_mut() {
-        c.text = tok.token(c.id);
-    }
+    e.name_tokens(|id| tok.token(id));
     for h in e.top_heads.iter() {
         eprintln!("  head {:>2}.{:<2} {:+.4} nats", h.layer, h.head, h.score);
     }

@@ -123,6 +123,16 @@ fn explain_writes_a_png_and_a_json_with_the_documented_fields() {
     assert_eq!(v["baseline_map"].as_array().unwrap().len(), grid * grid);
     assert_eq!(v["top_k_heads_map"]["k"], 3);
     assert!(v["target"]["log_prob"].as_f64().unwrap() < 0.0);
+    // The model's top 5 from the explanation's own forward pass, best first, named.
+    let top = v["top"].as_array().unwrap();
+    assert_eq!(top.len(), 5);
+    assert_eq!(top[0]["id"], v["prediction"]);
+    let lps: Vec<f64> = top.iter().map(|t| t["log_prob"].as_f64().unwrap()).collect();
+    assert!(lps.windows(2).all(|w| w[0] >= w[1]) && lps[0] <= 0.0, "{lps:?}");
+    assert!(top.iter().all(|t| t["text"].is_string()));
+    if v["target"]["id"] == v["prediction"] {
+        assert!((lps[0] - v["target"]["log_prob"].as_f64().unwrap()).abs() < 1e-4, "top-1 and target log-probabilities differ");
+    }
     assert!(v["bytes_read_back"].as_u64().unwrap() < 16 * 1024);
     let lens = &v["logit_lens"];
     assert_eq!(lens["embedding"].as_array().unwrap().len(), grid * grid);

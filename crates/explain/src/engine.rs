@@ -133,6 +133,9 @@ fn row_scores(lp: &[f32], contrast: bool) -> Vec<f32> {
     if contrast { lp.chunks_exact(2).map(|p| p[0] - p[1]).collect() } else { lp.to_vec() }
 }
 
+/// How many of the model's top next tokens an explanation reports.
+pub const TOP_TOKENS: usize = 5;
+
 /// Explains the model's next token after `prompt` with the image `pixels`.
 pub async fn explain(
     model: &Llava,
@@ -177,8 +180,8 @@ pub async fn explain(
     let t0 = clock();
     let mut rec = Recorder::new(ctx, "explain: forward");
     let pre = model.prefill(&mut rec, prompt, pixels, &plan, 0)?;
-    let logits = model.logits_at(&mut rec, &pre.hidden, last)?;
-    let top1 = top_ids(&mut rec, &logits, t_cfg.vocab_size, 1)?;
+    // The model's own top tokens from the same pass (the page shows them; no second forward).
+    let (_, top_ids_t, top_lp_t) = model.head(&mut rec, &pre.hidden, last, TOP_TOKENS.min(t_cfg.vocab_size))?;
     // The last position's row of each residual capture, in tensors of their own.
     let pick = |rec: &mut Recorder<'_>, l: usize, point: HookPoint| {
         let name = llava_lens_gpu::capture::Hook { layer: l, point }.to_string();
@@ -192,7 +195,8 @@ pub async fn explain(
     let r_rows: Vec<GpuTensor> = (0..layers).map(|l| pick(&mut rec, l, HookPoint::ResidMid)).collect();
     let final_resid = pick(&mut rec, layers - 1, HookPoint::ResidPost);
     rec.submit();
-    let top1 = reader.u32(&top1).await?[0];
+    let top: Vec<(u32, f32)> = reader.u32(&top_ids_t).await?.into_iter().zip(reader.f32(&top_lp_t).await?).collect();
+    let top1 = top[0].0;
     let forward_ms = ms_since(t0);
     let target = opts.target.unwrap_or(top1);
     let vocab = t_cfg.vocab_size as u32;
@@ -297,6 +301,7 @@ pub async fn explain(
         grid: c.vision.grid(),
         sequence_length: seq,
         prediction: top1,
+        top: top.into_iter().map(token_info).collect(),
         target: token_info((target, own_lp[0])),
         contrast: opts.contrast.map(|c| token_info((c, own_lp[1]))),
         head_scores,

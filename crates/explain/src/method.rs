@@ -69,6 +69,8 @@ pub struct Explanation {
     pub sequence_length: usize,
     /// The model's own top-1 next token (the default target).
     pub prediction: u32,
+    /// The model's top next tokens with their log-probabilities, best first.
+    pub top: Vec<TokenInfo>,
     pub target: TokenInfo,
     /// With a contrast token B every score is of `logp(A) - logp(B)`, i.e. the logit difference.
     pub contrast: Option<TokenInfo>,
@@ -99,6 +101,16 @@ pub struct Explanation {
     pub timings_ms: Timings,
     /// Bytes read back from the GPU for the explanation (the forward pass's top-5 included).
     pub bytes_read_back: u64,
+}
+
+impl Explanation {
+    /// Fills in the text of every token the explanation names (target, contrast, top tokens);
+    /// the engine has ids only, the caller has the tokenizer.
+    pub fn name_tokens(&mut self, text_of: impl Fn(u32) -> Option<String>) {
+        for t in std::iter::once(&mut self.target).chain(self.contrast.as_mut()).chain(self.top.iter_mut()) {
+            t.text = text_of(t.id);
+        }
+    }
 }
 
 /// Top tokens per image patch (METHOD.md sec. 5): `embedding[p]` projects the projector output

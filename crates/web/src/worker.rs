@@ -163,13 +163,8 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
         ..Default::default()
     };
     let mut e = explain(&s.model, &s.ctx, &prompt, &pre.pixels, &opts).await.map_err(|e| e.to_string())?;
-    e.target.text = s.tokenizer.token(e.target.id);
-    let out = s
-        .model
-        .run(&s.ctx, &prompt, &pre.pixels, &llava_lens_model::RunOptions { max_new_tokens: 1, ..Default::default() })
-        .await
-        .map_err(|e| e.to_string())?;
-    let top: Vec<(String, f32)> = out.top.iter().map(|&(id, lp)| (s.tokenizer.token(id).unwrap_or_default(), lp.exp())).collect();
+    e.name_tokens(|id| s.tokenizer.token(id));
+    let top: Vec<(String, f32)> = e.top.iter().map(|t| (t.text.clone().unwrap_or_default(), t.log_prob.exp())).collect();
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
         .encode_image(&pre.crop_rgb)
@@ -186,7 +181,7 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
         baseline_map: e.baseline_map.clone(),
         head_scores: e.head_scores.clone(),
         best_head: (e.best_head.layer, e.best_head.head),
-        contrast: contrast.and_then(|c| s.tokenizer.token(c)),
+        contrast: e.contrast.as_ref().and_then(|c| c.text.clone()),
         crop_jpeg: jpeg,
     };
     let mut doc = serde_json::to_value(&e).map_err(|e| e.to_string())?;
