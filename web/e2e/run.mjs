@@ -139,6 +139,24 @@ try {
   check((await broken.getByTestId('error').innerText()).includes('damaged'), 'a damaged link gives a clear error');
   await broken.screenshot({ path: `${out}/4-damaged-link.png`, fullPage: true });
 
+  // A browser without WebGPU: a clear message in the page, not a dead tab.
+  const plainProfile = fs.mkdtempSync('/tmp/llava-lens-e2e-nogpu-');
+  const plain = await chromium.launchPersistentContext(plainProfile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  try {
+    const noGpu = await plain.newPage();
+    await noGpu.goto(base);
+    await noGpu.getByTestId('error').waitFor({ timeout: 60_000 });
+    const msg = await noGpu.getByTestId('error').innerText();
+    check(msg.includes('no WebGPU adapter') && !msg.includes('apt-get'), `without WebGPU the page says so: "${msg.slice(0, 80)}..."`);
+    await noGpu.screenshot({ path: `${out}/7-no-webgpu.png`, fullPage: true });
+  } finally {
+    await plain.close();
+  }
+
   fs.writeFileSync(`${out}/timings.json`, JSON.stringify({ load_ms: loadMs, run_to_map_ms: runMs, browser: browser.browser()?.version() }, null, 2));
 } catch (e) {
   failures.push(String(e));

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use llava_lens_explain::{ExplainOptions, explain};
-use llava_lens_gpu::{ContextOptions, GpuContext};
+use llava_lens_gpu::{ContextOptions, GpuContext, GpuError};
 use llava_lens_model::preprocess::{ResizeMode, decode_image, preprocess};
 use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, WeightDType};
 use wasm_bindgen::JsCast;
@@ -101,7 +101,14 @@ async fn load(base_url: &str, dtype: &str) -> Result<(), String> {
     let weights = fetch_bytes(&format!("{base}model.safetensors")).await?;
     let ckpt = Checkpoint::from_files(vec![(PathBuf::from(format!("{base}model.safetensors")), weights)]).map_err(|e| e.to_string())?;
     stage("GPU", 0, 1);
-    let ctx = GpuContext::new(ContextOptions::default()).await.map_err(|e| e.to_string())?;
+    let ctx = GpuContext::new(ContextOptions::default()).await.map_err(|e| match e {
+        // The runtime's own message speaks of native drivers; in a page the fix is the browser.
+        GpuError::NoAdapter { detail, .. } => format!(
+            "this browser offers no WebGPU adapter, so the model cannot run here. Use a browser with WebGPU \
+             (Chrome or Edge 113+, or Safari/Firefox with WebGPU on); share links still open without it. ({detail})"
+        ),
+        e => e.to_string(),
+    })?;
     // WebGPU reports validation errors and device loss asynchronously; without a handler they
     // only reach the console and the page would show numbers from buffers nothing wrote.
     ctx.device.on_uncaptured_error(std::sync::Arc::new(|e: wgpu::Error| {
