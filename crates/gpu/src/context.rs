@@ -41,6 +41,15 @@ pub struct GpuContext {
     pub(crate) dummy: wgpu::Buffer,
 }
 
+/// What to do about a missing adapter depends on where the runtime runs: natively a driver is
+/// missing, in a page the browser lacks WebGPU.
+#[cfg(not(target_arch = "wasm32"))]
+const NO_ADAPTER_ADVICE: &str = "wgpu needs a Vulkan, Metal or DX12 driver. On Linux without a GPU install Mesa's software \
+     Vulkan driver (lavapipe): `apt-get install mesa-vulkan-drivers libvulkan1`, and set WGPU_BACKEND=vulkan.";
+#[cfg(target_arch = "wasm32")]
+const NO_ADAPTER_ADVICE: &str = "This browser offers no WebGPU adapter, so the model cannot run here: use a browser with \
+     WebGPU (Chrome or Edge 113+, or Safari/Firefox with WebGPU on).";
+
 /// Features used when the adapter has them, never required (SwiftShader has no shader-f16).
 const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16.union(wgpu::Features::SUBGROUP).union(wgpu::Features::TIMESTAMP_QUERY);
 
@@ -60,7 +69,7 @@ impl GpuContext {
                 apply_limit_buckets: false,
             })
             .await
-            .map_err(|e| GpuError::NoAdapter { backends, detail: e.to_string() })?;
+            .map_err(|e| GpuError::NoAdapter { backends, advice: NO_ADAPTER_ADVICE, detail: e.to_string() })?;
         let adapter_info = adapter.get_info();
         let mut limits = adapter.limits();
         limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(MAX_BINDING_BYTES);

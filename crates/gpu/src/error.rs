@@ -2,13 +2,8 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum GpuError {
-    #[error(
-        "no GPU adapter found ({backends}). wgpu needs a Vulkan, Metal or DX12 driver natively, or \
-         WebGPU in the browser. On Linux without a GPU install Mesa's software Vulkan driver \
-         (lavapipe): `apt-get install mesa-vulkan-drivers libvulkan1`, and set WGPU_BACKEND=vulkan. \
-         Detail: {detail}"
-    )]
-    NoAdapter { backends: String, detail: String },
+    #[error("no GPU adapter found ({backends}). {advice} Detail: {detail}")]
+    NoAdapter { backends: String, advice: &'static str, detail: String },
     #[error("the adapter {adapter:?} refused a device: {detail}")]
     Device { adapter: String, detail: String },
     #[error("{op}: {detail}")]

@@ -102,11 +102,7 @@ async fn load(base_url: &str, dtype: &str) -> Result<(), String> {
     let ckpt = Checkpoint::from_files(vec![(PathBuf::from(format!("{base}model.safetensors")), weights)]).map_err(|e| e.to_string())?;
     stage("GPU", 0, 1);
     let ctx = GpuContext::new(ContextOptions::default()).await.map_err(|e| match e {
-        // The runtime's own message speaks of native drivers; in a page the fix is the browser.
-        GpuError::NoAdapter { detail, .. } => format!(
-            "this browser offers no WebGPU adapter, so the model cannot run here. Use a browser with WebGPU \
-             (Chrome or Edge 113+, or Safari/Firefox with WebGPU on); share links still open without it. ({detail})"
-        ),
+        GpuError::NoAdapter { .. } => format!("{e} Share links still open without it."),
         e => e.to_string(),
     })?;
     // WebGPU reports validation errors and device loss asynchronously; without a handler they
