@@ -79,7 +79,8 @@ pub fn load_model(dir: &Path, config: LlavaConfig, tokenizer: LlavaTokenizer, dt
         bar.inc(1);
         bar.set_message(name.to_string());
     };
-    let model = Llava::load(&ctx, &ckpt, &config, dtype, Some(&tick)).with_context(|| format!("loading {}", dir.display()))?;
+    let model =
+        pollster::block_on(Llava::load(&ctx, &ckpt, &config, dtype, Some(&tick))).with_context(|| format!("loading {}", dir.display()))?;
     bar.finish_and_clear();
     Ok(LoadedModel { config, tokenizer, ctx, model })
 }

@@ -18,7 +18,7 @@ fn run(dtype: WeightDType) -> Explanation {
     let dir = data("tiny-llava");
     let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
     let tok = LlavaTokenizer::load(&dir.join("tokenizer.json"), config.image_token_index).unwrap();
-    let model = Llava::load(ctx(), &Checkpoint::open(&dir).unwrap(), &config, dtype, None).unwrap();
+    let model = pollster::block_on(Llava::load(ctx(), &Checkpoint::open(&dir).unwrap(), &config, dtype, None)).unwrap();
     let prompt = tok.prompt("What is the color of the dog?", "The color of the dog is").unwrap();
     pollster::block_on(explain(&model, ctx(), &prompt, golden().f32("pixel_values"), &ExplainOptions::default())).unwrap()
 }

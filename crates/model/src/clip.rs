@@ -42,30 +42,32 @@ pub struct ClipVision {
 
 impl ClipVision {
     /// Loads the embeddings and the first `n_layers` encoder layers.
-    pub(crate) fn load(up: &mut Uploader<'_>, c: &VisionConfig, n_layers: usize) -> Result<Self, ModelError> {
+    pub(crate) async fn load(up: &mut Uploader<'_>, c: &VisionConfig, n_layers: usize) -> Result<Self, ModelError> {
         let (d, ch, p) = (c.hidden_size, c.num_channels, c.patch_size);
-        let conv = up.source.f32(&format!("{P}.embeddings.patch_embedding.weight"), &[d, ch, p, p])?;
+        let conv = up.source.f32(&format!("{P}.embeddings.patch_embedding.weight"), &[d, ch, p, p]).await?;
         let dtype = crate::weights::gpu_dtype(up.policy, Role::Vision, ch * p * p);
         let host = llava_lens_tensor::HostMatrix::from_f32(d, ch * p * p, &conv, dtype)?;
         let patch_embedding = GpuMatrix::upload(up.ctx, &host, "patch_embedding")?;
-        let class_embedding = up.vector(&format!("{P}.embeddings.class_embedding"), d)?;
-        let position_embedding = up.tensor(&format!("{P}.embeddings.position_embedding.weight"), &[c.num_patches() + 1, d])?;
-        let pre_layrnorm = LayerNorm::load(up, &format!("{P}.pre_layrnorm"), d, c.layer_norm_eps)?;
+        up.gpu_bytes += (host.row_bytes() * d) as u64;
+        let class_embedding = up.vector(&format!("{P}.embeddings.class_embedding"), d).await?;
+        let position_embedding = up.tensor(&format!("{P}.embeddings.position_embedding.weight"), &[c.num_patches() + 1, d]).await?;
+        let pre_layrnorm = LayerNorm::load(up, &format!("{P}.pre_layrnorm"), d, c.layer_norm_eps).await?;
         let mut layers = Vec::with_capacity(n_layers);
         for i in 0..n_layers {
             let l = format!("{P}.encoder.layers.{i}");
-            let lin = |up: &mut Uploader<'_>, name: &str, o, i| Linear::load(up, &format!("{l}.{name}"), o, i, true, Role::Vision);
+            let name = |n: &str| format!("{l}.{n}");
+            let eps = c.layer_norm_eps;
             layers.push(ClipEncoderLayer {
-                layer_norm1: LayerNorm::load(up, &format!("{l}.layer_norm1"), d, c.layer_norm_eps)?,
+                layer_norm1: LayerNorm::load(up, &name("layer_norm1"), d, eps).await?,
                 self_attn: ClipAttention {
-                    q_proj: lin(up, "self_attn.q_proj", d, d)?,
-                    k_proj: lin(up, "self_attn.k_proj", d, d)?,
-                    v_proj: lin(up, "self_attn.v_proj", d, d)?,
-                    out_proj: lin(up, "self_attn.out_proj", d, d)?,
+                    q_proj: Linear::load(up, &name("self_attn.q_proj"), d, d, true, Role::Vision).await?,
+                    k_proj: Linear::load(up, &name("self_attn.k_proj"), d, d, true, Role::Vision).await?,
+                    v_proj: Linear::load(up, &name("self_attn.v_proj"), d, d, true, Role::Vision).await?,
+                    out_proj: Linear::load(up, &name("self_attn.out_proj"), d, d, true, Role::Vision).await?,
                 },
-                layer_norm2: LayerNorm::load(up, &format!("{l}.layer_norm2"), d, c.layer_norm_eps)?,
-                fc1: lin(up, "mlp.fc1", c.intermediate_size, d)?,
-                fc2: lin(up, "mlp.fc2", d, c.intermediate_size)?,
+                layer_norm2: LayerNorm::load(up, &name("layer_norm2"), d, eps).await?,
+                fc1: Linear::load(up, &name("mlp.fc1"), c.intermediate_size, d, true, Role::Vision).await?,
+                fc2: Linear::load(up, &name("mlp.fc2"), d, c.intermediate_size, true, Role::Vision).await?,
             });
         }
         Ok(ClipVision { config: c.clone(), patch_embedding, class_embedding, position_embedding, pre_layrnorm, layers })

@@ -12,6 +12,9 @@ pub enum ModelError {
     Config { path: PathBuf, detail: String },
     #[error("{path}: not a valid safetensors file: {detail}")]
     Safetensors { path: PathBuf, detail: String },
+    /// Bytes that could not be read (a network or disk failure, a file shorter than it said).
+    #[error("{path}: {detail}")]
+    Read { path: PathBuf, detail: String },
     #[error("{path}: tensor {name}: expected {expected}, found {found}")]
     Tensor { path: PathBuf, name: String, expected: String, found: String },
     #[error("missing tensor {name} (looked for it in {searched})")]
@@ -31,6 +34,11 @@ pub enum ModelError {
 impl ModelError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ModelError::Io { path: path.into(), source }
+    }
+
+    /// A read that failed: `path` names the file (or URL), `detail` what happened.
+    pub fn read(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        ModelError::Read { path: path.into(), detail: detail.into() }
     }
 
     pub(crate) fn config(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {

@@ -19,9 +19,16 @@ pub struct Linear {
 }
 
 impl Linear {
-    pub(crate) fn load(up: &mut Uploader<'_>, prefix: &str, out_f: usize, in_f: usize, bias: bool, role: Role) -> Result<Self, ModelError> {
-        let weight = up.matrix(&[&format!("{prefix}.weight")], &[out_f], in_f, role)?;
-        let bias = if bias { Some(up.vector(&format!("{prefix}.bias"), out_f)?) } else { None };
+    pub(crate) async fn load(
+        up: &mut Uploader<'_>,
+        prefix: &str,
+        out_f: usize,
+        in_f: usize,
+        bias: bool,
+        role: Role,
+    ) -> Result<Self, ModelError> {
+        let weight = up.matrix(&[&format!("{prefix}.weight")], &[out_f], in_f, role).await?;
+        let bias = if bias { Some(up.vector(&format!("{prefix}.bias"), out_f).await?) } else { None };
         Ok(Linear { weight, bias })
     }
 
@@ -54,8 +61,12 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    pub(crate) fn load(up: &mut Uploader<'_>, prefix: &str, d: usize, eps: f32) -> Result<Self, ModelError> {
-        Ok(LayerNorm { weight: up.vector(&format!("{prefix}.weight"), d)?, bias: up.vector(&format!("{prefix}.bias"), d)?, eps })
+    pub(crate) async fn load(up: &mut Uploader<'_>, prefix: &str, d: usize, eps: f32) -> Result<Self, ModelError> {
+        Ok(LayerNorm {
+            weight: up.vector(&format!("{prefix}.weight"), d).await?,
+            bias: up.vector(&format!("{prefix}.bias"), d).await?,
+            eps,
+        })
     }
 
     pub fn forward(&self, rec: &mut Recorder<'_>, x: &GpuTensor) -> Result<GpuTensor, ModelError> {
@@ -73,8 +84,8 @@ pub struct RmsNorm {
 }
 
 impl RmsNorm {
-    pub(crate) fn load(up: &mut Uploader<'_>, name: &str, d: usize, eps: f32) -> Result<Self, ModelError> {
-        Ok(RmsNorm { weight: up.vector(name, d)?, eps })
+    pub(crate) async fn load(up: &mut Uploader<'_>, name: &str, d: usize, eps: f32) -> Result<Self, ModelError> {
+        Ok(RmsNorm { weight: up.vector(name, d).await?, eps })
     }
 
     pub fn forward(&self, rec: &mut Recorder<'_>, x: &GpuTensor) -> Result<GpuTensor, ModelError> {

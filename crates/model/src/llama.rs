@@ -71,31 +71,31 @@ pub struct LayerCaptures {
 }
 
 impl Llama {
-    pub(crate) fn load(up: &mut Uploader<'_>, c: &TextConfig) -> Result<Self, ModelError> {
+    pub(crate) async fn load(up: &mut Uploader<'_>, c: &TextConfig) -> Result<Self, ModelError> {
         let (d, i, hd) = (c.hidden_size, c.intermediate_size, c.head_dim);
         let (q, kv) = (c.num_attention_heads * hd, c.num_key_value_heads * hd);
-        let embed_tokens = up.matrix(&[&format!("{P}.embed_tokens.weight")], &[c.vocab_size], d, Role::Vocabulary)?;
+        let embed_tokens = up.matrix(&[&format!("{P}.embed_tokens.weight")], &[c.vocab_size], d, Role::Vocabulary).await?;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
+        let eps = c.rms_norm_eps;
         for n in 0..c.num_hidden_layers {
             let l = format!("{P}.layers.{n}");
-            let lin = |up: &mut Uploader<'_>, name: &str, o, i| Linear::load(up, &format!("{l}.{name}"), o, i, false, Role::DecoderLinear);
-            let gate_up =
-                up.matrix(&[&format!("{l}.mlp.gate_proj.weight"), &format!("{l}.mlp.up_proj.weight")], &[i, i], d, Role::DecoderLinear)?;
+            let name = |n: &str| format!("{l}.{n}");
+            let gate_up = up.matrix(&[&name("mlp.gate_proj.weight"), &name("mlp.up_proj.weight")], &[i, i], d, Role::DecoderLinear).await?;
             layers.push(LlamaDecoderLayer {
-                input_layernorm: RmsNorm::load(up, &format!("{l}.input_layernorm.weight"), d, c.rms_norm_eps)?,
+                input_layernorm: RmsNorm::load(up, &name("input_layernorm.weight"), d, eps).await?,
                 self_attn: LlamaAttention {
-                    q_proj: lin(up, "self_attn.q_proj", q, d)?,
-                    k_proj: lin(up, "self_attn.k_proj", kv, d)?,
-                    v_proj: lin(up, "self_attn.v_proj", kv, d)?,
-                    o_proj: lin(up, "self_attn.o_proj", d, q)?,
+                    q_proj: Linear::load(up, &name("self_attn.q_proj"), q, d, false, Role::DecoderLinear).await?,
+                    k_proj: Linear::load(up, &name("self_attn.k_proj"), kv, d, false, Role::DecoderLinear).await?,
+                    v_proj: Linear::load(up, &name("self_attn.v_proj"), kv, d, false, Role::DecoderLinear).await?,
+                    o_proj: Linear::load(up, &name("self_attn.o_proj"), d, q, false, Role::DecoderLinear).await?,
                 },
-                post_attention_layernorm: RmsNorm::load(up, &format!("{l}.post_attention_layernorm.weight"), d, c.rms_norm_eps)?,
+                post_attention_layernorm: RmsNorm::load(up, &name("post_attention_layernorm.weight"), d, eps).await?,
                 gate_up_proj: Linear { weight: gate_up, bias: None },
-                down_proj: lin(up, "mlp.down_proj", d, i)?,
+                down_proj: Linear::load(up, &name("mlp.down_proj"), d, i, false, Role::DecoderLinear).await?,
             });
         }
-        let norm = RmsNorm::load(up, &format!("{P}.norm.weight"), d, c.rms_norm_eps)?;
-        let lm_head = Linear::load(up, "language_model.lm_head", c.vocab_size, d, false, Role::Vocabulary)?;
+        let norm = RmsNorm::load(up, &format!("{P}.norm.weight"), d, eps).await?;
+        let lm_head = Linear::load(up, "language_model.lm_head", c.vocab_size, d, false, Role::Vocabulary).await?;
         Ok(Llama { config: c.clone(), embed_tokens, layers, norm, lm_head })
     }
 

@@ -85,9 +85,10 @@ impl Default for RunOptions {
 }
 
 impl Llava {
-    /// Builds the model from a checkpoint, uploading one tensor at a time. `on_tensor` is
-    /// called after each (progress bars).
-    pub fn load(
+    /// Builds the model from a weight source, uploading one tensor at a time. `on_tensor` is
+    /// called after each (progress bars). Natively the checkpoint's futures are ready at once
+    /// (`pollster::block_on`); in a browser they wait for the network or a file.
+    pub async fn load(
         ctx: &GpuContext,
         source: &dyn WeightSource,
         config: &LlavaConfig,
@@ -95,14 +96,14 @@ impl Llava {
         on_tensor: Option<&dyn Fn(&str)>,
     ) -> Result<Self, ModelError> {
         let mut up = Uploader { ctx, source, policy: dtype, gpu_bytes: 0, on_tensor };
-        let vision_tower = ClipVision::load(&mut up, &config.vision, config.vision_layers_to_run())?;
+        let vision_tower = ClipVision::load(&mut up, &config.vision, config.vision_layers_to_run()).await?;
         let (dv, dt) = (config.vision.hidden_size, config.text.hidden_size);
         let bias = config.projector_bias;
         let multi_modal_projector = Projector {
-            linear_1: Linear::load(&mut up, "multi_modal_projector.linear_1", dt, dv, bias, Role::Vision)?,
-            linear_2: Linear::load(&mut up, "multi_modal_projector.linear_2", dt, dt, bias, Role::Vision)?,
+            linear_1: Linear::load(&mut up, "multi_modal_projector.linear_1", dt, dv, bias, Role::Vision).await?,
+            linear_2: Linear::load(&mut up, "multi_modal_projector.linear_2", dt, dt, bias, Role::Vision).await?,
         };
-        let language_model = Llama::load(&mut up, &config.text)?;
+        let language_model = Llama::load(&mut up, &config.text).await?;
         Ok(Llava { config: config.clone(), dtype, vision_tower, multi_modal_projector, language_model, weight_bytes: up.gpu_bytes })
     }
 
@@ -111,6 +112,56 @@ impl Llava {
     /// norms) and 11 outside the layers. tests/loading.rs counts the ticks of real loads.
     pub fn tensor_count(config: &LlavaConfig) -> usize {
         11 + 16 * config.vision_layers_to_run() + 9 * config.text.num_hidden_layers
+    }
+
+    /// The bytes [`Llava::load`] will place on the GPU for weights (what `weight_bytes` reports
+    /// after the load), and the largest single weight buffer, from the config alone: what a page
+    /// shows before a download and checks against the adapter's limits.
+    pub fn weight_bytes_estimate(config: &LlavaConfig, dtype: WeightDType) -> (u64, u64) {
+        let (v, t) = (&config.vision, &config.text);
+        let mut total = 0u64;
+        let mut largest = 0u64;
+        let mut matrix = |rows: usize, cols: usize, role: Role| {
+            let b = (crate::weights::gpu_dtype(dtype, role, cols).row_bytes(cols) * rows) as u64;
+            total += b;
+            largest = largest.max(b);
+        };
+        let (dv, dt) = (v.hidden_size, t.hidden_size);
+        matrix(dv, v.num_channels * v.patch_size * v.patch_size, Role::Vision);
+        for _ in 0..config.vision_layers_to_run() {
+            (0..4).for_each(|_| matrix(dv, dv, Role::Vision));
+            matrix(v.intermediate_size, dv, Role::Vision);
+            matrix(dv, v.intermediate_size, Role::Vision);
+        }
+        matrix(dt, dv, Role::Vision);
+        matrix(dt, dt, Role::Vision);
+        let (q, kv) = (t.num_attention_heads * t.head_dim, t.num_key_value_heads * t.head_dim);
+        matrix(t.vocab_size, dt, Role::Vocabulary);
+        for _ in 0..t.num_hidden_layers {
+            matrix(2 * t.intermediate_size, dt, Role::DecoderLinear);
+            matrix(q, dt, Role::DecoderLinear);
+            (0..2).for_each(|_| matrix(kv, dt, Role::DecoderLinear));
+            matrix(dt, q, Role::DecoderLinear);
+            matrix(dt, t.intermediate_size, Role::DecoderLinear);
+        }
+        matrix(t.vocab_size, dt, Role::Vocabulary);
+        let vision_vectors =
+            dv * (1 + (v.num_patches() + 1) + 2) + config.vision_layers_to_run() * (4 * dv + 4 * dv + v.intermediate_size + dv);
+        let projector_vectors = if config.projector_bias { 2 * dt } else { 0 };
+        let text_vectors = t.num_hidden_layers * 2 * dt + dt;
+        (total + 4 * (vision_vectors + projector_vectors + text_vectors) as u64, largest)
+    }
+
+    /// A rough bound on the GPU memory an explanation needs besides the weights, for `seq`
+    /// positions: the KV cache, the largest forward activation and the explanation's batched
+    /// vocabulary projection (one row per head, layer and position scored).
+    pub fn working_bytes_estimate(config: &LlavaConfig, seq: usize) -> u64 {
+        let t = &config.text;
+        let kv = 2 * t.num_hidden_layers * seq * t.num_key_value_heads * t.head_dim;
+        let activation = seq * 3 * t.intermediate_size.max(config.vision.intermediate_size);
+        let rows = (t.num_hidden_layers * t.num_attention_heads + 2 * t.num_hidden_layers + 1).max(seq);
+        let projection = rows * (t.vocab_size + 2 * t.hidden_size);
+        4 * (kv + activation + projection) as u64
     }
 
     /// `pixels [3, S, S]` -> projected image features `[image tokens, text hidden]`.

@@ -1,6 +1,8 @@
 //! Which dtype each weight gets on the GPU (DESIGN.md's policy), and uploading one tensor at a
 //! time from a checkpoint: never a whole f32 copy of the model in memory.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 
 use llava_lens_gpu::{GpuContext, GpuMatrix, GpuTensor};
@@ -8,15 +10,20 @@ use llava_lens_tensor::{DType, GROUP_SIZE, HostMatrix, Rng};
 
 use crate::{Checkpoint, ModelError};
 
-/// Where weights come from: a checkpoint, or generated (benchmarks of 7B shapes need no file).
+/// One tensor on its way from a source, as f32.
+pub type TensorFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<f32>, ModelError>> + 'a>>;
+
+/// Where weights come from: a checkpoint in memory or mapped, one read piece by piece (network,
+/// browser files), or generated (benchmarks of 7B shapes need no file). Asynchronous because
+/// a browser can only wait for bytes by yielding.
 pub trait WeightSource {
     /// Tensor `name` (canonical) as f32, checked to have `shape`.
-    fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError>;
+    fn f32<'a>(&'a self, name: &'a str, shape: &'a [usize]) -> TensorFuture<'a>;
 }
 
 impl WeightSource for Checkpoint {
-    fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
-        Checkpoint::f32(self, name, shape)
+    fn f32<'a>(&'a self, name: &'a str, shape: &'a [usize]) -> TensorFuture<'a> {
+        Box::pin(std::future::ready(Checkpoint::f32(self, name, shape)))
     }
 }
 
@@ -28,7 +35,13 @@ pub struct RandomWeights {
 }
 
 impl WeightSource for RandomWeights {
-    fn f32(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+    fn f32<'a>(&'a self, name: &'a str, shape: &'a [usize]) -> TensorFuture<'a> {
+        Box::pin(std::future::ready(Ok(self.generate(name, shape))))
+    }
+}
+
+impl RandomWeights {
+    fn generate(&self, name: &str, shape: &[usize]) -> Vec<f32> {
         // A per-name stream, so the same tensor is the same whatever the load order.
         let h = name.bytes().fold(self.seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x1000_0000_01b3));
         let n: usize = shape.iter().product();
@@ -52,7 +65,7 @@ impl WeightSource for RandomWeights {
         });
         #[cfg(target_arch = "wasm32")]
         out.chunks_mut(CHUNK).enumerate().for_each(fill);
-        Ok(out)
+        out
     }
 }
 
@@ -137,10 +150,10 @@ impl<'a> Uploader<'a> {
     }
 
     /// The `[rows, cols]` matrix `name` (or several stacked by rows) in the role's dtype.
-    pub fn matrix(&mut self, names: &[&str], rows: &[usize], cols: usize, role: Role) -> Result<GpuMatrix, ModelError> {
+    pub async fn matrix(&mut self, names: &[&str], rows: &[usize], cols: usize, role: Role) -> Result<GpuMatrix, ModelError> {
         let mut data = Vec::with_capacity(rows.iter().sum::<usize>() * cols);
         for (name, &r) in names.iter().zip(rows) {
-            data.extend(self.source.f32(name, &[r, cols])?);
+            data.extend(self.source.f32(name, &[r, cols]).await?);
         }
         let total: usize = rows.iter().sum();
         let dtype = gpu_dtype(self.policy, role, cols);
@@ -153,16 +166,16 @@ impl<'a> Uploader<'a> {
     }
 
     /// A vector (norm weight, bias) in f32.
-    pub fn vector(&mut self, name: &str, len: usize) -> Result<GpuTensor, ModelError> {
-        let v = self.source.f32(name, &[len])?;
+    pub async fn vector(&mut self, name: &str, len: usize) -> Result<GpuTensor, ModelError> {
+        let v = self.source.f32(name, &[len]).await?;
         self.gpu_bytes += 4 * len as u64;
         self.done(name);
         Ok(GpuTensor::from_f32(self.ctx, &v, &[len], name)?)
     }
 
     /// Any tensor in f32 with the given shape (position and class embeddings).
-    pub fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<GpuTensor, ModelError> {
-        let v = self.source.f32(name, shape)?;
+    pub async fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<GpuTensor, ModelError> {
+        let v = self.source.f32(name, shape).await?;
         self.gpu_bytes += 4 * v.len() as u64;
         self.done(name);
         Ok(GpuTensor::from_f32(self.ctx, &v, &[v.len()], name)?)

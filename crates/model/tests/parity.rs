@@ -42,7 +42,7 @@ const PREFIX: &str = "The color of the dog is";
 fn run(dtype: WeightDType) -> RunOutput {
     let (config, tok) = model_parts();
     let ckpt = Checkpoint::open(&data("tiny-llava")).unwrap();
-    let model = Llava::load(ctx(), &ckpt, &config, dtype, None).unwrap();
+    let model = pollster::block_on(Llava::load(ctx(), &ckpt, &config, dtype, None)).unwrap();
     let prompt = tok.prompt(QUESTION, PREFIX).unwrap();
     let last = prompt.ids.len() - 1 + config.image_tokens() - 1;
     let mut plan = CapturePlan::new();

@@ -37,7 +37,7 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     let ctx = GpuContext::new_blocking(ContextOptions::default())?;
     eprintln!("e2e {} {} on {}", args.preset, args.dtype.name(), ctx.describe());
     let t = std::time::Instant::now();
-    let model = Llava::load(&ctx, &RandomWeights { seed: 7 }, &config, args.dtype, None)?;
+    let model = pollster::block_on(Llava::load(&ctx, &RandomWeights { seed: 7 }, &config, args.dtype, None))?;
     let load_s = t.elapsed().as_secs_f64();
     // The paper's prompt shape: 5 tokens, the image, 21 tokens.
     let vocab = config.text.vocab_size as u32;

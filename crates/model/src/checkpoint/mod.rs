@@ -3,16 +3,19 @@
 //! looked up by canonical name (see [`crate::names`]), decoded to f32 one at a time, and checked
 //! against the shape the config implies.
 
+pub mod header;
 #[cfg(not(target_arch = "wasm32"))]
 mod mmap;
+pub mod streamed;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use llava_lens_tensor::{DType, decode_to_f32};
-use safetensors::tensor::{Dtype, SafeTensors};
 
-use crate::{ModelError, names};
+use crate::ModelError;
+pub use header::{ShardHeader, TensorEntry};
+pub use streamed::{RangeReader, StreamedCheckpoint};
 
 enum Bytes {
     #[cfg(not(target_arch = "wasm32"))]
@@ -34,22 +37,12 @@ impl std::ops::Deref for Bytes {
 struct Shard {
     path: PathBuf,
     bytes: Bytes,
-    /// Start of the data section.
-    data_start: usize,
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    shard: usize,
-    dtype: DType,
-    shape: Vec<usize>,
-    range: (usize, usize),
 }
 
 /// All tensors of a checkpoint, by canonical name.
 pub struct Checkpoint {
     shards: Vec<Shard>,
-    entries: HashMap<String, Entry>,
+    entries: HashMap<String, (usize, TensorEntry)>,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -67,15 +60,6 @@ pub struct RawTensor<'a> {
     pub dtype: DType,
     pub shape: &'a [usize],
     pub bytes: &'a [u8],
-}
-
-fn dtype_of(d: Dtype) -> Option<DType> {
-    match d {
-        Dtype::F32 => Some(DType::F32),
-        Dtype::F16 => Some(DType::F16),
-        Dtype::BF16 => Some(DType::Bf16),
-        _ => None,
-    }
 }
 
 impl Checkpoint {
@@ -122,19 +106,17 @@ impl Checkpoint {
     }
 
     fn add_shard(&mut self, path: PathBuf, bytes: Bytes) -> Result<(), ModelError> {
-        let bad = |detail: String| ModelError::Safetensors { path: path.clone(), detail };
-        let (n, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("{e:?}")))?;
+        let len = bytes.len() as u64;
+        let n = header::header_len(&path, &bytes[..bytes.len().min(8)], len)?;
+        let h = header::parse_header(&path, &bytes[8..8 + n as usize], len)?;
         let shard = self.shards.len();
-        for (name, info) in meta.tensors() {
-            let Some(canonical) = names::canonical(&name) else { continue };
-            let dtype =
-                dtype_of(info.dtype).ok_or_else(|| bad(format!("tensor {name} has dtype {:?}; expected F32, F16 or BF16", info.dtype)))?;
-            if self.entries.contains_key(&canonical) {
-                return Err(bad(format!("tensor {name} appears twice (as {canonical})")));
+        for t in h.tensors {
+            if self.entries.contains_key(&t.name) {
+                return Err(ModelError::Safetensors { path, detail: format!("tensor {} appears twice", t.name) });
             }
-            self.entries.insert(canonical, Entry { shard, dtype, shape: info.shape.clone(), range: info.data_offsets });
+            self.entries.insert(t.name.clone(), (shard, t));
         }
-        self.shards.push(Shard { path, bytes, data_start: 8 + n });
+        self.shards.push(Shard { path, bytes });
         Ok(())
     }
 
@@ -151,50 +133,50 @@ impl Checkpoint {
 
     /// The stored bytes of tensor `name` (canonical).
     pub fn raw<'a>(&'a self, name: &'a str) -> Result<RawTensor<'a>, ModelError> {
-        let e = self.entries.get(name).ok_or_else(|| ModelError::MissingTensor {
+        let (i, e) = self.entries.get(name).ok_or_else(|| ModelError::MissingTensor {
             name: name.to_string(),
             searched: self.shards.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>().join(", "),
         })?;
-        let shard = &self.shards[e.shard];
-        let bytes = &shard.bytes[shard.data_start + e.range.0..shard.data_start + e.range.1];
+        let shard = &self.shards[*i];
+        let bytes = &shard.bytes[e.start as usize..e.end as usize];
         Ok(RawTensor { name, path: &shard.path, dtype: e.dtype, shape: &e.shape, bytes })
     }
 
     /// Tensor `name` as f32, after checking its shape is `expected`.
     pub fn f32(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>, ModelError> {
         let t = self.raw(name)?;
-        if t.shape != expected {
-            return Err(ModelError::Tensor {
-                path: t.path.to_path_buf(),
-                name: name.to_string(),
-                expected: format!("shape {expected:?} (from config.json)"),
-                found: format!("shape {:?}", t.shape),
-            });
-        }
-        decode_to_f32(t.bytes, t.dtype).map_err(|e| ModelError::Tensor {
-            path: t.path.to_path_buf(),
-            name: name.to_string(),
-            expected: format!("{} data", t.dtype),
-            found: e.to_string(),
-        })
+        decode_checked(t.path, name, t.dtype, t.shape, expected, t.bytes)
     }
+}
+
+/// Checks a tensor's stored shape against the one config.json implies, then decodes it to f32.
+pub(crate) fn decode_checked(
+    path: &Path,
+    name: &str,
+    dtype: DType,
+    shape: &[usize],
+    expected: &[usize],
+    bytes: &[u8],
+) -> Result<Vec<f32>, ModelError> {
+    if shape != expected {
+        return Err(ModelError::Tensor {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            expected: format!("shape {expected:?} (from config.json)"),
+            found: format!("shape {shape:?}"),
+        });
+    }
+    decode_to_f32(bytes, dtype).map_err(|e| ModelError::Tensor {
+        path: path.to_path_buf(),
+        name: name.to_string(),
+        expected: format!("{dtype} data"),
+        found: e.to_string(),
+    })
 }
 
 /// The distinct shard files of an index, in first-seen order.
 #[cfg(not(target_arch = "wasm32"))]
 fn shard_files(index: &Path) -> Result<Vec<String>, ModelError> {
     let text = std::fs::read_to_string(index).map_err(|e| ModelError::io(index, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| ModelError::config(index, format!("not valid JSON: {e}")))?;
-    let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| ModelError::config(index, "missing weight_map object"))?;
-    let mut files: Vec<String> = Vec::new();
-    for (name, file) in map {
-        let f = file.as_str().ok_or_else(|| ModelError::config(index, format!("weight_map.{name} is {file}; expected a file name")))?;
-        if f.contains('/') || f.contains('\\') || f.starts_with('.') {
-            return Err(ModelError::config(index, format!("weight_map.{name} names {f:?}; expected a file in the model folder")));
-        }
-        if !files.iter().any(|x| x == f) {
-            files.push(f.to_string());
-        }
-    }
-    Ok(files)
+    header::shard_files(index, &text)
 }
