@@ -39,6 +39,9 @@ pub struct ExplainOptions {
     pub decompose: Vec<usize>,
     /// Layer of the decomposition (default: the residual after the last layer).
     pub decompose_layer: Option<usize>,
+    /// Heads (layer, head) whose per-patch scores are also wanted, besides the top k (a page
+    /// showing the map of a head the user picked).
+    pub head_maps: Vec<(usize, usize)>,
     /// Label for the JSON.
     pub model_name: String,
 }
@@ -53,6 +56,7 @@ impl Default for ExplainOptions {
             lens_layer: None,
             decompose: Vec::new(),
             decompose_layer: None,
+            head_maps: Vec::new(),
             model_name: String::new(),
         }
     }
@@ -248,9 +252,15 @@ pub async fn explain(
     // 3. Positions in the best head (and, as an extension, the next k - 1): u_j = alpha_j v_j W_O^h.
     let t2 = clock();
     let k = opts.top_k_heads.clamp(1, ranked.len());
-    let mut per_head_positions: Vec<Vec<f32>> = Vec::with_capacity(k);
+    if let Some(&(l, h)) = opts.head_maps.iter().find(|&&(l, h)| l >= layers || h >= heads) {
+        return Err(ExplainError::Input(format!("head {l}.{h} does not exist: the model has {layers} layers of {heads} heads")));
+    }
+    let extra = opts.head_maps.iter().filter(|&&(l, h)| !ranked[..k].iter().any(|r| (r.layer, r.head) == (l, h)));
+    let mapped: Vec<HeadScore> =
+        ranked[..k].iter().copied().chain(extra.map(|&(layer, head)| HeadScore { layer, head, score: head_scores[layer][head] })).collect();
+    let mut per_head_positions: Vec<Vec<f32>> = Vec::with_capacity(mapped.len());
     let mut best_alpha = Vec::new();
-    for hs in &ranked[..k] {
+    for hs in &mapped {
         let (l, h) = (hs.layer, hs.head);
         let mut rec = Recorder::new(ctx, "explain: positions");
         let alpha = GpuTensor::zeros(ctx, &[seq], "alpha");
@@ -285,8 +295,13 @@ pub async fn explain(
     let top_k_heads_map = (k > 1).then(|| crate::method::TopKMap {
         k,
         heads: ranked[..k].to_vec(),
-        patch_scores: (0..n_img).map(|p| per_head_positions.iter().map(|s| s[off + p]).sum()).collect(),
+        patch_scores: (0..n_img).map(|p| per_head_positions[..k].iter().map(|s| s[off + p]).sum()).collect(),
     });
+    let head_maps = mapped
+        .iter()
+        .zip(&per_head_positions)
+        .map(|(&head, s)| crate::method::HeadMap { head, patch_scores: s[off..off + n_img].to_vec() })
+        .collect();
     let denom = (layers * heads) as f32;
     let baseline_map: Vec<f32> = (0..n_img).map(|p| (0..heads).map(|h| attn_sum[h * seq + off + p]).sum::<f32>() / denom).collect();
     // Token text needs the tokenizer, which the caller has: it fills `text` in.
@@ -315,6 +330,7 @@ pub async fn explain(
         patch_scores,
         baseline_map,
         top_k_heads_map,
+        head_maps,
         logit_lens,
         decomposition,
         timings_ms: Timings { forward: forward_ms, head_scores: head_ms, position_scores: position_ms },

@@ -94,6 +94,8 @@ pub struct Explanation {
     pub baseline_map: Vec<f32>,
     /// Extension (not in the paper): the sum of the top-k heads' patch scores, when k > 1.
     pub top_k_heads_map: Option<TopKMap>,
+    /// Per-patch scores of each head mapped: the top k, best first, then the heads asked for.
+    pub head_maps: Vec<HeadMap>,
     /// Per-patch top tokens (ids; `llava-lens explain` adds their text).
     pub logit_lens: Option<LogitLens>,
     /// Key-input / value-input decomposition at the chosen positions (empty when none).
@@ -138,6 +140,13 @@ pub struct Decomposition {
 pub struct TopKMap {
     pub k: usize,
     pub heads: Vec<HeadScore>,
+    pub patch_scores: Vec<f32>,
+}
+
+/// One head's score of every image patch (the paper's map, for any head).
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadMap {
+    pub head: HeadScore,
     pub patch_scores: Vec<f32>,
 }
 

@@ -15,12 +15,37 @@ fn ctx() -> &'static GpuContext {
 }
 
 fn run(dtype: WeightDType) -> Explanation {
+    run_with(dtype, &ExplainOptions::default()).unwrap()
+}
+
+fn run_with(dtype: WeightDType, opts: &ExplainOptions) -> Result<Explanation, llava_lens_explain::ExplainError> {
     let dir = data("tiny-llava");
     let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
     let tok = LlavaTokenizer::load(&dir.join("tokenizer.json"), config.image_token_index).unwrap();
     let model = pollster::block_on(Llava::load(ctx(), &Checkpoint::open(&dir).unwrap(), &config, dtype, None)).unwrap();
     let prompt = tok.prompt("What is the color of the dog?", "The color of the dog is").unwrap();
-    pollster::block_on(explain(&model, ctx(), &prompt, golden().f32("pixel_values"), &ExplainOptions::default())).unwrap()
+    pollster::block_on(explain(&model, ctx(), &prompt, golden().f32("pixel_values"), opts))
+}
+
+#[test]
+fn any_head_gets_its_map_on_request() {
+    let all = run_with(WeightDType::F32, &ExplainOptions { top_k_heads: usize::MAX, ..Default::default() }).unwrap();
+    let n_heads = all.head_scores.iter().flatten().count();
+    assert_eq!(all.head_maps.len(), n_heads);
+    let worst = all.head_maps.last().unwrap().head;
+    let opts = ExplainOptions {
+        top_k_heads: 2,
+        head_maps: vec![(worst.layer, worst.head), (all.best_head.layer, all.best_head.head)],
+        ..Default::default()
+    };
+    let e = run_with(WeightDType::F32, &opts).unwrap();
+    assert_eq!(e.head_maps.len(), 3, "the top 2, then the one head not among them");
+    assert_eq!(e.head_maps[0].patch_scores, e.patch_scores, "the first map is the paper's");
+    assert_eq!((e.head_maps[2].head.layer, e.head_maps[2].head.head), (worst.layer, worst.head));
+    let err = max_abs(&e.head_maps[2].patch_scores, &all.head_maps.last().unwrap().patch_scores);
+    assert!(err <= 1e-6, "a requested head's map is the one the ranking computes: {err}");
+    let bad = run_with(WeightDType::F32, &ExplainOptions { head_maps: vec![(99, 0)], ..Default::default() }).unwrap_err().to_string();
+    assert!(bad.contains("head 99.0 does not exist"), "{bad}");
 }
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {

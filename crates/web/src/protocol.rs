@@ -3,13 +3,30 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Page -> worker.
+/// Where a model comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum ModelSource {
+    /// An HF-format folder served at `url` (config.json, tokenizer.json, model.safetensors or
+    /// shards with model.safetensors.index.json); downloads are kept in the browser's storage.
+    Url { url: String },
+    /// Files the user chose or dropped; the `File` objects travel beside the JSON message.
+    Files,
+}
+
+/// Page -> worker. Sent as JSON text; with [`ModelSource::Files`], as an array whose first
+/// element is the JSON and the rest the files.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Request {
-    /// Load an HF-format model folder served at `base_url` (config.json, tokenizer.json,
-    /// model.safetensors) with weights in `dtype` (f32, f16, q8, q4).
-    Load { base_url: String, dtype: String },
+    /// What loading would take (sizes, GPU memory, whether it fits), without downloading weights.
+    Inspect { source: ModelSource, dtype: String },
+    /// Load a model with weights in `dtype` (f32, f16, q8, q4), streamed into the GPU.
+    Load { source: ModelSource, dtype: String },
+    /// List the models kept in the browser's storage.
+    ListStored,
+    /// Forget a stored model (its key from [`Response::Stored`]).
+    DeleteStored { key: String },
     /// Explain the model's answer for an image (PNG/JPEG/WebP bytes, base64) and a question;
     /// `target` replaces the answer as the explained token, `contrast` asks "target rather than
     /// contrast" (both token texts, as the CLI's --target and --contrast).
@@ -20,6 +37,9 @@ pub enum Request {
         target: Option<String>,
         contrast: Option<String>,
         top_k_heads: usize,
+        /// Heads whose per-patch maps are also wanted (layer, head), besides the top k.
+        #[serde(default)]
+        head_maps: Vec<(usize, usize)>,
     },
 }
 
@@ -29,10 +49,22 @@ pub enum Request {
 pub enum Response {
     /// The worker's wasm is running and listens.
     Ready,
+    /// `stage` is one of download (bytes), upload (tensors to the GPU) or inference.
     Progress {
         stage: String,
         done: u64,
         total: u64,
+    },
+    Plan(crate::files::Plan),
+    Stored {
+        models: Vec<crate::files::StoredModel>,
+        /// The browser's storage estimate (bytes used, bytes allowed), when it gives one.
+        usage: Option<(u64, u64)>,
+    },
+    /// The GPU device was lost (driver reset, too much memory, another tab): the model is gone
+    /// and must be loaded again.
+    DeviceLost {
+        message: String,
     },
     Loaded {
         model: String,
@@ -76,12 +108,16 @@ mod tests {
 
     #[test]
     fn messages_round_trip_with_a_kind_tag() {
-        let r = Request::Load { base_url: "models/scenes-tiny/".into(), dtype: "f32".into() };
+        let r = Request::Load { source: ModelSource::Url { url: "models/scenes-tiny/".into() }, dtype: "f32".into() };
         let j = r.to_json();
         assert!(j.contains(r#""kind":"load""#), "{j}");
         assert_eq!(serde_json::from_str::<Request>(&j).unwrap(), r);
         let p = Response::Progress { stage: "weights".into(), done: 3, total: 7 };
         assert_eq!(Response::from_json(&p.to_json()).unwrap(), p);
         assert!(Response::from_json("{\"kind\":\"nope\"}").unwrap_err().contains("unreadable"));
+        let e = r#"{"kind":"explain","image_base64":"","question":"q","answer_prefix":"","target":null,"contrast":null,"top_k_heads":3}"#;
+        assert!(matches!(serde_json::from_str::<Request>(e).unwrap(), Request::Explain { head_maps, .. } if head_maps.is_empty()));
+        let f = Request::Inspect { source: ModelSource::Files, dtype: "q4".into() }.to_json();
+        assert!(f.contains(r#""from":"files""#), "{f}");
     }
 }

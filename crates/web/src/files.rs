@@ -1,0 +1,205 @@
+//! Model folders as the page meets them (pure, tested natively): which file is which, where a
+//! download is kept, what a server's headers say about size and hash, and whether a model fits
+//! the adapter before anything large is fetched.
+
+use serde::{Deserialize, Serialize};
+
+pub const CONFIG: &str = "config.json";
+pub const TOKENIZER: &str = "tokenizer.json";
+pub const INDEX: &str = "model.safetensors.index.json";
+pub const SINGLE: &str = "model.safetensors";
+
+/// The Hugging Face Hub folder of the paper's model, offered as a preset (files under
+/// `resolve/main/`).
+pub const LLAVA_HF_PRESET: &str = "https://huggingface.co/llava-hf/llava-1.5-7b-hf/resolve/main/";
+
+/// The name under which a model from `url` is kept in the browser's private storage: readable
+/// (the URL's last parts) and unique (a hash of the whole URL).
+pub fn model_key(url: &str) -> String {
+    let h = url.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x1000_0000_01b3));
+    let tail: String = url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("-")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    format!("{}-{h:016x}", tail.chars().take(60).collect::<String>())
+}
+
+/// The full size from a `Content-Range: bytes a-b/total` header.
+pub fn content_range_total(header: &str) -> Option<u64> {
+    let rest = header.trim().strip_prefix("bytes")?.trim();
+    rest.rsplit_once('/')?.1.trim().parse().ok()
+}
+
+/// The start of a `Content-Range: bytes a-b/total` header (where a resumed body begins).
+pub fn content_range_start(header: &str) -> Option<u64> {
+    let rest = header.trim().strip_prefix("bytes")?.trim();
+    rest.split_once('-')?.0.trim().parse().ok()
+}
+
+/// A SHA-256 a server states for a file: the Hub's `X-Linked-Etag` (or an `ETag`) holding 64
+/// hex digits, quotes and a weak prefix removed. Other ETags (opaque version tags) say nothing
+/// about the content, so None.
+pub fn sha256_from_etag(etag: &str) -> Option<String> {
+    let t = etag.trim().trim_start_matches("W/").trim_matches('"').to_ascii_lowercase();
+    (t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit())).then_some(t)
+}
+
+/// The weight files of a folder, given its file names and (if present) its index's text.
+pub fn shard_names(names: &[String], index_text: Option<&str>) -> Result<Vec<String>, String> {
+    if let Some(text) = index_text {
+        let shards = llava_lens_model::checkpoint::header::shard_files(std::path::Path::new(INDEX), text).map_err(|e| e.to_string())?;
+        if let Some(missing) = shards.iter().find(|s| !names.contains(s)) {
+            return Err(format!("{INDEX} lists {missing}, which is not among the chosen files"));
+        }
+        return Ok(shards);
+    }
+    if names.iter().any(|n| n == SINGLE) {
+        return Ok(vec![SINGLE.into()]);
+    }
+    Err(format!("no {SINGLE} and no {INDEX}: this is not an HF-format Llava folder"))
+}
+
+/// A downloaded (or partly downloaded) file in the browser's storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredFile {
+    pub name: String,
+    /// Size the server announced.
+    pub bytes: u64,
+    /// SHA-256 of the complete file (computed while downloading), hex.
+    pub sha256: Option<String>,
+    pub complete: bool,
+}
+
+/// What the storage keeps about one model (its manifest.json).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredModel {
+    pub key: String,
+    pub url: String,
+    pub files: Vec<StoredFile>,
+}
+
+impl StoredModel {
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.bytes).sum()
+    }
+    pub fn complete(&self) -> bool {
+        !self.files.is_empty() && self.files.iter().all(|f| f.complete)
+    }
+    pub fn file(&self, name: &str) -> Option<&StoredFile> {
+        self.files.iter().find(|f| f.name == name)
+    }
+}
+
+/// What loading a model will take, shown before a large download.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub model: String,
+    pub dtype: String,
+    /// Bytes still to fetch (0 when stored or local).
+    pub download_bytes: u64,
+    /// Bytes of all weight files.
+    pub file_bytes: u64,
+    /// GPU bytes of the weights in `dtype` (what the load will report).
+    pub weight_bytes: u64,
+    /// A rough bound on the GPU memory an explanation needs besides the weights.
+    pub working_bytes: u64,
+    pub largest_buffer: u64,
+    /// The adapter's largest buffer and storage binding.
+    pub max_buffer: u64,
+    pub adapter: String,
+    /// Why the model cannot run here (None: it fits the adapter's limits).
+    pub problem: Option<String>,
+}
+
+/// The reason a model cannot run on an adapter, if any. WebGPU does not say how much memory an
+/// adapter has, so only the per-buffer limit is a hard check; the total is shown, and an
+/// out-of-memory error during the upload is caught and reported.
+pub fn fit_problem(largest_buffer: u64, max_buffer: u64, dtype: &str) -> Option<String> {
+    (largest_buffer > max_buffer).then(|| {
+        let hint = if dtype == "q4" { "" } else { "; q4 weights need less" };
+        format!(
+            "the largest weight matrix needs a {} buffer but this GPU allows {} per buffer{hint}",
+            human_bytes(largest_buffer),
+            human_bytes(max_buffer)
+        )
+    })
+}
+
+/// Bytes for people: 6.3 MB, 13.5 GB.
+pub fn human_bytes(b: u64) -> String {
+    let b = b as f64;
+    match b {
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
+        b if b >= 1e3 => format!("{:.1} kB", b / 1e3),
+        b => format!("{b:.0} B"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_readable_unique_and_safe() {
+        let a = model_key("https://huggingface.co/llava-hf/llava-1.5-7b-hf/resolve/main/");
+        assert!(a.starts_with("llava-1.5-7b-hf-resolve-main-"), "{a}");
+        assert_ne!(a, model_key("https://example.org/llava-hf/llava-1.5-7b-hf/resolve/main/"));
+        let odd = model_key("http://127.0.0.1:8080/a b/?x=<y>");
+        assert!(odd.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)), "{odd}");
+    }
+
+    #[test]
+    fn ranges_and_hashes_from_headers() {
+        assert_eq!(content_range_total("bytes 100-199/1000"), Some(1000));
+        assert_eq!(content_range_start("bytes 100-199/1000"), Some(100));
+        assert_eq!(content_range_total("bytes */1000"), Some(1000));
+        assert_eq!(content_range_total("bytes 0-1/*"), None);
+        assert_eq!(content_range_total("items 0-1/2"), None);
+        let h = "a".repeat(64);
+        assert_eq!(sha256_from_etag(&format!("\"{h}\"")), Some(h.clone()));
+        assert_eq!(sha256_from_etag(&format!("W/\"{}\"", h.to_uppercase())), Some(h));
+        assert_eq!(sha256_from_etag("\"5e3a-17f\""), None);
+    }
+
+    #[test]
+    fn folder_layouts() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(shard_names(&names(&["config.json", "model.safetensors"]), None).unwrap(), ["model.safetensors"]);
+        let index = r#"{"weight_map":{"a":"m-1.safetensors","b":"m-2.safetensors"}}"#;
+        let all = names(&["config.json", INDEX, "m-1.safetensors", "m-2.safetensors"]);
+        assert_eq!(shard_names(&all, Some(index)).unwrap(), ["m-1.safetensors", "m-2.safetensors"]);
+        let e = shard_names(&all[..3], Some(index)).unwrap_err();
+        assert!(e.contains("m-2.safetensors"), "{e}");
+        assert!(shard_names(&names(&["photo.jpg"]), None).unwrap_err().contains("not an HF-format"));
+    }
+
+    #[test]
+    fn fit_and_sizes() {
+        assert_eq!(fit_problem(100, 200, "f32"), None);
+        let p = fit_problem(525_000_000, 268_435_456, "f32").unwrap();
+        assert!(p.contains("525.0 MB") && p.contains("268.4 MB") && p.contains("q4"), "{p}");
+        assert!(!fit_problem(3, 2, "q4").unwrap().contains("q4 weights"));
+        assert_eq!(human_bytes(6_300_000), "6.3 MB");
+        assert_eq!(human_bytes(999), "999 B");
+    }
+
+    #[test]
+    fn a_manifest_knows_when_it_is_complete() {
+        let f = |c| StoredFile { name: "m".into(), bytes: 10, sha256: None, complete: c };
+        let m = StoredModel { key: "k".into(), url: "u".into(), files: vec![f(true), f(false)] };
+        assert!(!m.complete());
+        assert_eq!(m.bytes(), 20);
+        let done = StoredModel { files: vec![f(true)], ..m };
+        assert!(done.complete());
+        assert!(!StoredModel { files: vec![], ..done }.complete());
+    }
+}
