@@ -12,6 +12,7 @@ import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
+import crypto from 'node:crypto';
 
 const [dist, cliJsonPath, manifestPath, cliContrastPath] = process.argv.slice(2);
 if (!dist || !cliJsonPath || !manifestPath || !cliContrastPath) {
@@ -25,14 +26,81 @@ const cliContrast = JSON.parse(fs.readFileSync(cliContrastPath, 'utf8'));
 const scene = JSON.parse(fs.readFileSync(manifestPath, 'utf8').split('\n')[0]);
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json' };
+
+// The demo model rewritten as an HF sharded folder (two shards and an index), served from
+// memory at /sharded/ with HEAD, range requests and SHA-256 ETags like the Hub. The first
+// full download of the second shard is cut off halfway (the page must resume it); `offline`
+// makes the folder unreachable (a later visit must load from the browser's storage).
+function shard(file) {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString());
+  const names = Object.keys(header).filter((k) => k !== '__metadata__').sort((a, b) => header[a].data_offsets[0] - header[b].data_offsets[0]);
+  const parts = [[], []];
+  names.forEach((k, i) => parts[i % 2].push(k));
+  const weightMap = {};
+  const files = {};
+  parts.forEach((keys, i) => {
+    const name = `model-0000${i + 1}-of-00002.safetensors`;
+    const h = {};
+    const chunks = [];
+    let off = 0;
+    for (const k of keys) {
+      const [a, b] = header[k].data_offsets;
+      h[k] = { dtype: header[k].dtype, shape: header[k].shape, data_offsets: [off, off + b - a] };
+      chunks.push(buf.subarray(8 + n + a, 8 + n + b));
+      off += b - a;
+      weightMap[k] = name;
+    }
+    const json = Buffer.from(JSON.stringify(h));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    files[name] = Buffer.concat([len, json, ...chunks]);
+  });
+  files['model.safetensors.index.json'] = Buffer.from(JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  return files;
+}
+const demoDir = path.join(dist, 'models/scenes-tiny');
+const sharded = { ...shard(path.join(demoDir, 'model.safetensors')) };
+for (const f of ['config.json', 'tokenizer.json']) sharded[f] = fs.readFileSync(path.join(demoDir, f));
+const shardLog = [];
+const net = { cutSecondShard: true, offline: false };
+
+function serveSharded(req, res, name) {
+  const data = sharded[name];
+  if (net.offline) { res.writeHead(503); return res.end('offline'); }
+  if (!data) { res.writeHead(404); return res.end('not found'); }
+  const etag = `"${crypto.createHash('sha256').update(data).digest('hex')}"`;
+  const range = req.headers.range;
+  shardLog.push(`${req.method} ${name} ${range || ''}`);
+  const head = { 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes', etag };
+  if (req.method === 'HEAD') { res.writeHead(200, { ...head, 'content-length': data.length }); return res.end(); }
+  if (range) {
+    const [a, b] = range.replace('bytes=', '').split('-');
+    const start = Number(a);
+    const end = b ? Number(b) : data.length - 1;
+    if (start >= data.length) { res.writeHead(416, { 'content-range': `bytes */${data.length}` }); return res.end(); }
+    res.writeHead(206, { ...head, 'content-length': end - start + 1, 'content-range': `bytes ${start}-${end}/${data.length}` });
+    return res.end(data.subarray(start, end + 1));
+  }
+  res.writeHead(200, { ...head, 'content-length': data.length });
+  if (name.startsWith('model-00002') && net.cutSecondShard) {
+    net.cutSecondShard = false;
+    res.write(data.subarray(0, data.length >> 1));
+    return setTimeout(() => res.destroy(), 200);
+  }
+  res.end(data);
+}
+
 const server = http.createServer((req, res) => {
   const url = decodeURIComponent(req.url.split('?')[0]);
+  if (url.startsWith('/sharded/')) return serveSharded(req, res, url.slice('/sharded/'.length));
   const file = path.join(dist, url.endsWith('/') ? url + 'index.html' : url);
   if (!file.startsWith(path.resolve(dist)) && !path.resolve(file).startsWith(path.resolve(dist))) { res.writeHead(403); return res.end(); }
   fs.readFile(file, (err, data) => {
     if (err) { res.writeHead(404); return res.end('not found'); }
-    res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' });
-    res.end(data);
+    res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream', 'content-length': data.length });
+    res.end(req.method === 'HEAD' ? undefined : data);
   });
 });
 await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
@@ -62,6 +130,7 @@ try {
     throw new Error(`the page reports: ${await page.getByTestId('error').innerText()}`);
   }
   const loadMs = Date.now() - t0;
+  const demoStatus = await page.getByTestId('status').innerText();
   check(true, `demo model loaded in ${loadMs} ms: ${await page.getByTestId('status').innerText()}`);
   await page.screenshot({ path: `${out}/1-loaded.png`, fullPage: true });
 
@@ -71,6 +140,7 @@ try {
   await page.getByTestId('run').click();
   await page.getByTestId('result').waitFor({ timeout: 600_000 });
   const runMs = Date.now() - t1;
+  const runTiming = await page.getByTestId('timing').innerText();
   await page.screenshot({ path: `${out}/2-explained.png`, fullPage: true });
   const answer = await page.getByTestId('answer').innerText();
   check(answer.endsWith(scene.questions[0].answer), `answer "${answer}" names the colour ${scene.questions[0].answer}`);
@@ -124,6 +194,80 @@ try {
   check(webContrast.best_head.layer === cliContrast.best_head.layer && webContrast.best_head.head === cliContrast.best_head.head, 'contrast: same best head');
   await page.screenshot({ path: `${out}/6-contrast.png`, fullPage: true });
 
+  // The storage panel lists the demo model, kept whole.
+  const demoRow = page.getByTestId('stored-row').filter({ hasText: 'models/scenes-tiny' });
+  await demoRow.waitFor({ timeout: 30_000 });
+  check((await demoRow.innerText()).includes('complete'), `the demo model is kept in the browser's storage: "${(await demoRow.innerText()).replace(/\s+/g, ' ')}"`);
+
+  // Colour maps and the head grid: another palette redraws with its legend; clicking the
+  // second-ranked head shows its map (computed with the top 3), the last-ranked one asks the
+  // worker for its map.
+  await page.getByTestId('palette').selectOption('viridis');
+  check((await page.getByTestId('legend').innerText()).includes('lowest to highest'), 'the viridis colour map has its legend');
+  await page.getByTestId('palette').selectOption('signed');
+  const ranked = webContrast.head_maps.map((m) => m.head);
+  const second = ranked[1];
+  await page.getByTestId(`head-${second.layer}-${second.head}`).click();
+  check((await page.getByTestId('map-caption').innerText()).includes(`head ${second.layer}.${second.head} (clicked)`), `clicking head ${second.layer}.${second.head} shows its map`);
+  const all = webContrast.head_scores.flatMap((row, l) => row.map((v, h) => ({ l, h, v })));
+  const last = all.filter((x) => !ranked.some((r) => r.layer === x.l && r.head === x.h))[0];
+  if (last) {
+    await page.getByTestId(`head-${last.l}-${last.h}`).click();
+    await page.getByTestId('map-caption').filter({ hasText: `head ${last.l}.${last.h} (clicked)` }).waitFor({ timeout: 600_000 });
+    const withHead = JSON.parse(await page.getByTestId('json').textContent());
+    check(withHead.head_maps.some((m) => m.head.layer === last.l && m.head.head === last.h), `head ${last.l}.${last.h}, outside the top 3, got its map from the worker`);
+  }
+  await page.screenshot({ path: `${out}/8-head-clicked.png`, fullPage: true });
+
+  // Bad inputs: an image that does not decode, model files that are not a model.
+  await page.getByTestId('file').setInputFiles({ name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('not a png') });
+  await page.getByTestId('error').filter({ hasText: 'broken.png is not an image' }).waitFor({ timeout: 30_000 });
+  check(true, 'an undecodable image gets a clear error');
+  await page.getByTestId('model-files').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+  await page.getByTestId('load').click();
+  await page.getByTestId('error').filter({ hasText: 'config.json is not among the chosen files' }).waitFor({ timeout: 30_000 });
+  check(true, 'files that are not a model get a clear error');
+  await page.screenshot({ path: `${out}/9-not-a-model.png`, fullPage: true });
+
+  // A sharded HF folder by URL: the cut download fails clearly, Load resumes it with a range
+  // request, and the loaded model explains the scene as the CLI does.
+  await page.getByTestId('source').selectOption('url');
+  await page.getByTestId('model-url').fill(base + 'sharded/');
+  await page.getByTestId('load').click();
+  await page.getByTestId('error').filter({ hasText: 'interrupted' }).waitFor({ timeout: 120_000 });
+  check((await page.getByTestId('error').innerText()).includes('load again to resume'), `a cut download says how to resume: "${await page.getByTestId('error').innerText()}"`);
+  await page.getByTestId('load').click();
+  await page.locator('[data-testid=status]:text-matches("^ready: .*sharded")').waitFor({ timeout: 300_000 });
+  const shardedStatus = await page.getByTestId('status').innerText();
+  const resumed = shardLog.find((l) => l.startsWith('GET model-00002') && /bytes=[1-9]/.test(l));
+  check(Boolean(resumed), `the second shard resumed with a range request (${resumed})`);
+  const shardedRow = page.getByTestId('stored-row').filter({ hasText: 'sharded' });
+  await shardedRow.filter({ hasText: 'complete' }).waitFor({ timeout: 30_000 });
+  check(true, 'the storage panel lists the sharded model as complete');
+  await page.getByTestId('target').fill('');
+  await page.getByTestId('contrast').fill('');
+  await page.getByTestId('q-0-0').click();
+  await page.getByTestId('run').click();
+  await page.getByTestId('explained').filter({ hasNotText: 'rather than' }).waitFor({ timeout: 600_000 });
+  await page.getByTestId('run').filter({ hasText: 'Run' }).waitFor({ timeout: 600_000 });
+  const webSharded = JSON.parse(await page.getByTestId('json').textContent());
+  const dSharded = maxDiff(webSharded.patch_scores, cli.patch_scores);
+  check(webSharded.model.includes('sharded') && dSharded <= 1e-3, `the sharded model's patch scores match the CLI's (max diff ${dSharded.toExponential(2)})`);
+  await page.screenshot({ path: `${out}/10-sharded.png`, fullPage: true });
+
+  // A later visit with the server gone loads from the browser's storage.
+  net.offline = true;
+  const later = await browser.newPage();
+  await later.goto(base + '?model=' + encodeURIComponent(base + 'sharded/'));
+  await later.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: .*sharded")').first().waitFor({ timeout: 300_000 });
+  check(!(await later.getByTestId('error').count()), `offline, the stored sharded model loads: "${await later.getByTestId('status').innerText()}"`);
+  await later.getByTestId('stored-row').filter({ hasText: 'sharded' }).getByTestId('delete-stored').click();
+  await later.getByTestId('stored-row').filter({ hasText: 'sharded' }).waitFor({ state: 'detached', timeout: 30_000 });
+  check(true, 'deleting the stored model removes it from the storage panel');
+  await later.screenshot({ path: `${out}/11-offline-then-deleted.png`, fullPage: true });
+  await later.close();
+  net.offline = false;
+
   await page.getByTestId('share').click();
   const link = await page.getByTestId('share-link').innerText();
   check(link.includes('#x=1.'), 'share link carries the explanation');
@@ -157,7 +301,7 @@ try {
     await plain.close();
   }
 
-  fs.writeFileSync(`${out}/timings.json`, JSON.stringify({ load_ms: loadMs, run_to_map_ms: runMs, browser: browser.browser()?.version() }, null, 2));
+  fs.writeFileSync(`${out}/timings.json`, JSON.stringify({ load_ms: loadMs, run_to_map_ms: runMs, demo_status: demoStatus, sharded_status: shardedStatus, timing: runTiming, browser: browser.browser()?.version() }, null, 2));
 } catch (e) {
   failures.push(String(e));
   console.error(e);

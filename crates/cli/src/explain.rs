@@ -37,6 +37,9 @@ pub struct ExplainArgs {
     /// Layer of the decomposition (default: after the last layer).
     #[arg(long)]
     pub decompose_layer: Option<usize>,
+    /// Also map this head's per-patch scores, as LAYER.HEAD (repeatable; JSON `head_maps`).
+    #[arg(long = "head-map", value_parser = parse_head)]
+    pub head_maps: Vec<(usize, usize)>,
     /// Crisp patch grid instead of bicubic upsampling.
     #[arg(long)]
     pub crisp: bool,
@@ -74,6 +77,13 @@ fn resolve_token(tok: &LlavaTokenizer, text: &str) -> anyhow::Result<u32> {
     }
 }
 
+/// `LAYER.HEAD`, as the JSON and the page name heads.
+fn parse_head(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("{s:?} is not LAYER.HEAD (e.g. 14.7)");
+    let (l, h) = s.split_once('.').ok_or_else(bad)?;
+    Ok((l.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?))
+}
+
 pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     let Loaded { dir, tokenizer: tok, prompt, image: pre, original, ctx, model } = args.input.load()?;
     let target = args.target.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
@@ -86,6 +96,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         lens_layer: args.lens_layer,
         decompose: args.decompose.clone(),
         decompose_layer: args.decompose_layer,
+        head_maps: args.head_maps.clone(),
         model_name: dir.display().to_string(),
     };
     let mut e = pollster::block_on(explain(&model, &ctx, &prompt, &pre.pixels, &opts))?;

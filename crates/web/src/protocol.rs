@@ -73,6 +73,8 @@ pub enum Response {
         grid: usize,
         layers: usize,
         heads: usize,
+        /// The worker's wasm memory after the load: its peak so far (wasm memory never shrinks).
+        wasm_memory_bytes: u64,
     },
     /// The explanation in the CLI's JSON schema (`llava-lens explain --json`) plus what the page
     /// draws it with.
@@ -80,6 +82,8 @@ pub enum Response {
         explanation: serde_json::Value,
         recorded: Box<crate::share::Recorded>,
         millis: f64,
+        /// The worker's wasm memory after the explanation (its peak so far).
+        wasm_memory_bytes: u64,
     },
     Error {
         message: String,

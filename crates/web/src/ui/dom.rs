@@ -1,0 +1,121 @@
+//! Browser plumbing the page uses: the worker, downloads, URLs, files, canvases.
+
+use std::cell::RefCell;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use llava_lens_explain::render::{RenderOptions, render};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::Worker;
+
+use crate::protocol::Request;
+use crate::share::Recorded;
+
+thread_local! {
+    pub static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
+    /// Model files the user chose or dropped (File objects are not thread-safe signal values).
+    pub static CHOSEN: RefCell<Vec<web_sys::File>> = const { RefCell::new(Vec::new()) };
+}
+
+pub fn send(req: &Request) {
+    WORKER.with(|w| {
+        if let Some(w) = w.borrow().as_ref() {
+            let _ = w.post_message(&JsValue::from_str(&req.to_json()));
+        }
+    });
+}
+
+/// A request with the chosen model files beside its JSON.
+pub fn send_with_files(req: &Request) {
+    let msg = js_sys::Array::of1(&JsValue::from_str(&req.to_json()));
+    CHOSEN.with(|c| {
+        for f in c.borrow().iter() {
+            msg.push(f);
+        }
+    });
+    WORKER.with(|w| {
+        if let Some(w) = w.borrow().as_ref() {
+            let _ = w.post_message(&msg);
+        }
+    });
+}
+
+/// The worker script is wasm-bindgen's no-modules output (Trunk's worker pipeline); a small
+/// classic script boots it from the page's own directory.
+pub fn spawn_worker() -> Result<Worker, String> {
+    let href = web_sys::window().ok_or("no window")?.location().href().map_err(|_| "no location")?;
+    let base = href.split(['#', '?']).next().unwrap_or("").rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or_default();
+    let boot =
+        format!(r#"importScripts("{base}/llava-lens-worker.js");wasm_bindgen({{module_or_path:"{base}/llava-lens-worker_bg.wasm"}});"#);
+    let parts = js_sys::Array::of1(&JsValue::from_str(&boot));
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type("text/javascript");
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(|e| format!("{e:?}"))?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
+    Worker::new(&url).map_err(|e| format!("could not start the worker: {e:?}"))
+}
+
+/// Saves `url` under `name` through a temporary link (the browser's download).
+pub fn download_url(url: &str, name: &str) -> Result<(), String> {
+    let doc = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+    let a: web_sys::HtmlAnchorElement = doc.create_element("a").map_err(|e| format!("{e:?}"))?.unchecked_into();
+    a.set_href(url);
+    a.set_download(name);
+    a.click();
+    Ok(())
+}
+
+/// Saves `text` as a file: a Blob URL, downloaded, then released.
+pub fn download_text(text: &str, name: &str, mime: &str) -> Result<(), String> {
+    let parts = js_sys::Array::of1(&JsValue::from_str(text));
+    let opts = web_sys::BlobPropertyBag::new();
+    opts.set_type(mime);
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &opts).map_err(|e| format!("{e:?}"))?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|e| format!("{e:?}"))?;
+    // Not revoked: revoking right after the click can cancel the download, and one small Blob
+    // per click is cheap.
+    download_url(&url, name)
+}
+
+/// `relative` resolved against the page's address.
+pub fn absolute_url(relative: &str) -> Result<String, String> {
+    let href = web_sys::window().ok_or("no window")?.location().href().map_err(|_| "the page has no address")?;
+    web_sys::Url::new_with_base(relative, &href).map(|u| u.href()).map_err(|_| format!("{relative:?} is not a URL relative to {href}"))
+}
+
+/// A query parameter of the page's address (`?embed=1&model=...`).
+pub fn query_param(name: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
+}
+
+pub fn data_url(png: &[u8]) -> String {
+    format!("data:image/png;base64,{}", STANDARD.encode(png))
+}
+
+/// The bytes of a file the user chose, dropped or pasted.
+pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let buf =
+        wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.map_err(|e| format!("could not read {}: {e:?}", file.name()))?;
+    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+}
+
+pub fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
+    list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default()
+}
+
+/// Draw `values` over the recorded crop into `canvas` (map plus colour bar).
+pub fn draw(canvas: &web_sys::HtmlCanvasElement, r: &Recorded, values: &[f32], opts: &RenderOptions) -> Result<(f32, f32), String> {
+    let crop = image::load_from_memory(&r.crop_jpeg).map_err(|e| format!("the recorded image is damaged: {e}"))?.to_rgb8();
+    let (img, legend) = render(&crop, values, r.grid, opts);
+    let (w, h) = img.dimensions();
+    let rgba: Vec<u8> = img.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2], 255]).collect();
+    canvas.set_width(w);
+    canvas.set_height(h);
+    let ctx: web_sys::CanvasRenderingContext2d =
+        canvas.get_context("2d").map_err(|e| format!("{e:?}"))?.ok_or("no 2d context")?.unchecked_into();
+    let data = web_sys::ImageData::new_with_u8_clamped_array_and_sh(wasm_bindgen::Clamped(&rgba), w, h).map_err(|e| format!("{e:?}"))?;
+    ctx.put_image_data(&data, 0.0, 0.0).map_err(|e| format!("{e:?}"))?;
+    Ok((legend.min, legend.max))
+}

@@ -1,0 +1,191 @@
+//! The model panel: where the model comes from (the bundled demo, a URL with the llava-hf
+//! preset, local files or a folder, dropped or picked), its weight format, what loading will
+//! take before a large download, progress bars, and the storage panel.
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use super::State;
+use super::dom::{self, CHOSEN};
+use crate::files::{LLAVA_HF_PRESET, Plan, human_bytes};
+use crate::protocol::{ModelSource, Request};
+
+/// Downloads up to this size start without asking (the demo model is 6.3 MB).
+pub const ASK_ABOVE_BYTES: u64 = 200_000_000;
+/// The bundled demo model, served beside the page.
+pub const DEMO_MODEL: &str = "models/scenes-tiny/";
+
+/// The source the panel describes now.
+pub fn source(s: &State) -> Result<ModelSource, String> {
+    match s.source_kind.get_untracked().as_str() {
+        "demo" => Ok(ModelSource::Url { url: dom::absolute_url(DEMO_MODEL)? }),
+        // The worker runs from a blob: URL, against which relative URLs mean nothing.
+        "url" => Ok(ModelSource::Url { url: dom::absolute_url(s.model_url.get_untracked().trim())? }),
+        _ if CHOSEN.with(|c| c.borrow().is_empty()) => Err("choose the model's files or folder first".into()),
+        _ => Ok(ModelSource::Files),
+    }
+}
+
+fn post(req: &Request) {
+    match req {
+        Request::Inspect { source: ModelSource::Files, .. } | Request::Load { source: ModelSource::Files, .. } => dom::send_with_files(req),
+        _ => dom::send(req),
+    }
+}
+
+/// Asks what loading takes; the answer (a [`Plan`]) starts the load itself when it is small.
+pub fn check(s: &State, then_load: bool) {
+    match source(s) {
+        Ok(source) => {
+            s.error.set(None);
+            s.plan.set(None);
+            s.pending_load.set(then_load);
+            s.status.set("checking the model".into());
+            post(&Request::Inspect { source, dtype: s.dtype.get_untracked() });
+        }
+        Err(e) => s.error.set(Some(e)),
+    }
+}
+
+pub fn load_now(s: &State) {
+    match source(s) {
+        Ok(source) => {
+            s.error.set(None);
+            s.loaded.set(None);
+            s.status.set("loading the model".into());
+            post(&Request::Load { source, dtype: s.dtype.get_untracked() });
+        }
+        Err(e) => s.error.set(Some(e)),
+    }
+}
+
+/// What the page does with a plan: load at once when small and fitting, else wait for a click.
+pub fn on_plan(s: &State, p: Plan) {
+    let go = s.pending_load.get_untracked() && p.problem.is_none() && p.download_bytes <= ASK_ABOVE_BYTES;
+    s.pending_load.set(false);
+    if let Some(problem) = &p.problem {
+        s.error.set(Some(format!("{} cannot run on this GPU: {problem}", p.model)));
+    }
+    s.status.set(format!("{}: checked", p.model));
+    s.plan.set(Some(p));
+    if go {
+        load_now(s);
+    }
+}
+
+fn plan_text(p: &Plan) -> String {
+    let dl = if p.download_bytes > 0 { format!("{} to download", human_bytes(p.download_bytes)) } else { "nothing to download".into() };
+    format!(
+        "{}: {} of weight files, {dl}. On the GPU: {} of weights in {} + about {} while explaining; largest buffer {} (this adapter allows {}). Adapter: {}.",
+        p.model,
+        human_bytes(p.file_bytes),
+        human_bytes(p.weight_bytes),
+        p.dtype,
+        human_bytes(p.working_bytes),
+        human_bytes(p.largest_buffer),
+        human_bytes(p.max_buffer),
+        p.adapter
+    )
+}
+
+fn bar(label: &'static str, id: &'static str, v: RwSignal<Option<(u64, u64)>>, bytes: bool) -> impl IntoView {
+    view! {
+        <Show when=move || v.get().is_some()>
+            <div class="bar" data-testid=id>
+                <span>{label}</span>
+                <progress max=move || v.get().map_or(1, |x| x.1.max(1)).to_string() value=move || v.get().map_or(0, |x| x.0).to_string()></progress>
+                <span>{move || v.get().map(|(d, t)| if bytes { format!("{} / {}", human_bytes(d), human_bytes(t)) } else { format!("{d} / {t}") })}</span>
+            </div>
+        </Show>
+    }
+}
+
+#[component]
+pub fn ModelPanel(s: State) -> impl IntoView {
+    let folder_input = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        // Not an attribute Leptos knows; set it on the element.
+        if let Some(el) = folder_input.get() {
+            let _ = el.set_attribute("webkitdirectory", "");
+        }
+    });
+    let choose = move |files: Vec<web_sys::File>| {
+        s.chosen.set(files.iter().map(|f| f.name()).collect());
+        CHOSEN.with(|c| *c.borrow_mut() = files);
+        s.source_kind.set("files".into());
+    };
+    let on_files = move |ev: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = ev.target().expect("input event target").unchecked_into();
+        choose(dom::files_of(input.files()));
+    };
+    let on_drop = move |ev: leptos::ev::DragEvent| {
+        ev.prevent_default();
+        choose(dom::files_of(ev.data_transfer().and_then(|d| d.files())));
+    };
+    view! {
+        <section class="model" data-testid="model-panel">
+            <h2>"Model"</h2>
+            <label>"From "<select data-testid="source" prop:value=move || s.source_kind.get() on:change=move |ev| s.source_kind.set(event_target_value(&ev))>
+                <option value="demo">"the bundled demo model (scenes-tiny)"</option>
+                <option value="url">"a URL (HF-format folder)"</option>
+                <option value="files">"files on this computer"</option>
+            </select></label>
+            <Show when=move || s.source_kind.get() == "url">
+                <label>"Folder URL "<input type="text" data-testid="model-url" placeholder="https://.../resolve/main/" prop:value=move || s.model_url.get() on:input=move |ev| s.model_url.set(event_target_value(&ev)) /></label>
+                <button data-testid="preset" on:click=move |_| { s.model_url.set(LLAVA_HF_PRESET.into()); s.dtype.set("q4".into()); }>"llava-hf/llava-1.5-7b-hf (Hugging Face Hub)"</button>
+            </Show>
+            <div class="drop" on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default() on:drop=on_drop>
+                <label>"Model files: "<input type="file" multiple data-testid="model-files" on:change=on_files /></label>
+                <label>"or a folder: "<input type="file" node_ref=folder_input data-testid="model-folder" on:change=on_files /></label>
+                <span>"(or drop config.json, tokenizer.json and the safetensors files here)"</span>
+                <p class="chosen">{move || { let c = s.chosen.get(); if c.is_empty() { String::new() } else { format!("chosen: {}", c.join(", ")) } }}</p>
+            </div>
+            <label>"Weights on the GPU "<select data-testid="dtype" prop:value=move || s.dtype.get() on:change=move |ev| s.dtype.set(event_target_value(&ev))>
+                <option value="f32">"f32 (the paper's precision)"</option>
+                <option value="f16">"f16"</option>
+                <option value="q8">"q8"</option>
+                <option value="q4">"q4 (7B in about 4 GB)"</option>
+            </select></label>
+            <button data-testid="check" on:click=move |_| check(&s, false)>"Check size"</button>
+            <button data-testid="load" on:click=move |_| check(&s, true)>"Load"</button>
+            <Show when=move || s.plan.get().is_some()>
+                <p class="plan" data-testid="plan">{move || s.plan.get().map(|p| plan_text(&p))}</p>
+                <Show when=move || s.plan.get().is_some_and(|p| p.problem.is_none()) && s.loaded.get().is_none()>
+                    <button data-testid="confirm-load" on:click=move |_| load_now(&s)>{move || s.plan.get().map(|p| if p.download_bytes > 0 { format!("Download {} and load", human_bytes(p.download_bytes)) } else { "Load".into() })}</button>
+                </Show>
+            </Show>
+            {bar("download", "bar-download", s.download, true)}
+            {bar("upload to the GPU (tensors)", "bar-upload", s.upload, false)}
+            {bar("explaining", "bar-inference", s.inference, false)}
+        </section>
+    }
+}
+
+#[component]
+pub fn StoragePanel(s: State) -> impl IntoView {
+    view! {
+        <section class="storage" data-testid="storage">
+            <h2>"Stored in this browser"</h2>
+            <p>{move || s.usage.get().map(|(u, q)| format!("{} used of {} the browser allows this site.", human_bytes(u), human_bytes(q)))}</p>
+            <table data-testid="stored">
+                <tr><th>"model"</th><th>"size"</th><th>"state"</th><th></th></tr>
+                {move || s.stored.get().into_iter().map(|m| {
+                    let key = m.key.clone();
+                    let state = if m.complete() { "complete: loads offline".to_string() } else {
+                        let done = m.files.iter().filter(|f| f.complete).count();
+                        format!("partial ({done} of {} files); Load resumes it", m.files.len())
+                    };
+                    let hashes = m.files.iter().filter_map(|f| f.sha256.as_ref().map(|h| format!("{}: sha256 {}", f.name, h))).collect::<Vec<_>>().join("\n");
+                    view! {
+                        <tr data-testid="stored-row">
+                            <td title=hashes>{m.url.clone()}</td>
+                            <td>{human_bytes(m.bytes())}</td>
+                            <td>{state}</td>
+                            <td><button data-testid="delete-stored" on:click=move |_| dom::send(&Request::DeleteStored { key: key.clone() })>"Delete"</button></td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </table>
+        </section>
+    }
+}

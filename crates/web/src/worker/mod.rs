@@ -1,0 +1,241 @@
+//! The worker: owns the GPU context and the model, answers [`Request`]s one at a time.
+//!
+//! Models stream into the GPU one tensor at a time ([`load`]); URL models are kept in the
+//! browser's storage ([`store`]) so a later visit loads offline.
+
+mod load;
+mod net;
+mod sources;
+mod store;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use llava_lens_explain::{ExplainOptions, explain};
+use llava_lens_gpu::{ContextOptions, GpuContext, GpuError};
+use llava_lens_model::preprocess::{ResizeMode, decode_image, preprocess};
+use llava_lens_model::{Llava, LlavaConfig, LlavaTokenizer};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use crate::protocol::{Request, Response};
+use crate::share::Recorded;
+
+pub(crate) struct Session {
+    name: String,
+    ctx: Rc<GpuContext>,
+    model: Llava,
+    tokenizer: LlavaTokenizer,
+    config: LlavaConfig,
+}
+
+thread_local! {
+    static SESSION: RefCell<Option<Rc<Session>>> = const { RefCell::new(None) };
+    static GPU: RefCell<Option<Rc<GpuContext>>> = const { RefCell::new(None) };
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+/// The size of the worker's linear memory: wasm memory grows and never shrinks, so this is the
+/// peak the worker has needed so far.
+fn wasm_memory_bytes() -> u64 {
+    let mem: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    mem.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as u64
+}
+
+fn post(r: &Response) {
+    // A failed post means the page is gone; nothing is left to tell.
+    let _ = scope().post_message(&JsValue::from_str(&r.to_json()));
+}
+
+/// The GPU context, created on first use and again after a device loss.
+async fn gpu() -> Result<Rc<GpuContext>, String> {
+    if let Some(c) = GPU.with(|g| g.borrow().clone()) {
+        return Ok(c);
+    }
+    let ctx = GpuContext::new(ContextOptions::default()).await.map_err(|e| match e {
+        GpuError::NoAdapter { .. } => format!("{e} Share links still open without it."),
+        e => e.to_string(),
+    })?;
+    // WebGPU reports validation errors and device loss asynchronously; without handlers they
+    // only reach the console and the page would show numbers from buffers nothing wrote.
+    ctx.device.on_uncaptured_error(std::sync::Arc::new(|e: wgpu::Error| {
+        let message = format!("the GPU reported an error: {e}");
+        web_sys::console::error_1(&JsValue::from_str(&message));
+        post(&Response::Error { message })
+    }));
+    ctx.device.set_device_lost_callback(|reason, message| {
+        // The model's buffers died with the device: forget both, so the next load starts afresh.
+        SESSION.with(|s| s.borrow_mut().take());
+        GPU.with(|g| g.borrow_mut().take());
+        if reason != wgpu::DeviceLostReason::Destroyed {
+            post(&Response::DeviceLost { message: format!("the GPU device was lost ({message})") });
+        }
+    });
+    let ctx = Rc::new(ctx);
+    GPU.with(|g| *g.borrow_mut() = Some(ctx.clone()));
+    Ok(ctx)
+}
+
+/// A message is JSON text, or an array of the JSON text and `File`s (a model the user chose).
+fn parse(data: JsValue) -> Result<(Request, Vec<web_sys::File>), String> {
+    let (text, files) = if let Some(t) = data.as_string() {
+        (t, Vec::new())
+    } else if js_sys::Array::is_array(&data) {
+        let a: js_sys::Array = data.unchecked_into();
+        let text = a.get(0).as_string().ok_or("the first element of a message must be its JSON text")?;
+        let files = a
+            .iter()
+            .skip(1)
+            .map(|f| f.dyn_into::<web_sys::File>().map_err(|_| "messages carry File objects only"))
+            .collect::<Result<_, _>>()?;
+        (text, files)
+    } else {
+        return Err("the worker expects JSON text messages".into());
+    };
+    let req = serde_json::from_str::<Request>(&text).map_err(|e| format!("unreadable request: {e}"))?;
+    Ok((req, files))
+}
+
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|ev: MessageEvent| match parse(ev.data()) {
+        Ok((req, files)) => wasm_bindgen_futures::spawn_local(async move {
+            if let Err(message) = handle(req, files).await {
+                post(&Response::Error { message });
+            }
+        }),
+        Err(message) => post(&Response::Error { message }),
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget();
+    post(&Response::Ready);
+}
+
+async fn list_stored() -> Result<(), String> {
+    let models = store::Store::open().await?.list().await?;
+    post(&Response::Stored { models, usage: store::usage().await });
+    Ok(())
+}
+
+async fn handle(req: Request, files: Vec<web_sys::File>) -> Result<(), String> {
+    match req {
+        Request::Inspect { source, dtype } => load::inspect(&source, &dtype, &files).await,
+        Request::Load { source, dtype } => {
+            // The old model's buffers go before the new one's arrive.
+            SESSION.with(|s| s.borrow_mut().take());
+            let s = load::load(&source, &dtype, &files).await?;
+            post(&Response::Loaded {
+                model: s.name.clone(),
+                adapter: s.ctx.describe(),
+                weight_bytes: s.model.weight_bytes,
+                grid: s.config.vision.grid(),
+                layers: s.config.text.num_hidden_layers,
+                heads: s.config.text.num_attention_heads,
+                wasm_memory_bytes: wasm_memory_bytes(),
+            });
+            SESSION.with(|slot| *slot.borrow_mut() = Some(Rc::new(s)));
+            if matches!(source, crate::protocol::ModelSource::Url { .. }) {
+                // The storage panel shows what the load just kept; a browser without storage
+                // simply has nothing to list.
+                let _ = list_stored().await;
+            }
+            Ok(())
+        }
+        Request::ListStored => list_stored().await,
+        Request::DeleteStored { key } => {
+            store::Store::open().await?.delete(&key).await?;
+            list_stored().await
+        }
+        Request::Explain { image_base64, question, answer_prefix, target, contrast, top_k_heads, head_maps } => {
+            let s = SESSION.with(|s| s.borrow().clone()).ok_or("no model is loaded (load one first; after a GPU loss, load it again)")?;
+            let ask = Ask {
+                question: &question,
+                prefix: &answer_prefix,
+                target: target.as_deref(),
+                contrast: contrast.as_deref(),
+                top_k_heads,
+                head_maps,
+            };
+            explain_one(&s, &image_base64, &ask).await
+        }
+    }
+}
+
+/// What the page asked to explain.
+struct Ask<'a> {
+    question: &'a str,
+    prefix: &'a str,
+    target: Option<&'a str>,
+    contrast: Option<&'a str>,
+    top_k_heads: usize,
+    head_maps: Vec<(usize, usize)>,
+}
+
+/// The id of a token the user typed: the word with LLaMA's leading-space marker first (how
+/// answers are tokenised after "... is"), else the text as it is.
+fn token_of(tokenizer: &LlavaTokenizer, text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    tokenizer.token_id(&format!("▁{t}")).or_else(|| tokenizer.token_id(t)).ok_or_else(|| format!("{t:?} is not one token of this model"))
+}
+
+async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), String> {
+    let (question, prefix) = (ask.question, ask.prefix);
+    let t0 = js_sys::Date::now();
+    post(&Response::Progress { stage: "inference".into(), done: 0, total: 1 });
+    let bytes = STANDARD.decode(image_b64).map_err(|e| format!("the image was not sent intact: {e}"))?;
+    let img = decode_image(&bytes, "the chosen image").map_err(|e| e.to_string())?;
+    let pre = preprocess(&img, s.config.vision.image_size, ResizeMode::CenterCrop).map_err(|e| e.to_string())?;
+    let prompt = s.tokenizer.prompt(question, prefix).map_err(|e| e.to_string())?;
+    let target = ask.target.filter(|t| !t.trim().is_empty()).map(|t| token_of(&s.tokenizer, t)).transpose()?;
+    let contrast = ask.contrast.filter(|t| !t.trim().is_empty()).map(|t| token_of(&s.tokenizer, t)).transpose()?;
+    let opts = ExplainOptions {
+        target,
+        contrast,
+        top_k_heads: ask.top_k_heads.max(1),
+        head_maps: ask.head_maps.clone(),
+        lens_k: 5,
+        model_name: s.name.clone(),
+        ..Default::default()
+    };
+    let mut e = explain(&s.model, &s.ctx, &prompt, &pre.pixels, &opts).await.map_err(|e| e.to_string())?;
+    e.name_tokens(|id| s.tokenizer.token(id));
+    let top: Vec<(String, f32)> = e.top.iter().map(|t| (t.text.clone().unwrap_or_default(), t.log_prob.exp())).collect();
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&pre.crop_rgb)
+        .map_err(|e| format!("encoding the crop: {e}"))?;
+    let recorded = Recorded {
+        model: s.name.clone(),
+        question: question.into(),
+        answer_prefix: prefix.into(),
+        target: e.target.text.clone().unwrap_or_default(),
+        target_log_prob: e.target.log_prob,
+        top,
+        grid: e.grid,
+        patch_scores: e.patch_scores.clone(),
+        baseline_map: e.baseline_map.clone(),
+        head_scores: e.head_scores.clone(),
+        best_head: (e.best_head.layer, e.best_head.head),
+        contrast: e.contrast.as_ref().and_then(|c| c.text.clone()),
+        crop_jpeg: jpeg,
+    };
+    let mut doc = serde_json::to_value(&e).map_err(|e| e.to_string())?;
+    if let (Some(obj), Some(lens)) = (doc.as_object_mut(), &e.logit_lens) {
+        let text: Vec<Vec<String>> =
+            lens.embedding.iter().map(|r| r.iter().map(|&id| s.tokenizer.token(id).unwrap_or_default()).collect()).collect();
+        obj.insert("logit_lens_text".into(), serde_json::json!({"embedding": text}));
+    }
+    post(&Response::Explained {
+        explanation: doc,
+        recorded: Box::new(recorded),
+        millis: js_sys::Date::now() - t0,
+        wasm_memory_bytes: wasm_memory_bytes(),
+    });
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! Fetch from the worker: whole small files, sizes, byte ranges, and bodies as streams.
+
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, RequestInit, Response};
+
+use super::scope;
+
+fn js_err(e: JsValue) -> String {
+    e.as_string().or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message()))).unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// A fetch with optional method and `Range` header; network failures name the URL.
+pub async fn request(url: &str, method: &str, range: Option<(u64, Option<u64>)>) -> Result<Response, String> {
+    let init = RequestInit::new();
+    init.set_method(method);
+    if let Some((start, end)) = range {
+        let headers = Headers::new().map_err(js_err)?;
+        let value = match end {
+            Some(end) => format!("bytes={start}-{}", end - 1),
+            None => format!("bytes={start}-"),
+        };
+        headers.set("Range", &value).map_err(js_err)?;
+        init.set_headers(&headers);
+    }
+    let resp = JsFuture::from(scope().fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(|e| format!("could not reach {url} ({}); check the address and that the server allows this page (CORS)", js_err(e)))?;
+    Ok(resp.unchecked_into())
+}
+
+/// A whole (small) file.
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let resp = request(url, "GET", None).await?;
+    if !resp.ok() {
+        return Err(format!("fetching {url} failed: HTTP {}", resp.status()));
+    }
+    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(|e| format!("reading {url}: {}", js_err(e)))?;
+    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+}
+
+/// The size a server announces for `url`: HEAD's Content-Length (redirects followed), else the
+/// total of a one-byte range request's Content-Range; None if it says neither.
+pub async fn content_length(url: &str) -> Result<Option<u64>, String> {
+    let resp = request(url, "HEAD", None).await?;
+    if !resp.ok() {
+        return Err(format!("{url}: HTTP {}", resp.status()));
+    }
+    if let Some(n) = header(&resp, "content-length").and_then(|v| v.parse().ok()) {
+        return Ok(Some(n));
+    }
+    let resp = request(url, "GET", Some((0, Some(1)))).await?;
+    Ok(header(&resp, "content-range").and_then(|r| crate::files::content_range_total(&r)))
+}
+
+pub fn header(resp: &Response, name: &str) -> Option<String> {
+    resp.headers().get(name).ok().flatten()
+}
+
+/// Reads a body chunk by chunk (None at the end); a dropped connection is an error.
+pub struct BodyReader {
+    reader: web_sys::ReadableStreamDefaultReader,
+}
+
+impl BodyReader {
+    pub fn new(resp: &Response) -> Result<Self, String> {
+        let body = resp.body().ok_or("the response has no body")?;
+        Ok(BodyReader { reader: body.get_reader().unchecked_into() })
+    }
+
+    pub async fn next(&mut self) -> Result<Option<js_sys::Uint8Array>, String> {
+        let r = JsFuture::from(self.reader.read()).await.map_err(js_err)?;
+        let done = js_sys::Reflect::get(&r, &"done".into()).map_err(js_err)?.as_bool().unwrap_or(true);
+        if done {
+            return Ok(None);
+        }
+        Ok(Some(js_sys::Reflect::get(&r, &"value".into()).map_err(js_err)?.unchecked_into()))
+    }
+}
+
+pub async fn await_promise(p: js_sys::Promise) -> Result<JsValue, String> {
+    JsFuture::from(p).await.map_err(js_err)
+}
+
+pub fn describe(e: JsValue) -> String {
+    js_err(e)
+}

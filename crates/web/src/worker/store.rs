@@ -1,0 +1,225 @@
+//! The browser's private storage (OPFS) as a model cache: one folder per model URL holding its
+//! files and a manifest.json ([`StoredModel`]). Downloads write through a sync access handle
+//! (dedicated workers only), so an interrupted download keeps its bytes and resumes with a
+//! range request; each file is checked for its announced size and, where the server states one,
+//! its SHA-256.
+
+use sha2::{Digest, Sha256};
+use wasm_bindgen::JsCast;
+use web_sys::{FileSystemDirectoryHandle, FileSystemFileHandle, FileSystemSyncAccessHandle};
+
+use super::net::{self, await_promise, describe};
+use super::scope;
+use crate::files::{self, StoredFile, StoredModel};
+
+const ROOT: &str = "llava-lens";
+const MANIFEST: &str = "manifest.json";
+
+/// An open sync access handle, closed when dropped (it locks the file until then).
+struct Access(FileSystemSyncAccessHandle);
+
+impl Drop for Access {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+fn at(offset: u64) -> web_sys::FileSystemReadWriteOptions {
+    let o = web_sys::FileSystemReadWriteOptions::new();
+    o.set_at(offset as f64);
+    o
+}
+
+pub struct Store {
+    root: FileSystemDirectoryHandle,
+}
+
+async fn dir_in(parent: &FileSystemDirectoryHandle, name: &str, create: bool) -> Result<FileSystemDirectoryHandle, String> {
+    let o = web_sys::FileSystemGetDirectoryOptions::new();
+    o.set_create(create);
+    Ok(await_promise(parent.get_directory_handle_with_options(name, &o)).await?.unchecked_into())
+}
+
+async fn file_in(dir: &FileSystemDirectoryHandle, name: &str, create: bool) -> Result<FileSystemFileHandle, String> {
+    let o = web_sys::FileSystemGetFileOptions::new();
+    o.set_create(create);
+    Ok(await_promise(dir.get_file_handle_with_options(name, &o)).await?.unchecked_into())
+}
+
+async fn access(dir: &FileSystemDirectoryHandle, name: &str) -> Result<Access, String> {
+    let h = file_in(dir, name, true).await?;
+    let a = await_promise(h.create_sync_access_handle())
+        .await
+        .map_err(|e| format!("{name} is in use ({e}); is the page open in another tab?"))?;
+    Ok(Access(a.unchecked_into()))
+}
+
+/// The browser's storage estimate: (used, allowed) bytes.
+pub async fn usage() -> Option<(u64, u64)> {
+    let storage = scope().navigator().storage();
+    let est = await_promise(storage.estimate().ok()?).await.ok()?;
+    let est: web_sys::StorageEstimate = est.unchecked_into();
+    Some((est.get_usage()? as u64, est.get_quota()? as u64))
+}
+
+impl Store {
+    /// The cache, or why this browser has none (private windows, old browsers).
+    pub async fn open() -> Result<Store, String> {
+        let storage = scope().navigator().storage();
+        let top: FileSystemDirectoryHandle = await_promise(storage.get_directory()).await?.unchecked_into();
+        Ok(Store { root: dir_in(&top, ROOT, true).await? })
+    }
+
+    async fn dir(&self, key: &str) -> Result<FileSystemDirectoryHandle, String> {
+        dir_in(&self.root, key, true).await
+    }
+
+    pub async fn manifest(&self, key: &str) -> Option<StoredModel> {
+        let dir = dir_in(&self.root, key, false).await.ok()?;
+        let file: web_sys::File = await_promise(file_in(&dir, MANIFEST, false).await.ok()?.get_file()).await.ok()?.unchecked_into();
+        let text = await_promise(file.text()).await.ok()?.as_string()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub async fn save_manifest(&self, m: &StoredModel) -> Result<(), String> {
+        let dir = self.dir(&m.key).await?;
+        let a = access(&dir, MANIFEST).await?;
+        let text = serde_json::to_vec(m).map_err(|e| e.to_string())?;
+        a.0.truncate_with_f64(0.0).map_err(describe)?;
+        a.0.write_with_u8_array_and_options(&text, &at(0)).map_err(describe)?;
+        a.0.flush().map_err(describe)
+    }
+
+    /// Every stored model with a readable manifest.
+    pub async fn list(&self) -> Result<Vec<StoredModel>, String> {
+        let it = self.root.keys();
+        let mut out = Vec::new();
+        loop {
+            let next = await_promise(it.next().map_err(describe)?).await?;
+            if js_sys::Reflect::get(&next, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+                break;
+            }
+            if let Some(key) = js_sys::Reflect::get(&next, &"value".into()).ok().and_then(|v| v.as_string()) {
+                if let Some(m) = self.manifest(&key).await {
+                    out.push(m);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.url.cmp(&b.url));
+        Ok(out)
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), String> {
+        let o = web_sys::FileSystemRemoveOptions::new();
+        o.set_recursive(true);
+        await_promise(self.root.remove_entry_with_options(key, &o)).await.map(|_| ()).map_err(|e| format!("could not delete {key}: {e}"))
+    }
+
+    /// A stored file as a `File` (a blob the loader slices).
+    pub async fn file(&self, key: &str, name: &str) -> Result<web_sys::File, String> {
+        let h = file_in(&self.dir(key).await?, name, false).await.map_err(|_| format!("{name} is not in the browser's storage"))?;
+        Ok(await_promise(h.get_file()).await?.unchecked_into())
+    }
+
+    pub async fn read(&self, key: &str, name: &str) -> Result<Vec<u8>, String> {
+        let f = self.file(key, name).await?;
+        let buf = await_promise(f.array_buffer()).await?;
+        Ok(js_sys::Uint8Array::new(&buf).to_vec())
+    }
+
+    /// Downloads `url` into the model's folder as `name`, resuming from the bytes already there.
+    /// `progress` gets the bytes of this file on disk after each chunk.
+    pub async fn download(&self, key: &str, url: &str, name: &str, progress: &dyn Fn(u64, u64)) -> Result<StoredFile, String> {
+        let dir = self.dir(key).await?;
+        let a = access(&dir, name).await?;
+        let have = a.0.get_size().map_err(describe)? as u64;
+        let resp = net::request(url, "GET", (have > 0).then_some((have, None))).await?;
+        let status = resp.status();
+        let stated_hash =
+            net::header(&resp, "x-linked-etag").or_else(|| net::header(&resp, "etag")).and_then(|e| files::sha256_from_etag(&e));
+        let (start, total) = match status {
+            206 => {
+                let range = net::header(&resp, "content-range").unwrap_or_default();
+                let start = files::content_range_start(&range).ok_or_else(|| format!("{url}: unreadable Content-Range {range:?}"))?;
+                (start, files::content_range_total(&range))
+            }
+            200 => (0, net::header(&resp, "content-length").and_then(|v| v.parse().ok())),
+            // Asked for bytes past the end: the file is already whole if the sizes agree.
+            416 => {
+                let total = net::header(&resp, "content-range").and_then(|r| files::content_range_total(&r));
+                if total == Some(have) {
+                    return Ok(StoredFile { name: name.into(), bytes: have, sha256: hash_stored(&a, have)?.into(), complete: true });
+                }
+                a.0.truncate_with_f64(0.0).map_err(describe)?;
+                return Err(format!("{url}: the stored part did not match the server's file and was discarded; load again"));
+            }
+            s => return Err(format!("downloading {url} failed: HTTP {s}")),
+        };
+        if start != have {
+            a.0.truncate_with_f64(start as f64).map_err(describe)?;
+        }
+        let mut hasher = Sha256::new();
+        if start > 0 {
+            hash_prefix(&a, start, &mut hasher)?;
+        }
+        let mut pos = start;
+        let mut body = net::BodyReader::new(&resp)?;
+        let total_or = |p: u64| total.unwrap_or(p);
+        loop {
+            let chunk = match body.next().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = a.0.flush();
+                    return Err(format!(
+                        "the download of {name} was interrupted at {} of {} ({e}); the part is kept: load again to resume",
+                        files::human_bytes(pos),
+                        files::human_bytes(total_or(pos))
+                    ));
+                }
+            };
+            hasher.update(chunk.to_vec());
+            a.0.write_with_js_u8_array_and_options(&chunk, &at(pos))
+                .map_err(|e| format!("writing {name} to the browser's storage: {}", describe(e)))?;
+            pos += chunk.length() as u64;
+            progress(pos, total_or(pos));
+        }
+        a.0.flush().map_err(describe)?;
+        if let Some(t) = total {
+            if pos != t {
+                return Err(format!("{name}: got {} of {}; load again to resume", files::human_bytes(pos), files::human_bytes(t)));
+            }
+        }
+        let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if let Some(want) = stated_hash {
+            if want != digest {
+                a.0.truncate_with_f64(0.0).map_err(describe)?;
+                return Err(format!("{name}: SHA-256 {digest} differs from the server's {want}; the download was discarded"));
+            }
+        }
+        Ok(StoredFile { name: name.into(), bytes: pos, sha256: Some(digest), complete: true })
+    }
+}
+
+/// Feeds the first `len` stored bytes to the hasher (a resumed download hashes the whole file).
+fn hash_prefix(a: &Access, len: u64, hasher: &mut Sha256) -> Result<(), String> {
+    const CHUNK: u64 = 4 << 20;
+    let mut buf = vec![0u8; CHUNK as usize];
+    let mut off = 0;
+    while off < len {
+        let n = CHUNK.min(len - off) as usize;
+        let got = a.0.read_with_u8_array_and_options(&mut buf[..n], &at(off)).map_err(describe)? as usize;
+        if got == 0 {
+            return Err("the stored part is shorter than it said".into());
+        }
+        hasher.update(&buf[..got]);
+        off += got as u64;
+    }
+    Ok(())
+}
+
+fn hash_stored(a: &Access, len: u64) -> Result<String, String> {
+    let mut h = Sha256::new();
+    hash_prefix(a, len, &mut h)?;
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
