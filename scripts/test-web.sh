@@ -27,4 +27,6 @@ dec() { node -e 'console.log(decodeURIComponent(process.argv[1]))' "$1"; }
 answer=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").split("\n")[0]).questions[0].answer)' "$work/scene/scenes.jsonl")
 "$bin" explain --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
     --top-k-heads 3 --target "$answer" --contrast none --out "$work/cli-contrast-map.png" --json "$work/cli-contrast.json" >/dev/null
-node web/e2e/run.mjs target/dist "$work/cli.json" "$work/scene/scenes.jsonl" "$work/cli-contrast.json"
+"$bin" faithfulness --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
+    --operator knockout --steps 8 --seeds 2 > "$work/cli-faithful.json"
+node web/e2e/run.mjs target/dist "$work/cli.json" "$work/scene/scenes.jsonl" "$work/cli-contrast.json" "$work/cli-faithful.json"

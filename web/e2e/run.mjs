@@ -5,24 +5,26 @@
 // CLI's JSON for the same inputs; then opens the share link (renders without the model) and a
 // damaged link (clear error). Screenshots go to target/e2e/.
 //
-// usage: node web/e2e/run.mjs DIST_DIR CLI_JSON SCENE_MANIFEST CLI_CONTRAST_JSON
+// usage: node web/e2e/run.mjs DIST_DIR CLI_JSON SCENE_MANIFEST CLI_CONTRAST_JSON CLI_FAITHFUL_JSON
 // (CLI_CONTRAST_JSON: the CLI's explanation of the same question with --target ANSWER
-// --contrast none)
+// --contrast none; CLI_FAITHFUL_JSON: `llava-lens faithfulness --operator knockout --steps 8
+// --seeds 2` on it)
 import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 
-const [dist, cliJsonPath, manifestPath, cliContrastPath] = process.argv.slice(2);
-if (!dist || !cliJsonPath || !manifestPath || !cliContrastPath) {
-  console.error('usage: node web/e2e/run.mjs DIST_DIR CLI_JSON SCENE_MANIFEST CLI_CONTRAST_JSON');
+const [dist, cliJsonPath, manifestPath, cliContrastPath, cliFaithfulPath] = process.argv.slice(2);
+if (!dist || !cliJsonPath || !manifestPath || !cliContrastPath || !cliFaithfulPath) {
+  console.error('usage: node web/e2e/run.mjs DIST_DIR CLI_JSON SCENE_MANIFEST CLI_CONTRAST_JSON CLI_FAITHFUL_JSON');
   process.exit(2);
 }
 const out = 'target/e2e';
 fs.mkdirSync(out, { recursive: true });
 const cli = JSON.parse(fs.readFileSync(cliJsonPath, 'utf8'));
 const cliContrast = JSON.parse(fs.readFileSync(cliContrastPath, 'utf8'));
+const cliFaithful = JSON.parse(fs.readFileSync(cliFaithfulPath, 'utf8')).results[0];
 const scene = JSON.parse(fs.readFileSync(manifestPath, 'utf8').split('\n')[0]);
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json' };
@@ -180,6 +182,36 @@ try {
   check(png.subarray(1, 4).toString() === 'PNG', `PNG export (${pngDl.suggestedFilename()}, ${png.length} bytes)`);
   fs.writeFileSync(`${out}/5-export-map.png`, png);
 
+  // "How faithful is this map?": the page's knockout curves give the CLI's AUCs.
+  const tf = Date.now();
+  await page.getByTestId('faithful-run').click();
+  await page.getByTestId('faithful-auc').waitFor({ timeout: 600_000 });
+  const faithfulMs = Date.now() - tf;
+  const aucRow = async (name) => (await page.getByTestId('faithful-auc').locator('tr', { hasText: name }).first().locator('td').allInnerTexts()).slice(1).map(Number);
+  const [mapDel, mapIns] = await aucRow('map');
+  const [meanDel] = await aucRow('mean attention');
+  const near = (a, b) => b !== null && Math.abs(a - b) <= 2e-3;
+  check(near(mapDel, cliFaithful.map.deletion_auc) && near(mapIns, cliFaithful.map.insertion_auc) && near(meanDel, cliFaithful.mean_attention.deletion_auc),
+    `faithfulness AUCs match the CLI's (map deletion ${mapDel} vs ${cliFaithful.map.deletion_auc?.toFixed(3)}, insertion ${mapIns} vs ${cliFaithful.map.insertion_auc?.toFixed(3)}; ${faithfulMs} ms)`);
+  check(await page.getByTestId('faithful-curves').evaluate((c) => c.width > 0), 'the curves are drawn');
+  await page.screenshot({ path: `${out}/12-faithfulness.png`, fullPage: true });
+
+  // Images by paste and by drop replace the input (two different PNGs: the CLI's maps).
+  const put = async (how, b64) => page.evaluate(([b64, how]) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], `${how}.png`, { type: 'image/png' }));
+    if (how === 'paste') document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true }));
+    else document.querySelector('[data-testid=image-drop]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, [b64, how]);
+  for (const [how, file] of [['paste', 'cli-map.png'], ['drop', 'cli-contrast-map.png']]) {
+    const b64 = fs.readFileSync(path.join(out, file)).toString('base64');
+    await put(how, b64);
+    await page.waitForFunction((head) => document.querySelector('[data-testid=chosen-image]')?.src.includes(head), b64.slice(0, 300), { timeout: 30_000 });
+    check(true, `an image given by ${how} becomes the input`);
+  }
+  await page.getByTestId('q-0-0').click();
+
   // "Why the answer rather than none": the same numbers as the CLI's --target/--contrast.
   await page.getByTestId('target').fill(scene.questions[0].answer);
   await page.getByTestId('contrast').fill('none');
@@ -277,6 +309,15 @@ try {
   check((await shared.getByTestId('answer').innerText()) === answer, 'the share link shows the same answer');
   await shared.screenshot({ path: `${out}/3-shared.png`, fullPage: true });
 
+  // Embed mode: a recorded explanation alone, no model panel, no worker.
+  const embed = await browser.newPage();
+  await embed.goto(base + '?embed=1' + link.slice(link.indexOf('#')));
+  await embed.getByTestId('result').waitFor({ timeout: 60_000 });
+  check((await embed.getByTestId('answer').innerText()) === answer && !(await embed.getByTestId('model-panel').count()) && !(await embed.getByTestId('storage').count()),
+    'embed mode shows the recorded explanation alone');
+  await embed.screenshot({ path: `${out}/13-embed.png`, fullPage: true });
+  await embed.close();
+
   const broken = await browser.newPage();
   await broken.goto(base + '#x=1.damaged!');
   await broken.getByTestId('error').waitFor({ timeout: 60_000 });
@@ -301,7 +342,7 @@ try {
     await plain.close();
   }
 
-  fs.writeFileSync(`${out}/timings.json`, JSON.stringify({ load_ms: loadMs, run_to_map_ms: runMs, demo_status: demoStatus, sharded_status: shardedStatus, timing: runTiming, browser: browser.browser()?.version() }, null, 2));
+  fs.writeFileSync(`${out}/timings.json`, JSON.stringify({ load_ms: loadMs, run_to_map_ms: runMs, demo_status: demoStatus, sharded_status: shardedStatus, timing: runTiming, faithfulness_ms: faithfulMs, browser: browser.browser()?.version() }, null, 2));
 } catch (e) {
   failures.push(String(e));
   console.error(e);

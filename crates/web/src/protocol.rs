@@ -41,6 +41,10 @@ pub enum Request {
         #[serde(default)]
         head_maps: Vec<(usize, usize)>,
     },
+    /// "How faithful is this map?": deletion and insertion curves of p(target) for the last
+    /// explanation's map, mean attention and `seeds` random orders (`operator`: token, pixel or
+    /// knockout; the CLI's `llava-lens faithfulness`).
+    Faithfulness { operator: String, steps: usize, seeds: usize },
 }
 
 /// Worker -> page.
@@ -84,6 +88,11 @@ pub enum Response {
         millis: f64,
         /// The worker's wasm memory after the explanation (its peak so far).
         wasm_memory_bytes: u64,
+    },
+    /// The curves, in the CLI's `results[]` schema (llava_lens_explain::faithfulness).
+    Faithful {
+        result: serde_json::Value,
+        millis: f64,
     },
     Error {
         message: String,

@@ -11,6 +11,21 @@ pub fn patch_at(x: f64, y: f64, size: f64, grid: usize) -> Option<usize> {
     Some(row.min(grid - 1) * grid + col.min(grid - 1))
 }
 
+/// Canvas points of a curve sampled on the uniform grid 0, 1/n, ..., 1, in the box at `(x0, y0)`
+/// of `w` x `h` pixels, values from `lo` (bottom) to `hi` (top), clamped to the box.
+pub fn plot_points(values: &[f32], (x0, y0, w, h): (f64, f64, f64, f64), (lo, hi): (f64, f64)) -> Vec<(f64, f64)> {
+    let n = values.len().saturating_sub(1).max(1) as f64;
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let t = ((f64::from(v) - lo) / span).clamp(0.0, 1.0);
+            (x0 + w * i as f64 / n, y0 + h * (1.0 - t))
+        })
+        .collect()
+}
+
 /// Indices of the `k` largest scores, best first (ties by index).
 pub fn top_patches(scores: &[f32], k: usize) -> Vec<usize> {
     let mut o: Vec<usize> = (0..scores.len()).collect();
@@ -31,6 +46,15 @@ pub fn score_color(score: f32, limit: f32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn curves_fill_their_box_with_y_up() {
+        let p = plot_points(&[1.0, 0.5, 0.0], (10.0, 20.0, 100.0, 50.0), (0.0, 1.0));
+        assert_eq!(p, vec![(10.0, 20.0), (60.0, 45.0), (110.0, 70.0)]);
+        let clamped = plot_points(&[2.0, -1.0], (0.0, 0.0, 10.0, 10.0), (0.0, 1.0));
+        assert_eq!(clamped, vec![(0.0, 0.0), (10.0, 10.0)], "values outside the range stay in the box");
+        assert_eq!(plot_points(&[0.3], (0.0, 0.0, 10.0, 10.0), (0.3, 0.3)).len(), 1);
+    }
 
     #[test]
     fn points_map_to_patches_row_major() {

@@ -5,6 +5,7 @@
 //! pages), `?model=URL` loads that model instead of the demo.
 
 mod dom;
+mod faithful;
 mod model;
 mod result;
 
@@ -54,6 +55,9 @@ pub struct State {
     millis: RwSignal<Option<f64>>,
     /// The worker's wasm memory after the last explanation.
     memory: RwSignal<Option<u64>>,
+    /// The faithfulness curves of the last explanation (the CLI's schema) and their time.
+    faithful: RwSignal<Option<serde_json::Value>>,
+    faithful_ms: RwSignal<Option<f64>>,
     question: RwSignal<String>,
     prefix: RwSignal<String>,
     image: RwSignal<Option<Vec<u8>>>,
@@ -94,6 +98,8 @@ impl State {
             live: RwSignal::new(None),
             millis: RwSignal::new(None),
             memory: RwSignal::new(None),
+            faithful: RwSignal::new(None),
+            faithful_ms: RwSignal::new(None),
             question: RwSignal::new(String::new()),
             prefix: RwSignal::new(String::new()),
             image: RwSignal::new(None),
@@ -179,7 +185,14 @@ fn on_response(s: &State, r: Result<Response, String>) {
             s.explanation.set(Some(serde_json::to_string_pretty(&e).unwrap_or_default()));
             s.recorded.set(Some(*r));
             s.millis.set(Some(ms));
+            s.faithful.set(None);
             s.share_link.set(None);
+        }
+        Ok(Response::Faithful { result, millis }) => {
+            s.busy.set(false);
+            s.inference.set(None);
+            s.faithful_ms.set(Some(millis));
+            s.faithful.set(Some(result));
         }
         Ok(Response::DeviceLost { message }) => {
             s.busy.set(false);
@@ -371,6 +384,9 @@ fn App() -> impl IntoView {
             </Show>
             <Show when=move || s.recorded.get().is_some()>
                 <result::ResultView s=s />
+            </Show>
+            <Show when=move || !s.embed && s.recorded.get().is_some() && s.live.get().is_some()>
+                <faithful::FaithfulView s=s />
             </Show>
             <Show when=move || !s.embed>
                 <model::StoragePanel s=s />

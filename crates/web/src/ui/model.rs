@@ -76,7 +76,7 @@ pub fn on_plan(s: &State, p: Plan) {
 fn plan_text(p: &Plan) -> String {
     let dl = if p.download_bytes > 0 { format!("{} to download", human_bytes(p.download_bytes)) } else { "nothing to download".into() };
     format!(
-        "{}: {} of weight files, {dl}. On the GPU: {} of weights in {} + about {} while explaining; largest buffer {} (this adapter allows {}). Adapter: {}.",
+        "Checked before loading: {}: {} of weight files, {dl}. On the GPU: {} of weights in {} + about {} while explaining; largest buffer {} (this adapter allows {}). Adapter: {}.",
         p.model,
         human_bytes(p.file_bytes),
         human_bytes(p.weight_bytes),

@@ -76,7 +76,16 @@ pub fn ResultView(s: State) -> impl IntoView {
                 Some(c) => format!("explaining \"{}\" rather than \"{}\" (scores of the logit difference)", r.target.trim_start_matches('▁'), c.trim_start_matches('▁')),
                 None => format!("explaining \"{}\" (log-probability {:.3})", r.target.trim_start_matches('▁'), r.target_log_prob),
             })}</p>
-            <ol class="top5">{move || s.recorded.get().map(|r| r.top.iter().map(|(t, p)| view! { <li>{format!("{} {:.3}", t.trim_start_matches('▁'), p)}</li> }).collect_view())}</ol>
+            <ol class="top5" data-testid="top5">{move || s.recorded.get().map(|r| r.top.iter().map(|(t, p)| {
+                let word = t.trim_start_matches('▁').to_string();
+                let pick = word.clone();
+                view! { <li>{format!("{word} {p:.3} ")}
+                    <Show when=move || s.live.get().is_some()>
+                        <button class="pick" title="explain this token instead" on:click={let pick = pick.clone(); move |_| { s.target_text.set(pick.clone()); s.shown_head.set(None); super::run_explain(&s, Vec::new()) }}>"explain this"</button>
+                        <button class="pick" title="explain the answer rather than this token" on:click={let pick = pick.clone(); move |_| { s.contrast_text.set(pick.clone()); s.shown_head.set(None); super::run_explain(&s, Vec::new()) }}>"rather than this"</button>
+                    </Show>
+                </li> }
+            }).collect_view())}</ol>
             <p class="timing" data-testid="timing">{move || s.millis.get().map(|m| format!("explained in {m:.0} ms; worker memory {}", s.memory.get().map(crate::files::human_bytes).unwrap_or_default()))}</p>
             <div class="maps">
                 <figure><canvas node_ref=map_canvas data-testid="map"
@@ -112,6 +121,13 @@ pub fn ResultView(s: State) -> impl IntoView {
             <label>"Opacity "<input type="range" min="0" max="1" step="0.05" prop:value=move || s.opacity.get().to_string() on:input=move |ev| s.opacity.set(event_target_value(&ev).parse().unwrap_or(0.5)) /></label>
             <label><input type="checkbox" prop:checked=move || s.crisp.get() on:change=move |ev| s.crisp.set(event_target_checked(&ev)) />" crisp patch grid"</label>
             <h2>"Heads"</h2>
+            <p class="ranking" data-testid="ranking">"Ranked: "{move || s.recorded.get().map(|r| {
+                let mut all: Vec<(usize, usize, f32)> = r.head_scores.iter().enumerate().flat_map(|(l, row)| row.iter().enumerate().map(move |(h, v)| (l, h, *v))).collect();
+                all.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+                all.into_iter().take(10).map(|(l, h, v)| view! {
+                    <button class="rank" on:click=move |_| show_head(&s, l, h)>{format!("{l}.{h} {v:+.3}")}</button>
+                }).collect_view()
+            })}</p>
             <p class="hint">"Each cell: how much that head's output raises the answer's log-probability (nats). Click a head to see its map."</p>
             <table class="heads" data-testid="heads">{move || s.recorded.get().map(|r| {
                 let limit = r.head_scores.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));

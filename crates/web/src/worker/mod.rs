@@ -32,8 +32,16 @@ pub(crate) struct Session {
     config: LlavaConfig,
 }
 
+/// The last explanation with its inputs: what the faithfulness curves perturb.
+struct LastExplained {
+    explanation: llava_lens_explain::Explanation,
+    prompt: llava_lens_model::Prompt,
+    pixels: Vec<f32>,
+}
+
 thread_local! {
     static SESSION: RefCell<Option<Rc<Session>>> = const { RefCell::new(None) };
+    static LAST: RefCell<Option<Rc<LastExplained>>> = const { RefCell::new(None) };
     static GPU: RefCell<Option<Rc<GpuContext>>> = const { RefCell::new(None) };
 }
 
@@ -117,6 +125,26 @@ pub fn start() {
     post(&Response::Ready);
 }
 
+async fn faithful(operator: &str, steps: usize, seeds: usize) -> Result<(), String> {
+    use llava_lens_explain::faithfulness::{Operator, faithfulness};
+    let op = match operator {
+        "token" => Operator::Token,
+        "pixel" => Operator::Pixel,
+        "knockout" => Operator::Knockout,
+        o => return Err(format!("unknown perturbation {o:?}; expected token, pixel or knockout")),
+    };
+    let s = SESSION.with(|s| s.borrow().clone()).ok_or("no model is loaded (load one first; after a GPU loss, load it again)")?;
+    let last = LAST.with(|l| l.borrow().clone()).ok_or("explain an image first: the curves perturb the last explanation's input")?;
+    let t0 = js_sys::Date::now();
+    post(&Response::Progress { stage: "inference".into(), done: 0, total: 1 });
+    let f = faithfulness(&s.model, &s.ctx, &last.prompt, &last.pixels, &last.explanation, op, steps.clamp(1, 64), seeds.clamp(0, 16))
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = serde_json::to_value(&f).map_err(|e| e.to_string())?;
+    post(&Response::Faithful { result, millis: js_sys::Date::now() - t0 });
+    Ok(())
+}
+
 async fn list_stored() -> Result<(), String> {
     let models = store::Store::open().await?.list().await?;
     post(&Response::Stored { models, usage: store::usage().await });
@@ -129,6 +157,7 @@ async fn handle(req: Request, files: Vec<web_sys::File>) -> Result<(), String> {
         Request::Load { source, dtype } => {
             // The old model's buffers go before the new one's arrive.
             SESSION.with(|s| s.borrow_mut().take());
+            LAST.with(|l| l.borrow_mut().take());
             let s = load::load(&source, &dtype, &files).await?;
             post(&Response::Loaded {
                 model: s.name.clone(),
@@ -148,6 +177,7 @@ async fn handle(req: Request, files: Vec<web_sys::File>) -> Result<(), String> {
             Ok(())
         }
         Request::ListStored => list_stored().await,
+        Request::Faithfulness { operator, steps, seeds } => faithful(&operator, steps, seeds).await,
         Request::DeleteStored { key } => {
             store::Store::open().await?.delete(&key).await?;
             list_stored().await
@@ -231,6 +261,9 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
             lens.embedding.iter().map(|r| r.iter().map(|&id| s.tokenizer.token(id).unwrap_or_default()).collect()).collect();
         obj.insert("logit_lens_text".into(), serde_json::json!({"embedding": text}));
     }
+    LAST.with(|l| {
+        *l.borrow_mut() = Some(Rc::new(LastExplained { explanation: e.clone(), prompt: prompt.clone(), pixels: pre.pixels.clone() }))
+    });
     post(&Response::Explained {
         explanation: doc,
         recorded: Box::new(recorded),
