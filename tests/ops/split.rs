@@ -43,3 +43,59 @@ fn a_row_larger_than_a_binding_is_a_clear_error() {
     let err = GpuMatrix::upload(&tiny, &host, "lm_head").unwrap_err().to_string();
     assert!(err.contains("lm_head") && err.contains("1024 bytes"), "{err}");
 }
+
+/// A matrix written a few rows at a time into allocated buffers is the matrix uploaded whole (the
+/// streaming loader's path), split into blocks or not: same layout, and every element the GPU
+/// decodes (an embedding look-up of every row) is exactly the host's.
+#[test]
+fn matrices_written_by_rows_equal_whole_uploads() {
+    for (limit, rows, cols) in [(1024u64, 53usize, 64usize), (u64::MAX, 37, 128), (1024, 29, 96)] {
+        let c = if limit == u64::MAX { ctx().clone() } else { ctx().with_binding_limit(limit) };
+        for dtype in [DType::F32, DType::F16, DType::Q8G32, DType::Q4G32] {
+            if !GpuMatrix::rows_writable(cols, dtype) {
+                continue;
+            }
+            let host = HostMatrix::from_f32(rows, cols, &Rng::new(11).normal(rows * cols, 1.0), dtype).unwrap();
+            let whole = GpuMatrix::upload(&c, &host, "whole").unwrap();
+            let parts = GpuMatrix::allocate(&c, rows, cols, dtype, "parts").unwrap();
+            let mut start = 0;
+            while start < rows {
+                let end = (start + 5).min(rows);
+                parts.write_rows(&c, start, &host.rows_range(start, end).unwrap()).unwrap();
+                start = end;
+            }
+            assert_eq!(whole.blocks.len(), parts.blocks.len(), "{dtype} {rows}x{cols}");
+            for (a, b) in whole.blocks.iter().zip(&parts.blocks) {
+                assert_eq!(
+                    (a.row_start, a.rows, a.values_size, a.scales, a.buffer.size()),
+                    (b.row_start, b.rows, b.values_size, b.scales, b.buffer.size())
+                );
+            }
+            let ids: Vec<u32> = (0..rows as u32).rev().collect();
+            let ids_t = GpuTensor::from_u32(&c, &ids, &[rows], "ids").unwrap();
+            let e = Guarded::new("rows written", &[rows, cols]);
+            let mut rec = Recorder::new(&c, "rows written");
+            ops::embedding(&mut rec, &ids_t, &parts, e.tensor()).unwrap();
+            rec.submit();
+            assert_close(
+                &format!("written rows {dtype} {rows}x{cols}"),
+                &e.read(),
+                &cpu::embedding(&ids, &host).unwrap(),
+                Tol::new(0.0, 0.0),
+            );
+        }
+    }
+}
+
+#[test]
+fn rows_that_are_not_whole_words_are_refused() {
+    assert!(!GpuMatrix::rows_writable(33, DType::F16), "66-byte f16 rows");
+    assert!(!GpuMatrix::rows_writable(32, DType::Q4G32), "2-byte scale rows");
+    assert!(GpuMatrix::rows_writable(64, DType::Q4G32) && GpuMatrix::rows_writable(33, DType::F32));
+    let m = GpuMatrix::allocate(ctx(), 4, 64, DType::Q8G32, "m").unwrap();
+    let wrong = HostMatrix::from_f32(2, 64, &[0.0; 128], DType::F32).unwrap();
+    let err = m.write_rows(ctx(), 0, &wrong).unwrap_err().to_string();
+    assert!(err.contains("write_rows"), "{err}");
+    let late = HostMatrix::from_f32(2, 64, &[0.0; 128], DType::Q8G32).unwrap();
+    assert!(m.write_rows(ctx(), 3, &late).is_err(), "rows past the end");
+}

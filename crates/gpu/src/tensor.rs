@@ -163,6 +163,33 @@ pub struct GpuMatrix {
     pub blocks: Vec<MatrixBlock>,
 }
 
+/// Bytes of one row's values plane.
+fn values_row_bytes(cols: usize, dtype: DType) -> u64 {
+    match dtype {
+        DType::Q8G32 => cols as u64,
+        DType::Q4G32 => cols as u64 / 2,
+        DType::F16 | DType::Bf16 => cols as u64 * 2,
+        DType::F32 => cols as u64 * 4,
+    }
+}
+
+/// A block of `rows` rows as [`GpuMatrix::upload`] lays it out (from [`HostMatrix::gpu_bytes`]):
+/// `(values_size, scales (offset, size), buffer length)`.
+fn block_layout(rows: usize, cols: usize, dtype: DType) -> (u64, Option<(u64, u64)>, u64) {
+    let values = rows as u64 * values_row_bytes(cols, dtype);
+    let (values_end, bytes_len, scales_at) = if dtype.is_quantized() {
+        let at = values.next_multiple_of(llava_lens_tensor::PLANE_ALIGN as u64);
+        let scales = (rows * cols / llava_lens_tensor::GROUP_SIZE * 2) as u64;
+        (at, (at + scales).next_multiple_of(4).max(4), Some(at))
+    } else {
+        let len = values.next_multiple_of(4).max(4);
+        (len, len, None)
+    };
+    let values_size = values_end.next_multiple_of(16);
+    let len = bytes_len.max(values_size).next_multiple_of(16);
+    (values_size, scales_at.map(|o| (o, len - o)), len)
+}
+
 impl GpuMatrix {
     pub fn upload(ctx: &GpuContext, m: &HostMatrix, label: &str) -> Result<GpuMatrix, GpuError> {
         let per_block = Self::rows_per_block(ctx, m, label)?;
@@ -191,16 +218,90 @@ impl GpuMatrix {
         Ok(GpuMatrix { rows: m.rows, cols: m.cols, dtype: m.dtype(), blocks })
     }
 
+    /// Buffers laid out exactly as [`GpuMatrix::upload`] lays out a `rows x cols` matrix in
+    /// `dtype`, zero-filled, for [`GpuMatrix::write_rows`] to fill piece by piece (a loader that
+    /// never holds a whole matrix in memory).
+    pub fn allocate(ctx: &GpuContext, rows: usize, cols: usize, dtype: DType, label: &str) -> Result<GpuMatrix, GpuError> {
+        let per_block = Self::rows_per_block_of(ctx, rows, cols, dtype, label)?;
+        let mut blocks = Vec::new();
+        let mut start = 0;
+        while start < rows {
+            let end = (start + per_block).min(rows);
+            let (values_size, scales, len) = block_layout(end - start, cols, dtype);
+            let buffer = TrackedBuffer::new(
+                &ctx.device,
+                &ctx.memory,
+                &wgpu::BufferDescriptor {
+                    label: Some(&format!("{label} rows {start}..{end}")),
+                    size: len,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                },
+            );
+            blocks.push(MatrixBlock { row_start: start, rows: end - start, buffer, values_size, scales });
+            start = end;
+        }
+        Ok(GpuMatrix { rows, cols, dtype, blocks })
+    }
+
+    /// Whether rows of this format can be written on their own: WebGPU copies whole 4-byte
+    /// words, so each row's values (and scales) must be a multiple of 4 bytes.
+    pub fn rows_writable(cols: usize, dtype: DType) -> bool {
+        let scales_ok = !dtype.is_quantized() || (cols / llava_lens_tensor::GROUP_SIZE * 2).is_multiple_of(4);
+        values_row_bytes(cols, dtype).is_multiple_of(4) && scales_ok
+    }
+
+    /// Writes `part` as rows `[start, start + part.rows)` of an [`GpuMatrix::allocate`]d matrix.
+    /// Queued writes are flushed with an empty submit, so staging memory stays one part's size.
+    pub fn write_rows(&self, ctx: &GpuContext, start: usize, part: &HostMatrix) -> Result<(), GpuError> {
+        if part.cols != self.cols
+            || part.dtype() != self.dtype
+            || start + part.rows > self.rows
+            || !Self::rows_writable(self.cols, self.dtype)
+        {
+            return Err(GpuError::shape(
+                "write_rows",
+                format!(
+                    "{} rows of {} x {} at row {start} into a {} x {} {} matrix",
+                    part.rows,
+                    part.cols,
+                    part.dtype(),
+                    self.rows,
+                    self.cols,
+                    self.dtype
+                ),
+            ));
+        }
+        let values_row = values_row_bytes(self.cols, self.dtype);
+        let scales_row = (self.cols / llava_lens_tensor::GROUP_SIZE * 2) as u64;
+        for b in &self.blocks {
+            let (lo, hi) = (start.max(b.row_start), (start + part.rows).min(b.row_start + b.rows));
+            if lo >= hi {
+                continue;
+            }
+            let sub = part.rows_range(lo - start, hi - start)?;
+            let (bytes, scales_at) = sub.gpu_bytes();
+            let n_values = (hi - lo) as u64 * values_row;
+            let row_in_block = (lo - b.row_start) as u64;
+            ctx.queue.write_buffer(&b.buffer, row_in_block * values_row, &bytes[..n_values as usize]);
+            if let (Some(at), Some((plane, _))) = (scales_at, b.scales) {
+                let n_scales = ((hi - lo) as u64 * scales_row) as usize;
+                ctx.queue.write_buffer(&b.buffer, plane + row_in_block * scales_row, &bytes[at..at + n_scales]);
+            }
+        }
+        ctx.queue.submit(std::iter::empty());
+        Ok(())
+    }
+
     /// Most rows whose values plane (rounded up to 16 bytes) fits one binding and whose whole
     /// block fits one buffer.
     fn rows_per_block(ctx: &GpuContext, m: &HostMatrix, label: &str) -> Result<usize, GpuError> {
-        let values_row = match m.dtype() {
-            DType::Q8G32 => m.cols as u64,
-            DType::Q4G32 => m.cols as u64 / 2,
-            DType::F16 => m.cols as u64 * 2,
-            _ => m.cols as u64 * 4,
-        };
-        let total_row = m.row_bytes() as u64;
+        Self::rows_per_block_of(ctx, m.rows, m.cols, m.dtype(), label)
+    }
+
+    fn rows_per_block_of(ctx: &GpuContext, rows_total: usize, cols: usize, dtype: DType, label: &str) -> Result<usize, GpuError> {
+        let values_row = values_row_bytes(cols, dtype);
+        let total_row = dtype.row_bytes(cols) as u64;
         // Slack for the 256-byte plane alignment and the 16-byte rounding.
         let slack = 512;
         let binding = ctx.binding_limit().saturating_sub(slack);
@@ -212,6 +313,6 @@ impl GpuMatrix {
                 format!("{label}: one row needs {values_row} bytes but a storage binding holds {} here", ctx.binding_limit()),
             ));
         }
-        Ok(rows.min(m.rows.max(1)))
+        Ok(rows.min(rows_total.max(1)))
     }
 }

@@ -95,7 +95,20 @@ impl Llava {
         dtype: WeightDType,
         on_tensor: Option<&dyn Fn(&str)>,
     ) -> Result<Self, ModelError> {
-        let mut up = Uploader { ctx, source, policy: dtype, gpu_bytes: 0, on_tensor };
+        Self::load_in_chunks(ctx, source, config, dtype, on_tensor, crate::weights::CHUNK_F32_BYTES).await
+    }
+
+    /// [`Llava::load`] converting large matrices `chunk_f32_bytes` of f32 at a time (tests use
+    /// small chunks to exercise the sliced path on tiny models).
+    pub async fn load_in_chunks(
+        ctx: &GpuContext,
+        source: &dyn WeightSource,
+        config: &LlavaConfig,
+        dtype: WeightDType,
+        on_tensor: Option<&dyn Fn(&str)>,
+        chunk_f32_bytes: usize,
+    ) -> Result<Self, ModelError> {
+        let mut up = Uploader { ctx, source, policy: dtype, gpu_bytes: 0, on_tensor, chunk_f32_bytes };
         let vision_tower = ClipVision::load(&mut up, &config.vision, config.vision_layers_to_run()).await?;
         let (dv, dt) = (config.vision.hidden_size, config.text.hidden_size);
         let bias = config.projector_bias;

@@ -19,13 +19,40 @@ pub type TensorFuture<'a> = Pin<Box<dyn Future<Output = Result<Vec<f32>, ModelEr
 pub trait WeightSource {
     /// Tensor `name` (canonical) as f32, checked to have `shape`.
     fn f32<'a>(&'a self, name: &'a str, shape: &'a [usize]) -> TensorFuture<'a>;
+
+    /// Rows `[start, end)` of the matrix `name` (checked to have `shape`) as f32, for sources
+    /// that can read part of a tensor ([`WeightSource::reads_rows`]); others read it whole.
+    fn f32_rows<'a>(&'a self, name: &'a str, shape: &'a [usize], start: usize, end: usize) -> TensorFuture<'a> {
+        Box::pin(async move {
+            let cols: usize = shape[1..].iter().product();
+            Ok(self.f32(name, shape).await?[start * cols..end * cols].to_vec())
+        })
+    }
+
+    /// Whether [`WeightSource::f32_rows`] reads only the rows asked for (then the loader converts
+    /// large matrices a slice at a time and never holds one whole in memory).
+    fn reads_rows(&self) -> bool {
+        false
+    }
 }
 
 impl WeightSource for Checkpoint {
     fn f32<'a>(&'a self, name: &'a str, shape: &'a [usize]) -> TensorFuture<'a> {
         Box::pin(std::future::ready(Checkpoint::f32(self, name, shape)))
     }
+
+    fn f32_rows<'a>(&'a self, name: &'a str, shape: &'a [usize], start: usize, end: usize) -> TensorFuture<'a> {
+        Box::pin(std::future::ready(Checkpoint::f32_rows(self, name, shape, start, end)))
+    }
+
+    fn reads_rows(&self) -> bool {
+        true
+    }
 }
+
+/// Bytes of f32 values the loader converts at once for a large matrix (a slice of rows): the
+/// memory a load needs beyond the GPU's, whatever the model's size.
+pub const CHUNK_F32_BYTES: usize = 16 << 20;
 
 /// Seeded uniform random weights of any shape (speed measurements only: values in
 /// +-1/sqrt(fan_in), vectors near 1 so norms stay sane), generated one tensor at a time.
@@ -134,6 +161,8 @@ pub struct Uploader<'a> {
     pub gpu_bytes: u64,
     /// Called after each tensor with its name (progress bars).
     pub on_tensor: Option<&'a dyn Fn(&str)>,
+    /// f32 bytes converted at once for a large matrix ([`CHUNK_F32_BYTES`] by default).
+    pub chunk_f32_bytes: usize,
 }
 
 impl std::fmt::Debug for Uploader<'_> {
@@ -149,18 +178,37 @@ impl<'a> Uploader<'a> {
         }
     }
 
-    /// The `[rows, cols]` matrix `name` (or several stacked by rows) in the role's dtype.
+    /// The `[rows, cols]` matrix `name` (or several stacked by rows) in the role's dtype. From a
+    /// source that reads rows, a matrix larger than a chunk is converted and written a slice of
+    /// rows at a time into buffers laid out as a whole upload would be.
     pub async fn matrix(&mut self, names: &[&str], rows: &[usize], cols: usize, role: Role) -> Result<GpuMatrix, ModelError> {
-        let mut data = Vec::with_capacity(rows.iter().sum::<usize>() * cols);
-        for (name, &r) in names.iter().zip(rows) {
-            data.extend(self.source.f32(name, &[r, cols]).await?);
-        }
         let total: usize = rows.iter().sum();
         let dtype = gpu_dtype(self.policy, role, cols);
-        let host = HostMatrix::from_f32(total, cols, &data, dtype)?;
-        drop(data);
-        let m = GpuMatrix::upload(self.ctx, &host, names[0])?;
-        self.gpu_bytes += host.row_bytes() as u64 * total as u64;
+        let chunk = (self.chunk_f32_bytes / (4 * cols).max(1)).max(1);
+        let m = if self.source.reads_rows() && total > chunk && GpuMatrix::rows_writable(cols, dtype) {
+            let m = GpuMatrix::allocate(self.ctx, total, cols, dtype, names[0])?;
+            let mut at = 0;
+            for (name, &r) in names.iter().zip(rows) {
+                let mut start = 0;
+                while start < r {
+                    let end = (start + chunk).min(r);
+                    let part = self.source.f32_rows(name, &[r, cols], start, end).await?;
+                    m.write_rows(self.ctx, at + start, &HostMatrix::from_f32(end - start, cols, &part, dtype)?)?;
+                    start = end;
+                }
+                at += r;
+            }
+            m
+        } else {
+            let mut data = Vec::with_capacity(total * cols);
+            for (name, &r) in names.iter().zip(rows) {
+                data.extend(self.source.f32(name, &[r, cols]).await?);
+            }
+            let host = HostMatrix::from_f32(total, cols, &data, dtype)?;
+            drop(data);
+            GpuMatrix::upload(self.ctx, &host, names[0])?
+        };
+        self.gpu_bytes += dtype.row_bytes(cols) as u64 * total as u64;
         names.iter().for_each(|n| self.done(n));
         Ok(m)
     }

@@ -134,3 +134,25 @@ fn reduced_precision_stays_near_hf() {
         }
     }
 }
+
+/// The browser's loader converts large matrices a slice of rows at a time; with slices of two
+/// rows every matrix of the tiny model takes that path, and the model computes exactly what the
+/// whole-matrix upload computes.
+#[test]
+fn sliced_loads_compute_exactly_what_whole_loads_do() {
+    let (config, tok) = model_parts();
+    let ckpt = Checkpoint::open(&data("tiny-llava")).unwrap();
+    let prompt = tok.prompt(QUESTION, PREFIX).unwrap();
+    let opts = RunOptions { max_new_tokens: 1, keep_logits: true, keep_image_features: true, ..Default::default() };
+    for dtype in [WeightDType::F32, WeightDType::F16, WeightDType::Q8, WeightDType::Q4] {
+        let out = |chunk: usize| {
+            let m = pollster::block_on(Llava::load_in_chunks(ctx(), &ckpt, &config, dtype, None, chunk)).unwrap();
+            let o = pollster::block_on(m.run(ctx(), &prompt, f32s("pixel_values"), &opts)).unwrap();
+            (m.weight_bytes, o.logits.unwrap(), o.image_features.unwrap())
+        };
+        let (whole, sliced) = (out(usize::MAX), out(2 * 4 * config.text.hidden_size));
+        assert_eq!(whole.0, sliced.0, "{dtype:?}: weight bytes");
+        assert_eq!(whole.1, sliced.1, "{dtype:?}: logits");
+        assert_eq!(whole.2, sliced.2, "{dtype:?}: image features");
+    }
+}

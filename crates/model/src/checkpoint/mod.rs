@@ -149,6 +149,31 @@ impl Checkpoint {
     }
 }
 
+impl Checkpoint {
+    /// Rows `[start, end)` of the matrix `name` as f32, after checking its shape is `expected`.
+    pub fn f32_rows(&self, name: &str, expected: &[usize], start: usize, end: usize) -> Result<Vec<f32>, ModelError> {
+        let t = self.raw(name)?;
+        check_shape(t.path, name, t.shape, expected)?;
+        let cols: usize = expected[1..].iter().product();
+        let row = t.dtype.row_bytes(cols);
+        let rows = [end - start, cols];
+        decode_checked(t.path, name, t.dtype, &rows, &rows, &t.bytes[start * row..end * row])
+    }
+}
+
+/// The shape config.json implies, or an error naming the file and tensor.
+pub(crate) fn check_shape(path: &Path, name: &str, shape: &[usize], expected: &[usize]) -> Result<(), ModelError> {
+    if shape != expected {
+        return Err(ModelError::Tensor {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            expected: format!("shape {expected:?} (from config.json)"),
+            found: format!("shape {shape:?}"),
+        });
+    }
+    Ok(())
+}
+
 /// Checks a tensor's stored shape against the one config.json implies, then decodes it to f32.
 pub(crate) fn decode_checked(
     path: &Path,

@@ -7,8 +7,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
-use super::decode_checked;
 use super::header::{self, ShardHeader, TensorEntry};
+use super::{check_shape, decode_checked};
 use crate::ModelError;
 use crate::weights::{TensorFuture, WeightSource};
 
@@ -100,5 +100,29 @@ impl<R: RangeReader> WeightSource for StreamedCheckpoint<R> {
             }
             decode_checked(path, name, t.dtype, &t.shape, shape, &bytes)
         })
+    }
+
+    fn f32_rows<'a>(&'a self, name: &'a str, shape: &'a [usize], start: usize, end: usize) -> TensorFuture<'a> {
+        Box::pin(async move {
+            let (i, t) = self.entry(name)?;
+            let path = &self.shards[i].path;
+            check_shape(path, name, &t.shape, shape)?;
+            let cols: usize = shape[1..].iter().product();
+            let row = t.dtype.row_bytes(cols) as u64;
+            let (a, b) = (t.start + start as u64 * row, t.start + end as u64 * row);
+            if end < start || b > t.end {
+                return Err(ModelError::read(path, format!("tensor {name}: rows {start}..{end} are outside its {} rows", shape[0])));
+            }
+            let bytes = self.reader.read(i, a, b).await?;
+            if bytes.len() as u64 != b - a {
+                return Err(ModelError::read(path, format!("tensor {name}: got {} bytes, expected {}", bytes.len(), b - a)));
+            }
+            let rows = [end - start, cols];
+            decode_checked(path, name, t.dtype, &rows, &rows, &bytes)
+        })
+    }
+
+    fn reads_rows(&self) -> bool {
+        true
     }
 }
