@@ -2,7 +2,7 @@
 //! question, Run; the answer with its top-5; the patch map beside the mean-attention baseline;
 //! the layers x heads grid; share link and exports. Every model call goes to the worker; a
 //! share link renders without any model. `?embed=1` shows the explanation alone (documentation
-//! pages), `?model=URL` loads that model instead of the demo.
+//! pages), `?model=URL` loads that model instead of the demo, `?dtype=q4` picks its weights.
 
 mod dom;
 mod faithful;
@@ -144,6 +144,9 @@ fn on_response(s: &State, r: Result<Response, String>) {
             if let Some(url) = dom::query_param("model") {
                 s.source_kind.set("url".into());
                 s.model_url.set(url);
+            }
+            if let Some(d) = dom::query_param("dtype").filter(|d| ["f32", "f16", "q8", "q4"].contains(&d.as_str())) {
+                s.dtype.set(d);
             }
             model::check(s, true);
         }
