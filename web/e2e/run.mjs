@@ -261,6 +261,18 @@ try {
   check(true, 'files that are not a model get a clear error');
   await page.screenshot({ path: `${out}/9-not-a-model.png`, fullPage: true });
 
+  // The demo model's files dropped on the model panel load as a local model.
+  const demoFiles = ['config.json', 'tokenizer.json', 'model.safetensors'].map((n) => [n, fs.readFileSync(path.join(demoDir, n)).toString('base64')]);
+  await page.evaluate((files) => {
+    const dt = new DataTransfer();
+    for (const [n, b64] of files) dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], n));
+    document.querySelector('[data-testid=model-drop]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, demoFiles);
+  await page.locator('.chosen', { hasText: 'model.safetensors' }).waitFor({ timeout: 30_000 });
+  await page.getByTestId('load').click();
+  await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: chosen files")').first().waitFor({ timeout: 300_000 });
+  check(!(await page.getByTestId('error').count()), `dropped model files load: "${await page.getByTestId('status').innerText()}"`);
+
   // A sharded HF folder by URL: the cut download fails clearly, Load resumes it with a range
   // request, and the loaded model explains the scene as the CLI does.
   await page.getByTestId('source').selectOption('url');

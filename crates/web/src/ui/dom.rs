@@ -101,6 +101,40 @@ pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
     Ok(js_sys::Uint8Array::new(&buf).to_vec())
 }
 
+/// The files of a drop: dropped files, and the files directly inside dropped folders (an HF
+/// model folder is flat). The entries must be taken while the drop event runs; reading them
+/// takes callbacks, so the walk is a few lines of JavaScript returning a promise.
+pub fn dropped_files(dt: &web_sys::DataTransfer) -> impl Future<Output = Vec<web_sys::File>> + 'static {
+    const WALK: &str = r#"
+        const entries = [...dt.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
+        const file = (e) => new Promise((ok, no) => e.file(ok, no));
+        const walk = async (e, depth) => {
+            if (e.isFile) return [await file(e)];
+            if (!e.isDirectory || depth > 0) return [];
+            const r = e.createReader(), out = [];
+            for (;;) {
+                const batch = await new Promise((ok, no) => r.readEntries(ok, no));
+                if (!batch.length) return out;
+                for (const b of batch) out.push(...await walk(b, depth + 1));
+            }
+        };
+        return Promise.all(entries.map((e) => walk(e, 0))).then((l) => l.flat());
+    "#;
+    // Called now, while the event runs; awaited later.
+    let plain = files_of(dt.files());
+    let walk = js_sys::Function::new_with_args("dt", WALK).call1(&JsValue::NULL, dt).ok().map(js_sys::Promise::from);
+    async move {
+        let Some(promise) = walk else { return plain };
+        match wasm_bindgen_futures::JsFuture::from(promise).await {
+            Ok(list) => {
+                let found: Vec<web_sys::File> = js_sys::Array::from(&list).iter().filter_map(|f| f.dyn_into().ok()).collect();
+                if found.is_empty() { plain } else { found }
+            }
+            Err(_) => plain,
+        }
+    }
+}
+
 pub fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
     list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default()
 }

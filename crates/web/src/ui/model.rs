@@ -120,7 +120,10 @@ pub fn ModelPanel(s: State) -> impl IntoView {
     };
     let on_drop = move |ev: leptos::ev::DragEvent| {
         ev.prevent_default();
-        choose(dom::files_of(ev.data_transfer().and_then(|d| d.files())));
+        let Some(dt) = ev.data_transfer() else { return };
+        // Folder entries are read from the event's own DataTransfer, started before it ends.
+        let files = dom::dropped_files(&dt);
+        wasm_bindgen_futures::spawn_local(async move { choose(files.await) });
     };
     view! {
         <section class="model" data-testid="model-panel">
@@ -134,10 +137,10 @@ pub fn ModelPanel(s: State) -> impl IntoView {
                 <label>"Folder URL "<input type="text" data-testid="model-url" placeholder="https://.../resolve/main/" prop:value=move || s.model_url.get() on:input=move |ev| s.model_url.set(event_target_value(&ev)) /></label>
                 <button data-testid="preset" on:click=move |_| { s.model_url.set(LLAVA_HF_PRESET.into()); s.dtype.set("q4".into()); }>"llava-hf/llava-1.5-7b-hf (Hugging Face Hub)"</button>
             </Show>
-            <div class="drop" on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default() on:drop=on_drop>
+            <div class="drop" data-testid="model-drop" on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default() on:drop=on_drop>
                 <label>"Model files: "<input type="file" multiple data-testid="model-files" on:change=on_files /></label>
                 <label>"or a folder: "<input type="file" node_ref=folder_input data-testid="model-folder" on:change=on_files /></label>
-                <span>"(or drop config.json, tokenizer.json and the safetensors files here)"</span>
+                <span>"(or drop the model's folder, or its config.json, tokenizer.json and safetensors files, here)"</span>
                 <p class="chosen">{move || { let c = s.chosen.get(); if c.is_empty() { String::new() } else { format!("chosen: {}", c.join(", ")) } }}</p>
             </div>
             <label>"Weights on the GPU "<select data-testid="dtype" prop:value=move || s.dtype.get() on:change=move |ev| s.dtype.set(event_target_value(&ev))>
