@@ -273,6 +273,12 @@ try {
   await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: chosen files")').first().waitFor({ timeout: 300_000 });
   check(!(await page.getByTestId('error').count()), `dropped model files load: "${await page.getByTestId('status').innerText()}"`);
 
+  // The folder picker: a whole model folder (with its README and logs beside the model files).
+  await page.getByTestId('model-folder').setInputFiles(demoDir);
+  await page.getByTestId('load').click();
+  await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: scenes-tiny")').first().waitFor({ timeout: 300_000 });
+  check(!(await page.getByTestId('error').count()), `a picked model folder loads: "${await page.getByTestId('status').innerText()}"`);
+
   // A sharded HF folder by URL: the cut download fails clearly, Load resumes it with a range
   // request, and the loaded model explains the scene as the CLI does.
   await page.getByTestId('source').selectOption('url');
