@@ -286,6 +286,19 @@ mod tests {
     }
 
     #[test]
+    fn seven_b_weights_fit_the_documented_budgets() {
+        use crate::{Llava, WeightDType};
+        let c = parse(LLAVA_HF).unwrap();
+        let (q4, largest) = Llava::weight_bytes_estimate(&c, WeightDType::Q4);
+        let (f16, _) = Llava::weight_bytes_estimate(&c, WeightDType::F16);
+        eprintln!("7B weights: q4 {q4} bytes (largest buffer {largest}), f16 {f16}");
+        // lm_head in Q8G32: 32064 rows of 4096 values and 128 f16 scales.
+        assert_eq!(largest, 32064 * (4096 + 256));
+        assert!((4.4e9..4.7e9).contains(&(q4 as f64)), "{q4}");
+        assert!((13.5e9..14.2e9).contains(&(f16 as f64)), "{f16}");
+    }
+
+    #[test]
     fn llava_hf_7b_config_gets_llama_defaults() {
         let c = parse(LLAVA_HF).unwrap();
         assert_eq!(
