@@ -68,11 +68,13 @@ for (const f of ['config.json', 'tokenizer.json']) sharded[f] = fs.readFileSync(
 const shardLog = [];
 const net = { cutSecondShard: true, offline: false };
 
-function serveSharded(req, res, name) {
+function serveSharded(req, res, name, corrupt = false) {
   const data = sharded[name];
   if (net.offline) { res.writeHead(503); return res.end('offline'); }
   if (!data) { res.writeHead(404); return res.end('not found'); }
-  const etag = `"${crypto.createHash('sha256').update(data).digest('hex')}"`;
+  // /corrupt/ states a SHA-256 the first shard does not have (a damaged mirror).
+  const stated = corrupt && name.startsWith('model-00001') ? Buffer.concat([data, Buffer.from('x')]) : data;
+  const etag = `"${crypto.createHash('sha256').update(stated).digest('hex')}"`;
   const range = req.headers.range;
   shardLog.push(`${req.method} ${name} ${range || ''}`);
   const head = { 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes', etag };
@@ -86,7 +88,7 @@ function serveSharded(req, res, name) {
     return res.end(data.subarray(start, end + 1));
   }
   res.writeHead(200, { ...head, 'content-length': data.length });
-  if (name.startsWith('model-00002') && net.cutSecondShard) {
+  if (name.startsWith('model-00002') && net.cutSecondShard && !corrupt) {
     net.cutSecondShard = false;
     res.write(data.subarray(0, data.length >> 1));
     return setTimeout(() => res.destroy(), 200);
@@ -97,6 +99,7 @@ function serveSharded(req, res, name) {
 const server = http.createServer((req, res) => {
   const url = decodeURIComponent(req.url.split('?')[0]);
   if (url.startsWith('/sharded/')) return serveSharded(req, res, url.slice('/sharded/'.length));
+  if (url.startsWith('/corrupt/')) return serveSharded(req, res, url.slice('/corrupt/'.length), true);
   const file = path.join(dist, url.endsWith('/') ? url + 'index.html' : url);
   if (!file.startsWith(path.resolve(dist)) && !path.resolve(file).startsWith(path.resolve(dist))) { res.writeHead(403); return res.end(); }
   fs.readFile(file, (err, data) => {
@@ -317,6 +320,13 @@ try {
   await later.screenshot({ path: `${out}/11-offline-then-deleted.png`, fullPage: true });
   await later.close();
   net.offline = false;
+
+  // A file whose bytes do not have the SHA-256 the server states is discarded, not loaded.
+  await page.getByTestId('model-url').fill(base + 'corrupt/');
+  await page.getByTestId('load').click();
+  await page.getByTestId('error').filter({ hasText: 'SHA-256' }).waitFor({ timeout: 120_000 });
+  const hashErr = await page.getByTestId('error').innerText();
+  check(hashErr.includes('model-00001-of-00002.safetensors') && hashErr.includes('discarded'), `a hash mismatch is named and the download discarded: "${hashErr.slice(0, 120)}..."`);
 
   await page.getByTestId('share').click();
   const link = await page.getByTestId('share-link').innerText();
