@@ -5,7 +5,7 @@
 //
 // usage: node web/e2e/measure-memory.mjs DIST_DIR [DTYPE]   (Trunk build; DTYPE default q4)
 import { chromium } from 'playwright-core';
-import http from 'node:http';
+import { serve } from './serve.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -72,24 +72,14 @@ for (let i = 0; i < pattern.length / 2; i++) pattern.writeUInt16LE(0x2000 + ((i 
 file.fill(pattern, 8 + json.length);
 const big = { 'config.json': Buffer.from(JSON.stringify(config)), 'tokenizer.json': fs.readFileSync(path.join(demo, 'tokenizer.json')), 'model.safetensors': file };
 
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json' };
-const server = http.createServer((req, res) => {
-  const url = decodeURIComponent(req.url.split('?')[0]);
-  if (url.startsWith('/big/')) {
-    const data = big[url.slice(5)];
+const { server, base } = await serve(dist, {
+  '/big/': (req, res, name) => {
+    const data = big[name];
     if (!data) { res.writeHead(404); return res.end(); }
     res.writeHead(200, { 'content-length': data.length, 'accept-ranges': 'bytes' });
-    return res.end(req.method === 'HEAD' ? undefined : data);
-  }
-  const f = path.join(dist, url.endsWith('/') ? url + 'index.html' : url);
-  fs.readFile(f, (err, data) => {
-    if (err) { res.writeHead(404); return res.end(); }
-    res.writeHead(200, { 'content-type': types[path.extname(f)] || 'application/octet-stream', 'content-length': data.length });
     res.end(req.method === 'HEAD' ? undefined : data);
-  });
+  },
 });
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-const base = `http://127.0.0.1:${server.address().port}/`;
 const profile = fs.mkdtempSync('/tmp/llava-lens-mem-');
 const browser = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true,

@@ -10,7 +10,7 @@
 // --contrast none; CLI_FAITHFUL_JSON: `llava-lens faithfulness --operator knockout --steps 8
 // --seeds 2` on it)
 import { chromium } from 'playwright-core';
-import http from 'node:http';
+import { serve } from './serve.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -27,7 +27,6 @@ const cliContrast = JSON.parse(fs.readFileSync(cliContrastPath, 'utf8'));
 const cliFaithful = JSON.parse(fs.readFileSync(cliFaithfulPath, 'utf8')).results[0];
 const scene = JSON.parse(fs.readFileSync(manifestPath, 'utf8').split('\n')[0]);
 
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json' };
 
 // The demo model rewritten as an HF sharded folder (two shards and an index), served from
 // memory at /sharded/ with HEAD, range requests and SHA-256 ETags like the Hub. The first
@@ -96,20 +95,10 @@ function serveSharded(req, res, name, corrupt = false) {
   res.end(data);
 }
 
-const server = http.createServer((req, res) => {
-  const url = decodeURIComponent(req.url.split('?')[0]);
-  if (url.startsWith('/sharded/')) return serveSharded(req, res, url.slice('/sharded/'.length));
-  if (url.startsWith('/corrupt/')) return serveSharded(req, res, url.slice('/corrupt/'.length), true);
-  const file = path.join(dist, url.endsWith('/') ? url + 'index.html' : url);
-  if (!file.startsWith(path.resolve(dist)) && !path.resolve(file).startsWith(path.resolve(dist))) { res.writeHead(403); return res.end(); }
-  fs.readFile(file, (err, data) => {
-    if (err) { res.writeHead(404); return res.end('not found'); }
-    res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream', 'content-length': data.length });
-    res.end(req.method === 'HEAD' ? undefined : data);
-  });
+const { server, base } = await serve(dist, {
+  '/sharded/': (req, res, name) => serveSharded(req, res, name),
+  '/corrupt/': (req, res, name) => serveSharded(req, res, name, true),
 });
-await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
-const base = `http://127.0.0.1:${server.address().port}/`;
 
 const profile = fs.mkdtempSync('/tmp/llava-lens-e2e-');
 const browser = await chromium.launchPersistentContext(profile, {

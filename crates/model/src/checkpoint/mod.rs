@@ -183,14 +183,7 @@ pub(crate) fn decode_checked(
     expected: &[usize],
     bytes: &[u8],
 ) -> Result<Vec<f32>, ModelError> {
-    if shape != expected {
-        return Err(ModelError::Tensor {
-            path: path.to_path_buf(),
-            name: name.to_string(),
-            expected: format!("shape {expected:?} (from config.json)"),
-            found: format!("shape {shape:?}"),
-        });
-    }
+    check_shape(path, name, shape, expected)?;
     decode_to_f32(bytes, dtype).map_err(|e| ModelError::Tensor {
         path: path.to_path_buf(),
         name: name.to_string(),
