@@ -141,7 +141,7 @@ pub fn ModelPanel(s: State) -> impl IntoView {
                 <label>"Model files: "<input type="file" multiple data-testid="model-files" on:change=on_files /></label>
                 <label>"or a folder: "<input type="file" node_ref=folder_input data-testid="model-folder" on:change=on_files /></label>
                 <span>"(or drop the model's folder, or its config.json, tokenizer.json and safetensors files, here)"</span>
-                <p class="chosen">{move || { let c = s.chosen.get(); if c.is_empty() { String::new() } else { format!("chosen: {}", c.join(", ")) } }}</p>
+                <p class="chosen">{move || { let c = s.chosen.get(); if c.is_empty() || s.source_kind.get() != "files" { String::new() } else { format!("chosen: {}", c.join(", ")) } }}</p>
             </div>
             <label>"Weights on the GPU "<select data-testid="dtype" prop:value=move || s.dtype.get() on:change=move |ev| s.dtype.set(event_target_value(&ev))>
                 <option value="f32">"f32 (the paper's precision)"</option>
