@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use llava_lens_tensor::DType;
-use safetensors::tensor::{Dtype, Metadata};
 
 use crate::{ModelError, names};
 
@@ -35,15 +34,6 @@ fn bad(path: &Path, detail: impl Into<String>) -> ModelError {
     ModelError::Safetensors { path: path.to_path_buf(), detail: detail.into() }
 }
 
-fn dtype_of(d: Dtype) -> Option<DType> {
-    match d {
-        Dtype::F32 => Some(DType::F32),
-        Dtype::F16 => Some(DType::F16),
-        Dtype::BF16 => Some(DType::Bf16),
-        _ => None,
-    }
-}
-
 /// The header length stored in a shard's first 8 bytes, checked against the file size.
 pub fn header_len(path: &Path, first8: &[u8], file_len: u64) -> Result<u64, ModelError> {
     let arr: [u8; 8] = first8
@@ -57,40 +47,87 @@ pub fn header_len(path: &Path, first8: &[u8], file_len: u64) -> Result<u64, Mode
     Ok(n)
 }
 
-/// Parses the JSON header (the `n` bytes after the length) of a shard of `file_len` bytes.
-/// Tensors outside Llava's modules are left out; the data section must end exactly at the end
-/// of the file, so a truncated download is caught here, before any tensor is read.
+/// One entry of the JSON table as written. Offsets are u64: a 32-bit target (wasm32) must
+/// still read shards over 4 GiB, which `safetensors::Metadata` (usize offsets) cannot.
+#[derive(serde::Deserialize)]
+struct RawInfo {
+    dtype: String,
+    shape: Vec<u64>,
+    data_offsets: (u64, u64),
+}
+
+/// Bytes per element of every safetensors dtype (None: not a dtype the format defines).
+fn element_bytes(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" | "F8_E8M0" => 1,
+        "U16" | "I16" | "F16" | "BF16" => 2,
+        "U32" | "I32" | "F32" => 4,
+        "U64" | "I64" | "F64" => 8,
+        _ => return None,
+    })
+}
+
+/// Parses the JSON header (the `n` bytes after the length) of a shard of `file_len` bytes and
+/// checks it as safetensors does (offsets contiguous from 0, each tensor's bytes its elements
+/// times its dtype's size). Tensors outside Llava's modules are left out; the data section must
+/// end exactly at the end of the file, so a truncated download is caught here, before any
+/// tensor is read.
 pub fn parse_header(path: &Path, json: &[u8], file_len: u64) -> Result<ShardHeader, ModelError> {
     let text = std::str::from_utf8(json).map_err(|e| bad(path, format!("header is not UTF-8: {e}")))?;
-    let meta: Metadata = serde_json::from_str(text).map_err(|e| bad(path, format!("header is not a safetensors table: {e}")))?;
+    let table: std::collections::HashMap<String, serde_json::Value> =
+        serde_json::from_str(text).map_err(|e| bad(path, format!("header is not a safetensors table: {e}")))?;
+    let mut infos = Vec::with_capacity(table.len());
+    for (name, value) in table {
+        if name == "__metadata__" {
+            continue;
+        }
+        let info: RawInfo = serde_json::from_value(value).map_err(|e| bad(path, format!("tensor {name}: {e}")))?;
+        infos.push((name, info));
+    }
+    infos.sort_by_key(|(_, i)| i.data_offsets);
+    let mut at = 0u64;
+    for (name, i) in &infos {
+        let (s, e) = i.data_offsets;
+        let size = element_bytes(&i.dtype).ok_or_else(|| bad(path, format!("tensor {name} has unknown dtype {:?}", i.dtype)))?;
+        let bytes = i
+            .shape
+            .iter()
+            .try_fold(size, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| bad(path, format!("tensor {name}: shape {:?} overflows", i.shape)))?;
+        if s != at || e < s || e - s != bytes {
+            return Err(bad(
+                path,
+                format!(
+                    "tensor {name}: bytes {s}..{e} do not follow the previous tensor (at {at}) or do not hold its shape {:?} of {}",
+                    i.shape, i.dtype
+                ),
+            ));
+        }
+        at = e;
+    }
     let data_start = 8 + json.len() as u64;
-    let infos = meta.tensors();
-    let data_end = infos.values().map(|i| i.data_offsets.1 as u64).max().unwrap_or(0);
-    if data_start + data_end != file_len {
+    if data_start.checked_add(at) != Some(file_len) {
         return Err(bad(
             path,
-            format!(
-                "the header describes {} bytes of data but the file holds {}; is it truncated?",
-                data_end,
-                file_len.saturating_sub(data_start)
-            ),
+            format!("the header describes {at} bytes of data but the file holds {}; is it truncated?", file_len.saturating_sub(data_start)),
         ));
     }
     let mut tensors = Vec::new();
-    let mut sorted: Vec<_> = infos.into_iter().collect();
-    sorted.sort_by_key(|(_, i)| i.data_offsets);
-    for (name, info) in sorted {
+    for (name, info) in infos {
         let Some(canonical) = names::canonical(&name) else { continue };
-        let dtype = dtype_of(info.dtype)
-            .ok_or_else(|| bad(path, format!("tensor {name} has dtype {:?}; expected F32, F16 or BF16", info.dtype)))?;
+        let dtype = match info.dtype.as_str() {
+            "F32" => DType::F32,
+            "F16" => DType::F16,
+            "BF16" => DType::Bf16,
+            d => return Err(bad(path, format!("tensor {name} has dtype {d}; expected F32, F16 or BF16"))),
+        };
+        let shape = info
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d).map_err(|_| bad(path, format!("tensor {name}: dimension {d} is too large here"))))
+            .collect::<Result<Vec<usize>, _>>()?;
         let (s, e) = info.data_offsets;
-        tensors.push(TensorEntry {
-            name: canonical,
-            dtype,
-            shape: info.shape.clone(),
-            start: data_start + s as u64,
-            end: data_start + e as u64,
-        });
+        tensors.push(TensorEntry { name: canonical, dtype, shape, start: data_start + s, end: data_start + e });
     }
     Ok(ShardHeader { path: path.to_path_buf(), data_start, tensors })
 }
@@ -136,6 +173,41 @@ mod tests {
         assert_eq!(sh.tensors.len(), 1);
         let t = &sh.tensors[0];
         assert_eq!((t.name.as_str(), t.start, t.end), ("language_model.lm_head.weight", 8 + n, 8 + n + 12));
+    }
+
+    #[test]
+    fn offsets_past_4_gib_parse_on_any_target() {
+        // lm_head of a 7B shard placed after 4.5 GB of other tensors (no data needed to parse).
+        let big = 4_500_000_000u64;
+        let h = format!(
+            r#"{{"__metadata__":{{"format":"pt"}},"model.layers.0.x":{{"dtype":"F16","shape":[{}],"data_offsets":[0,{big}]}},"lm_head.weight":{{"dtype":"F16","shape":[32064,4096],"data_offsets":[{big},{}]}}}}"#,
+            big / 2,
+            big + 32064 * 4096 * 2
+        );
+        let p = Path::new("model-00003-of-00003.safetensors");
+        let len = 8 + h.len() as u64 + big + 32064 * 4096 * 2;
+        let sh = parse_header(p, h.as_bytes(), len).unwrap();
+        let t = &sh.tensors[0];
+        assert_eq!(
+            (t.name.as_str(), t.start, t.end - t.start),
+            ("language_model.lm_head.weight", 8 + h.len() as u64 + big, 32064 * 4096 * 2)
+        );
+    }
+
+    #[test]
+    fn tables_safetensors_would_refuse_are_refused() {
+        let p = Path::new("bad.safetensors");
+        for (h, why) in [
+            (r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}}"#, "follow"),
+            (r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, "follow"),
+            (r#"{"a":{"dtype":"Q9","shape":[1],"data_offsets":[0,4]}}"#, "unknown dtype"),
+            (r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,4]}}"#, "overflows"),
+            (r#"{"a":{"dtype":"F32","shape":[1]}}"#, "tensor a"),
+            (r#"[1,2]"#, "not a safetensors table"),
+        ] {
+            let e = parse_header(p, h.as_bytes(), 8 + h.len() as u64 + 4).unwrap_err().to_string();
+            assert!(e.contains("bad.safetensors") && e.contains(why), "{h}: {e}");
+        }
     }
 
     #[test]

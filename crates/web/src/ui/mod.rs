@@ -34,6 +34,8 @@ pub struct State {
     error: RwSignal<Option<String>>,
     loaded: RwSignal<Option<String>>,
     busy: RwSignal<bool>,
+    /// A check or load is under way (the model panel's buttons wait for it).
+    loading: RwSignal<bool>,
     download: RwSignal<Option<(u64, u64)>>,
     upload: RwSignal<Option<(u64, u64)>>,
     inference: RwSignal<Option<(u64, u64)>>,
@@ -80,6 +82,7 @@ impl State {
             error: RwSignal::new(None),
             loaded: RwSignal::new(None),
             busy: RwSignal::new(false),
+            loading: RwSignal::new(false),
             download: RwSignal::new(None),
             upload: RwSignal::new(None),
             inference: RwSignal::new(None),
@@ -168,6 +171,7 @@ fn on_response(s: &State, r: Result<Response, String>) {
             s.status.set(format!("ready: {model} on {adapter}, {} of weights (worker memory {})", hb(weight_bytes), hb(wasm_memory_bytes)));
             s.download.set(None);
             s.upload.set(None);
+            s.loading.set(false);
             s.loaded.set(Some(model));
         }
         Ok(Response::Explained { explanation: e, recorded: r, millis: ms, wasm_memory_bytes }) => {
@@ -199,6 +203,7 @@ fn on_response(s: &State, r: Result<Response, String>) {
         }
         Ok(Response::DeviceLost { message }) => {
             s.busy.set(false);
+            s.loading.set(false);
             s.loaded.set(None);
             s.inference.set(None);
             s.status.set("no model: the GPU was lost".into());
@@ -206,6 +211,7 @@ fn on_response(s: &State, r: Result<Response, String>) {
         }
         Ok(Response::Error { message }) => {
             s.busy.set(false);
+            s.loading.set(false);
             s.pending_load.set(false);
             s.inference.set(None);
             s.error.set(Some(message));

@@ -40,6 +40,7 @@ pub fn check(s: &State, then_load: bool) {
             s.error.set(None);
             s.plan.set(None);
             s.pending_load.set(then_load);
+            s.loading.set(true);
             s.status.set("checking the model".into());
             post(&Request::Inspect { source, dtype: s.dtype.get_untracked() });
         }
@@ -52,6 +53,7 @@ pub fn load_now(s: &State) {
         Ok(source) => {
             s.error.set(None);
             s.loaded.set(None);
+            s.loading.set(true);
             s.status.set("loading the model".into());
             post(&Request::Load { source, dtype: s.dtype.get_untracked() });
         }
@@ -63,6 +65,7 @@ pub fn load_now(s: &State) {
 pub fn on_plan(s: &State, p: Plan) {
     let go = s.pending_load.get_untracked() && p.problem.is_none() && p.download_bytes <= ASK_ABOVE_BYTES;
     s.pending_load.set(false);
+    s.loading.set(false);
     if let Some(problem) = &p.problem {
         s.error.set(Some(format!("{} cannot run on this GPU: {problem}", p.model)));
     }
@@ -149,12 +152,12 @@ pub fn ModelPanel(s: State) -> impl IntoView {
                 <option value="q8">"q8"</option>
                 <option value="q4">"q4 (7B in about 4 GB)"</option>
             </select></label>
-            <button data-testid="check" on:click=move |_| check(&s, false)>"Check size"</button>
-            <button data-testid="load" on:click=move |_| check(&s, true)>"Load"</button>
+            <button data-testid="check" on:click=move |_| check(&s, false) disabled=move || s.loading.get()>"Check size"</button>
+            <button data-testid="load" on:click=move |_| check(&s, true) disabled=move || s.loading.get()>"Load"</button>
             <Show when=move || s.plan.get().is_some()>
                 <p class="plan" data-testid="plan">{move || s.plan.get().map(|p| plan_text(&p))}</p>
                 <Show when=move || s.plan.get().is_some_and(|p| p.problem.is_none()) && s.loaded.get().is_none()>
-                    <button data-testid="confirm-load" on:click=move |_| load_now(&s)>{move || s.plan.get().map(|p| if p.download_bytes > 0 { format!("Download {} and load", human_bytes(p.download_bytes)) } else { "Load".into() })}</button>
+                    <button data-testid="confirm-load" on:click=move |_| load_now(&s) disabled=move || s.loading.get()>{move || s.plan.get().map(|p| if p.download_bytes > 0 { format!("Download {} and load", human_bytes(p.download_bytes)) } else { "Load".into() })}</button>
                 </Show>
             </Show>
             {bar("download", "bar-download", s.download, true)}

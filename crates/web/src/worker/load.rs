@@ -69,7 +69,7 @@ async fn small_file(store: Option<&Store>, manifest: &mut StoredModel, base: &st
             return Ok(b);
         }
     }
-    let f = store.download(&manifest.key, &url, name, &|_, _| {}).await?;
+    let f = store.download(&manifest.key, &url, name, None, &|_, _| {}).await?;
     record(manifest, f);
     store.save_manifest(manifest).await?;
     store.read(&manifest.key, name).await
@@ -119,8 +119,14 @@ async fn open_url(url: &str) -> Result<Folder, String> {
     let mut sizes = Vec::new();
     let mut stored = Vec::new();
     for n in &names {
+        // A stored file is trusted only at the size its manifest recorded (a file cut short
+        // behind the manifest's back is downloaded again, resuming from what is there).
+        let whole = match (manifest.file(n), &store) {
+            (Some(f), Some(st)) if f.complete => st.file(&key, n).await.is_ok_and(|b| b.size() as u64 == f.bytes),
+            _ => false,
+        };
         match manifest.file(n) {
-            Some(f) if f.complete => {
+            Some(f) if whole => {
                 sizes.push(f.bytes);
                 stored.push(true);
             }
@@ -129,7 +135,7 @@ async fn open_url(url: &str) -> Result<Folder, String> {
                     .await?
                     .ok_or_else(|| format!("{base}{n}: the server does not say its size"))?;
                 // Planned, not yet downloaded: the storage panel lists it as partial.
-                if manifest.file(n).is_none() {
+                if manifest.file(n).is_none_or(|f| f.complete) {
                     record(&mut manifest, StoredFile { name: n.clone(), bytes: size, sha256: None, complete: false });
                 }
                 sizes.push(size);
@@ -227,7 +233,7 @@ async fn readable(shards: Shards) -> Result<(Box<dyn RangeReader>, Vec<(PathBuf,
                 if stored[i] {
                     continue;
                 }
-                let f = store.download(&key, &urls[i], name, &|pos, _| stage("download", before + pos, total)).await?;
+                let f = store.download(&key, &urls[i], name, Some(sizes[i]), &|pos, _| stage("download", before + pos, total)).await?;
                 if f.bytes != sizes[i] {
                     return Err(format!("{}: downloaded {} bytes, the server announced {}", urls[i], f.bytes, sizes[i]));
                 }

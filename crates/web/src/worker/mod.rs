@@ -1,4 +1,5 @@
-//! The worker: owns the GPU context and the model, answers [`Request`]s one at a time.
+//! The worker: owns the GPU context and the model, answers [`Request`]s one at a time, in the
+//! order they came.
 //!
 //! Models stream into the GPU one tensor at a time ([`load`]); URL models are kept in the
 //! browser's storage ([`store`]) so a later visit loads offline.
@@ -110,14 +111,32 @@ fn parse(data: JsValue) -> Result<(Request, Vec<web_sys::File>), String> {
     Ok((req, files))
 }
 
-pub fn start() {
-    console_error_panic_hook::set_once();
-    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|ev: MessageEvent| match parse(ev.data()) {
-        Ok((req, files)) => wasm_bindgen_futures::spawn_local(async move {
+thread_local! {
+    /// Requests wait here and run one at a time, in order: a check and a load of the same model,
+    /// or a delete during a download, must not interleave their storage writes.
+    static QUEUE: RefCell<std::collections::VecDeque<(Request, Vec<web_sys::File>)>> = const { RefCell::new(std::collections::VecDeque::new()) };
+    static RUNNING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn enqueue(req: Request, files: Vec<web_sys::File>) {
+    QUEUE.with(|q| q.borrow_mut().push_back((req, files)));
+    if RUNNING.with(|r| r.replace(true)) {
+        return;
+    }
+    wasm_bindgen_futures::spawn_local(async {
+        while let Some((req, files)) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
             if let Err(message) = handle(req, files).await {
                 post(&Response::Error { message });
             }
-        }),
+        }
+        RUNNING.with(|r| r.set(false));
+    });
+}
+
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|ev: MessageEvent| match parse(ev.data()) {
+        Ok((req, files)) => enqueue(req, files),
         Err(message) => post(&Response::Error { message }),
     });
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));

@@ -13,15 +13,25 @@ fn js_err(e: JsValue) -> String {
 
 /// A fetch with optional method and `Range` header; network failures name the URL.
 pub async fn request(url: &str, method: &str, range: Option<(u64, Option<u64>)>) -> Result<Response, String> {
+    request_with(url, method, range, None).await
+}
+
+/// [`request`] with an `If-Range` validator: the server sends the range only if the file is
+/// still the version the validator names, else the whole file (200).
+pub async fn request_with(url: &str, method: &str, range: Option<(u64, Option<u64>)>, if_range: Option<&str>) -> Result<Response, String> {
     let init = RequestInit::new();
     init.set_method(method);
     if let Some((start, end)) = range {
         let headers = Headers::new().map_err(js_err)?;
         let value = match end {
-            Some(end) => format!("bytes={start}-{}", end - 1),
+            Some(end) if end > start => format!("bytes={start}-{}", end - 1),
+            Some(_) => return Err(format!("{url}: an empty byte range {start}.. was asked for")),
             None => format!("bytes={start}-"),
         };
         headers.set("Range", &value).map_err(js_err)?;
+        if let Some(v) = if_range.filter(|v| !v.is_empty()) {
+            headers.set("If-Range", v).map_err(js_err)?;
+        }
         init.set_headers(&headers);
     }
     let resp = JsFuture::from(scope().fetch_with_str_and_init(url, &init))
@@ -43,24 +53,43 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
 /// The size a server announces for `url`: HEAD's Content-Length (redirects followed), else the
 /// total of a one-byte range request's Content-Range; None if it says neither.
 pub async fn content_length(url: &str) -> Result<Option<u64>, String> {
-    let resp = request(url, "HEAD", None).await?;
-    if !resp.ok() {
-        return Err(format!("{url}: HTTP {}", resp.status()));
+    // Some servers refuse HEAD (405; pre-signed GET-only links answer 403): ask for one byte then.
+    let head = request(url, "HEAD", None).await?;
+    if head.status() == 404 {
+        return Err(format!("{url}: HTTP 404"));
     }
-    if let Some(n) = header(&resp, "content-length").and_then(|v| v.parse().ok()) {
-        return Ok(Some(n));
+    if head.ok() {
+        if let Some(n) = header(&head, "content-length").and_then(|v| v.parse().ok()) {
+            return Ok(Some(n));
+        }
     }
     let resp = request(url, "GET", Some((0, Some(1)))).await?;
-    Ok(header(&resp, "content-range").and_then(|r| crate::files::content_range_total(&r)))
+    let total = header(&resp, "content-range").and_then(|r| crate::files::content_range_total(&r));
+    let ok = resp.status() == 206;
+    // A server that ignores the range would stream the whole file: stop it.
+    drop(BodyReader::new(&resp));
+    match (ok, total) {
+        (true, t) => Ok(t),
+        (false, _) if head.ok() => Ok(None),
+        (false, _) => Err(format!("{url}: HTTP {}", head.status())),
+    }
 }
 
 pub fn header(resp: &Response, name: &str) -> Option<String> {
     resp.headers().get(name).ok().flatten()
 }
 
-/// Reads a body chunk by chunk (None at the end); a dropped connection is an error.
+/// Reads a body chunk by chunk (None at the end); a dropped connection is an error. Dropping
+/// it cancels the rest of the body, so an early return does not leave a download running.
 pub struct BodyReader {
     reader: web_sys::ReadableStreamDefaultReader,
+}
+
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        // A finished stream ignores the cancel; the promise has nothing left to report.
+        let _ = self.reader.cancel();
+    }
 }
 
 impl BodyReader {

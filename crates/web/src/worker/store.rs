@@ -5,7 +5,7 @@
 //! its SHA-256.
 
 use sha2::{Digest, Sha256};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{FileSystemDirectoryHandle, FileSystemFileHandle, FileSystemSyncAccessHandle};
 
 use super::net::{self, await_promise, describe};
@@ -14,6 +14,8 @@ use crate::files::{self, StoredFile, StoredModel};
 
 const ROOT: &str = "llava-lens";
 const MANIFEST: &str = "manifest.json";
+/// Suffix of the file beside a download holding its validator (ETag or Last-Modified).
+const VALIDATOR: &str = ".validator";
 
 /// An open sync access handle, closed when dropped (it locks the file until then).
 struct Access(FileSystemSyncAccessHandle);
@@ -82,12 +84,8 @@ impl Store {
     }
 
     pub async fn save_manifest(&self, m: &StoredModel) -> Result<(), String> {
-        let dir = self.dir(&m.key).await?;
-        let a = access(&dir, MANIFEST).await?;
         let text = serde_json::to_vec(m).map_err(|e| e.to_string())?;
-        a.0.truncate_with_f64(0.0).map_err(describe)?;
-        a.0.write_with_u8_array_and_options(&text, &at(0)).map_err(describe)?;
-        a.0.flush().map_err(describe)
+        self.write(&m.key, MANIFEST, &text).await
     }
 
     /// Every stored model with a readable manifest.
@@ -128,42 +126,68 @@ impl Store {
     }
 
     /// Downloads `url` into the model's folder as `name`, resuming from the bytes already there.
-    /// `progress` gets the bytes of this file on disk after each chunk.
-    pub async fn download(&self, key: &str, url: &str, name: &str, progress: &dyn Fn(u64, u64)) -> Result<StoredFile, String> {
+    /// `expected` is the size announced before (HEAD), used where the answer's headers are not
+    /// readable (Content-Range is not exposed to pages across origins unless the server says
+    /// so). A resume sends `If-Range` with the validator the first answer gave (its ETag or
+    /// Last-Modified, kept beside the part), so a file changed on the server restarts from 0
+    /// instead of joining two versions. `progress` gets the bytes of this file on disk.
+    pub async fn download(
+        &self,
+        key: &str,
+        url: &str,
+        name: &str,
+        expected: Option<u64>,
+        progress: &dyn Fn(u64, u64),
+    ) -> Result<StoredFile, String> {
         let dir = self.dir(key).await?;
         let a = access(&dir, name).await?;
-        let have = a.0.get_size().map_err(describe)? as u64;
-        let resp = net::request(url, "GET", (have > 0).then_some((have, None))).await?;
+        let sidecar = format!("{name}{VALIDATOR}");
+        let in_store = |e: JsValue| format!("{name} in the browser's storage: {}", describe(e));
+        let have = a.0.get_size().map_err(in_store)? as u64;
+        let validator = if have > 0 { self.read(key, &sidecar).await.ok().and_then(|b| String::from_utf8(b).ok()) } else { None };
+        let range = (have > 0).then_some((have, None));
+        let resp = net::request_with(url, "GET", range, validator.as_deref()).await?;
         let status = resp.status();
+        let mut body = net::BodyReader::new(&resp)?;
         let stated_hash =
             net::header(&resp, "x-linked-etag").or_else(|| net::header(&resp, "etag")).and_then(|e| files::sha256_from_etag(&e));
         let (start, total) = match status {
             206 => {
+                // Unreadable Content-Range: the answer starts where it was asked to.
                 let range = net::header(&resp, "content-range").unwrap_or_default();
-                let start = files::content_range_start(&range).ok_or_else(|| format!("{url}: unreadable Content-Range {range:?}"))?;
-                (start, files::content_range_total(&range))
+                (files::content_range_start(&range).unwrap_or(have), files::content_range_total(&range).or(expected))
             }
-            200 => (0, net::header(&resp, "content-length").and_then(|v| v.parse().ok())),
-            // Asked for bytes past the end: the file is already whole if the sizes agree.
+            200 => (0, net::header(&resp, "content-length").and_then(|v| v.parse().ok()).or(expected)),
+            // Asked for bytes past the end: the file is already whole if the sizes agree (and
+            // its hash, where the server states one).
             416 => {
-                let total = net::header(&resp, "content-range").and_then(|r| files::content_range_total(&r));
-                if total == Some(have) {
-                    return Ok(StoredFile { name: name.into(), bytes: have, sha256: hash_stored(&a, have)?.into(), complete: true });
+                let total = net::header(&resp, "content-range").and_then(|r| files::content_range_total(&r)).or(expected);
+                let digest = hash_stored(&a, have, name)?;
+                if total == Some(have) && stated_hash.as_ref().is_none_or(|h| *h == digest) {
+                    return Ok(StoredFile { name: name.into(), bytes: have, sha256: Some(digest), complete: true });
                 }
-                a.0.truncate_with_f64(0.0).map_err(describe)?;
+                a.0.truncate_with_f64(0.0).map_err(in_store)?;
                 return Err(format!("{url}: the stored part did not match the server's file and was discarded; load again"));
             }
             s => return Err(format!("downloading {url} failed: HTTP {s}")),
         };
+        if start > have {
+            a.0.truncate_with_f64(0.0).map_err(in_store)?;
+            return Err(format!("{url}: the server answered from byte {start}, not {have}; the stored part was discarded: load again"));
+        }
         if start != have {
-            a.0.truncate_with_f64(start as f64).map_err(describe)?;
+            a.0.truncate_with_f64(start as f64).map_err(in_store)?;
+        }
+        if start == 0 {
+            // A fresh start: remember what identifies this version of the file for a resume.
+            let v = net::header(&resp, "etag").or_else(|| net::header(&resp, "last-modified"));
+            self.write(key, &sidecar, v.unwrap_or_default().as_bytes()).await?;
         }
         let mut hasher = Sha256::new();
         if start > 0 {
-            hash_prefix(&a, start, &mut hasher)?;
+            hash_prefix(&a, start, &mut hasher, name)?;
         }
         let mut pos = start;
-        let mut body = net::BodyReader::new(&resp)?;
         let total_or = |p: u64| total.unwrap_or(p);
         loop {
             let chunk = match body.next().await {
@@ -184,7 +208,7 @@ impl Store {
             pos += chunk.length() as u64;
             progress(pos, total_or(pos));
         }
-        a.0.flush().map_err(describe)?;
+        a.0.flush().map_err(in_store)?;
         if let Some(t) = total {
             if pos != t {
                 return Err(format!("{name}: got {} of {}; load again to resume", files::human_bytes(pos), files::human_bytes(t)));
@@ -193,24 +217,35 @@ impl Store {
         let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
         if let Some(want) = stated_hash {
             if want != digest {
-                a.0.truncate_with_f64(0.0).map_err(describe)?;
+                a.0.truncate_with_f64(0.0).map_err(in_store)?;
                 return Err(format!("{name}: SHA-256 {digest} differs from the server's {want}; the download was discarded"));
             }
         }
         Ok(StoredFile { name: name.into(), bytes: pos, sha256: Some(digest), complete: true })
     }
+
+    /// Replaces a small file of the model's folder.
+    async fn write(&self, key: &str, name: &str, bytes: &[u8]) -> Result<(), String> {
+        let a = access(&self.dir(key).await?, name).await?;
+        let in_store = |e: JsValue| format!("writing {name} to the browser's storage: {}", describe(e));
+        a.0.truncate_with_f64(0.0).map_err(in_store)?;
+        a.0.write_with_u8_array_and_options(bytes, &at(0)).map_err(in_store)?;
+        a.0.flush().map_err(in_store)
+    }
 }
 
 /// Feeds the first `len` stored bytes to the hasher (a resumed download hashes the whole file).
-fn hash_prefix(a: &Access, len: u64, hasher: &mut Sha256) -> Result<(), String> {
+fn hash_prefix(a: &Access, len: u64, hasher: &mut Sha256, name: &str) -> Result<(), String> {
     const CHUNK: u64 = 4 << 20;
     let mut buf = vec![0u8; CHUNK as usize];
     let mut off = 0;
     while off < len {
         let n = CHUNK.min(len - off) as usize;
-        let got = a.0.read_with_u8_array_and_options(&mut buf[..n], &at(off)).map_err(describe)? as usize;
+        let got =
+            a.0.read_with_u8_array_and_options(&mut buf[..n], &at(off))
+                .map_err(|e| format!("reading {name} in the browser's storage: {}", describe(e)))? as usize;
         if got == 0 {
-            return Err("the stored part is shorter than it said".into());
+            return Err(format!("{name} in the browser's storage is shorter than it said; delete it and load again"));
         }
         hasher.update(&buf[..got]);
         off += got as u64;
@@ -218,8 +253,8 @@ fn hash_prefix(a: &Access, len: u64, hasher: &mut Sha256) -> Result<(), String> 
     Ok(())
 }
 
-fn hash_stored(a: &Access, len: u64) -> Result<String, String> {
+fn hash_stored(a: &Access, len: u64, name: &str) -> Result<String, String> {
     let mut h = Sha256::new();
-    hash_prefix(a, len, &mut h)?;
+    hash_prefix(a, len, &mut h, name)?;
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
