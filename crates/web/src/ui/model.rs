@@ -33,31 +33,35 @@ fn post(req: &Request) {
     }
 }
 
-/// Asks what loading takes; the answer (a [`Plan`]) starts the load itself when it is small.
-pub fn check(s: &State, then_load: bool) {
+/// Sends the request `make` builds from the panel's source and weight format; false (with the
+/// reason shown) when the panel names no source yet. Replies arrive later, as events.
+fn ask(s: &State, status: &str, make: impl FnOnce(ModelSource, String) -> Request) -> bool {
     match source(s) {
         Ok(source) => {
             s.error.set(None);
-            s.plan.set(None);
-            s.pending_load.set(then_load);
             s.loading.set(true);
-            s.status.set("checking the model".into());
-            post(&Request::Inspect { source, dtype: s.dtype.get_untracked() });
+            s.status.set(status.into());
+            post(&make(source, s.dtype.get_untracked()));
+            true
         }
-        Err(e) => s.error.set(Some(e)),
+        Err(e) => {
+            s.error.set(Some(e));
+            false
+        }
+    }
+}
+
+/// Asks what loading takes; the answer (a [`Plan`]) starts the load itself when it is small.
+pub fn check(s: &State, then_load: bool) {
+    if ask(s, "checking the model", |source, dtype| Request::Inspect { source, dtype }) {
+        s.plan.set(None);
+        s.pending_load.set(then_load);
     }
 }
 
 pub fn load_now(s: &State) {
-    match source(s) {
-        Ok(source) => {
-            s.error.set(None);
-            s.loaded.set(None);
-            s.loading.set(true);
-            s.status.set("loading the model".into());
-            post(&Request::Load { source, dtype: s.dtype.get_untracked() });
-        }
-        Err(e) => s.error.set(Some(e)),
+    if ask(s, "loading the model", |source, dtype| Request::Load { source, dtype }) {
+        s.loaded.set(None);
     }
 }
 
