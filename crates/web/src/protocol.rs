@@ -74,9 +74,6 @@ pub enum Response {
         model: String,
         adapter: String,
         weight_bytes: u64,
-        grid: usize,
-        layers: usize,
-        heads: usize,
         /// The worker's wasm memory after the load: its peak so far (wasm memory never shrinks).
         wasm_memory_bytes: u64,
     },

@@ -20,6 +20,13 @@ pub trait RangeReader {
     fn read(&self, file: usize, start: u64, end: u64) -> ReadFuture<'_>;
 }
 
+/// Any reader behind a box (a caller that picks its reader at run time).
+impl<R: RangeReader + ?Sized> RangeReader for Box<R> {
+    fn read(&self, file: usize, start: u64, end: u64) -> ReadFuture<'_> {
+        (**self).read(file, start, end)
+    }
+}
+
 /// In-memory files (tests, and small models fetched whole).
 impl RangeReader for Vec<Vec<u8>> {
     fn read(&self, file: usize, start: u64, end: u64) -> ReadFuture<'_> {

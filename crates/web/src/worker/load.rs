@@ -221,9 +221,8 @@ async fn readable(shards: Shards) -> Result<(Box<dyn RangeReader>, Vec<(PathBuf,
             let files = b.names.iter().zip(&b.blobs).map(|(n, b)| (PathBuf::from(n), b.size() as u64)).collect();
             Ok((Box::new(b), files))
         }
-        Shards::Remote { urls, names, sizes, store: None, .. } => {
+        Shards::Remote { urls, sizes, store: None, .. } => {
             let files = urls.iter().cloned().map(PathBuf::from).zip(sizes).collect();
-            let _ = names;
             Ok((Box::new(HttpFiles { urls }), files))
         }
         Shards::Remote { urls, names, sizes, key, store: Some(store), stored } => {
@@ -252,15 +251,6 @@ async fn readable(shards: Shards) -> Result<(Box<dyn RangeReader>, Vec<(PathBuf,
     }
 }
 
-/// A reader behind a box (the loader takes any source).
-struct Boxed(Box<dyn RangeReader>);
-
-impl RangeReader for Boxed {
-    fn read(&self, file: usize, start: u64, end: u64) -> llava_lens_model::checkpoint::streamed::ReadFuture<'_> {
-        self.0.read(file, start, end)
-    }
-}
-
 pub async fn load(source: &ModelSource, dtype: &str, files: &[web_sys::File]) -> Result<Session, String> {
     let dtype: WeightDType = dtype.parse()?;
     let folder = open(source, files).await?;
@@ -275,7 +265,7 @@ pub async fn load(source: &ModelSource, dtype: &str, files: &[web_sys::File]) ->
     )
     .map_err(|e| e.to_string())?;
     let (reader, shard_files) = readable(folder.shards).await?;
-    let ckpt = StreamedCheckpoint::open(Boxed(reader), &shard_files).await.map_err(|e| e.to_string())?;
+    let ckpt = StreamedCheckpoint::open(reader, &shard_files).await.map_err(|e| e.to_string())?;
     let ctx = gpu().await?;
     let total = Llava::tensor_count(&folder.config) as u64;
     let done = std::cell::Cell::new(0u64);

@@ -182,9 +182,6 @@ async fn handle(req: Request, files: Vec<web_sys::File>) -> Result<(), String> {
                 model: s.name.clone(),
                 adapter: s.ctx.describe(),
                 weight_bytes: s.model.weight_bytes,
-                grid: s.config.vision.grid(),
-                layers: s.config.text.num_hidden_layers,
-                heads: s.config.text.num_attention_heads,
                 wasm_memory_bytes: wasm_memory_bytes(),
             });
             SESSION.with(|slot| *slot.borrow_mut() = Some(Rc::new(s)));
@@ -280,9 +277,8 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
             lens.embedding.iter().map(|r| r.iter().map(|&id| s.tokenizer.token(id).unwrap_or_default()).collect()).collect();
         obj.insert("logit_lens_text".into(), serde_json::json!({"embedding": text}));
     }
-    LAST.with(|l| {
-        *l.borrow_mut() = Some(Rc::new(LastExplained { explanation: e.clone(), prompt: prompt.clone(), pixels: pre.pixels.clone() }))
-    });
+    // The explanation and its inputs move into LAST (at 7B shapes they are not small).
+    LAST.with(|l| *l.borrow_mut() = Some(Rc::new(LastExplained { explanation: e, prompt, pixels: pre.pixels })));
     post(&Response::Explained {
         explanation: doc,
         recorded: Box::new(recorded),
