@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# End-to-end test of the web page in the system's headless Chromium (WebGPU on SwiftShader):
-# builds the page with Trunk (offline), explains scene 0 of the held-out seed 12345 with the
-# native CLI on lavapipe, then lets web/e2e/run.mjs drive the page through the same scene and
-# question and compare. Screenshots and timings land in target/e2e/.
+# End-to-end test of the web page in the system's headless Chromium (WebGPU on SwiftShader).
+# Explains scene 0 of the held-out seed 12345 with the native CLI on lavapipe, then lets
+# web/e2e/run.mjs drive the page through the same scene and question and compare, twice:
+#  1. against the server the README's first command starts (scripts/serve.sh: trunk serve, same
+#     options), every check, with the model folders of the test on a second origin;
+#  2. against a static server that answers every missing path with index.html and status 200
+#     (a single-page-app host): the demo model loads and explains with the CLI's numbers.
+# Screenshots and timings land in target/e2e/{served,spa}/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/setup-web.sh)"
 export WGPU_BACKEND=${WGPU_BACKEND:-vulkan} NODEVICE_SELECT=1
 
-trunk build --release
 cargo build -p llava-lens-cli
 bin=${CARGO_TARGET_DIR:-target}/debug/llava-lens
 work=target/e2e
 rm -rf "$work" && mkdir -p "$work"
+
+# The page, as `scripts/serve.sh` serves it, on a free port (its own process group, so that
+# stopping it stops Trunk too). It builds the page first: wait for the page, not for a time.
+# No page from an earlier build: the wait below must see this build's.
+rm -rf target/dist
+port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
+setsid scripts/serve.sh --port "$port" >"$work/serve.log" 2>&1 &
+serve_pid=$!
+trap 'kill -- -"$serve_pid" 2>/dev/null || true' EXIT
+
 "$bin" scenes --out "$work/scene" --n 1 --seed 12345 >/dev/null
 # The page's gallery is scenes 0.. of seed 12345 from the same generator; its first button asks
 # the first question of scene 0.
@@ -29,4 +42,17 @@ answer=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv
     --top-k-heads 3 --target "$answer" --contrast none --out "$work/cli-contrast-map.png" --json "$work/cli-contrast.json" >/dev/null
 "$bin" faithfulness --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
     --operator knockout --steps 8 --seeds 2 > "$work/cli-faithful.json"
-node web/e2e/run.mjs target/dist "$work/cli.json" "$work/scene/scenes.jsonl" "$work/cli-contrast.json" "$work/cli-faithful.json"
+cli_args=(target/dist "$work/cli.json" "$work/scene/scenes.jsonl" "$work/cli-contrast.json" "$work/cli-faithful.json")
+
+url="http://127.0.0.1:$port/"
+echo "test-web: waiting for scripts/serve.sh to build and serve the page at $url (log: $work/serve.log)"
+until curl -sf "$url" | grep -q 'llava-lens-web'; do
+    if ! kill -0 "$serve_pid" 2>/dev/null; then
+        echo "test-web: scripts/serve.sh stopped before serving the page:" >&2
+        tail -n 40 "$work/serve.log" >&2
+        exit 1
+    fi
+    sleep 1
+done
+node web/e2e/run.mjs --page "$url" "${cli_args[@]}"
+node web/e2e/run.mjs --spa "${cli_args[@]}"

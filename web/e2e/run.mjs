@@ -1,11 +1,18 @@
 // End-to-end test of the page in the system's headless Chromium (WebGPU on SwiftShader).
 //
-// Serves the Trunk build (target/dist) on 127.0.0.1, loads the demo model in the page's worker,
-// explains a generated scene and checks the answer, the map and the numbers against the native
-// CLI's JSON for the same inputs; then opens the share link (renders without the model) and a
-// damaged link (clear error). Screenshots go to target/e2e/.
+// Loads the demo model in the page's worker, explains a generated scene and checks the answer,
+// the map and the numbers against the native CLI's JSON for the same inputs; then the rest of
+// the page (exports, faithfulness, images, models from files and URLs, storage, share links,
+// embed mode). Screenshots go to target/e2e/.
 //
-// usage: node web/e2e/run.mjs DIST_DIR CLI_JSON SCENE_MANIFEST CLI_CONTRAST_JSON CLI_FAITHFUL_JSON
+// usage: node web/e2e/run.mjs [--page URL | --spa] DIST_DIR CLI_JSON SCENE_MANIFEST CLI_CONTRAST_JSON CLI_FAITHFUL_JSON
+//   --page URL  the page as another server serves it (scripts/serve.sh, what the README's first
+//               command starts); the model folders this script serves come from a second
+//               origin, with CORS, as the Hugging Face Hub's do. Every check runs.
+//   --spa       the page served from DIST by a static server that answers every missing path
+//               with index.html and status 200 (a single-page-app host); the demo model must
+//               load and explain as in the CLI, and a damaged index must still be named.
+//   neither     DIST served by a plain static server (404 for missing paths); every check runs.
 // (CLI_CONTRAST_JSON: the CLI's explanation of the same question with --target ANSWER
 // --contrast none; CLI_FAITHFUL_JSON: `llava-lens faithfulness --operator knockout --steps 8
 // --seeds 2` on it)
@@ -15,12 +22,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 
-const [dist, cliJsonPath, manifestPath, cliContrastPath, cliFaithfulPath] = process.argv.slice(2);
-if (!dist || !cliJsonPath || !manifestPath || !cliContrastPath || !cliFaithfulPath) {
-  console.error('usage: node web/e2e/run.mjs DIST_DIR CLI_JSON SCENE_MANIFEST CLI_CONTRAST_JSON CLI_FAITHFUL_JSON');
+const args = process.argv.slice(2);
+const flag = (name, withValue) => {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  return args.splice(i, withValue ? 2 : 1)[withValue ? 1 : 0];
+};
+const pageUrl = flag('--page', true);
+const spa = flag('--spa', false) !== undefined;
+const [dist, cliJsonPath, manifestPath, cliContrastPath, cliFaithfulPath] = args;
+if (!dist || !cliJsonPath || !manifestPath || !cliContrastPath || !cliFaithfulPath || (pageUrl && spa)) {
+  console.error('usage: node web/e2e/run.mjs [--page URL | --spa] DIST_DIR CLI_JSON SCENE_MANIFEST CLI_CONTRAST_JSON CLI_FAITHFUL_JSON');
   process.exit(2);
 }
-const out = 'target/e2e';
+const out = `target/e2e/${pageUrl ? 'served' : spa ? 'spa' : 'static'}`;
 fs.mkdirSync(out, { recursive: true });
 const cli = JSON.parse(fs.readFileSync(cliJsonPath, 'utf8'));
 const cliContrast = JSON.parse(fs.readFileSync(cliContrastPath, 'utf8'));
@@ -98,10 +113,30 @@ function serveSharded(req, res, name, corrupt = false) {
   res.end(data);
 }
 
-const { server, base } = await serve(dist, {
+// A folder whose index is real JSON damaged (served as JSON): the loader must name it, not take
+// it for absent.
+function serveDamagedIndex(req, res, name) {
+  const files = {
+    'config.json': ['application/json', sharded['config.json']],
+    'tokenizer.json': ['application/json', sharded['tokenizer.json']],
+    'model.safetensors.index.json': ['application/json', Buffer.from('{"metadata": {}, "weight_map": {"lm_head.weight": "model-00001-of-00002.safetensors",,}}')],
+  };
+  if (!files[name]) { res.writeHead(404); return res.end('not found'); }
+  const [type, data] = files[name];
+  res.writeHead(200, { 'content-type': type, 'content-length': data.length });
+  res.end(req.method === 'HEAD' ? undefined : data);
+}
+
+const routes = {
   '/sharded/': (req, res, name) => serveSharded(req, res, name),
   '/corrupt/': (req, res, name) => serveSharded(req, res, name, true),
-});
+  '/damaged-index/': serveDamagedIndex,
+};
+// The page's server, and where this script's model folders are (another origin under --page).
+const { server, base: ownBase } = await serve(pageUrl ? null : dist, routes, { spa, cors: Boolean(pageUrl) });
+const base = pageUrl ? (pageUrl.endsWith('/') ? pageUrl : pageUrl + '/') : ownBase;
+const models = ownBase;
+console.log(`page at ${base}${pageUrl ? ' (served by another server)' : spa ? ' (missing paths answer index.html, 200)' : ''}; model folders at ${models}`);
 
 const profile = fs.mkdtempSync('/tmp/llava-lens-e2e-');
 const browser = await chromium.launchPersistentContext(profile, {
@@ -114,255 +149,275 @@ const failures = [];
 const check = (ok, what) => { console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`); if (!ok) failures.push(what); };
 
 try {
-  const page = await browser.newPage();
-  page.on('console', (m) => console.log(`  [page] ${m.text()}`));
-  page.on('worker', (w) => w.on('console', (m) => console.log(`  [worker] ${m.text()}`)));
-  page.on('pageerror', (e) => console.log(`  [page error] ${e.message}`));
-  const t0 = Date.now();
-  await page.goto(base);
-  // Ready, or a clear error in the page: either ends the wait.
-  await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready")').first().waitFor({ timeout: 300_000 });
-  if (await page.getByTestId('error').count()) {
-    await page.screenshot({ path: `${out}/0-load-error.png`, fullPage: true });
-    throw new Error(`the page reports: ${await page.getByTestId('error').innerText()}`);
+  // The checks stop early under --spa (break suite).
+  suite: {
+    const page = await browser.newPage();
+    page.on('console', (m) => console.log(`  [page] ${m.text()}`));
+    page.on('worker', (w) => w.on('console', (m) => console.log(`  [worker] ${m.text()}`)));
+    page.on('pageerror', (e) => console.log(`  [page error] ${e.message}`));
+    const t0 = Date.now();
+    await page.goto(base);
+    // Ready, or a clear error in the page: either ends the wait.
+    await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready")').first().waitFor({ timeout: 300_000 });
+    if (await page.getByTestId('error').count()) {
+      await page.screenshot({ path: `${out}/0-load-error.png`, fullPage: true });
+      throw new Error(`the page reports: ${await page.getByTestId('error').innerText()}`);
+    }
+    const loadMs = Date.now() - t0;
+    const demoStatus = await page.getByTestId('status').innerText();
+    check(true, `demo model loaded in ${loadMs} ms: ${await page.getByTestId('status').innerText()}`);
+    await page.screenshot({ path: `${out}/1-loaded.png`, fullPage: true });
+
+    await page.getByTestId('q-0-0').click();
+    check((await page.getByTestId('question').inputValue()) === scene.questions[0].question, 'gallery fills the question');
+    const t1 = Date.now();
+    await page.getByTestId('run').click();
+    await page.getByTestId('result').waitFor({ timeout: 600_000 });
+    const runMs = Date.now() - t1;
+    const runTiming = await page.getByTestId('timing').innerText();
+    await page.screenshot({ path: `${out}/2-explained.png`, fullPage: true });
+    const answer = await page.getByTestId('answer').innerText();
+    check(answer.endsWith(scene.questions[0].answer), `answer "${answer}" names the colour ${scene.questions[0].answer}`);
+
+    const web = JSON.parse(await page.getByTestId('json').textContent());
+    fs.writeFileSync(`${out}/web.json`, JSON.stringify(web, null, 1));
+    check(web.target.id === cli.target.id, `same explained token (${web.target.id} vs ${cli.target.id})`);
+    check(web.best_head.layer === cli.best_head.layer && web.best_head.head === cli.best_head.head, 'same best head');
+    const heads = (e) => e.top_heads.map((h) => `${h.layer}.${h.head}`).join(',');
+    check(heads(web) === heads(cli), `same top heads (${heads(web)})`);
+    const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+    const tops = (e) => e.top.map((t) => t.id).join(',');
+    check(tops(web) === tops(cli) && maxDiff(web.top.map((t) => t.log_prob), cli.top.map((t) => t.log_prob)) <= 1e-3, `same top-5 tokens and log-probabilities (${tops(web)})`);
+    const dScores = maxDiff(web.patch_scores, cli.patch_scores);
+    const dHeads = maxDiff(web.head_scores.flat(), cli.head_scores.flat());
+    check(dScores <= 1e-3, `patch scores within 1e-3 of the CLI (max diff ${dScores.toExponential(2)})`);
+    check(dHeads <= 1e-3, `head scores within 1e-3 of the CLI (max diff ${dHeads.toExponential(2)})`);
+    const mapPixels = await page.getByTestId('map').evaluate((c) => c.width * c.height);
+    check(mapPixels > 0, 'the map is drawn');
+
+    if (spa) {
+      // Under a fallback server: a damaged index is still named, and a folder that is not there
+      // says so instead of "not valid JSON".
+      await page.getByTestId('source').selectOption('url');
+      await page.getByTestId('model-url').fill(models + 'damaged-index/');
+      await page.getByTestId('load').click();
+      const damaged = await page.getByTestId('error').filter({ hasText: 'model.safetensors.index.json' }).innerText({ timeout: 120_000 });
+      check(damaged.includes('not valid JSON'), `a damaged index served as JSON gets a clear error naming it: "${damaged}"`);
+      await page.getByTestId('model-url').fill(models + 'nowhere/');
+      await page.getByTestId('load').click();
+      const nowhere = await page.getByTestId('error').filter({ hasText: 'nowhere' }).innerText({ timeout: 120_000 });
+      check(nowhere.includes('config.json is not there') && nowhere.includes('HTML page'), `a folder that is not there says so: "${nowhere}"`);
+      await page.screenshot({ path: `${out}/spa-errors.png`, fullPage: true });
+      fs.writeFileSync(`${out}/timings.json`, JSON.stringify({ load_ms: loadMs, run_to_map_ms: runMs, demo_status: demoStatus, timing: runTiming, browser: browser.browser()?.version() }, null, 2));
+      break suite;
+    }
+
+    // Hovering the best patch shows its score and logit-lens tokens.
+    const top = web.patch_scores.reduce((b, v, i, a) => (v > a[b] ? i : b), 0);
+    const box = await page.getByTestId('map').boundingBox();
+    const side = box.height; // the drawing is the square crop plus the colour bar
+    // locator.hover scrolls the map into view first; the position is relative to the canvas.
+    await page.getByTestId('map').hover({ position: { x: ((top % web.grid) + 0.5) * side / web.grid, y: (Math.floor(top / web.grid) + 0.5) * side / web.grid } });
+    const lens = await page.getByTestId('lens').innerText();
+    check(lens.includes(`row ${Math.floor(top / web.grid)}, column ${top % web.grid}`) && lens.includes('logit lens of its image token: ') && !lens.includes('not recorded'),
+      `hovering the top patch names it and its lens tokens: "${lens}"`);
+
+    // Exports: the JSON download is the CLI's schema, the PNG download a PNG.
+    const [jsonDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-json').click()]);
+    const exported = JSON.parse(fs.readFileSync(await jsonDl.path(), 'utf8'));
+    check(exported.schema === cli.schema && exported.target.id === cli.target.id, `JSON export (${jsonDl.suggestedFilename()}) has the CLI's schema and target`);
+    const [pngDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-png').click()]);
+    const png = fs.readFileSync(await pngDl.path());
+    check(png.subarray(1, 4).toString() === 'PNG', `PNG export (${pngDl.suggestedFilename()}, ${png.length} bytes)`);
+    fs.writeFileSync(`${out}/5-export-map.png`, png);
+
+    // "How faithful is this map?": the page's knockout curves give the CLI's AUCs.
+    const tf = Date.now();
+    await page.getByTestId('faithful-run').click();
+    await page.getByTestId('faithful-auc').waitFor({ timeout: 600_000 });
+    const faithfulMs = Date.now() - tf;
+    const aucRow = async (name) => (await page.getByTestId('faithful-auc').locator('tr', { hasText: name }).first().locator('td').allInnerTexts()).slice(1).map(Number);
+    const [mapDel, mapIns] = await aucRow('map');
+    const [meanDel] = await aucRow('mean attention');
+    const near = (a, b) => b !== null && Math.abs(a - b) <= 2e-3;
+    check(near(mapDel, cliFaithful.map.deletion_auc) && near(mapIns, cliFaithful.map.insertion_auc) && near(meanDel, cliFaithful.mean_attention.deletion_auc),
+      `faithfulness AUCs match the CLI's (map deletion ${mapDel} vs ${cliFaithful.map.deletion_auc?.toFixed(3)}, insertion ${mapIns} vs ${cliFaithful.map.insertion_auc?.toFixed(3)}; ${faithfulMs} ms)`);
+    check(await page.getByTestId('faithful-curves').evaluate((c) => c.width > 0), 'the curves are drawn');
+    await page.screenshot({ path: `${out}/12-faithfulness.png`, fullPage: true });
+
+    // Images by paste and by drop replace the input (two different PNGs: the CLI's maps).
+    const put = async (how, b64) => page.evaluate(([b64, how]) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], `${how}.png`, { type: 'image/png' }));
+      if (how === 'paste') document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true }));
+      else document.querySelector('[data-testid=image-drop]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, [b64, how]);
+    for (const [how, file] of [['paste', 'cli-map.png'], ['drop', 'cli-contrast-map.png']]) {
+      const b64 = fs.readFileSync(path.join(path.dirname(cliJsonPath), file)).toString('base64');
+      await put(how, b64);
+      await page.waitForFunction((head) => document.querySelector('[data-testid=chosen-image]')?.src.includes(head), b64.slice(0, 300), { timeout: 30_000 });
+      check(true, `an image given by ${how} becomes the input`);
+    }
+    await page.getByTestId('q-0-0').click();
+
+    // "Why the answer rather than none": the same numbers as the CLI's --target/--contrast.
+    await page.getByTestId('target').fill(scene.questions[0].answer);
+    await page.getByTestId('contrast').fill('none');
+    await page.getByTestId('run').click();
+    await page.getByTestId('explained').filter({ hasText: 'rather than' }).waitFor({ timeout: 600_000 });
+    await page.getByTestId('run').filter({ hasText: 'Run' }).waitFor({ timeout: 600_000 });
+    const webContrast = JSON.parse(await page.getByTestId('json').textContent());
+    fs.writeFileSync(`${out}/web-contrast.json`, JSON.stringify(webContrast, null, 1));
+    check(webContrast.contrast?.id === cliContrast.contrast?.id && webContrast.target.id === cliContrast.target.id, 'contrast explanation: same target and contrast tokens as the CLI');
+    const dContrast = maxDiff(webContrast.patch_scores, cliContrast.patch_scores);
+    check(dContrast <= 1e-3, `contrast patch scores within 1e-3 of the CLI (max diff ${dContrast.toExponential(2)})`);
+    check(webContrast.best_head.layer === cliContrast.best_head.layer && webContrast.best_head.head === cliContrast.best_head.head, 'contrast: same best head');
+    await page.screenshot({ path: `${out}/6-contrast.png`, fullPage: true });
+
+    // The storage panel lists the demo model, kept whole.
+    const demoRow = page.getByTestId('stored-row').filter({ hasText: 'models/scenes-tiny' });
+    await demoRow.waitFor({ timeout: 30_000 });
+    check((await demoRow.innerText()).includes('complete'), `the demo model is kept in the browser's storage: "${(await demoRow.innerText()).replace(/\s+/g, ' ')}"`);
+
+    // Colour maps and the head grid: another palette redraws with its legend; clicking the
+    // second-ranked head shows its map (computed with the top 3), the last-ranked one asks the
+    // worker for its map.
+    await page.getByTestId('palette').selectOption('viridis');
+    check((await page.getByTestId('legend').innerText()).includes('lowest to highest'), 'the viridis colour map has its legend');
+    await page.getByTestId('palette').selectOption('signed');
+    const ranked = webContrast.head_maps.map((m) => m.head);
+    const second = ranked[1];
+    await page.getByTestId(`head-${second.layer}-${second.head}`).click();
+    check((await page.getByTestId('map-caption').innerText()).includes(`head ${second.layer}.${second.head} (clicked)`), `clicking head ${second.layer}.${second.head} shows its map`);
+    const all = webContrast.head_scores.flatMap((row, l) => row.map((v, h) => ({ l, h, v })));
+    const last = all.filter((x) => !ranked.some((r) => r.layer === x.l && r.head === x.h))[0];
+    if (last) {
+      await page.getByTestId(`head-${last.l}-${last.h}`).click();
+      await page.getByTestId('map-caption').filter({ hasText: `head ${last.l}.${last.h} (clicked)` }).waitFor({ timeout: 600_000 });
+      const withHead = JSON.parse(await page.getByTestId('json').textContent());
+      check(withHead.head_maps.some((m) => m.head.layer === last.l && m.head.head === last.h), `head ${last.l}.${last.h}, outside the top 3, got its map from the worker`);
+    }
+    await page.screenshot({ path: `${out}/8-head-clicked.png`, fullPage: true });
+
+    // Bad inputs: an image that does not decode, model files that are not a model.
+    await page.getByTestId('file').setInputFiles({ name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('not a png') });
+    await page.getByTestId('error').filter({ hasText: 'broken.png is not an image' }).waitFor({ timeout: 30_000 });
+    check(true, 'an undecodable image gets a clear error');
+    await page.getByTestId('model-files').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+    await page.getByTestId('load').click();
+    await page.getByTestId('error').filter({ hasText: 'config.json is not among the chosen files' }).waitFor({ timeout: 30_000 });
+    check(true, 'files that are not a model get a clear error');
+    await page.screenshot({ path: `${out}/9-not-a-model.png`, fullPage: true });
+
+    // The demo model's files dropped on the model panel load as a local model.
+    const demoFiles = ['config.json', 'tokenizer.json', 'model.safetensors'].map((n) => [n, fs.readFileSync(path.join(demoDir, n)).toString('base64')]);
+    await page.evaluate((files) => {
+      const dt = new DataTransfer();
+      for (const [n, b64] of files) dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], n));
+      document.querySelector('[data-testid=model-drop]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, demoFiles);
+    await page.locator('.chosen', { hasText: 'model.safetensors' }).waitFor({ timeout: 30_000 });
+    await page.getByTestId('load').click();
+    await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: chosen files")').first().waitFor({ timeout: 300_000 });
+    check(!(await page.getByTestId('error').count()), `dropped model files load: "${await page.getByTestId('status').innerText()}"`);
+
+    // The folder picker: a whole model folder (with its README and logs beside the model files).
+    await page.getByTestId('model-folder').setInputFiles(demoDir);
+    await page.getByTestId('load').click();
+    await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: scenes-tiny")').first().waitFor({ timeout: 300_000 });
+    check(!(await page.getByTestId('error').count()), `a picked model folder loads: "${await page.getByTestId('status').innerText()}"`);
+
+    // A sharded HF folder by URL: the cut download fails clearly, Load resumes it with a range
+    // request, and the loaded model explains the scene as the CLI does.
+    await page.getByTestId('source').selectOption('url');
+    await page.getByTestId('model-url').fill(models + 'sharded/');
+    await page.getByTestId('load').click();
+    await page.getByTestId('error').filter({ hasText: 'interrupted' }).waitFor({ timeout: 120_000 });
+    check((await page.getByTestId('error').innerText()).includes('load again to resume'), `a cut download says how to resume: "${await page.getByTestId('error').innerText()}"`);
+    await page.getByTestId('load').click();
+    await page.locator('[data-testid=status]:text-matches("^ready: .*sharded")').waitFor({ timeout: 300_000 });
+    const shardedStatus = await page.getByTestId('status').innerText();
+    const resumed = shardLog.find((l) => l.startsWith('GET model-00002') && /bytes=[1-9]/.test(l));
+    check(Boolean(resumed) && resumed.includes('if-range "'), `the second shard resumed with a range request and If-Range, its answer without Content-Range (${resumed})`);
+    const shardedRow = page.getByTestId('stored-row').filter({ hasText: 'sharded' });
+    await shardedRow.filter({ hasText: 'complete' }).waitFor({ timeout: 30_000 });
+    check(true, 'the storage panel lists the sharded model as complete');
+    await page.getByTestId('target').fill('');
+    await page.getByTestId('contrast').fill('');
+    await page.getByTestId('q-0-0').click();
+    await page.getByTestId('run').click();
+    await page.getByTestId('explained').filter({ hasNotText: 'rather than' }).waitFor({ timeout: 600_000 });
+    await page.getByTestId('run').filter({ hasText: 'Run' }).waitFor({ timeout: 600_000 });
+    const webSharded = JSON.parse(await page.getByTestId('json').textContent());
+    const dSharded = maxDiff(webSharded.patch_scores, cli.patch_scores);
+    check(webSharded.model.includes('sharded') && dSharded <= 1e-3, `the sharded model's patch scores match the CLI's (max diff ${dSharded.toExponential(2)})`);
+    await page.screenshot({ path: `${out}/10-sharded.png`, fullPage: true });
+
+    // A later visit with the server gone loads from the browser's storage.
+    net.offline = true;
+    const later = await browser.newPage();
+    await later.goto(base + '?model=' + encodeURIComponent(models + 'sharded/'));
+    await later.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: .*sharded")').first().waitFor({ timeout: 300_000 });
+    check(!(await later.getByTestId('error').count()), `offline, the stored sharded model loads: "${await later.getByTestId('status').innerText()}"`);
+    await later.getByTestId('stored-row').filter({ hasText: 'sharded' }).getByTestId('delete-stored').click();
+    await later.getByTestId('stored-row').filter({ hasText: 'sharded' }).waitFor({ state: 'detached', timeout: 30_000 });
+    check(true, 'deleting the stored model removes it from the storage panel');
+    await later.screenshot({ path: `${out}/11-offline-then-deleted.png`, fullPage: true });
+    await later.close();
+    net.offline = false;
+
+    // A file whose bytes do not have the SHA-256 the server states is discarded, not loaded.
+    await page.getByTestId('model-url').fill(models + 'corrupt/');
+    await page.getByTestId('load').click();
+    await page.getByTestId('error').filter({ hasText: 'SHA-256' }).waitFor({ timeout: 120_000 });
+    const hashErr = await page.getByTestId('error').innerText();
+    check(hashErr.includes('model-00001-of-00002.safetensors') && hashErr.includes('discarded'), `a hash mismatch is named and the download discarded: "${hashErr.slice(0, 120)}..."`);
+
+    await page.getByTestId('share').click();
+    const link = await page.getByTestId('share-link').innerText();
+    check(link.includes('#x=1.'), 'share link carries the explanation');
+    const shared = await browser.newPage();
+    await shared.goto(link);
+    await shared.getByTestId('result').waitFor({ timeout: 60_000 });
+    check((await shared.getByTestId('answer').innerText()) === answer, 'the share link shows the same answer');
+    await shared.screenshot({ path: `${out}/3-shared.png`, fullPage: true });
+
+    // Embed mode: a recorded explanation alone, no model panel, no worker.
+    const embed = await browser.newPage();
+    await embed.goto(base + '?embed=1' + link.slice(link.indexOf('#')));
+    await embed.getByTestId('result').waitFor({ timeout: 60_000 });
+    check((await embed.getByTestId('answer').innerText()) === answer && !(await embed.getByTestId('model-panel').count()) && !(await embed.getByTestId('storage').count()),
+      'embed mode shows the recorded explanation alone');
+    await embed.screenshot({ path: `${out}/13-embed.png`, fullPage: true });
+    await embed.close();
+
+    const broken = await browser.newPage();
+    await broken.goto(base + '#x=1.damaged!');
+    await broken.getByTestId('error').waitFor({ timeout: 60_000 });
+    check((await broken.getByTestId('error').innerText()).includes('damaged'), 'a damaged link gives a clear error');
+    await broken.screenshot({ path: `${out}/4-damaged-link.png`, fullPage: true });
+
+    // A browser without WebGPU: a clear message in the page, not a dead tab.
+    const plainProfile = fs.mkdtempSync('/tmp/llava-lens-e2e-nogpu-');
+    const plain = await chromium.launchPersistentContext(plainProfile, {
+      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+      headless: true,
+      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+    });
+    try {
+      const noGpu = await plain.newPage();
+      await noGpu.goto(base);
+      await noGpu.getByTestId('error').waitFor({ timeout: 60_000 });
+      const msg = await noGpu.getByTestId('error').innerText();
+      check(msg.includes('no WebGPU adapter') && !msg.includes('apt-get'), `without WebGPU the page says so: "${msg.slice(0, 80)}..."`);
+      await noGpu.screenshot({ path: `${out}/7-no-webgpu.png`, fullPage: true });
+    } finally {
+      await plain.close();
+    }
+
+    fs.writeFileSync(`${out}/timings.json`, JSON.stringify({ load_ms: loadMs, run_to_map_ms: runMs, demo_status: demoStatus, sharded_status: shardedStatus, timing: runTiming, faithfulness_ms: faithfulMs, browser: browser.browser()?.version() }, null, 2));
   }
-  const loadMs = Date.now() - t0;
-  const demoStatus = await page.getByTestId('status').innerText();
-  check(true, `demo model loaded in ${loadMs} ms: ${await page.getByTestId('status').innerText()}`);
-  await page.screenshot({ path: `${out}/1-loaded.png`, fullPage: true });
-
-  await page.getByTestId('q-0-0').click();
-  check((await page.getByTestId('question').inputValue()) === scene.questions[0].question, 'gallery fills the question');
-  const t1 = Date.now();
-  await page.getByTestId('run').click();
-  await page.getByTestId('result').waitFor({ timeout: 600_000 });
-  const runMs = Date.now() - t1;
-  const runTiming = await page.getByTestId('timing').innerText();
-  await page.screenshot({ path: `${out}/2-explained.png`, fullPage: true });
-  const answer = await page.getByTestId('answer').innerText();
-  check(answer.endsWith(scene.questions[0].answer), `answer "${answer}" names the colour ${scene.questions[0].answer}`);
-
-  const web = JSON.parse(await page.getByTestId('json').textContent());
-  fs.writeFileSync(`${out}/web.json`, JSON.stringify(web, null, 1));
-  check(web.target.id === cli.target.id, `same explained token (${web.target.id} vs ${cli.target.id})`);
-  check(web.best_head.layer === cli.best_head.layer && web.best_head.head === cli.best_head.head, 'same best head');
-  const heads = (e) => e.top_heads.map((h) => `${h.layer}.${h.head}`).join(',');
-  check(heads(web) === heads(cli), `same top heads (${heads(web)})`);
-  const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-  const tops = (e) => e.top.map((t) => t.id).join(',');
-  check(tops(web) === tops(cli) && maxDiff(web.top.map((t) => t.log_prob), cli.top.map((t) => t.log_prob)) <= 1e-3, `same top-5 tokens and log-probabilities (${tops(web)})`);
-  const dScores = maxDiff(web.patch_scores, cli.patch_scores);
-  const dHeads = maxDiff(web.head_scores.flat(), cli.head_scores.flat());
-  check(dScores <= 1e-3, `patch scores within 1e-3 of the CLI (max diff ${dScores.toExponential(2)})`);
-  check(dHeads <= 1e-3, `head scores within 1e-3 of the CLI (max diff ${dHeads.toExponential(2)})`);
-  const mapPixels = await page.getByTestId('map').evaluate((c) => c.width * c.height);
-  check(mapPixels > 0, 'the map is drawn');
-
-  // Hovering the best patch shows its score and logit-lens tokens.
-  const top = web.patch_scores.reduce((b, v, i, a) => (v > a[b] ? i : b), 0);
-  const box = await page.getByTestId('map').boundingBox();
-  const side = box.height; // the drawing is the square crop plus the colour bar
-  // locator.hover scrolls the map into view first; the position is relative to the canvas.
-  await page.getByTestId('map').hover({ position: { x: ((top % web.grid) + 0.5) * side / web.grid, y: (Math.floor(top / web.grid) + 0.5) * side / web.grid } });
-  const lens = await page.getByTestId('lens').innerText();
-  check(lens.includes(`row ${Math.floor(top / web.grid)}, column ${top % web.grid}`) && lens.includes('logit lens of its image token: ') && !lens.includes('not recorded'),
-    `hovering the top patch names it and its lens tokens: "${lens}"`);
-
-  // Exports: the JSON download is the CLI's schema, the PNG download a PNG.
-  const [jsonDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-json').click()]);
-  const exported = JSON.parse(fs.readFileSync(await jsonDl.path(), 'utf8'));
-  check(exported.schema === cli.schema && exported.target.id === cli.target.id, `JSON export (${jsonDl.suggestedFilename()}) has the CLI's schema and target`);
-  const [pngDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-png').click()]);
-  const png = fs.readFileSync(await pngDl.path());
-  check(png.subarray(1, 4).toString() === 'PNG', `PNG export (${pngDl.suggestedFilename()}, ${png.length} bytes)`);
-  fs.writeFileSync(`${out}/5-export-map.png`, png);
-
-  // "How faithful is this map?": the page's knockout curves give the CLI's AUCs.
-  const tf = Date.now();
-  await page.getByTestId('faithful-run').click();
-  await page.getByTestId('faithful-auc').waitFor({ timeout: 600_000 });
-  const faithfulMs = Date.now() - tf;
-  const aucRow = async (name) => (await page.getByTestId('faithful-auc').locator('tr', { hasText: name }).first().locator('td').allInnerTexts()).slice(1).map(Number);
-  const [mapDel, mapIns] = await aucRow('map');
-  const [meanDel] = await aucRow('mean attention');
-  const near = (a, b) => b !== null && Math.abs(a - b) <= 2e-3;
-  check(near(mapDel, cliFaithful.map.deletion_auc) && near(mapIns, cliFaithful.map.insertion_auc) && near(meanDel, cliFaithful.mean_attention.deletion_auc),
-    `faithfulness AUCs match the CLI's (map deletion ${mapDel} vs ${cliFaithful.map.deletion_auc?.toFixed(3)}, insertion ${mapIns} vs ${cliFaithful.map.insertion_auc?.toFixed(3)}; ${faithfulMs} ms)`);
-  check(await page.getByTestId('faithful-curves').evaluate((c) => c.width > 0), 'the curves are drawn');
-  await page.screenshot({ path: `${out}/12-faithfulness.png`, fullPage: true });
-
-  // Images by paste and by drop replace the input (two different PNGs: the CLI's maps).
-  const put = async (how, b64) => page.evaluate(([b64, how]) => {
-    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    const dt = new DataTransfer();
-    dt.items.add(new File([bytes], `${how}.png`, { type: 'image/png' }));
-    if (how === 'paste') document.dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true }));
-    else document.querySelector('[data-testid=image-drop]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-  }, [b64, how]);
-  for (const [how, file] of [['paste', 'cli-map.png'], ['drop', 'cli-contrast-map.png']]) {
-    const b64 = fs.readFileSync(path.join(out, file)).toString('base64');
-    await put(how, b64);
-    await page.waitForFunction((head) => document.querySelector('[data-testid=chosen-image]')?.src.includes(head), b64.slice(0, 300), { timeout: 30_000 });
-    check(true, `an image given by ${how} becomes the input`);
-  }
-  await page.getByTestId('q-0-0').click();
-
-  // "Why the answer rather than none": the same numbers as the CLI's --target/--contrast.
-  await page.getByTestId('target').fill(scene.questions[0].answer);
-  await page.getByTestId('contrast').fill('none');
-  await page.getByTestId('run').click();
-  await page.getByTestId('explained').filter({ hasText: 'rather than' }).waitFor({ timeout: 600_000 });
-  await page.getByTestId('run').filter({ hasText: 'Run' }).waitFor({ timeout: 600_000 });
-  const webContrast = JSON.parse(await page.getByTestId('json').textContent());
-  fs.writeFileSync(`${out}/web-contrast.json`, JSON.stringify(webContrast, null, 1));
-  check(webContrast.contrast?.id === cliContrast.contrast?.id && webContrast.target.id === cliContrast.target.id, 'contrast explanation: same target and contrast tokens as the CLI');
-  const dContrast = maxDiff(webContrast.patch_scores, cliContrast.patch_scores);
-  check(dContrast <= 1e-3, `contrast patch scores within 1e-3 of the CLI (max diff ${dContrast.toExponential(2)})`);
-  check(webContrast.best_head.layer === cliContrast.best_head.layer && webContrast.best_head.head === cliContrast.best_head.head, 'contrast: same best head');
-  await page.screenshot({ path: `${out}/6-contrast.png`, fullPage: true });
-
-  // The storage panel lists the demo model, kept whole.
-  const demoRow = page.getByTestId('stored-row').filter({ hasText: 'models/scenes-tiny' });
-  await demoRow.waitFor({ timeout: 30_000 });
-  check((await demoRow.innerText()).includes('complete'), `the demo model is kept in the browser's storage: "${(await demoRow.innerText()).replace(/\s+/g, ' ')}"`);
-
-  // Colour maps and the head grid: another palette redraws with its legend; clicking the
-  // second-ranked head shows its map (computed with the top 3), the last-ranked one asks the
-  // worker for its map.
-  await page.getByTestId('palette').selectOption('viridis');
-  check((await page.getByTestId('legend').innerText()).includes('lowest to highest'), 'the viridis colour map has its legend');
-  await page.getByTestId('palette').selectOption('signed');
-  const ranked = webContrast.head_maps.map((m) => m.head);
-  const second = ranked[1];
-  await page.getByTestId(`head-${second.layer}-${second.head}`).click();
-  check((await page.getByTestId('map-caption').innerText()).includes(`head ${second.layer}.${second.head} (clicked)`), `clicking head ${second.layer}.${second.head} shows its map`);
-  const all = webContrast.head_scores.flatMap((row, l) => row.map((v, h) => ({ l, h, v })));
-  const last = all.filter((x) => !ranked.some((r) => r.layer === x.l && r.head === x.h))[0];
-  if (last) {
-    await page.getByTestId(`head-${last.l}-${last.h}`).click();
-    await page.getByTestId('map-caption').filter({ hasText: `head ${last.l}.${last.h} (clicked)` }).waitFor({ timeout: 600_000 });
-    const withHead = JSON.parse(await page.getByTestId('json').textContent());
-    check(withHead.head_maps.some((m) => m.head.layer === last.l && m.head.head === last.h), `head ${last.l}.${last.h}, outside the top 3, got its map from the worker`);
-  }
-  await page.screenshot({ path: `${out}/8-head-clicked.png`, fullPage: true });
-
-  // Bad inputs: an image that does not decode, model files that are not a model.
-  await page.getByTestId('file').setInputFiles({ name: 'broken.png', mimeType: 'image/png', buffer: Buffer.from('not a png') });
-  await page.getByTestId('error').filter({ hasText: 'broken.png is not an image' }).waitFor({ timeout: 30_000 });
-  check(true, 'an undecodable image gets a clear error');
-  await page.getByTestId('model-files').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
-  await page.getByTestId('load').click();
-  await page.getByTestId('error').filter({ hasText: 'config.json is not among the chosen files' }).waitFor({ timeout: 30_000 });
-  check(true, 'files that are not a model get a clear error');
-  await page.screenshot({ path: `${out}/9-not-a-model.png`, fullPage: true });
-
-  // The demo model's files dropped on the model panel load as a local model.
-  const demoFiles = ['config.json', 'tokenizer.json', 'model.safetensors'].map((n) => [n, fs.readFileSync(path.join(demoDir, n)).toString('base64')]);
-  await page.evaluate((files) => {
-    const dt = new DataTransfer();
-    for (const [n, b64] of files) dt.items.add(new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], n));
-    document.querySelector('[data-testid=model-drop]').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
-  }, demoFiles);
-  await page.locator('.chosen', { hasText: 'model.safetensors' }).waitFor({ timeout: 30_000 });
-  await page.getByTestId('load').click();
-  await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: chosen files")').first().waitFor({ timeout: 300_000 });
-  check(!(await page.getByTestId('error').count()), `dropped model files load: "${await page.getByTestId('status').innerText()}"`);
-
-  // The folder picker: a whole model folder (with its README and logs beside the model files).
-  await page.getByTestId('model-folder').setInputFiles(demoDir);
-  await page.getByTestId('load').click();
-  await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: scenes-tiny")').first().waitFor({ timeout: 300_000 });
-  check(!(await page.getByTestId('error').count()), `a picked model folder loads: "${await page.getByTestId('status').innerText()}"`);
-
-  // A sharded HF folder by URL: the cut download fails clearly, Load resumes it with a range
-  // request, and the loaded model explains the scene as the CLI does.
-  await page.getByTestId('source').selectOption('url');
-  await page.getByTestId('model-url').fill(base + 'sharded/');
-  await page.getByTestId('load').click();
-  await page.getByTestId('error').filter({ hasText: 'interrupted' }).waitFor({ timeout: 120_000 });
-  check((await page.getByTestId('error').innerText()).includes('load again to resume'), `a cut download says how to resume: "${await page.getByTestId('error').innerText()}"`);
-  await page.getByTestId('load').click();
-  await page.locator('[data-testid=status]:text-matches("^ready: .*sharded")').waitFor({ timeout: 300_000 });
-  const shardedStatus = await page.getByTestId('status').innerText();
-  const resumed = shardLog.find((l) => l.startsWith('GET model-00002') && /bytes=[1-9]/.test(l));
-  check(Boolean(resumed) && resumed.includes('if-range "'), `the second shard resumed with a range request and If-Range, its answer without Content-Range (${resumed})`);
-  const shardedRow = page.getByTestId('stored-row').filter({ hasText: 'sharded' });
-  await shardedRow.filter({ hasText: 'complete' }).waitFor({ timeout: 30_000 });
-  check(true, 'the storage panel lists the sharded model as complete');
-  await page.getByTestId('target').fill('');
-  await page.getByTestId('contrast').fill('');
-  await page.getByTestId('q-0-0').click();
-  await page.getByTestId('run').click();
-  await page.getByTestId('explained').filter({ hasNotText: 'rather than' }).waitFor({ timeout: 600_000 });
-  await page.getByTestId('run').filter({ hasText: 'Run' }).waitFor({ timeout: 600_000 });
-  const webSharded = JSON.parse(await page.getByTestId('json').textContent());
-  const dSharded = maxDiff(webSharded.patch_scores, cli.patch_scores);
-  check(webSharded.model.includes('sharded') && dSharded <= 1e-3, `the sharded model's patch scores match the CLI's (max diff ${dSharded.toExponential(2)})`);
-  await page.screenshot({ path: `${out}/10-sharded.png`, fullPage: true });
-
-  // A later visit with the server gone loads from the browser's storage.
-  net.offline = true;
-  const later = await browser.newPage();
-  await later.goto(base + '?model=' + encodeURIComponent(base + 'sharded/'));
-  await later.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: .*sharded")').first().waitFor({ timeout: 300_000 });
-  check(!(await later.getByTestId('error').count()), `offline, the stored sharded model loads: "${await later.getByTestId('status').innerText()}"`);
-  await later.getByTestId('stored-row').filter({ hasText: 'sharded' }).getByTestId('delete-stored').click();
-  await later.getByTestId('stored-row').filter({ hasText: 'sharded' }).waitFor({ state: 'detached', timeout: 30_000 });
-  check(true, 'deleting the stored model removes it from the storage panel');
-  await later.screenshot({ path: `${out}/11-offline-then-deleted.png`, fullPage: true });
-  await later.close();
-  net.offline = false;
-
-  // A file whose bytes do not have the SHA-256 the server states is discarded, not loaded.
-  await page.getByTestId('model-url').fill(base + 'corrupt/');
-  await page.getByTestId('load').click();
-  await page.getByTestId('error').filter({ hasText: 'SHA-256' }).waitFor({ timeout: 120_000 });
-  const hashErr = await page.getByTestId('error').innerText();
-  check(hashErr.includes('model-00001-of-00002.safetensors') && hashErr.includes('discarded'), `a hash mismatch is named and the download discarded: "${hashErr.slice(0, 120)}..."`);
-
-  await page.getByTestId('share').click();
-  const link = await page.getByTestId('share-link').innerText();
-  check(link.includes('#x=1.'), 'share link carries the explanation');
-  const shared = await browser.newPage();
-  await shared.goto(link);
-  await shared.getByTestId('result').waitFor({ timeout: 60_000 });
-  check((await shared.getByTestId('answer').innerText()) === answer, 'the share link shows the same answer');
-  await shared.screenshot({ path: `${out}/3-shared.png`, fullPage: true });
-
-  // Embed mode: a recorded explanation alone, no model panel, no worker.
-  const embed = await browser.newPage();
-  await embed.goto(base + '?embed=1' + link.slice(link.indexOf('#')));
-  await embed.getByTestId('result').waitFor({ timeout: 60_000 });
-  check((await embed.getByTestId('answer').innerText()) === answer && !(await embed.getByTestId('model-panel').count()) && !(await embed.getByTestId('storage').count()),
-    'embed mode shows the recorded explanation alone');
-  await embed.screenshot({ path: `${out}/13-embed.png`, fullPage: true });
-  await embed.close();
-
-  const broken = await browser.newPage();
-  await broken.goto(base + '#x=1.damaged!');
-  await broken.getByTestId('error').waitFor({ timeout: 60_000 });
-  check((await broken.getByTestId('error').innerText()).includes('damaged'), 'a damaged link gives a clear error');
-  await broken.screenshot({ path: `${out}/4-damaged-link.png`, fullPage: true });
-
-  // A browser without WebGPU: a clear message in the page, not a dead tab.
-  const plainProfile = fs.mkdtempSync('/tmp/llava-lens-e2e-nogpu-');
-  const plain = await chromium.launchPersistentContext(plainProfile, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-  });
-  try {
-    const noGpu = await plain.newPage();
-    await noGpu.goto(base);
-    await noGpu.getByTestId('error').waitFor({ timeout: 60_000 });
-    const msg = await noGpu.getByTestId('error').innerText();
-    check(msg.includes('no WebGPU adapter') && !msg.includes('apt-get'), `without WebGPU the page says so: "${msg.slice(0, 80)}..."`);
-    await noGpu.screenshot({ path: `${out}/7-no-webgpu.png`, fullPage: true });
-  } finally {
-    await plain.close();
-  }
-
-  fs.writeFileSync(`${out}/timings.json`, JSON.stringify({ load_ms: loadMs, run_to_map_ms: runMs, demo_status: demoStatus, sharded_status: shardedStatus, timing: runTiming, faithfulness_ms: faithfulMs, browser: browser.browser()?.version() }, null, 2));
 } catch (e) {
   failures.push(String(e));
   console.error(e);

@@ -67,6 +67,51 @@ pub fn shard_names(names: &[String], index_text: Option<&str>) -> Result<Vec<Str
     Err(format!("no {SINGLE} and no {INDEX}: this is not an HF-format Llava folder"))
 }
 
+/// What a server's answer to a request for a model file says about that file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileAnswer {
+    /// The answer carries the file.
+    Present,
+    /// The file is not there; the words say how the server put it.
+    Absent(String),
+    /// Neither: an error status the loader reports as it is.
+    Failed(u16),
+}
+
+/// Tells "this file is absent" from "this file is here" (broken or not). 404 and 410 mean absent;
+/// so does an HTML page where a model file was asked for: dev servers and many static hosts
+/// answer a missing path with their index page (a single-page-app fallback) or an HTML error
+/// page, with status 200. No model file is HTML, so that rule costs nothing. `first_bytes` is
+/// the start of the body where it is known, else empty.
+pub fn file_answer(status: u16, content_type: Option<&str>, first_bytes: &[u8]) -> FileAnswer {
+    match status {
+        404 | 410 => FileAnswer::Absent(format!("HTTP {status}")),
+        200..=299 if content_type.is_some_and(is_html_type) => {
+            FileAnswer::Absent(format!("an HTML page (HTTP {status}, {}) instead of the file", content_type.unwrap_or_default().trim()))
+        }
+        // Some hosts type a fallback page by the path asked for (JSON for a .json path).
+        200..=299 if looks_like_html(first_bytes) => FileAnswer::Absent(format!("an HTML page (HTTP {status}) instead of the file")),
+        200..=299 => FileAnswer::Present,
+        s => FileAnswer::Failed(s),
+    }
+}
+
+/// `text/html` or `application/xhtml+xml`, whatever the parameters and case.
+fn is_html_type(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    media == "text/html" || media == "application/xhtml+xml"
+}
+
+/// Whether bytes start like an HTML document (after a UTF-8 byte-order mark and white space).
+/// Neither JSON nor safetensors can start this way: JSON starts with a value, a safetensors file
+/// with a little-endian header length that these bytes would make absurdly large.
+pub fn looks_like_html(bytes: &[u8]) -> bool {
+    let b = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let head: Vec<u8> = b[start..b.len().min(start + 16)].to_ascii_lowercase();
+    [&b"<!doctype html"[..], b"<html", b"<head", b"<!--"].iter().any(|p| head.starts_with(p))
+}
+
 /// A downloaded (or partly downloaded) file in the browser's storage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredFile {
@@ -180,6 +225,31 @@ mod tests {
         let e = shard_names(&all[..3], Some(index)).unwrap_err();
         assert!(e.contains("m-2.safetensors"), "{e}");
         assert!(shard_names(&names(&["photo.jpg"]), None).unwrap_err().contains("not an HF-format"));
+    }
+
+    #[test]
+    fn absent_files_are_told_from_broken_ones() {
+        use FileAnswer::*;
+        assert_eq!(file_answer(404, Some("text/plain"), b"not found"), Absent("HTTP 404".into()));
+        assert_eq!(file_answer(410, None, b""), Absent("HTTP 410".into()));
+        // trunk serve's fallback, an SPA host's index page, an HTML 404 page with status 200.
+        for ct in ["text/html", "text/html; charset=utf-8", "TEXT/HTML;charset=UTF-8", " application/xhtml+xml "] {
+            assert!(matches!(file_answer(200, Some(ct), b"{}"), Absent(w) if w.contains("HTML page")), "{ct}");
+        }
+        assert!(matches!(file_answer(206, Some("text/html"), b""), Absent(_)));
+        // No Content-Type, or one taken from the path asked for: the body says it.
+        for body in [&b"<!DOCTYPE html><html>"[..], b"\xef\xbb\xbf\n  <html lang=en>", b"<!-- x -->", b"<HEAD>"] {
+            assert!(matches!(file_answer(200, None, body), Absent(_)), "{body:?}");
+        }
+        // A damaged JSON file served as JSON is present (its parse error is reported), and so is
+        // JSON or weights whatever the type says, unless it says HTML.
+        assert_eq!(file_answer(200, Some("application/json"), b"{\"weight_map\": {,}"), Present);
+        assert!(matches!(file_answer(200, Some("application/json"), b"<!doctype html>"), Absent(_)));
+        assert_eq!(file_answer(200, None, b"{\"a\": 1}"), Present);
+        assert_eq!(file_answer(200, Some("application/octet-stream"), &[0x40, 0, 0, 0, 0, 0, 0, 0]), Present);
+        assert_eq!(file_answer(200, Some("text/plain"), b""), Present);
+        assert_eq!(file_answer(500, Some("text/html"), b"<html>"), Failed(500));
+        assert_eq!(file_answer(403, None, b""), Failed(403));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use llava_lens_model::checkpoint::{RangeReader, StreamedCheckpoint};
 use llava_lens_model::{Llava, LlavaConfig, LlavaTokenizer, WeightDType};
 
+use super::net::FetchError;
 use super::sources::{BlobFiles, HttpFiles};
 use super::store::Store;
 use super::{Session, gpu, net, post};
@@ -60,19 +61,32 @@ fn parse_config(bytes: &[u8], name: &str) -> Result<LlavaConfig, String> {
 }
 
 /// A small file of a URL model: from storage when a complete copy is there (no network: a later
-/// visit works offline), else downloaded into storage, else fetched.
-async fn small_file(store: Option<&Store>, manifest: &mut StoredModel, base: &str, name: &str) -> Result<Vec<u8>, String> {
+/// visit works offline), else downloaded into storage, else fetched. Absent files are
+/// [`FetchError::Absent`], so optional ones can be probed.
+async fn small_file(store: Option<&Store>, manifest: &mut StoredModel, base: &str, name: &str) -> Result<Vec<u8>, FetchError> {
     let url = format!("{base}{name}");
     let Some(store) = store else { return net::fetch_bytes(&url).await };
     if manifest.file(name).is_some_and(|f| f.complete) {
-        if let Ok(b) = store.read(&manifest.key, name).await {
-            return Ok(b);
+        match store.read(&manifest.key, name).await {
+            // An HTML page kept by an earlier version that took a server's fallback page for
+            // the file: forget it and ask again.
+            Ok(b) if files::looks_like_html(&b) => {}
+            Ok(b) => return Ok(b),
+            Err(_) => {}
         }
     }
-    let f = store.download(&manifest.key, &url, name, None, &|_, _| {}).await?;
-    record(manifest, f);
+    match store.download(&manifest.key, &url, name, None, &|_, _| {}).await {
+        Ok(f) => record(manifest, f),
+        Err(e) => {
+            if matches!(e, FetchError::Absent { .. }) && manifest.file(name).is_some() {
+                manifest.files.retain(|f| f.name != name);
+                store.save_manifest(manifest).await?;
+            }
+            return Err(e);
+        }
+    }
     store.save_manifest(manifest).await?;
-    store.read(&manifest.key, name).await
+    Ok(store.read(&manifest.key, name).await?)
 }
 
 fn record(m: &mut StoredModel, f: StoredFile) {
@@ -100,20 +114,22 @@ async fn open_url(url: &str) -> Result<Folder, String> {
     let s = store.as_deref();
     let config = parse_config(&small_file(s, &mut manifest, &base, CONFIG).await?, &base)?;
     let tokenizer_json = small_file(s, &mut manifest, &base, TOKENIZER).await?;
-    // A sharded folder has an index; a single-file one answers 404 for it.
-    // A stored single-file model needs no look for an index (and none offline).
+    // A sharded folder has an index; a single-file one has none (the server answers 404, or an
+    // HTML page where it falls back to one: files::file_answer). A stored single-file model
+    // needs no look for an index (and none offline).
     let single_stored = manifest.file(files::SINGLE).is_some_and(|f| f.complete);
     let index = if single_stored {
         None
     } else {
         match small_file(s, &mut manifest, &base, INDEX).await {
             Ok(b) => Some(String::from_utf8(b).map_err(|_| format!("{base}{INDEX} is not UTF-8 text"))?),
-            Err(e) if e.contains("HTTP 404") => None,
-            Err(e) => return Err(e),
+            Err(FetchError::Absent { .. }) => None,
+            Err(e) => return Err(e.into()),
         }
     };
     let names = match &index {
-        Some(text) => llava_lens_model::checkpoint::header::shard_files(std::path::Path::new(INDEX), text).map_err(|e| e.to_string())?,
+        Some(text) => llava_lens_model::checkpoint::header::shard_files(std::path::Path::new(&format!("{base}{INDEX}")), text)
+            .map_err(|e| e.to_string())?,
         None => vec![files::SINGLE.to_string()],
     };
     let mut sizes = Vec::new();
@@ -131,9 +147,16 @@ async fn open_url(url: &str) -> Result<Folder, String> {
                 stored.push(true);
             }
             _ => {
-                let size = net::content_length(&format!("{base}{n}"))
-                    .await?
-                    .ok_or_else(|| format!("{base}{n}: the server does not say its size"))?;
+                let size = match net::content_length(&format!("{base}{n}")).await {
+                    Ok(Some(size)) => size,
+                    Ok(None) => return Err(format!("{base}{n}: the server does not say its size")),
+                    Err(FetchError::Absent { why, .. }) if index.is_none() => {
+                        return Err(format!(
+                            "{base} holds neither {INDEX} nor {n} (asked for {n}, the server answered {why}); is this the address of an HF-format model folder?"
+                        ));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 // Planned, not yet downloaded: the storage panel lists it as partial.
                 if manifest.file(n).is_none_or(|f| f.complete) {
                     record(&mut manifest, StoredFile { name: n.clone(), bytes: size, sha256: None, complete: false });
@@ -232,7 +255,10 @@ async fn readable(shards: Shards) -> Result<(Box<dyn RangeReader>, Vec<(PathBuf,
                 if stored[i] {
                     continue;
                 }
-                let f = store.download(&key, &urls[i], name, Some(sizes[i]), &|pos, _| stage("download", before + pos, total)).await?;
+                let f = store
+                    .download(&key, &urls[i], name, Some(sizes[i]), &|pos, _| stage("download", before + pos, total))
+                    .await
+                    .map_err(String::from)?;
                 if f.bytes != sizes[i] {
                     return Err(format!("{}: downloaded {} bytes, the server announced {}", urls[i], f.bytes, sizes[i]));
                 }

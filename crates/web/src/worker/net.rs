@@ -6,6 +6,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, RequestInit, Response};
 
 use super::scope;
+use crate::files::{self, FileAnswer};
 
 fn js_err(e: JsValue) -> String {
     e.as_string().or_else(|| e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message()))).unwrap_or_else(|| format!("{e:?}"))
@@ -40,23 +41,63 @@ pub async fn request_with(url: &str, method: &str, range: Option<(u64, Option<u6
     Ok(resp.unchecked_into())
 }
 
-/// A whole (small) file.
-pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let resp = request(url, "GET", None).await?;
-    if !resp.ok() {
-        return Err(format!("fetching {url} failed: HTTP {}", resp.status()));
+/// Why a request for a file brought no file.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The server says the file is not there ([`files::file_answer`]): a folder without it may
+    /// still be a model (another layout), so callers that probe optional files look for this.
+    Absent { url: String, why: String },
+    /// Anything else (network, HTTP errors, storage), in words.
+    Failed(String),
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Absent { url, why } => write!(f, "{url} is not there: the server answered {why}"),
+            FetchError::Failed(e) => f.write_str(e),
+        }
     }
+}
+
+impl From<String> for FetchError {
+    fn from(e: String) -> Self {
+        FetchError::Failed(e)
+    }
+}
+
+impl From<FetchError> for String {
+    fn from(e: FetchError) -> Self {
+        e.to_string()
+    }
+}
+
+/// Sorts an answer by [`files::file_answer`]: Ok for a file, else why not.
+pub fn check_answer(url: &str, resp: &Response, first_bytes: &[u8]) -> Result<(), FetchError> {
+    match files::file_answer(resp.status(), header(resp, "content-type").as_deref(), first_bytes) {
+        FileAnswer::Present => Ok(()),
+        FileAnswer::Absent(why) => Err(FetchError::Absent { url: url.into(), why }),
+        FileAnswer::Failed(status) => Err(FetchError::Failed(format!("fetching {url} failed: HTTP {status}"))),
+    }
+}
+
+/// A whole (small) file.
+pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, FetchError> {
+    let resp = request(url, "GET", None).await?;
+    check_answer(url, &resp, &[])?;
     let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(|e| format!("reading {url}: {}", js_err(e)))?;
-    Ok(js_sys::Uint8Array::new(&buf).to_vec())
+    let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+    check_answer(url, &resp, &bytes)?;
+    Ok(bytes)
 }
 
 /// The size a server announces for `url`: HEAD's Content-Length (redirects followed), else the
 /// total of a one-byte range request's Content-Range; None if it says neither.
-pub async fn content_length(url: &str) -> Result<Option<u64>, String> {
+pub async fn content_length(url: &str) -> Result<Option<u64>, FetchError> {
     // Some servers refuse HEAD (405; pre-signed GET-only links answer 403): ask for one byte then.
     let head = request(url, "HEAD", None).await?;
-    if head.status() == 404 {
-        return Err(format!("{url}: HTTP 404"));
+    if let Err(absent @ FetchError::Absent { .. }) = check_answer(url, &head, &[]) {
+        return Err(absent);
     }
     if head.ok() {
         if let Some(n) = header(&head, "content-length").and_then(|v| v.parse().ok()) {
@@ -64,14 +105,17 @@ pub async fn content_length(url: &str) -> Result<Option<u64>, String> {
         }
     }
     let resp = request(url, "GET", Some((0, Some(1)))).await?;
-    let total = header(&resp, "content-range").and_then(|r| crate::files::content_range_total(&r));
+    if let Err(absent @ FetchError::Absent { .. }) = check_answer(url, &resp, &[]) {
+        return Err(absent);
+    }
+    let total = header(&resp, "content-range").and_then(|r| files::content_range_total(&r));
     let ok = resp.status() == 206;
     // A server that ignores the range would stream the whole file: stop it.
     drop(BodyReader::new(&resp));
     match (ok, total) {
         (true, t) => Ok(t),
         (false, _) if head.ok() => Ok(None),
-        (false, _) => Err(format!("{url}: HTTP {}", head.status())),
+        (false, _) => Err(FetchError::Failed(format!("{url}: HTTP {}", head.status()))),
     }
 }
 

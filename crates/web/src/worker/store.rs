@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{FileSystemDirectoryHandle, FileSystemFileHandle, FileSystemSyncAccessHandle};
 
-use super::net::{self, await_promise, describe};
+use super::net::{self, FetchError, await_promise, describe};
 use super::scope;
 use crate::files::{self, StoredFile, StoredModel};
 
@@ -130,7 +130,8 @@ impl Store {
     /// readable (Content-Range is not exposed to pages across origins unless the server says
     /// so). A resume sends `If-Range` with the validator the first answer gave (its ETag or
     /// Last-Modified, kept beside the part), so a file changed on the server restarts from 0
-    /// instead of joining two versions. `progress` gets the bytes of this file on disk.
+    /// instead of joining two versions. `progress` gets the bytes of this file on disk. A file
+    /// the server says is absent ([`net::check_answer`]) leaves nothing behind in storage.
     pub async fn download(
         &self,
         key: &str,
@@ -138,7 +139,7 @@ impl Store {
         name: &str,
         expected: Option<u64>,
         progress: &dyn Fn(u64, u64),
-    ) -> Result<StoredFile, String> {
+    ) -> Result<StoredFile, FetchError> {
         let dir = self.dir(key).await?;
         let a = access(&dir, name).await?;
         let sidecar = format!("{name}{VALIDATOR}");
@@ -167,13 +168,28 @@ impl Store {
                     return Ok(StoredFile { name: name.into(), bytes: have, sha256: Some(digest), complete: true });
                 }
                 a.0.truncate_with_f64(0.0).map_err(in_store)?;
-                return Err(format!("{url}: the stored part did not match the server's file and was discarded; load again"));
+                return Err(format!("{url}: the stored part did not match the server's file and was discarded; load again").into());
             }
-            s => return Err(format!("downloading {url} failed: HTTP {s}")),
+            _ => {
+                let answer = net::check_answer(url, &resp, &[]);
+                drop((body, a));
+                if let Err(absent @ FetchError::Absent { .. }) = answer {
+                    self.remove(key, name).await;
+                    return Err(absent);
+                }
+                return Err(format!("downloading {url} failed: HTTP {status}").into());
+            }
         };
+        if let Err(absent @ FetchError::Absent { .. }) = net::check_answer(url, &resp, &[]) {
+            drop((body, a));
+            self.remove(key, name).await;
+            return Err(absent);
+        }
         if start > have {
             a.0.truncate_with_f64(0.0).map_err(in_store)?;
-            return Err(format!("{url}: the server answered from byte {start}, not {have}; the stored part was discarded: load again"));
+            return Err(
+                format!("{url}: the server answered from byte {start}, not {have}; the stored part was discarded: load again").into()
+            );
         }
         if start != have {
             a.0.truncate_with_f64(start as f64).map_err(in_store)?;
@@ -199,9 +215,19 @@ impl Store {
                         "the download of {name} was interrupted at {} of {} ({e}); the part is kept: load again to resume",
                         files::human_bytes(pos),
                         files::human_bytes(total_or(pos))
-                    ));
+                    )
+                    .into());
                 }
             };
+            if pos == 0 {
+                // A page typed as something else (a fallback served as the path's type).
+                let head = chunk.subarray(0, chunk.length().min(64)).to_vec();
+                if let Err(absent @ FetchError::Absent { .. }) = net::check_answer(url, &resp, &head) {
+                    drop((body, a));
+                    self.remove(key, name).await;
+                    return Err(absent);
+                }
+            }
             hasher.update(chunk.to_vec());
             a.0.write_with_js_u8_array_and_options(&chunk, &at(pos))
                 .map_err(|e| format!("writing {name} to the browser's storage: {}", describe(e)))?;
@@ -211,17 +237,26 @@ impl Store {
         a.0.flush().map_err(in_store)?;
         if let Some(t) = total {
             if pos != t {
-                return Err(format!("{name}: got {} of {}; load again to resume", files::human_bytes(pos), files::human_bytes(t)));
+                return Err(format!("{name}: got {} of {}; load again to resume", files::human_bytes(pos), files::human_bytes(t)).into());
             }
         }
         let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
         if let Some(want) = stated_hash {
             if want != digest {
                 a.0.truncate_with_f64(0.0).map_err(in_store)?;
-                return Err(format!("{name}: SHA-256 {digest} differs from the server's {want}; the download was discarded"));
+                return Err(format!("{name}: SHA-256 {digest} differs from the server's {want}; the download was discarded").into());
             }
         }
         Ok(StoredFile { name: name.into(), bytes: pos, sha256: Some(digest), complete: true })
+    }
+
+    /// Removes a file of the model's folder and its validator, if they are there (an absent
+    /// file's empty part; nothing to report when they are not).
+    pub async fn remove(&self, key: &str, name: &str) {
+        let Ok(dir) = self.dir(key).await else { return };
+        for n in [name.to_string(), format!("{name}{VALIDATOR}")] {
+            let _ = await_promise(dir.remove_entry(&n)).await;
+        }
     }
 
     /// Replaces a small file of the model's folder.
