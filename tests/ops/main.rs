@@ -7,6 +7,7 @@ mod add;
 mod attention;
 mod capture;
 mod copy;
+mod errors;
 mod explain;
 mod linear;
 mod norm;

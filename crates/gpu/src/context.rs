@@ -1,6 +1,6 @@
 //! Adapter and device: the same code natively and on WebGPU.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::GpuError;
 use crate::memory::MemoryStats;
@@ -39,6 +39,41 @@ pub struct GpuContext {
     pub(crate) memory: Arc<MemoryStats>,
     /// 16 bytes bound where an entry point's binding carries nothing (the scales of f32 weights).
     pub(crate) dummy: wgpu::Buffer,
+    errors: Arc<ReportedErrors>,
+}
+
+/// What to call with each error the device reports on its own (see [`GpuContext::on_error`]).
+pub type ErrorListener = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Errors the device reports outside any call's result (validation, out of memory). Natively
+/// wgpu's default handler panics on them and in a browser they only reach the console; kept
+/// here, the first one becomes the error of the next readback or load instead.
+#[derive(Default)]
+struct ReportedErrors {
+    first: Mutex<Option<String>>,
+    listener: Mutex<Option<ErrorListener>>,
+}
+
+impl std::fmt::Debug for ReportedErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportedErrors").field("first", &self.first.lock().ok().and_then(|g| g.clone())).finish()
+    }
+}
+
+impl ReportedErrors {
+    fn report(&self, e: &wgpu::Error) {
+        let message = match e {
+            wgpu::Error::OutOfMemory { .. } => format!("the GPU ran out of memory ({e})"),
+            _ => format!("the GPU reported an error: {e}"),
+        };
+        // A poisoned lock only means another thread panicked while reporting: keep going.
+        let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert_with(|| message.clone());
+        drop(first);
+        if let Some(listen) = self.listener.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            listen(&message);
+        }
+    }
 }
 
 /// What to do about a missing adapter depends on where the runtime runs: natively a driver is
@@ -86,6 +121,9 @@ impl GpuContext {
             })
             .await
             .map_err(|e| GpuError::Device { adapter: adapter_info.name.clone(), detail: e.to_string() })?;
+        let errors = Arc::new(ReportedErrors::default());
+        let slot = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| slot.report(&e)));
         let binding_limit = opts.binding_limit.unwrap_or(u64::MAX).min(limits.max_storage_buffer_binding_size);
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dummy binding"),
@@ -103,7 +141,24 @@ impl GpuContext {
             pipelines: Arc::default(),
             memory: Arc::default(),
             dummy,
+            errors,
         })
+    }
+
+    /// The first error the device reported on its own since the last check (a buffer larger
+    /// than the device allows, running out of memory, an invalid dispatch), as an error. Reads
+    /// and loads call it, so such an error fails them instead of returning numbers from buffers
+    /// nothing wrote.
+    pub fn check_errors(&self) -> Result<(), GpuError> {
+        match self.errors.first.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(message) => Err(GpuError::Reported(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// Also tell `listener` of each error as the device reports it (a page posts it at once).
+    pub fn on_error(&self, listener: ErrorListener) {
+        *self.errors.listener.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener);
     }
 
     /// [`GpuContext::new`] driven to completion on this thread (native only).

@@ -14,6 +14,9 @@ pub enum GpuError {
     Capture(String),
     #[error(transparent)]
     Tensor(#[from] llava_lens_tensor::TensorError),
+    /// An error the device reported on its own (validation, out of memory), in words.
+    #[error("{0}")]
+    Reported(String),
 }
 
 impl GpuError {

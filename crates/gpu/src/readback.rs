@@ -51,9 +51,16 @@ pub async fn read_buffer(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, s
             w.wake();
         }
     });
+    // An error the device reported meanwhile is the cause of a failed poll or map, and means
+    // the bytes may come from buffers nothing wrote: it is checked first, and after the map.
     #[cfg(not(target_arch = "wasm32"))]
-    ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback { what, detail: e.to_string() })?;
-    MapFuture(state).await.map_err(|e| GpuError::Readback { what, detail: e.to_string() })?;
+    if let Err(e) = ctx.device.poll(wgpu::PollType::wait_indefinitely()) {
+        ctx.check_errors()?;
+        return Err(GpuError::Readback { what, detail: e.to_string() });
+    }
+    let mapped = MapFuture(state).await;
+    ctx.check_errors()?;
+    mapped.map_err(|e| GpuError::Readback { what, detail: e.to_string() })?;
     let bytes = staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback { what, detail: e.to_string() })?.to_vec();
     staging.unmap();
     Ok(bytes)

@@ -184,7 +184,7 @@ impl LlavaConfig {
             vision,
             text,
             image_token_index: r.usize_or("image_token_index", 32000)? as u32,
-            pad_token_id: r.v.get("pad_token_id").and_then(Value::as_u64).map(|v| v as u32),
+            pad_token_id: r.v.get("pad_token_id").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()),
             vision_feature_layer,
             vision_feature_select,
             projector_bias: r.v.get("multimodal_projector_bias").and_then(Value::as_bool).unwrap_or(true),
@@ -196,17 +196,59 @@ impl LlavaConfig {
     fn validate(&self, path: &Path) -> Result<(), ModelError> {
         let bad = |d: String| Err(ModelError::config(path, d));
         let (v, t) = (&self.vision, &self.text);
-        if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
+        for (key, value, max) in [
+            ("vision_config.hidden_size", v.hidden_size, limits::HIDDEN),
+            ("vision_config.intermediate_size", v.intermediate_size, limits::INTERMEDIATE),
+            ("vision_config.num_hidden_layers", v.num_hidden_layers, limits::VISION_LAYERS),
+            ("vision_config.num_attention_heads", v.num_attention_heads, limits::HEADS),
+            ("vision_config.image_size", v.image_size, limits::IMAGE_SIZE),
+            ("vision_config.patch_size", v.patch_size, limits::IMAGE_SIZE),
+            ("text_config.vocab_size", t.vocab_size, limits::VOCAB),
+            ("text_config.hidden_size", t.hidden_size, limits::HIDDEN),
+            ("text_config.intermediate_size", t.intermediate_size, limits::INTERMEDIATE),
+            ("text_config.num_hidden_layers", t.num_hidden_layers, limits::TEXT_LAYERS),
+            ("text_config.num_attention_heads", t.num_attention_heads, limits::HEADS),
+            ("text_config.num_key_value_heads", t.num_key_value_heads, limits::HEADS),
+            ("text_config.head_dim", t.head_dim, limits::HEAD_DIM),
+            ("text_config.max_position_embeddings", t.max_position_embeddings, limits::POSITIONS),
+        ] {
+            if value == 0 || value > max {
+                return bad(format!("{key} is {value}; expected 1 to {max}"));
+            }
+        }
+        if v.num_channels != 3 {
+            return bad(format!("vision_config.num_channels is {}; the image processor makes RGB images, so it must be 3", v.num_channels));
+        }
+        for (key, value) in [
+            ("vision_config.layer_norm_eps", v.layer_norm_eps),
+            ("text_config.rms_norm_eps", t.rms_norm_eps),
+            ("text_config.rope_theta", t.rope_theta),
+        ] {
+            // Finite in JSON can still overflow f32 (1e300), and 0 divides by zero in the kernels.
+            if !(value.is_finite() && value > 0.0) {
+                return bad(format!("{key} is {value}; expected a positive finite number"));
+            }
+        }
+        if v.image_size % v.patch_size != 0 {
             return bad(format!("vision_config.image_size {} is not a multiple of patch_size {}", v.image_size, v.patch_size));
         }
-        if v.num_attention_heads == 0 || v.hidden_size % v.num_attention_heads != 0 {
+        if v.grid() > limits::GRID {
+            return bad(format!(
+                "vision_config: image_size {} / patch_size {} makes a {g}x{g} patch grid; at most {max}x{max} is supported",
+                v.image_size,
+                v.patch_size,
+                g = v.grid(),
+                max = limits::GRID
+            ));
+        }
+        if v.hidden_size % v.num_attention_heads != 0 {
             return bad(format!("vision_config.hidden_size {} is not divisible by {} heads", v.hidden_size, v.num_attention_heads));
         }
         let layers = v.num_hidden_layers as i64;
         if self.vision_feature_layer > layers || self.vision_feature_layer < -(layers + 1) {
             return bad(format!("vision_feature_layer {} is outside a {layers}-layer vision tower", self.vision_feature_layer));
         }
-        if t.num_key_value_heads == 0 || t.num_attention_heads % t.num_key_value_heads != 0 {
+        if t.num_attention_heads % t.num_key_value_heads != 0 {
             return bad(format!(
                 "text_config: {} attention heads are not a multiple of {} key/value heads",
                 t.num_attention_heads, t.num_key_value_heads
@@ -218,8 +260,58 @@ impl LlavaConfig {
         if self.image_token_index as usize >= t.vocab_size {
             return bad(format!("image_token_index {} is outside the vocabulary of {}", self.image_token_index, t.vocab_size));
         }
+        if self.image_tokens() >= t.max_position_embeddings {
+            return bad(format!(
+                "the image alone takes {} positions but text_config.max_position_embeddings is {}",
+                self.image_tokens(),
+                t.max_position_embeddings
+            ));
+        }
         Ok(())
     }
+
+    /// Positions a prompt of `prompt_ids` tokens (one of them the image token) takes with the
+    /// image's features spliced in.
+    pub fn sequence_length(&self, prompt_ids: usize) -> usize {
+        prompt_ids.saturating_sub(1).saturating_add(self.image_tokens())
+    }
+
+    /// An error (in words) when a prompt of `prompt_ids` tokens plus `new_tokens` generated ones
+    /// would not fit the decoder's `max_position_embeddings`: checked before any weight loads.
+    pub fn check_positions(&self, prompt_ids: usize, new_tokens: usize) -> Result<(), String> {
+        let seq = self.sequence_length(prompt_ids);
+        let max = self.text.max_position_embeddings;
+        if seq.saturating_add(new_tokens) > max {
+            return Err(format!(
+                "the prompt takes {seq} positions ({} for the image, {} for the text){}, but the model has {max} \
+                 (text_config.max_position_embeddings): shorten the question or the answer prefix",
+                self.image_tokens(),
+                prompt_ids.saturating_sub(1),
+                if new_tokens > 0 { format!(" and the answer up to {new_tokens} more") } else { String::new() },
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Bounds on every size a config sets, far above any released Llava (the largest decoders have
+/// about 128 layers, hidden size 16384 and vocabularies of about 256k tokens): a value outside
+/// them is a damaged or hostile file, refused before anything is allocated from it. They also
+/// keep every product of two sizes inside u64 (the estimates are computed in u64 everywhere,
+/// wasm32 included).
+pub mod limits {
+    pub const HIDDEN: usize = 1 << 16;
+    pub const INTERMEDIATE: usize = 1 << 18;
+    pub const VISION_LAYERS: usize = 256;
+    pub const TEXT_LAYERS: usize = 1024;
+    pub const HEADS: usize = 1024;
+    pub const HEAD_DIM: usize = 1024;
+    pub const VOCAB: usize = 1 << 20;
+    pub const POSITIONS: usize = 1 << 22;
+    /// The vision tower's input side in pixels (CLIP-L/336 uses 336, SigLIP 384).
+    pub const IMAGE_SIZE: usize = 2048;
+    /// Patches per side of the image grid.
+    pub const GRID: usize = 128;
 }
 
 /// Typed access to one JSON object, errors naming the file and the key's full path.
@@ -317,6 +409,72 @@ mod tests {
         let s = LLAVA_HF.replace(r#""rms_norm_eps": 1e-05,"#, r#""rms_norm_eps": 1e-05, "head_dim": 64, "num_key_value_heads": 8, "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0},"#);
         let c = parse(&s).unwrap();
         assert_eq!((c.text.head_dim, c.text.num_key_value_heads, c.text.rope_theta), (64, 8, 500000.0));
+    }
+
+    #[test]
+    fn hostile_sizes_are_refused_with_key_value_and_limit_before_anything_is_allocated() {
+        let with = |key: &str, value: &str| {
+            // Replace the key's value wherever the 7B config has it, else add it to text_config.
+            let v: Value = serde_json::from_str(LLAVA_HF).unwrap();
+            let mut v = v;
+            let (section, k) = key.split_once('.').map_or((None, key), |(s, k)| (Some(s), k));
+            let obj = match section {
+                Some(s) => v.get_mut(s).unwrap().as_object_mut().unwrap(),
+                None => v.as_object_mut().unwrap(),
+            };
+            obj.insert(k.to_string(), serde_json::from_str(value).unwrap());
+            parse(&v.to_string())
+        };
+        let cases = [
+            ("text_config.num_hidden_layers", "4294967295", "text_config.num_hidden_layers is 4294967295; expected 1 to 1024"),
+            ("text_config.num_hidden_layers", "0", "text_config.num_hidden_layers is 0; expected 1 to 1024"),
+            ("vision_config.num_hidden_layers", "4294967295", "vision_config.num_hidden_layers is 4294967295; expected 1 to 256"),
+            ("vision_config.image_size", "1000000000", "vision_config.image_size is 1000000000; expected 1 to 2048"),
+            ("vision_config.patch_size", "1", "makes a 336x336 patch grid; at most 128x128"),
+            ("text_config.vocab_size", "4000000000", "text_config.vocab_size is 4000000000; expected 1 to 1048576"),
+            ("text_config.hidden_size", "0", "text_config.hidden_size is 0"),
+            ("text_config.intermediate_size", "3000000000", "text_config.intermediate_size is 3000000000"),
+            ("text_config.num_attention_heads", "0", "text_config.num_attention_heads is 0"),
+            ("text_config.head_dim", "100000", "text_config.head_dim is 100000; expected 1 to 1024"),
+            (
+                "text_config.max_position_embeddings",
+                "100",
+                "the image alone takes 576 positions but text_config.max_position_embeddings is 100",
+            ),
+            ("text_config.rms_norm_eps", "0", "text_config.rms_norm_eps is 0; expected a positive finite number"),
+            ("text_config.rms_norm_eps", "-1e-5", "text_config.rms_norm_eps is -0.00001; expected a positive"),
+            ("text_config.rope_theta", "0", "text_config.rope_theta is 0; expected a positive finite number"),
+            ("text_config.rope_theta", "1e300", "text_config.rope_theta is inf; expected a positive finite number"),
+            ("vision_config.layer_norm_eps", "0", "vision_config.layer_norm_eps is 0"),
+            ("vision_config.num_channels", "4", "vision_config.num_channels is 4; the image processor makes RGB images, so it must be 3"),
+        ];
+        for (key, value, want) in cases {
+            let err = with(key, value).unwrap_err().to_string();
+            assert!(err.starts_with("config.json: ") && err.contains(want), "{key} = {value}: {err} (wanted {want})");
+        }
+        // transformers 5 keeps theta in rope_parameters: the same check applies there.
+        let s = LLAVA_HF.replace(
+            r#""rms_norm_eps": 1e-05,"#,
+            r#""rms_norm_eps": 1e-05, "rope_parameters": {"rope_type": "default", "rope_theta": 0.0},"#,
+        );
+        assert!(parse(&s).unwrap_err().to_string().contains("rope_theta is 0"));
+        // An id past u32 is not a token id.
+        assert_eq!(with("pad_token_id", "8589934592").unwrap().pad_token_id, None);
+    }
+
+    #[test]
+    fn estimates_at_the_limits_are_instant_and_do_not_wrap() {
+        use crate::{Llava, WeightDType};
+        let mut c = parse(LLAVA_HF).unwrap();
+        c.text.num_hidden_layers = limits::TEXT_LAYERS;
+        c.text.vocab_size = limits::VOCAB;
+        c.text.hidden_size = limits::HIDDEN;
+        c.text.intermediate_size = limits::INTERMEDIATE;
+        let (total, largest) = Llava::weight_bytes_estimate(&c, WeightDType::F32);
+        // lm_head alone: 2^20 x 2^16 f32 = 2^38 bytes; 1024 layers of 3 x 2^18 x 2^16 f32 more.
+        assert_eq!(largest, 1 << 38);
+        assert!(total > 1024 * 3 * (1u64 << 36), "{total}");
+        assert!(Llava::working_bytes_estimate(&c, 1 << 22) > 1 << 40);
     }
 
     #[test]

@@ -117,6 +117,9 @@ impl Llava {
             linear_2: Linear::load(&mut up, "multi_modal_projector.linear_2", dt, dt, bias, Role::Vision).await?,
         };
         let language_model = Llama::load(&mut up, &config.text).await?;
+        // Out of memory, or a buffer over the device's limits, is reported by the device on its
+        // own: fail the load rather than run on buffers that do not exist.
+        ctx.check_errors()?;
         Ok(Llava { config: config.clone(), dtype, vision_tower, multi_modal_projector, language_model, weight_bytes: up.gpu_bytes })
     }
 
@@ -129,52 +132,63 @@ impl Llava {
 
     /// The bytes [`Llava::load`] will place on the GPU for weights (what `weight_bytes` reports
     /// after the load), and the largest single weight buffer, from the config alone: what a page
-    /// shows before a download and checks against the adapter's limits.
+    /// shows before a download and checks against the adapter's limits. In closed form (one
+    /// term per kind of layer times the number of layers) and in u64, so a hostile config costs
+    /// nothing to estimate and no product wraps on wasm32.
     pub fn weight_bytes_estimate(config: &LlavaConfig, dtype: WeightDType) -> (u64, u64) {
         let (v, t) = (&config.vision, &config.text);
-        let mut total = 0u64;
+        let u = |n: usize| n as u64;
         let mut largest = 0u64;
-        let mut matrix = |rows: usize, cols: usize, role: Role| {
-            let b = (crate::weights::gpu_dtype(dtype, role, cols).row_bytes(cols) * rows) as u64;
-            total += b;
-            largest = largest.max(b);
+        // Bytes of `count` matrices of `rows x cols` in the role's dtype.
+        let mut matrices = |count: u64, rows: usize, cols: usize, role: Role| {
+            let one = u(crate::weights::gpu_dtype(dtype, role, cols).row_bytes(cols)).saturating_mul(u(rows));
+            if count > 0 {
+                largest = largest.max(one);
+            }
+            one.saturating_mul(count)
         };
         let (dv, dt) = (v.hidden_size, t.hidden_size);
-        matrix(dv, v.num_channels * v.patch_size * v.patch_size, Role::Vision);
-        for _ in 0..config.vision_layers_to_run() {
-            (0..4).for_each(|_| matrix(dv, dv, Role::Vision));
-            matrix(v.intermediate_size, dv, Role::Vision);
-            matrix(dv, v.intermediate_size, Role::Vision);
-        }
-        matrix(dt, dv, Role::Vision);
-        matrix(dt, dt, Role::Vision);
+        let vision_layers = u(config.vision_layers_to_run());
+        let text_layers = u(t.num_hidden_layers);
         let (q, kv) = (t.num_attention_heads * t.head_dim, t.num_key_value_heads * t.head_dim);
-        matrix(t.vocab_size, dt, Role::Vocabulary);
-        for _ in 0..t.num_hidden_layers {
-            matrix(2 * t.intermediate_size, dt, Role::DecoderLinear);
-            matrix(q, dt, Role::DecoderLinear);
-            (0..2).for_each(|_| matrix(kv, dt, Role::DecoderLinear));
-            matrix(dt, q, Role::DecoderLinear);
-            matrix(dt, t.intermediate_size, Role::DecoderLinear);
-        }
-        matrix(t.vocab_size, dt, Role::Vocabulary);
-        let vision_vectors =
-            dv * (1 + (v.num_patches() + 1) + 2) + config.vision_layers_to_run() * (4 * dv + 4 * dv + v.intermediate_size + dv);
-        let projector_vectors = if config.projector_bias { 2 * dt } else { 0 };
-        let text_vectors = t.num_hidden_layers * 2 * dt + dt;
-        (total + 4 * (vision_vectors + projector_vectors + text_vectors) as u64, largest)
+        let matrix_bytes = [
+            matrices(1, dv, v.num_channels * v.patch_size * v.patch_size, Role::Vision),
+            matrices(4 * vision_layers, dv, dv, Role::Vision),
+            matrices(vision_layers, v.intermediate_size, dv, Role::Vision),
+            matrices(vision_layers, dv, v.intermediate_size, Role::Vision),
+            matrices(1, dt, dv, Role::Vision),
+            matrices(1, dt, dt, Role::Vision),
+            matrices(2, t.vocab_size, dt, Role::Vocabulary),
+            matrices(text_layers, 2 * t.intermediate_size, dt, Role::DecoderLinear),
+            matrices(text_layers, q, dt, Role::DecoderLinear),
+            matrices(2 * text_layers, kv, dt, Role::DecoderLinear),
+            matrices(text_layers, dt, q, Role::DecoderLinear),
+            matrices(text_layers, dt, t.intermediate_size, Role::DecoderLinear),
+        ];
+        // Vectors in f32: class and position embeddings, pre/post layer norms; per CLIP layer
+        // 4 biases of dv, 2 norms (weight and bias), fc1's and fc2's biases; the projector's
+        // biases; per LLaMA layer 2 norms; the final norm.
+        let vision_vectors = u(dv) * (1 + u(v.num_patches()) + 1 + 2) + vision_layers * (u(4 * dv + 4 * dv + v.intermediate_size + dv));
+        let projector_vectors = if config.projector_bias { 2 * u(dt) } else { 0 };
+        let text_vectors = text_layers * 2 * u(dt) + u(dt);
+        let total = matrix_bytes
+            .iter()
+            .fold(0u64, |a, &b| a.saturating_add(b))
+            .saturating_add(4 * (vision_vectors + projector_vectors + text_vectors));
+        (total, largest)
     }
 
     /// A rough bound on the GPU memory an explanation needs besides the weights, for `seq`
     /// positions: the KV cache, the largest forward activation and the explanation's batched
-    /// vocabulary projection (one row per head, layer and position scored).
+    /// vocabulary projection (one row per head, layer and position scored). In u64, saturating.
     pub fn working_bytes_estimate(config: &LlavaConfig, seq: usize) -> u64 {
         let t = &config.text;
-        let kv = 2 * t.num_hidden_layers * seq * t.num_key_value_heads * t.head_dim;
-        let activation = seq * 3 * t.intermediate_size.max(config.vision.intermediate_size);
-        let rows = (t.num_hidden_layers * t.num_attention_heads + 2 * t.num_hidden_layers + 1).max(seq);
-        let projection = rows * (t.vocab_size + 2 * t.hidden_size);
-        4 * (kv + activation + projection) as u64
+        let u = |n: usize| n as u64;
+        let kv = 2 * u(t.num_hidden_layers) * u(seq) * u(t.num_key_value_heads) * u(t.head_dim);
+        let activation = u(seq) * 3 * u(t.intermediate_size.max(config.vision.intermediate_size));
+        let rows = (u(t.num_hidden_layers) * u(t.num_attention_heads) + 2 * u(t.num_hidden_layers) + 1).max(u(seq));
+        let projection = rows.saturating_mul(u(t.vocab_size) + 2 * u(t.hidden_size));
+        kv.saturating_add(activation).saturating_add(projection).saturating_mul(4)
     }
 
     /// `pixels [3, S, S]` -> projected image features `[image tokens, text hidden]`.

@@ -41,7 +41,15 @@ impl LlavaTokenizer {
     /// `json` is the tokenizer.json text; `path` only names it in errors.
     pub fn from_bytes(json: &[u8], path: &Path, image_token_index: u32) -> Result<Self, ModelError> {
         let err = |detail: String| ModelError::Tokenizer { path: path.to_path_buf(), detail };
-        let mut inner = Tokenizer::from_bytes(json).map_err(|e| err(format!("not a tokenizers JSON file: {e}")))?;
+        // tokenizers 0.23 panics on some damaged files instead of returning an error (its
+        // decoder's deserializer unwraps a JSON syntax error: decoders/mod.rs, "Helper"), and a
+        // panic kills the page's worker (wasm32 aborts on panic). The syntax is checked here
+        // first, which is all that unwrap needs; natively any other panic inside the crate's
+        // parser is caught at this boundary too.
+        serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Tokenizer::from_bytes(json)))
+            .map_err(|_| err("the tokenizers crate failed on this file (it panicked); it is not a valid tokenizer.json".into()))?;
+        let mut inner = parsed.map_err(|e| err(format!("not a tokenizers JSON file: {e}")))?;
         for token in [IMAGE_TOKEN, PAD_TOKEN] {
             if inner.token_to_id(token).is_none() {
                 inner.add_special_tokens([AddedToken::from(token, true)]).map_err(|e| err(format!("adding {token}: {e}")))?;

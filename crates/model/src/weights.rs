@@ -34,6 +34,14 @@ pub trait WeightSource {
     fn reads_rows(&self) -> bool {
         false
     }
+
+    /// An error if the source holds `name` with another shape (or not at all), without reading
+    /// its values: checked before GPU memory is allocated for it. Sources that make their
+    /// tensors (random weights) have every shape.
+    fn check_shape(&self, name: &str, shape: &[usize]) -> Result<(), ModelError> {
+        let _ = (name, shape);
+        Ok(())
+    }
 }
 
 impl WeightSource for Checkpoint {
@@ -47,6 +55,11 @@ impl WeightSource for Checkpoint {
 
     fn reads_rows(&self) -> bool {
         true
+    }
+
+    fn check_shape(&self, name: &str, shape: &[usize]) -> Result<(), ModelError> {
+        let t = self.raw(name)?;
+        crate::checkpoint::check_shape(t.path, name, t.shape, shape)
     }
 }
 
@@ -184,6 +197,11 @@ impl<'a> Uploader<'a> {
     pub async fn matrix(&mut self, names: &[&str], rows: &[usize], cols: usize, role: Role) -> Result<GpuMatrix, ModelError> {
         let total: usize = rows.iter().sum();
         let dtype = gpu_dtype(self.policy, role, cols);
+        // Stored shapes first: a config that claims sizes the file does not hold must not
+        // allocate GPU memory for them.
+        for (name, &r) in names.iter().zip(rows) {
+            self.source.check_shape(name, &[r, cols])?;
+        }
         let chunk = (self.chunk_f32_bytes / (4 * cols).max(1)).max(1);
         let m = if self.source.reads_rows() && total > chunk && GpuMatrix::rows_writable(cols, dtype) {
             let m = GpuMatrix::allocate(self.ctx, total, cols, dtype, names[0])?;

@@ -245,3 +245,59 @@ fn a_truncated_shard_is_named_before_any_tensor_is_read() {
     let e = pollster::block_on(StreamedCheckpoint::open(bytes, &files)).unwrap_err().to_string();
     assert!(e.contains("model.safetensors") && e.contains("truncated"), "{e}");
 }
+
+#[test]
+fn a_non_finite_weight_is_named_with_its_tensor_and_file() {
+    let bytes = std::fs::read(tiny().join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let victim = "language_model.model.layers.1.self_attn.k_proj.weight";
+    for (bad, shown) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let dir = temp_dir("nan");
+        let owned: Vec<(String, Vec<usize>, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| {
+                let mut data = t.data().to_vec();
+                if n == victim {
+                    data[4 * 37..4 * 38].copy_from_slice(&bad.to_le_bytes());
+                }
+                (n, t.shape().to_vec(), data)
+            })
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> =
+            owned.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
+        std::fs::write(dir.join("model.safetensors"), safetensors::tensor::serialize(views, None).unwrap()).unwrap();
+        let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
+        let ckpt = Checkpoint::open(&dir).unwrap();
+        let ctx = llava_lens_gpu::GpuContext::new_blocking(Default::default()).unwrap();
+        let err = pollster::block_on(llava_lens_model::Llava::load(&ctx, &ckpt, &config, llava_lens_model::WeightDType::Q4, None))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("model.safetensors: tensor {victim}: expected finite values, found {shown} at element 37"))
+                && err.contains("the checkpoint holds non-finite values"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn a_config_claiming_sizes_the_file_lacks_fails_before_gpu_memory_is_allocated_for_them() {
+    // A vocabulary of 2^20 makes embed_tokens a 256 MB f32 matrix: the stored 64-row tensor must
+    // be found wrong before any of it is allocated.
+    let dir = temp_dir("claims");
+    std::fs::copy(tiny().join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+    let mut config = LlavaConfig::load(&dir.join("config.json")).unwrap();
+    let vocab = config.text.vocab_size;
+    config.text.vocab_size = 1 << 20;
+    let ckpt = Checkpoint::open(&dir).unwrap();
+    let ctx = llava_lens_gpu::GpuContext::new_blocking(Default::default()).unwrap();
+    let err =
+        pollster::block_on(llava_lens_model::Llava::load(&ctx, &ckpt, &config, llava_lens_model::WeightDType::F32, None)).unwrap_err();
+    let e = err.to_string();
+    assert!(e.contains("embed_tokens.weight: expected shape [1048576, 64]") && e.contains(&format!("found shape [{vocab}, 64]")), "{e}");
+    let peak = ctx.memory().peak();
+    assert!(peak < 16 << 20, "{peak} bytes were allocated on the GPU before the shape was checked");
+    let _ = std::fs::remove_dir_all(dir);
+}

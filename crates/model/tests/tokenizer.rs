@@ -58,3 +58,22 @@ fn bad_prompts_and_mismatched_image_ids_are_clear_errors() {
     let err = LlavaTokenizer::from_bytes(b"{\"model\": 3}", std::path::Path::new("x/tokenizer.json"), 0).unwrap_err().to_string();
     assert!(err.starts_with("x/tokenizer.json: not a tokenizers JSON file"), "{err}");
 }
+
+#[test]
+fn a_tokenizer_cut_anywhere_in_its_decoder_is_an_error_naming_the_file_not_a_panic() {
+    // tokenizers 0.23 panics on these bytes ("Helper": its decoder deserializer unwraps the JSON
+    // error); the loader must refuse them before the crate sees them.
+    let text = std::fs::read(data("tokenizer.json")).unwrap();
+    let at = text.windows(9).position(|w| w == b"\"decoder\"").unwrap();
+    let end = at + text[at..].windows(7).position(|w| w == b"\"model\"").unwrap();
+    let path = std::path::Path::new("cut/tokenizer.json");
+    for cut in at..end {
+        let err = LlavaTokenizer::from_bytes(&text[..cut], path, 32000).unwrap_err().to_string();
+        assert!(err.starts_with("cut/tokenizer.json: not valid JSON"), "cut at {cut}: {err}");
+    }
+    // Valid JSON with a decoder of no known kind is refused by the crate itself, with an error.
+    let odd = String::from_utf8(text.clone()).unwrap().replacen("\"decoder\": {", "\"decoder\": {\"type\": 7, \"x\": [", 1);
+    let odd = odd.replacen("\"model\": {", "], \"model\": {", 1);
+    let err = LlavaTokenizer::from_bytes(odd.as_bytes(), path, 32000).unwrap_err().to_string();
+    assert!(err.starts_with("cut/tokenizer.json: "), "{err}");
+}

@@ -184,12 +184,36 @@ pub(crate) fn decode_checked(
     bytes: &[u8],
 ) -> Result<Vec<f32>, ModelError> {
     check_shape(path, name, shape, expected)?;
-    decode_to_f32(bytes, dtype).map_err(|e| ModelError::Tensor {
+    let values = decode_to_f32(bytes, dtype).map_err(|e| ModelError::Tensor {
         path: path.to_path_buf(),
         name: name.to_string(),
         expected: format!("{dtype} data"),
         found: e.to_string(),
-    })
+    })?;
+    // A NaN or infinite weight would only show up as an empty answer or NaN scores much later.
+    if let Some(i) = first_non_finite(&values) {
+        return Err(ModelError::Tensor {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            expected: "finite values".into(),
+            found: format!("{} at element {i}: the checkpoint holds non-finite values", values[i]),
+        });
+    }
+    Ok(values)
+}
+
+/// The index of the first NaN or infinity. `x * 0` is 0 for finite `x` and NaN otherwise, so
+/// eight lane-wise sums find both without a branch per value (this runs over every weight).
+pub(crate) fn first_non_finite(values: &[f32]) -> Option<usize> {
+    let mut lanes = [0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (acc, x) in lanes.iter_mut().zip(c) {
+            *acc += x * 0.0;
+        }
+    }
+    if lanes.iter().chain(rest).all(|x| x.is_finite()) { None } else { values.iter().position(|x| !x.is_finite()) }
 }
 
 /// The distinct shard files of an index, in first-seen order.

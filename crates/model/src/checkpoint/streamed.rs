@@ -132,4 +132,9 @@ impl<R: RangeReader> WeightSource for StreamedCheckpoint<R> {
     fn reads_rows(&self) -> bool {
         true
     }
+
+    fn check_shape(&self, name: &str, shape: &[usize]) -> Result<(), ModelError> {
+        let (i, t) = self.entry(name)?;
+        check_shape(&self.shards[i].path, name, &t.shape, shape)
+    }
 }

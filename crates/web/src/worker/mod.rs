@@ -71,12 +71,11 @@ async fn gpu() -> Result<Rc<GpuContext>, String> {
         GpuError::NoAdapter { .. } => format!("{e} Share links still open without it."),
         e => e.to_string(),
     })?;
-    // WebGPU reports validation errors and device loss asynchronously; without handlers they
-    // only reach the console and the page would show numbers from buffers nothing wrote.
-    ctx.device.on_uncaptured_error(std::sync::Arc::new(|e: wgpu::Error| {
-        let message = format!("the GPU reported an error: {e}");
-        web_sys::console::error_1(&JsValue::from_str(&message));
-        post(&Response::Error { message })
+    // WebGPU reports validation errors and device loss asynchronously. The context keeps the
+    // first error for the next readback (which then fails); the page hears of it at once too.
+    ctx.on_error(std::sync::Arc::new(|message: &str| {
+        web_sys::console::error_1(&JsValue::from_str(message));
+        post(&Response::Error { message: message.to_string() })
     }));
     ctx.device.set_device_lost_callback(|reason, message| {
         // The model's buffers died with the device: forget both, so the next load starts afresh.
