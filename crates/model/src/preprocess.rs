@@ -16,9 +16,13 @@ use crate::ModelError;
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
-/// Images larger than this on a side are refused before decoding (a 16k x 16k RGB image is
-/// 768 MB): a clear error instead of an out-of-memory tab.
+/// Images larger than this on a side are refused before decoding: a clear error instead of an
+/// out-of-memory tab.
 pub const MAX_SIDE: u32 = 16384;
+
+/// Images with more pixels than this are refused before decoding (a 48-megapixel phone photo
+/// passes; a 16384 x 16384 image, 268 megapixels and 805 MB as RGB, does not).
+pub const MAX_PIXELS: u64 = 50_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResizeMode {
@@ -57,15 +61,76 @@ pub fn decode_image(bytes: &[u8], what: &str) -> Result<RgbImage, ModelError> {
     if reader.format().is_none() {
         return Err(err("not a PNG, JPEG, WebP, BMP or GIF image".into()));
     }
+    let format = reader.format();
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
     reader.limits(limits);
+    // The header's size first: a small file can declare an enormous image.
+    let (w, h) = image::ImageReader::with_format(std::io::Cursor::new(bytes), format.unwrap_or(image::ImageFormat::Png))
+        .into_dimensions()
+        .map_err(|e| err(format!("cannot decode: {e}")))?;
+    if w as u64 * h as u64 > MAX_PIXELS {
+        return Err(err(format!(
+            "the image is {w} x {h} ({:.0} megapixels); at most {} megapixels are accepted: scale it down first",
+            (w as u64 * h as u64) as f64 / 1e6,
+            MAX_PIXELS / 1_000_000
+        )));
+    }
+    if format == Some(image::ImageFormat::Jpeg) && jpeg_is_truncated(bytes) {
+        // The decoder fills a cut JPEG's missing part with grey and says nothing.
+        return Err(err("the JPEG ends early (no end-of-image marker after its last scan): the file is truncated".into()));
+    }
     let img = reader.decode().map_err(|e| err(format!("cannot decode: {e}")))?;
     if img.width() == 0 || img.height() == 0 {
         return Err(err("the image is empty".into()));
     }
     Ok(img.to_rgb8())
+}
+
+/// Whether a JPEG stops before its end-of-image marker (EOI, FF D9). The marker segments are
+/// walked from the start (lengths skipped, so thumbnails inside APP segments are not seen;
+/// entropy-coded data skipped up to the next marker, FF followed by neither 00 nor a restart
+/// code), so data appended after the image (a phone's motion-photo video, a second MPO image)
+/// is never taken for part of it. A structure this walk cannot follow is left to the decoder.
+fn jpeg_is_truncated(b: &[u8]) -> bool {
+    if !b.starts_with(&[0xFF, 0xD8]) {
+        return false;
+    }
+    let mut i = 2;
+    loop {
+        if b.get(i) != Some(&0xFF) {
+            return i >= b.len();
+        }
+        while b.get(i) == Some(&0xFF) {
+            i += 1;
+        }
+        let Some(&marker) = b.get(i) else { return true };
+        i += 1;
+        match marker {
+            0xD9 => return false,
+            0x01 | 0xD0..=0xD7 => continue,
+            _ => {
+                let Some(len) = b.get(i..i + 2).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else { return true };
+                if len < 2 {
+                    return false;
+                }
+                i += len;
+                if i > b.len() {
+                    return true;
+                }
+                if marker == 0xDA {
+                    loop {
+                        match (b.get(i), b.get(i + 1)) {
+                            (Some(0xFF), Some(&next)) if next != 0x00 && !(0xD0..=0xD7).contains(&next) => break,
+                            (Some(_), Some(_)) => i += 1,
+                            _ => return true,
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -74,23 +139,53 @@ pub fn load_image(path: &std::path::Path) -> Result<RgbImage, ModelError> {
     decode_image(&bytes, &path.display().to_string())
 }
 
-/// Pillow's bicubic resize of an RGB image to `w x h`. Pillow runs the horizontal pass first and
-/// rounds to u8 in between; fast_image_resize runs u8 images vertical-first, which measured up to
-/// 2 levels away from Pillow. One axis at a time reproduces Pillow's order (<= 1 level).
-fn resize(img: &RgbImage, w: u32, h: u32) -> Result<RgbImage, ModelError> {
-    let wide = if w != img.width() { resize_pass(img, w, img.height())? } else { img.clone() };
-    if h != img.height() { resize_pass(&wide, w, h) } else { Ok(wide) }
+/// Resized images up to this many pixels are made whole and then cropped, as Pillow and HF do;
+/// beyond it (strips with an aspect ratio past about 140:1) only the window is computed.
+const WHOLE_RESIZE_MAX_PIXELS: u64 = 16_000_000;
+
+/// The `size x size` window at `(left, top)` of Pillow's bicubic resize of `img` to `w x h`.
+/// Pillow runs the horizontal pass first and rounds to u8 in between; fast_image_resize runs u8
+/// images vertical-first, which measured up to 2 levels away from Pillow, so each axis is its
+/// own pass, in Pillow's order. A resize larger than [`WHOLE_RESIZE_MAX_PIXELS`] computes only
+/// the window (a 1 x 16384 strip costs one 336-pixel square, not the 336 x 5.5M image, 5.5 GB,
+/// a whole resize makes); that path agrees with the whole resize to one grey level (its source
+/// box is computed in floating point, which moves a few fixed-point weights; tested).
+fn resize_window(img: &RgbImage, (w, h): (u32, u32), (left, top): (u32, u32), size: u32) -> Result<RgbImage, ModelError> {
+    if w as u64 * h as u64 <= WHOLE_RESIZE_MAX_PIXELS {
+        let whole = |i: &RgbImage, ow, oh| resize_pass(i, (ow, oh), (0.0, 0.0, i.width() as f64, i.height() as f64));
+        let wide = if w != img.width() { whole(img, w, img.height())? } else { img.clone() };
+        let full = if h != img.height() { whole(&wide, w, h)? } else { wide };
+        return Ok(image::imageops::crop_imm(&full, left, top, size, size).to_image());
+    }
+    resize_window_only(img, (w, h), (left, top), size)
 }
 
-/// One convolution pass (only one dimension changes).
-fn resize_pass(img: &RgbImage, w: u32, h: u32) -> Result<RgbImage, ModelError> {
+/// [`resize_window`] computing only the window: each pass reads the source box that maps onto
+/// it (its filter still reaches past the box, as Pillow's does).
+fn resize_window_only(img: &RgbImage, (w, h): (u32, u32), (left, top): (u32, u32), size: u32) -> Result<RgbImage, ModelError> {
+    let wide = if w != img.width() {
+        let scale = img.width() as f64 / w as f64;
+        resize_pass(img, (size, img.height()), (left as f64 * scale, 0.0, size as f64 * scale, img.height() as f64))?
+    } else {
+        image::imageops::crop_imm(img, left, 0, size, img.height()).to_image()
+    };
+    if h != img.height() {
+        let scale = img.height() as f64 / h as f64;
+        resize_pass(&wide, (size, size), (0.0, top as f64 * scale, size as f64, size as f64 * scale))
+    } else {
+        Ok(image::imageops::crop_imm(&wide, 0, top, size, size).to_image())
+    }
+}
+
+/// One convolution pass (only one dimension changes) from the source box `(left, top, width,
+/// height)` to `out`.
+fn resize_pass(img: &RgbImage, out: (u32, u32), (left, top, width, height): (f64, f64, f64, f64)) -> Result<RgbImage, ModelError> {
     let err = |e: String| ModelError::Image { what: "resize".into(), detail: e };
     let src = Image::from_vec_u8(img.width(), img.height(), img.as_raw().clone(), PixelType::U8x3).map_err(|e| err(e.to_string()))?;
-    let mut dst = Image::new(w, h, PixelType::U8x3);
-    Resizer::new()
-        .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)))
-        .map_err(|e| err(e.to_string()))?;
-    RgbImage::from_raw(w, h, dst.into_vec()).ok_or_else(|| err("buffer size".into()))
+    let mut dst = Image::new(out.0, out.1, PixelType::U8x3);
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)).crop(left, top, width, height);
+    Resizer::new().resize(&src, &mut dst, &opts).map_err(|e| err(e.to_string()))?;
+    RgbImage::from_raw(out.0, out.1, dst.into_vec()).ok_or_else(|| err("buffer size".into()))
 }
 
 /// `expand2square`: centre the image on a square of the CLIP mean colour.
@@ -107,6 +202,22 @@ fn pad_to_square(img: &RgbImage) -> (RgbImage, u32, u32) {
 /// The model input for `img` at `size` x `size` (the vision tower's image_size).
 pub fn preprocess(img: &RgbImage, size: usize, mode: ResizeMode) -> Result<Preprocessed, ModelError> {
     let original = img.dimensions();
+    if original.0 == 0 || original.1 == 0 {
+        return Err(ModelError::Image { what: "preprocess".into(), detail: "the image is empty".into() });
+    }
+    let side = original.0.max(original.1) as u64;
+    if mode == ResizeMode::PadToSquare && side * side > MAX_PIXELS {
+        return Err(ModelError::Image {
+            what: "pad to square".into(),
+            detail: format!(
+                "a {} x {} image padded to a square is {:.0} megapixels; at most {} are accepted: crop or scale it first",
+                original.0,
+                original.1,
+                (side * side) as f64 / 1e6,
+                MAX_PIXELS / 1_000_000
+            ),
+        });
+    }
     let (base, offset) = match mode {
         ResizeMode::CenterCrop => (img.clone(), (0, 0)),
         ResizeMode::PadToSquare => {
@@ -116,14 +227,16 @@ pub fn preprocess(img: &RgbImage, size: usize, mode: ResizeMode) -> Result<Prepr
     };
     let (w, h) = base.dimensions();
     let s = size as u32;
-    // get_resize_output_image_size(default_to_square=False): short side to `size`.
-    let (rw, rh) = if w <= h { (s, (s as u64 * h as u64 / w as u64) as u32) } else { ((s as u64 * w as u64 / h as u64) as u32, s) };
-    let resized = if (rw, rh) == (w, h) { base } else { resize(&base, rw, rh)? };
+    // get_resize_output_image_size(default_to_square=False): short side to `size`. The long
+    // side fits u32: it is at most size * MAX_SIDE.
+    let long = |a: u32, b: u32| u32::try_from(s as u64 * a as u64 / b as u64).unwrap_or(u32::MAX);
+    let (rw, rh) = if w <= h { (s, long(h, w)) } else { (long(w, h), s) };
     let (top, left) = ((rh - s) / 2, (rw - s) / 2);
+    let view = resize_window(&base, (rw, rh), (left, top), s)?;
     let mut pixels = vec![0f32; 3 * size * size];
     for y in 0..size {
         for x in 0..size {
-            let p = resized.get_pixel(left + x as u32, top + y as u32);
+            let p = view.get_pixel(x as u32, y as u32);
             for c in 0..3 {
                 // HF rescales to [0, 1] then normalises, in float32.
                 pixels[(c * size + y) * size + x] = (p[c] as f32 * (1.0 / 255.0) - CLIP_MEAN[c]) / CLIP_STD[c];
@@ -137,8 +250,7 @@ pub fn preprocess(img: &RgbImage, size: usize, mode: ResizeMode) -> Result<Prepr
         width: s as f32 * sx,
         height: s as f32 * sy,
     };
-    let crop_rgb = image::imageops::crop_imm(&resized, left, top, s, s).to_image();
-    Ok(Preprocessed { pixels, size, crop, original, crop_rgb })
+    Ok(Preprocessed { pixels, size, crop, original, crop_rgb: view })
 }
 
 #[cfg(test)]
@@ -157,6 +269,36 @@ mod tests {
     }
 
     #[test]
+    fn the_window_alone_is_within_one_level_of_the_whole_resize() {
+        let mut rng = llava_lens_tensor::Rng::new(7);
+        for (w, h, size) in
+            [(600, 400, 336), (401, 917, 336), (336, 1000, 336), (1000, 337, 336), (50, 3000, 56), (3000, 41, 56), (97, 89, 56)]
+        {
+            let img = RgbImage::from_fn(w, h, |_, _| image::Rgb([0, 1, 2].map(|_| (rng.next_f32() * 255.0) as u8)));
+            let long = |a: u32, b: u32| (size as u64 * a as u64 / b as u64) as u32;
+            let (rw, rh) = if w <= h { (size, long(h, w)) } else { (long(w, h), size) };
+            let at = ((rw - size) / 2, (rh - size) / 2);
+            let (got, want) = (resize_window_only(&img, (rw, rh), at, size).unwrap(), resize_window(&img, (rw, rh), at, size).unwrap());
+            let diffs: Vec<i32> = got.as_raw().iter().zip(want.as_raw()).map(|(a, b)| *a as i32 - *b as i32).filter(|d| *d != 0).collect();
+            let worst = diffs.iter().map(|d| d.abs()).max().unwrap_or(0);
+            assert!(
+                worst <= 1 && diffs.len() * 100 <= got.as_raw().len(),
+                "{w}x{h} -> {rw}x{rh}: {} values differ, worst by {worst}",
+                diffs.len()
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_strip_costs_one_window_not_the_whole_resize() {
+        // 1 x 16384: a full resize to the short side would be 336 x 5,505,024 (5.5 GB of RGB).
+        let strip = RgbImage::from_fn(1, 16384, |_, y| image::Rgb([(y % 256) as u8, 0, 255]));
+        let p = preprocess(&strip, 336, ResizeMode::CenterCrop).unwrap();
+        assert_eq!((p.crop_rgb.width(), p.crop_rgb.height(), p.pixels.len()), (336, 336, 3 * 336 * 336));
+        assert_eq!(p.crop.width, 1.0);
+    }
+
+    #[test]
     fn bad_images_are_clear_errors() {
         let err = decode_image(b"definitely not an image", "upload.png").unwrap_err().to_string();
         assert!(err.starts_with("upload.png: ") && err.contains("not a PNG"), "{err}");
@@ -164,6 +306,32 @@ mod tests {
         RgbImage::new(4, 4).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
         let err = decode_image(&png[..png.len() / 2], "half.png").unwrap_err().to_string();
         assert!(err.starts_with("half.png: cannot decode"), "{err}");
+        // A cut JPEG is refused, not decoded with its missing half grey; data appended after a
+        // whole one (a motion photo's video) is not mistaken for a cut.
+        let mut jpeg = Vec::new();
+        RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, 90]))
+            .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode_image(&jpeg, "whole.jpg").is_ok());
+        let scan = jpeg.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        for cut in [jpeg.len() - 2, (scan + jpeg.len()) / 2, scan + 20] {
+            let err = decode_image(&jpeg[..cut], "cut.jpg").unwrap_err().to_string();
+            assert!(err.starts_with("cut.jpg: ") && err.contains("truncated"), "cut at {cut}: {err}");
+        }
+        // Cut inside its headers: the decoder itself refuses it.
+        assert!(decode_image(&jpeg[..scan / 2], "cut.jpg").unwrap_err().to_string().starts_with("cut.jpg: cannot decode"));
+        let mut appended = jpeg.clone();
+        appended.extend_from_slice(&[0x00, 0xFF, 0xDA, 0x12, 0x34, 0xFF, 0xD8, 0xFF, 0xDA, 7, 7]);
+        assert!(decode_image(&appended, "motion.jpg").is_ok());
+        // More pixels than MAX_PIXELS, by the header alone (8000 x 8000 in a third of a megabyte).
+        let mut big = Vec::new();
+        image::GrayImage::new(8000, 8000).write_to(&mut std::io::Cursor::new(&mut big), image::ImageFormat::Png).unwrap();
+        assert!(big.len() < 1_000_000, "{}", big.len());
+        let err = decode_image(&big, "big.png").unwrap_err().to_string();
+        assert!(err.contains("8000 x 8000 (64 megapixels); at most 50 megapixels"), "{err}");
+        let strip = RgbImage::new(8000, 1);
+        let err = preprocess(&strip, 56, ResizeMode::PadToSquare).unwrap_err().to_string();
+        assert!(err.contains("padded to a square is 64 megapixels"), "{err}");
         // A 20000 x 1 image is refused by its header, before any pixel buffer is allocated.
         let mut wide = Vec::new();
         RgbImage::new(20000, 1).write_to(&mut std::io::Cursor::new(&mut wide), image::ImageFormat::Png).unwrap();
