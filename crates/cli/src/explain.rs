@@ -10,6 +10,7 @@ use llava_lens_explain::{ExplainOptions, explain};
 use llava_lens_model::LlavaTokenizer;
 
 use crate::input::{Loaded, ModelInput};
+use crate::output::{Kind, check_writable};
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
@@ -85,7 +86,14 @@ fn parse_head(s: &str) -> Result<(usize, usize), String> {
 }
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
-    let Loaded { dir, tokenizer: tok, prompt, image: pre, original, ctx, model } = args.input.load()?;
+    check_writable(&args.out, Kind::Png, "--out")?;
+    if let Some(p) = &args.out_original {
+        check_writable(p, Kind::Png, "--out-original")?;
+    }
+    if let Some(p) = &args.json {
+        check_writable(p, Kind::Text, "--json")?;
+    }
+    let Loaded { dir, tokenizer: tok, prompt, image: pre, original, ctx, model } = args.input.load(0)?;
     let target = args.target.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
     let contrast = args.contrast.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
     let opts = ExplainOptions {
@@ -114,13 +122,6 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         _ => (e.patch_scores.clone(), RenderOptions { upsample, palette: Palette::Signed, ..Default::default() }),
     };
     let (png, legend) = render(&pre.crop_rgb, &values, e.grid, &ropts);
-    png.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
-    if let Some(path) = &args.out_original {
-        let c = pre.crop;
-        render_on_original(&original, (c.x, c.y, c.width, c.height), &values, e.grid, &ropts)
-            .save(path)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
     let mut doc = serde_json::to_value(&e)?;
     let obj = doc.as_object_mut().unwrap();
     obj.insert("image".into(), serde_json::json!(args.input.image));
@@ -148,9 +149,17 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         doc.as_object_mut().unwrap().insert("decomposition_text".into(), serde_json::json!(rows));
     }
     let text = serde_json::to_string_pretty(&doc)?;
+    // The JSON first: it holds every number, the PNGs only draw some of them.
     match &args.json {
         Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
         None => crate::print_out(text)?,
+    }
+    png.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    if let Some(path) = &args.out_original {
+        let c = pre.crop;
+        render_on_original(&original, (c.x, c.y, c.width, c.height), &values, e.grid, &ropts)
+            .save(path)
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     eprintln!(
         "explained {:?} ({}): best head {}.{} ({:+.4} nats); map written to {}",

@@ -34,7 +34,7 @@ pub struct FaithfulnessArgs {
 }
 
 pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
-    let Loaded { dir, tokenizer, prompt, image, ctx, model, .. } = args.input.load()?;
+    let Loaded { dir, tokenizer, prompt, image, ctx, model, .. } = args.input.load(0)?;
     let opts = ExplainOptions { lens_k: 0, ..Default::default() };
     let e = pollster::block_on(explain(&model, &ctx, &prompt, &image.pixels, &opts))?;
     let mut results = Vec::new();
@@ -49,6 +49,9 @@ pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
             f.mean_attention.insertion_auc,
             f.random_mean_auc.1
         );
+        if let Some(w) = &f.warning {
+            eprintln!("warning ({op:?}): {w}");
+        }
         results.push(f);
     }
     let doc = serde_json::json!({

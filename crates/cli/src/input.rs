@@ -99,10 +99,13 @@ pub struct Loaded {
 }
 
 impl ModelInput {
-    pub fn load(&self) -> anyhow::Result<Loaded> {
+    /// Loads everything for a run that generates up to `new_tokens` after the prompt: the prompt
+    /// must fit the model's positions with them, which is checked before any weight is read.
+    pub fn load(&self, new_tokens: usize) -> anyhow::Result<Loaded> {
         let dir = model_dir(self.model.as_deref())?;
         let (config, tokenizer) = load_text_side(&dir)?;
         let prompt = tokenizer.prompt(&self.question, &self.answer_prefix)?;
+        config.check_positions(prompt.ids.len(), new_tokens).map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("config.json").display()))?;
         let mode = if self.pad_to_square { ResizeMode::PadToSquare } else { ResizeMode::CenterCrop };
         let original = load_image(&self.image)?;
         let image = preprocess(&original, config.vision.image_size, mode)?;

@@ -7,6 +7,7 @@ mod eval;
 mod explain;
 mod faithfulness;
 mod input;
+mod output;
 mod run;
 mod scenes;
 

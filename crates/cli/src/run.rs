@@ -18,7 +18,7 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let Loaded { dir, tokenizer, prompt, image: pre, ctx, model, .. } = args.input.load()?;
+    let Loaded { dir, tokenizer, prompt, image: pre, ctx, model, .. } = args.input.load(args.max_new_tokens)?;
     let opts = RunOptions { max_new_tokens: args.max_new_tokens, eos: tokenizer.eos, ..Default::default() };
     let out = pollster::block_on(model.run(&ctx, &prompt, &pre.pixels, &opts))?;
     let answer_ids: Vec<u32> = out.tokens.iter().copied().filter(|&t| Some(t) != tokenizer.eos).collect();

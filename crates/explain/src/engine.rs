@@ -27,7 +27,8 @@ pub struct ExplainOptions {
     pub target: Option<u32>,
     /// "Why target rather than contrast": scores of the logit difference.
     pub contrast: Option<u32>,
-    /// Also sum the patch scores of the top k heads (extension; 1 = the paper's single head).
+    /// Also sum the patch scores of the top k heads (extension; 1 = the paper's single head; more
+    /// than the model has means all of them).
     pub top_k_heads: usize,
     /// Logit lens: tokens per image patch (0 = off).
     pub lens_k: usize,
@@ -44,6 +45,70 @@ pub struct ExplainOptions {
     pub head_maps: Vec<(usize, usize)>,
     /// Label for the JSON.
     pub model_name: String,
+}
+
+/// The most logit-lens tokens per patch an explanation reports.
+pub const MAX_LENS_K: usize = 100;
+
+impl ExplainOptions {
+    /// Every option against the model and the sequence of `seq` positions, before any GPU work:
+    /// out-of-range values are errors that say the range, never clamped.
+    pub fn check(&self, config: &llava_lens_model::LlavaConfig, seq: usize) -> Result<(), ExplainError> {
+        let t = &config.text;
+        let (layers, heads) = (t.num_hidden_layers, t.num_attention_heads);
+        let bad = |m: String| Err(ExplainError::Input(m));
+        if self.top_k_heads == 0 {
+            return bad("top-k heads must be at least 1 (the paper's map is the best head's)".into());
+        }
+        let max_k = MAX_LENS_K.min(t.vocab_size);
+        if self.lens_k > max_k {
+            return bad(format!("lens k {} is more than {max_k} tokens per patch", self.lens_k));
+        }
+        if let Some(l) = self.lens_layer.filter(|&l| l >= layers) {
+            return bad(format!("lens layer {l} does not exist: the decoder's layers are 0..={}", layers - 1));
+        }
+        if let Some(l) = self.decompose_layer.filter(|&l| l > layers) {
+            return bad(format!("decompose layer {l} is outside 0..={layers} ({layers}: after the last layer)"));
+        }
+        if let Some(&bad_pos) = self.decompose.iter().find(|&&p| p >= seq) {
+            return bad(format!("position {bad_pos} is outside the sequence of {seq}"));
+        }
+        if let Some(&(l, h)) = self.head_maps.iter().find(|&&(l, h)| l >= layers || h >= heads) {
+            return bad(format!("head {l}.{h} does not exist: the model has {layers} layers of {heads} heads"));
+        }
+        for (what, tok) in [("target", self.target), ("contrast", self.contrast)] {
+            if let Some(id) = tok.filter(|&id| id as usize >= t.vocab_size) {
+                return bad(format!("{what} token id {id} is outside the vocabulary of {}", t.vocab_size));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An error naming `stage` if any score is NaN or infinite (the logits were finite, so the
+/// scores' own projection overflowed).
+fn check_scores(stage: &str, scores: &[f32]) -> Result<(), ExplainError> {
+    match scores.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(ModelError::non_finite(stage, format!("score {i} of {} is {}", scores.len(), scores[i])).into()),
+    }
+}
+
+/// Where non-finite logits came from: the first layer whose input residual at the last position
+/// is already non-finite (read back only on this failure path).
+async fn locate_non_finite(reader: &mut Reader<'_>, residuals: &[GpuTensor], after_last: &GpuTensor) -> String {
+    for (l, row) in residuals.iter().chain(std::iter::once(after_last)).enumerate() {
+        if let Ok(v) = reader.f32(row).await {
+            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                return if l < residuals.len() {
+                    format!("the residual entering decoder layer {l} is the first non-finite one (element {i}: {})", v[i])
+                } else {
+                    format!("the last decoder layer's output is the first non-finite residual (element {i}: {})", v[i])
+                };
+            }
+        }
+    }
+    "every residual at the last position is finite: the final norm or lm_head overflowed".into()
 }
 
 impl Default for ExplainOptions {
@@ -151,7 +216,9 @@ pub async fn explain(
     let c = &model.config;
     let t_cfg = &c.text;
     let (layers, heads, hd, d) = (t_cfg.num_hidden_layers, t_cfg.num_attention_heads, t_cfg.head_dim, t_cfg.hidden_size);
-    let seq = prompt.ids.len() - 1 + c.image_tokens();
+    let seq = c.sequence_length(prompt.ids.len());
+    opts.check(c, seq)?;
+    c.check_positions(prompt.ids.len(), 0).map_err(ExplainError::Input)?;
     let last = seq - 1;
     let all_heads: Vec<usize> = (0..heads).collect();
     let mut plan = CapturePlan::new();
@@ -164,14 +231,11 @@ pub async fn explain(
     plan.add(&format!("blocks.{}.hook_resid_post", layers - 1), &[last], &[])?;
     let (off, n_img) = (prompt.image_offset, c.image_tokens());
     let image_rows: Vec<usize> = (off..off + n_img).collect();
-    let lens_layer = opts.lens_layer.map(|l| l.min(layers - 1));
+    let lens_layer = opts.lens_layer;
     if let (Some(l), true) = (lens_layer, opts.lens_k > 0) {
         plan.add(&format!("blocks.{l}.hook_resid_pre"), &image_rows, &[])?;
     }
-    let decompose_layer = opts.decompose_layer.unwrap_or(layers).min(layers);
-    if let Some(&bad) = opts.decompose.iter().find(|&&p| p >= seq) {
-        return Err(ExplainError::Input(format!("position {bad} is outside the sequence of {seq}")));
-    }
+    let decompose_layer = opts.decompose_layer.unwrap_or(layers);
     if !opts.decompose.is_empty() {
         for l in 0..decompose_layer {
             plan.add(&format!("blocks.{l}.hook_attn_out"), &opts.decompose, &[])?;
@@ -200,15 +264,13 @@ pub async fn explain(
     let final_resid = pick(&mut rec, layers - 1, HookPoint::ResidPost);
     rec.submit();
     let top: Vec<(u32, f32)> = reader.u32(&top_ids_t).await?.into_iter().zip(reader.f32(&top_lp_t).await?).collect();
+    if let Err(ModelError::NonFinite { stage, detail }) = llava_lens_model::check_top("the forward pass", &top, t_cfg.vocab_size) {
+        let cause = locate_non_finite(&mut reader, &x_rows, &final_resid).await;
+        return Err(ModelError::non_finite(stage, format!("{detail}; {cause}")).into());
+    }
     let top1 = top[0].0;
     let forward_ms = ms_since(t0);
     let target = opts.target.unwrap_or(top1);
-    let vocab = t_cfg.vocab_size as u32;
-    for tok in std::iter::once(target).chain(opts.contrast) {
-        if tok >= vocab {
-            return Err(ExplainError::Input(format!("token id {tok} is outside the vocabulary of {vocab}")));
-        }
-    }
     let targets: Vec<u32> = std::iter::once(target).chain(opts.contrast).collect();
     let attn_cap = |l: usize| &pre.captures.attention.iter().find(|(n, _)| *n == l).expect("planned").1;
 
@@ -239,6 +301,9 @@ pub async fn explain(
     let scores = row_scores(&reader.f32(&lp).await?, opts.contrast.is_some());
     let attn_sum = reader.f32(&pattern_sum).await?;
     let own_lp = reader.f32(&own_lp).await?;
+    check_scores("the head and layer scores", &scores)?;
+    check_scores("the attention sums", &attn_sum)?;
+    check_scores("the target's log-probability", &own_lp)?;
     let base = |l: usize| scores[layers * heads + l];
     let mid = |l: usize| scores[layers * heads + layers + l];
     let after = |l: usize| if l + 1 < layers { base(l + 1) } else { scores[n_rows - 1] };
@@ -251,10 +316,7 @@ pub async fn explain(
 
     // 3. Positions in the best head (and, as an extension, the next k - 1): u_j = alpha_j v_j W_O^h.
     let t2 = clock();
-    let k = opts.top_k_heads.clamp(1, ranked.len());
-    if let Some(&(l, h)) = opts.head_maps.iter().find(|&&(l, h)| l >= layers || h >= heads) {
-        return Err(ExplainError::Input(format!("head {l}.{h} does not exist: the model has {layers} layers of {heads} heads")));
-    }
+    let k = opts.top_k_heads.min(ranked.len());
     let extra = opts.head_maps.iter().filter(|&&(l, h)| !ranked[..k].iter().any(|r| (r.layer, r.head) == (l, h)));
     let mapped: Vec<HeadScore> =
         ranked[..k].iter().copied().chain(extra.map(|&(layer, head)| HeadScore { layer, head, score: head_scores[layer][head] })).collect();
@@ -274,6 +336,7 @@ pub async fn explain(
         let lp = project(model, &mut rec, &pos_rows, &final_resid, &targets)?;
         rec.submit();
         let s = row_scores(&reader.f32(&lp).await?, opts.contrast.is_some());
+        check_scores(&format!("the position scores of head {l}.{h}"), &s)?;
         per_head_positions.push(s.iter().map(|&v| importance(v, base(l))).collect());
         if best_alpha.is_empty() {
             best_alpha = reader.f32(&alpha).await?;

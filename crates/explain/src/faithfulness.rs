@@ -26,10 +26,25 @@ use serde::Serialize;
 
 use crate::ExplainError;
 
-/// `(s - s_base) / (s_orig - s_base)`; None when the two ends coincide.
+/// The smallest gap between p(target) with every patch and with none for which the curves are
+/// normalised: below it, `(s - s_base) / (s_orig - s_base)` divides noise by almost nothing
+/// (AUCs like 24.5 or -34.6 were reported), so the AUCs are left out and a warning says why.
+pub const MIN_SPAN: f32 = 0.01;
+
+/// `(s - s_base) / (s_orig - s_base)`; None when the two ends are closer than [`MIN_SPAN`].
 pub fn normalise_curve(probs: &[f32], s_orig: f32, s_base: f32) -> Option<Vec<f32>> {
     let span = s_orig - s_base;
-    (span.abs() > f32::EPSILON).then(|| probs.iter().map(|s| (s - s_base) / span).collect())
+    (span.abs() >= MIN_SPAN).then(|| probs.iter().map(|s| (s - s_base) / span).collect())
+}
+
+/// Why the curves of these ends cannot be normalised, if they cannot.
+pub fn ill_posed(s_orig: f32, s_base: f32) -> Option<String> {
+    ((s_orig - s_base).abs() < MIN_SPAN).then(|| {
+        format!(
+            "p(target) is {s_orig:.4} with every patch and {s_base:.4} with none: closer than {MIN_SPAN}, so normalised curves would \
+             divide noise by almost nothing; their AUCs are left out (the raw curves are kept)"
+        )
+    })
 }
 
 /// Trapezoid area under `curve` sampled on the uniform grid 0, 1/n, ..., 1.
@@ -91,6 +106,9 @@ pub struct Faithfulness {
     pub random: Vec<Curve>,
     /// Mean of the random curves' AUCs (deletion, insertion).
     pub random_mean_auc: (Option<f32>, Option<f32>),
+    /// Set when the curves cannot be normalised ([`ill_posed`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The model input with `removed` patches perturbed.
@@ -263,7 +281,8 @@ pub async fn faithfulness(
         (!v.is_empty()).then(|| v.iter().sum::<f32>() / v.len() as f32)
     };
     let random_mean_auc = (mean(|c| c.deletion_auc), mean(|c| c.insertion_auc));
-    Ok(Faithfulness { operator: op, target, steps, s_orig: ends.0, s_base: ends.1, map, mean_attention, random, random_mean_auc })
+    let warning = ill_posed(ends.0, ends.1);
+    Ok(Faithfulness { operator: op, target, steps, s_orig: ends.0, s_base: ends.1, map, mean_attention, random, random_mean_auc, warning })
 }
 
 #[cfg(test)]
@@ -277,6 +296,10 @@ mod tests {
         assert_eq!(auc(&[1.0, 0.0, 0.0, 0.0, 0.0]), 0.125, "a sharp drop after the first step");
         assert_eq!(normalise_curve(&[0.8, 0.5, 0.2], 0.8, 0.2).unwrap(), vec![1.0, 0.5, 0.0]);
         assert_eq!(normalise_curve(&[0.3, 0.3], 0.3, 0.3), None);
+        // Nearly equal ends: left out, with the reason.
+        assert_eq!(normalise_curve(&[0.9, 0.95, 0.896], 0.9, 0.895), None);
+        assert!(ill_posed(0.9, 0.895).unwrap().contains("0.9000 with every patch and 0.8950 with none"));
+        assert_eq!(ill_posed(0.9, 0.2), None);
         assert!((aopc(&[0.8, 0.6, 0.2]) - 0.4).abs() < 1e-6);
         assert_eq!(order_by(&[0.1, 0.9, 0.5, 0.9]), vec![1, 3, 2, 0]);
         assert_eq!((0..=4).map(|k| count_at(k, 4, 10)).collect::<Vec<_>>(), vec![0, 3, 5, 8, 10]);

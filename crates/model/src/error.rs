@@ -25,6 +25,10 @@ pub enum ModelError {
     Image { what: String, detail: String },
     #[error("prompt: {0}")]
     Prompt(String),
+    /// NaN or infinity where numbers were computed: `stage` says where, `detail` what is known of
+    /// the cause.
+    #[error("{stage} produced non-finite values: {detail}")]
+    NonFinite { stage: String, detail: String },
     #[error(transparent)]
     Gpu(#[from] llava_lens_gpu::GpuError),
     #[error(transparent)]
@@ -43,5 +47,27 @@ impl ModelError {
 
     pub(crate) fn config(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
         ModelError::Config { path: path.into(), detail: detail.into() }
+    }
+
+    pub fn non_finite(stage: impl Into<String>, detail: impl Into<String>) -> Self {
+        ModelError::NonFinite { stage: stage.into(), detail: detail.into() }
+    }
+}
+
+/// An error unless every `(token, log-probability)` of a top-k read back from the GPU is a
+/// token of the vocabulary with a finite log-probability: NaN logits make the top-k kernel
+/// return no token (id u32::MAX) and NaN log-probabilities, which must never be reported as an
+/// answer. The weights were checked finite when loaded, so the numbers overflowed on the way.
+pub fn check_top(stage: &str, top: &[(u32, f32)], vocab: usize) -> Result<(), ModelError> {
+    match top.iter().find(|(id, lp)| *id as usize >= vocab || !lp.is_finite()) {
+        None => Ok(()),
+        Some((id, lp)) => Err(ModelError::non_finite(
+            stage,
+            format!(
+                "the logits are not finite (top token {}, log-probability {lp}); the weights are finite, so activations overflowed \
+                 (f16 or quantised weights can overflow where f32 weights do not)",
+                if *id as usize >= vocab { "none".to_string() } else { id.to_string() }
+            ),
+        )),
     }
 }

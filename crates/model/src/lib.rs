@@ -19,7 +19,7 @@ pub mod weights;
 
 pub use checkpoint::Checkpoint;
 pub use config::LlavaConfig;
-pub use error::ModelError;
+pub use error::{ModelError, check_top};
 pub use llava::{Llava, Prefill, RunOptions, RunOutput};
 pub use tokenizer::{LlavaTokenizer, Prompt};
 pub use weights::{RandomWeights, WeightDType, WeightSource};

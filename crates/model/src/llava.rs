@@ -289,6 +289,7 @@ impl Llava {
         let ids_top = read_u32(ctx, &top_ids).await?;
         let lp_top = read_f32(ctx, &top_lp).await?;
         out.top = ids_top.into_iter().zip(lp_top).collect();
+        crate::error::check_top("the forward pass", &out.top, self.config.text.vocab_size)?;
         if opts.keep_logits {
             out.logits = Some(read_f32(ctx, &logits).await?);
         }
@@ -322,6 +323,9 @@ impl Llava {
             let (_, top_ids, _) = self.head(&mut rec, &h, 0, 1)?;
             rec.submit();
             next = read_u32(ctx, &top_ids).await?[0];
+            if next as usize >= self.config.text.vocab_size {
+                return Err(ModelError::non_finite(format!("decoding token {}", step + 2), "the logits are not finite (no top token)"));
+            }
         }
         out.decode_time = elapsed(decode_start);
         Ok(out)

@@ -55,6 +55,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if let Some(BenchMode::E2e(e)) = &args.mode {
         return e2e::run(e);
     }
+    if let Some(p) = &args.markdown {
+        crate::output::check_writable(p, crate::output::Kind::Text, "--markdown")?;
+    }
     let ctx = GpuContext::new_blocking(ContextOptions::default())?;
     let info = &ctx.adapter_info;
     let adapter = json!({

@@ -73,6 +73,9 @@ struct OperatorStats {
 }
 
 pub fn run(a: &FaithfulnessTableArgs) -> anyhow::Result<()> {
+    if let Some(p) = &a.markdown {
+        crate::output::check_writable(p, crate::output::Kind::Text, "--markdown")?;
+    }
     let dir = model_dir(a.scenes.model.as_deref())?;
     let (config, tok) = load_text_side(&dir)?;
     let spec = a.scenes.spec(&config)?;

@@ -103,6 +103,9 @@ impl Lens {
 
 pub fn run(a: &PointingArgs) -> anyhow::Result<()> {
     let dir = model_dir(a.scenes.model.as_deref())?;
+    if let Some(p) = &a.records {
+        crate::output::check_writable(p, crate::output::Kind::Text, "--records")?;
+    }
     let (config, tok) = load_text_side(&dir)?;
     let spec = a.scenes.spec(&config)?;
     let m = load_model(&dir, config, tok, a.dtype)?;

@@ -97,6 +97,7 @@ pub fn FaithfulView(s: State) -> impl IntoView {
             </select></label>
             <button data-testid="faithful-run" on:click=ask disabled=move || s.busy.get() || s.loaded.get().is_none() || s.live.get().is_none()>"Draw the curves"</button>
             <Show when=move || s.faithful.get().is_some()>
+                {move || s.faithful.get().and_then(|f| f["warning"].as_str().map(|w| view! { <p class="warning" data-testid="faithful-warning">{w.to_string()}</p> }))}
                 <canvas node_ref=canvas data-testid="faithful-curves"></canvas>
                 <table class="auc" data-testid="faithful-auc">
                     <tr><th>"order"</th><th>"deletion AUC"</th><th>"insertion AUC"</th></tr>
