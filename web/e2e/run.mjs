@@ -127,7 +127,34 @@ function serveDamagedIndex(req, res, name) {
   res.end(req.method === 'HEAD' ? undefined : data);
 }
 
+// A folder whose config.json never ends (sent in chunks, no Content-Length): the page must stop
+// at its size cap, not fill memory or storage.
+function serveOversize(req, res, name) {
+  if (name !== 'config.json') { res.writeHead(404); return res.end('not found'); }
+  res.writeHead(200, { 'content-type': 'application/json' });
+  if (req.method === 'HEAD') return res.end();
+  res.write('{"model_type": "llava", "padding": "');
+  const chunk = Buffer.alloc(1 << 20, 'x');
+  let sent = 0;
+  const more = () => {
+    // 64 MB at most, far past the 4 MiB cap; stops when the page hangs up.
+    while (sent < 64 && !res.destroyed && res.write(chunk)) sent++;
+    if (sent < 64 && !res.destroyed) res.once('drain', more); else res.end('"}');
+  };
+  more();
+}
+
+// The demo model behind a ?model= link on another server: nothing may be fetched from it
+// before the visitor's click.
+const linkedLog = [];
+function serveLinked(req, res, name) {
+  linkedLog.push(`${req.method} ${name}`);
+  return serveSharded(req, res, name);
+}
+
 const routes = {
+  '/oversize/': serveOversize,
+  '/linked/': serveLinked,
   '/sharded/': (req, res, name) => serveSharded(req, res, name),
   '/corrupt/': (req, res, name) => serveSharded(req, res, name, true),
   '/damaged-index/': serveDamagedIndex,
@@ -147,6 +174,50 @@ const browser = await chromium.launchPersistentContext(profile, {
 });
 const failures = [];
 const check = (ok, what) => { console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`); if (!ok) failures.push(what); };
+
+// Every Content-Security-Policy violation, in the page (its event) and in its worker (Chromium
+// reports those on the console).
+await browser.addInitScript(() => {
+  window.__csp = [];
+  document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`));
+});
+const cspConsole = [];
+const watchCsp = (p) => {
+  const seen = (m) => { if (/Content.Security.Policy/i.test(m.text())) cspConsole.push(m.text()); };
+  p.on('console', seen);
+  p.on('worker', (w) => w.on('console', seen));
+};
+browser.on('page', watchCsp);
+
+/** The page's policy is in force: present, without unsafe-eval, nothing violated by the page
+ * itself, and scripts it does not allow refused. */
+async function checkCsp(p, what) {
+  const meta = await p.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute('content');
+  check(Boolean(meta) && meta.includes("script-src 'self' 'wasm-unsafe-eval' 'sha256-") && !/'unsafe-eval'/.test(meta),
+    `${what}: the Content-Security-Policy is served with the page (${meta})`);
+  const violations = await p.evaluate(() => window.__csp);
+  check(violations.length === 0 && cspConsole.length === 0, `${what}: no Content-Security-Policy violation (${JSON.stringify(violations)} ${JSON.stringify(cspConsole)})`);
+  // Code the test evaluates is exempt from the policy, but a script it inserts is not: an inline
+  // script without the page's hash, and a string given to setTimeout (eval), must not run.
+  // Done when both were reported, or at once if either ran (no policy): events, not a delay.
+  const blocked = await p.evaluate(() => new Promise((done) => {
+    const reported = [];
+    let timersRan = false;
+    const finish = () => {
+      const ran = window.__inlineRan === true || window.__stringRan === true;
+      if (timersRan && (ran || reported.length >= 2)) done({ inline: window.__inlineRan === true, string: window.__stringRan === true, reported });
+    };
+    document.addEventListener('securitypolicyviolation', (e) => { reported.push(`${e.violatedDirective} ${e.blockedURI}`); finish(); });
+    const s = document.createElement('script');
+    s.textContent = 'window.__inlineRan = true;';
+    document.head.appendChild(s);
+    setTimeout('window.__stringRan = true;', 0);
+    // Timers of equal delay run in order: this one runs after the string one would have.
+    setTimeout(() => { timersRan = true; finish(); }, 0);
+  }));
+  check(!blocked.inline && !blocked.string && blocked.reported.some((v) => v.startsWith('script-src')),
+    `${what}: an injected inline script and a string timer are refused and reported (${JSON.stringify(blocked)})`);
+}
 
 try {
   // The checks stop early under --spa (break suite).
@@ -208,6 +279,7 @@ try {
       const nowhere = await page.getByTestId('error').filter({ hasText: 'nowhere' }).innerText({ timeout: 120_000 });
       check(nowhere.includes('config.json is not there') && nowhere.includes('HTML page'), `a folder that is not there says so: "${nowhere}"`);
       await page.screenshot({ path: `${out}/spa-errors.png`, fullPage: true });
+      await checkCsp(page, 'single-page-app host');
       fs.writeFileSync(`${out}/timings.json`, JSON.stringify({ load_ms: loadMs, run_to_map_ms: runMs, demo_status: demoStatus, timing: runTiming, browser: browser.browser()?.version() }, null, 2));
       break suite;
     }
@@ -374,6 +446,45 @@ try {
     const hashErr = await page.getByTestId('error').innerText();
     check(hashErr.includes('model-00001-of-00002.safetensors') && hashErr.includes('discarded'), `a hash mismatch is named and the download discarded: "${hashErr.slice(0, 120)}..."`);
 
+    // A small file that never ends stops at its cap, with a clear error.
+    await page.getByTestId('model-url').fill(models + 'oversize/');
+    await page.getByTestId('load').click();
+    const oversize = await page.getByTestId('error').filter({ hasText: 'oversize' }).innerText({ timeout: 120_000 });
+    check(oversize.includes('config.json') && oversize.includes('4.2 MB'), `an endless config.json stops at its cap: "${oversize}"`);
+
+    // A ?model= link to a model on another server, not stored: nothing is fetched before a click.
+    const linkPage = await browser.newPage();
+    await linkPage.goto(base + '?model=' + encodeURIComponent(models + 'linked/'));
+    await linkPage.getByTestId('link-model-ask').waitFor({ timeout: 120_000 });
+    const ask = await linkPage.getByTestId('link-model-ask').innerText();
+    check(linkedLog.length === 0 && ask.includes(new URL(models).host), `a ?model= link to another server waits for a click (${linkedLog.length} requests): "${ask}"`);
+    await linkPage.getByTestId('load').click();
+    await linkPage.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: .*linked")').first().waitFor({ timeout: 300_000 });
+    check(!(await linkPage.getByTestId('error').count()) && linkedLog.length > 0, `after the click it loads: "${await linkPage.getByTestId('status').innerText()}"`);
+
+    // A folder whose manifest is damaged (a closed tab mid-write under the old code) is listed,
+    // with its bytes, and can be deleted.
+    await linkPage.evaluate(async () => {
+      const root = await (await navigator.storage.getDirectory()).getDirectoryHandle('llava-lens', { create: true });
+      const dir = await root.getDirectoryHandle('broken-0000000000000000', { create: true });
+      for (const [name, bytes] of [['manifest.json', new Uint8Array(0)], ['model.safetensors', new Uint8Array(300000)]]) {
+        const w = await (await dir.getFileHandle(name, { create: true })).createWritable();
+        await w.write(bytes);
+        await w.close();
+      }
+    });
+    await linkPage.reload();
+    const damagedRow = linkPage.getByTestId('stored-row').filter({ hasText: 'broken-0000000000000000' });
+    await damagedRow.waitFor({ timeout: 120_000 });
+    const damagedText = (await damagedRow.innerText()).replace(/\s+/g, ' ');
+    check(damagedText.includes('damaged') && damagedText.includes('300.0 kB'), `a damaged manifest is listed with its files' size: "${damagedText}"`);
+    const leftovers = await linkPage.getByTestId('stored-row').filter({ hasText: 'oversize' }).count();
+    check(leftovers === 0, `a model whose first file failed leaves no entry in storage (${leftovers})`);
+    await damagedRow.getByTestId('delete-stored').click();
+    await damagedRow.waitFor({ state: 'detached', timeout: 30_000 });
+    check(true, 'and deleted');
+    await linkPage.close();
+
     await page.getByTestId('share').click();
     const link = await page.getByTestId('share-link').innerText();
     check(link.includes('#x=1.'), 'share link carries the explanation');
@@ -397,6 +508,8 @@ try {
     await broken.getByTestId('error').waitFor({ timeout: 60_000 });
     check((await broken.getByTestId('error').innerText()).includes('damaged'), 'a damaged link gives a clear error');
     await broken.screenshot({ path: `${out}/4-damaged-link.png`, fullPage: true });
+
+    await checkCsp(page, 'the page as served');
 
     // A browser without WebGPU: a clear message in the page, not a dead tab.
     const plainProfile = fs.mkdtempSync('/tmp/llava-lens-e2e-nogpu-');

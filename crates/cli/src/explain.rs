@@ -121,7 +121,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         }
         _ => (e.patch_scores.clone(), RenderOptions { upsample, palette: Palette::Signed, ..Default::default() }),
     };
-    let (png, legend) = render(&pre.crop_rgb, &values, e.grid, &ropts);
+    let (png, legend) = render(&pre.crop_rgb, &values, e.grid, &ropts)?;
     let mut doc = serde_json::to_value(&e)?;
     let obj = doc.as_object_mut().unwrap();
     obj.insert("image".into(), serde_json::json!(args.input.image));
@@ -157,7 +157,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
     png.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
     if let Some(path) = &args.out_original {
         let c = pre.crop;
-        render_on_original(&original, (c.x, c.y, c.width, c.height), &values, e.grid, &ropts)
+        render_on_original(&original, (c.x, c.y, c.width, c.height), &values, e.grid, &ropts)?
             .save(path)
             .with_context(|| format!("writing {}", path.display()))?;
     }

@@ -65,20 +65,46 @@ fn cubic_075(x: f64) -> f64 {
     }
 }
 
-fn upsample(grid: &[f32], g: usize, size: u32, how: Upsample) -> Vec<f32> {
+/// A map that cannot be drawn: the inputs disagree (they come from files and share links, so
+/// this is an error, never a panic).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw the map: {0}")]
+pub struct RenderError(String);
+
+/// The largest image side a map is drawn at (the model's view is at most 2048 pixels).
+pub const MAX_DRAW_SIDE: u32 = 4096;
+
+/// `scores` must be `g x g` finite values, to be drawn `side` pixels wide (at least a pixel a
+/// patch).
+fn check_map(scores: &[f32], g: usize, side: u32) -> Result<(), RenderError> {
+    let bad = |m: String| Err(RenderError(m));
+    if g == 0 || g.checked_mul(g) != Some(scores.len()) {
+        return bad(format!("{} scores do not make a {g} x {g} grid", scores.len()));
+    }
+    if let Some(i) = scores.iter().position(|v| !v.is_finite()) {
+        return bad(format!("score {i} is {}", scores[i]));
+    }
+    if (side as usize) < g || side > MAX_DRAW_SIDE {
+        return bad(format!("a {g} x {g} grid cannot be drawn {side} pixels wide (1 pixel a patch at least, {MAX_DRAW_SIDE} at most)"));
+    }
+    Ok(())
+}
+
+fn upsample(grid: &[f32], g: usize, size: u32, how: Upsample) -> Result<Vec<f32>, RenderError> {
     let s = size as usize;
-    match how {
+    let err = |e: String| RenderError(format!("upsampling: {e}"));
+    Ok(match how {
         Upsample::Crisp => (0..s * s).map(|i| grid[(i / s * g / s) * g + (i % s) * g / s]).collect(),
         Upsample::Smooth => {
-            let src = Image::from_vec_u8(g as u32, g as u32, bytemuck_f32(grid), PixelType::F32).expect("grid buffer");
+            let src = Image::from_vec_u8(g as u32, g as u32, bytemuck_f32(grid), PixelType::F32).map_err(|e| err(e.to_string()))?;
             let mut dst = Image::new(size, size, PixelType::F32);
-            let filter = Filter::new("cubic a=-0.75", cubic_075, 2.0).expect("valid filter");
+            let filter = Filter::new("cubic a=-0.75", cubic_075, 2.0).map_err(|e| err(e.to_string()))?;
             Resizer::new()
                 .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(ResizeAlg::Interpolation(FilterType::Custom(filter))))
-                .expect("same pixel types");
+                .map_err(|e| err(e.to_string()))?;
             dst.buffer().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         }
-    }
+    })
 }
 
 fn bytemuck_f32(v: &[f32]) -> Vec<u8> {
@@ -131,10 +157,14 @@ fn blend(p: [u8; 3], c: [u8; 3], opacity: f32) -> Rgb<u8> {
 
 /// `scores` (row-major `g x g`) drawn over `view` (the model's square crop), with a colour bar
 /// on the right.
-pub fn render(view: &RgbImage, scores: &[f32], g: usize, opts: &RenderOptions) -> (RgbImage, Legend) {
+pub fn render(view: &RgbImage, scores: &[f32], g: usize, opts: &RenderOptions) -> Result<(RgbImage, Legend), RenderError> {
     let size = view.width();
+    if view.height() != size {
+        return Err(RenderError(format!("the image is {} x {}, not square", size, view.height())));
+    }
+    check_map(scores, g, size)?;
     let colours = Colours::new(scores, opts.palette);
-    let heat = upsample(scores, g, size, opts.upsample);
+    let heat = upsample(scores, g, size, opts.upsample)?;
     let bar = (size / 16).max(6);
     let labels = [format!("{:.3}", colours.max), opts.units.to_string(), format!("{:.3}", colours.min)];
     let text_w = 8 * labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32;
@@ -152,8 +182,10 @@ pub fn render(view: &RgbImage, scores: &[f32], g: usize, opts: &RenderOptions) -
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let cell = size as f32 / g as f32;
     for &p in order.iter().take(opts.outline_top) {
+        // At least a pixel a patch (check_map), so each box is at least one pixel wide.
         let (x0, y0) = (((p % g) as f32 * cell) as u32, ((p / g) as f32 * cell) as u32);
-        let (x1, y1) = ((((p % g) + 1) as f32 * cell) as u32 - 1, (((p / g) + 1) as f32 * cell) as u32 - 1);
+        let edge = |i: usize| ((((i + 1) as f32 * cell) as u32).saturating_sub(1)).min(size - 1);
+        let (x1, y1) = (edge(p % g).max(x0), edge(p / g).max(y0));
         for x in x0..=x1 {
             out.put_pixel(x, y0, Rgb([255, 255, 255]));
             out.put_pixel(x, y1, Rgb([255, 255, 255]));
@@ -167,7 +199,7 @@ pub fn render(view: &RgbImage, scores: &[f32], g: usize, opts: &RenderOptions) -
     draw_text(&mut out, text_x, 0, &labels[0]);
     draw_text(&mut out, text_x, size.saturating_sub(8) / 2, &labels[1]);
     draw_text(&mut out, text_x, size.saturating_sub(8), &labels[2]);
-    (out, colours.legend())
+    Ok((out, colours.legend()))
 }
 
 /// Black 8 x 8 bitmap text (font8x8's basic Latin) with its top-left corner at (x, y).
@@ -188,10 +220,21 @@ fn draw_text(img: &mut RgbImage, x: u32, y: u32, text: &str) {
 
 /// The same map drawn back onto the user's original image through the crop box (in original
 /// pixels, as `Preprocessed::crop`); pixels outside the box are left as they are.
-pub fn render_on_original(original: &RgbImage, crop: (f32, f32, f32, f32), scores: &[f32], g: usize, opts: &RenderOptions) -> RgbImage {
+pub fn render_on_original(
+    original: &RgbImage,
+    crop: (f32, f32, f32, f32),
+    scores: &[f32],
+    g: usize,
+    opts: &RenderOptions,
+) -> Result<RgbImage, RenderError> {
     let (cx, cy, cw, ch) = crop;
-    let side = cw.max(ch).round().max(1.0) as u32;
-    let heat = upsample(scores, g, side, opts.upsample);
+    if ![cx, cy, cw, ch].iter().all(|v| v.is_finite()) || cw <= 0.0 || ch <= 0.0 {
+        return Err(RenderError(format!("the crop box {crop:?} is not a box")));
+    }
+    // The heat map is drawn at the crop's size, within the drawing limits.
+    let side = (cw.max(ch).round() as u32).clamp(g as u32, MAX_DRAW_SIDE);
+    check_map(scores, g, side)?;
+    let heat = upsample(scores, g, side, opts.upsample)?;
     let colours = Colours::new(scores, opts.palette);
     let mut out = original.clone();
     for (x, y, px) in out.enumerate_pixels_mut() {
@@ -201,7 +244,7 @@ pub fn render_on_original(original: &RgbImage, crop: (f32, f32, f32, f32), score
             *px = blend(px.0, colours.of(heat[hy * side as usize + hx]), opts.opacity);
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -216,7 +259,7 @@ mod tests {
         let view = RgbImage::from_pixel(56, 56, Rgb([128, 128, 128]));
         let scores: Vec<f32> = (0..16).map(|i| i as f32).collect();
         for how in [Upsample::Crisp, Upsample::Smooth] {
-            let (img, legend) = render(&view, &scores, 4, &RenderOptions { upsample: how, ..Default::default() });
+            let (img, legend) = render(&view, &scores, 4, &RenderOptions { upsample: how, ..Default::default() }).unwrap();
             // Image, gap, bar, gap, then labels of up to 6 characters ("15.000").
             assert_eq!((img.width(), img.height()), (56 + 6 + 8 + 6 * 8, 56));
             assert!((56 + 10..img.width()).any(|x| img.get_pixel(x, 3).0 == [0, 0, 0]), "the top label is drawn");
@@ -224,9 +267,11 @@ mod tests {
             // The best patch (15, bottom right) is outlined in white.
             assert_eq!(img.get_pixel(55, 55).0, [255, 255, 255]);
         }
-        let (_, legend) = render(&view, &[-2.0, 1.0, 0.5, 0.0], 2, &RenderOptions { palette: Palette::Signed, ..Default::default() });
+        let (_, legend) =
+            render(&view, &[-2.0, 1.0, 0.5, 0.0], 2, &RenderOptions { palette: Palette::Signed, ..Default::default() }).unwrap();
         assert_eq!((legend.min, legend.max), (-2.0, 2.0));
-        let (img, legend) = render(&view, &scores, 4, &RenderOptions { palette: Palette::Gray, opacity: 0.8, ..Default::default() });
+        let (img, legend) =
+            render(&view, &scores, 4, &RenderOptions { palette: Palette::Gray, opacity: 0.8, ..Default::default() }).unwrap();
         assert_eq!(legend.colormap, "gray");
         // Patch 0 (score 0) is black at 0.8 over gray 128: 0.2 * 128 = 25.6.
         assert_eq!(img.get_pixel(5, 5).0, [26, 26, 26]);
@@ -236,9 +281,28 @@ mod tests {
     fn the_map_lands_inside_the_crop_box_of_the_original() {
         let original = RgbImage::from_pixel(100, 60, Rgb([0, 0, 0]));
         // A 60 x 60 crop at x = 20: the left 20 and right 20 columns stay untouched.
-        let out = render_on_original(&original, (20.0, 0.0, 60.0, 60.0), &[1.0, 1.0, 1.0, 1.0], 2, &RenderOptions::default());
+        let out = render_on_original(&original, (20.0, 0.0, 60.0, 60.0), &[1.0, 1.0, 1.0, 1.0], 2, &RenderOptions::default()).unwrap();
         assert_eq!(out.get_pixel(10, 30).0, [0, 0, 0]);
         assert_eq!(out.get_pixel(90, 30).0, [0, 0, 0]);
         assert_ne!(out.get_pixel(50, 30).0, [0, 0, 0]);
+    }
+
+    #[test]
+    fn maps_that_do_not_fit_their_image_are_errors_not_panics() {
+        let o = RenderOptions::default();
+        let one = RgbImage::new(1, 1);
+        let e = render(&one, &[0.0; 576], 24, &o).unwrap_err().to_string();
+        assert!(e.contains("24 x 24 grid cannot be drawn 1 pixels wide"), "{e}");
+        assert!(render(&RgbImage::new(30, 20), &[0.0; 4], 2, &o).unwrap_err().to_string().contains("not square"));
+        assert!(render(&RgbImage::new(8, 8), &[0.0; 5], 2, &o).unwrap_err().to_string().contains("5 scores do not make a 2 x 2 grid"));
+        assert!(render(&RgbImage::new(8, 8), &[0.0; 4], 0, &o).is_err());
+        assert!(render(&RgbImage::new(8, 8), &[0.0, f32::NAN, 1.0, 2.0], 2, &o).unwrap_err().to_string().contains("score 1 is NaN"));
+        // Exactly a pixel a patch still draws, outlines included.
+        let (img, _) = render(&RgbImage::new(24, 24), &(0..576).map(|i| i as f32).collect::<Vec<_>>(), 24, &o).unwrap();
+        assert_eq!(img.height(), 24);
+        let orig = RgbImage::new(10, 10);
+        assert!(render_on_original(&orig, (0.0, 0.0, 0.0, 10.0), &[0.0; 4], 2, &o).is_err());
+        assert!(render_on_original(&orig, (f32::NAN, 0.0, 10.0, 10.0), &[0.0; 4], 2, &o).is_err());
+        assert!(render_on_original(&orig, (0.0, 0.0, 1.0, 1.0), &[0.0; 576], 24, &o).is_ok(), "a tiny crop is drawn at the grid's size");
     }
 }

@@ -140,7 +140,9 @@ impl LlavaConfig {
         };
         let vision_feature_layer = match r.v.get("vision_feature_layer") {
             None => -2,
-            Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64().unwrap(),
+            Some(v @ Value::Number(n)) => n.as_i64().ok_or_else(|| {
+                ModelError::config(path, format!("vision_feature_layer is {v}; llava-lens supports a single layer index"))
+            })?,
             Some(other) => {
                 return Err(ModelError::config(path, format!("vision_feature_layer is {other}; llava-lens supports a single layer index")));
             }

@@ -85,7 +85,8 @@ impl RandomWeights {
         // A per-name stream, so the same tensor is the same whatever the load order.
         let h = name.bytes().fold(self.seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x1000_0000_01b3));
         let n: usize = shape.iter().product();
-        let (scale, center) = if shape.len() == 1 { (0.1, 1.0) } else { (2.0 / (*shape.last().unwrap() as f32).sqrt(), 0.0) };
+        let fan_in = shape.last().copied().unwrap_or(1).max(1);
+        let (scale, center) = if shape.len() == 1 { (0.1, 1.0) } else { (2.0 / (fan_in as f32).sqrt(), 0.0) };
         let mut out = vec![0f32; n];
         // Chunks with their own streams, filled in parallel natively (7B shapes: 7e9 values).
         const CHUNK: usize = 1 << 20;

@@ -14,9 +14,25 @@ pub const SINGLE: &str = "model.safetensors";
 pub const LLAVA_HF_PRESET: &str = "https://huggingface.co/llava-hf/llava-1.5-7b-hf/resolve/main/";
 
 /// The name under which a model from `url` is kept in the browser's private storage: readable
-/// (the URL's last parts) and unique (a hash of the whole URL).
+/// (the URL's last parts) and unique (128 bits of the URL's SHA-256; the stored manifest's URL
+/// is compared as well).
 pub fn model_key(url: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(url.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{hex}", key_tail(url))
+}
+
+/// The key the first version of the page used (a 64-bit FNV-style hash, its multiplier as that
+/// version had it): models it stored stay usable (the loader looks there when the new key has
+/// nothing).
+pub fn legacy_model_key(url: &str) -> String {
     let h = url.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x1000_0000_01b3));
+    format!("{}-{h:016x}", key_tail(url))
+}
+
+/// The URL's last three parts, in characters safe for a folder name, at most 60.
+fn key_tail(url: &str) -> String {
     let tail: String = url
         .trim_end_matches('/')
         .rsplit('/')
@@ -29,7 +45,18 @@ pub fn model_key(url: &str) -> String {
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' })
         .collect();
-    format!("{}-{h:016x}", tail.chars().take(60).collect::<String>())
+    tail.chars().take(60).collect()
+}
+
+/// The most bytes a model's small file may have: more is not a model file (a wrong URL, a
+/// hostile server), and it is refused before it fills memory or storage. The largest
+/// tokenizer.json files published are about 35 MB; indexes of the largest models about 2 MB.
+pub fn small_file_limit(name: &str) -> u64 {
+    match name {
+        TOKENIZER => 64 << 20,
+        INDEX => 16 << 20,
+        _ => 4 << 20,
+    }
 }
 
 /// The full size from a `Content-Range: bytes a-b/total` header.
@@ -129,6 +156,10 @@ pub struct StoredModel {
     pub key: String,
     pub url: String,
     pub files: Vec<StoredFile>,
+    /// Listed from the folder because its manifest is missing or unreadable: the files are
+    /// shown (names and sizes, none complete) so the space can be seen and freed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub damaged: bool,
 }
 
 impl StoredModel {
@@ -136,7 +167,14 @@ impl StoredModel {
         self.files.iter().map(|f| f.bytes).sum()
     }
     pub fn complete(&self) -> bool {
-        !self.files.is_empty() && self.files.iter().all(|f| f.complete)
+        !self.damaged && !self.files.is_empty() && self.files.iter().all(|f| f.complete)
+    }
+
+    /// A stored manifest read back: its text parsed, and accepted only for the key and URL it
+    /// was asked for (a damaged or foreign manifest is never trusted).
+    pub fn parse(text: &str, key: &str, url: Option<&str>) -> Option<StoredModel> {
+        let m: StoredModel = serde_json::from_str(text).ok()?;
+        (m.key == key && !m.damaged && url.is_none_or(|u| u == m.url)).then_some(m)
     }
     pub fn file(&self, name: &str) -> Option<&StoredFile> {
         self.files.iter().find(|f| f.name == name)
@@ -197,9 +235,29 @@ mod tests {
     fn keys_are_readable_unique_and_safe() {
         let a = model_key("https://huggingface.co/llava-hf/llava-1.5-7b-hf/resolve/main/");
         assert!(a.starts_with("llava-1.5-7b-hf-resolve-main-"), "{a}");
+        // 128 bits of SHA-256("https://huggingface.co/llava-hf/llava-1.5-7b-hf/resolve/main/").
+        assert_eq!(a.len(), "llava-1.5-7b-hf-resolve-main-".len() + 32);
         assert_ne!(a, model_key("https://example.org/llava-hf/llava-1.5-7b-hf/resolve/main/"));
         let odd = model_key("http://127.0.0.1:8080/a b/?x=<y>");
         assert!(odd.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)), "{odd}");
+        assert_eq!(model_key("abc").rsplit('-').next().unwrap(), "ba7816bf8f01cfea414140de5dae2223");
+        // Pinned: models stored by the first version are found under exactly this key.
+        assert_eq!(legacy_model_key("abc"), "abc-1922bb190541574b");
+    }
+
+    #[test]
+    fn stored_manifests_are_trusted_only_for_their_key_and_url() {
+        let m = StoredModel { key: "k".into(), url: "https://a/".into(), files: vec![], damaged: false };
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(!text.contains("damaged"), "{text}");
+        assert_eq!(StoredModel::parse(&text, "k", Some("https://a/")), Some(m.clone()));
+        assert_eq!(StoredModel::parse(&text, "k", None), Some(m));
+        assert_eq!(StoredModel::parse(&text, "k", Some("https://b/")), None, "another URL under the same key");
+        assert_eq!(StoredModel::parse(&text, "other", None), None);
+        assert_eq!(StoredModel::parse("", "k", None), None, "an empty (cut) manifest");
+        assert_eq!(StoredModel::parse(&text[..text.len() / 2], "k", None), None);
+        assert_eq!(small_file_limit(TOKENIZER), 64 << 20);
+        assert_eq!(small_file_limit(CONFIG), 4 << 20);
     }
 
     #[test]
@@ -265,11 +323,12 @@ mod tests {
     #[test]
     fn a_manifest_knows_when_it_is_complete() {
         let f = |c| StoredFile { name: "m".into(), bytes: 10, sha256: None, complete: c };
-        let m = StoredModel { key: "k".into(), url: "u".into(), files: vec![f(true), f(false)] };
+        let m = StoredModel { key: "k".into(), url: "u".into(), files: vec![f(true), f(false)], damaged: false };
         assert!(!m.complete());
         assert_eq!(m.bytes(), 20);
         let done = StoredModel { files: vec![f(true)], ..m };
         assert!(done.complete());
-        assert!(!StoredModel { files: vec![], ..done }.complete());
+        assert!(!StoredModel { files: vec![], ..done.clone() }.complete());
+        assert!(!StoredModel { damaged: true, ..done }.complete());
     }
 }

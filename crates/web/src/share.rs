@@ -72,11 +72,63 @@ pub fn decode(fragment: &str) -> Result<Recorded, String> {
     let json = miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, 8 << 20)
         .map_err(|e| format!("the link is damaged (deflate: {e:?})"))?;
     let r: Recorded = serde_json::from_slice(&json).map_err(|e| format!("the link's explanation is not valid: {e}"))?;
-    let cells = r.grid * r.grid;
-    if r.grid == 0 || r.patch_scores.len() != cells || r.baseline_map.len() != cells {
-        return Err(format!("the link's maps do not match its {0}x{0} grid", r.grid));
-    }
+    check(&r).map_err(|e| format!("the link is damaged: {e}"))?;
     Ok(r)
+}
+
+/// The most top tokens a link may carry.
+const MAX_TOP: usize = 100;
+
+/// Everything the page reads from a decoded link, checked before anything is drawn: the grid
+/// and head grid within the caps a model's config has (crates/model/src/config.rs, `limits`),
+/// every array the length the grid says, every number finite, the best head inside the head
+/// grid, and the recorded image a square of at least a pixel a patch (by its header).
+pub fn check(r: &Recorded) -> Result<(), String> {
+    use llava_lens_model::config::limits::{GRID, HEADS, TEXT_LAYERS};
+    if r.grid == 0 || r.grid > GRID {
+        return Err(format!("its grid is {0} x {0}; 1 to {GRID} patches a side are possible", r.grid));
+    }
+    let cells = r.grid * r.grid;
+    if r.patch_scores.len() != cells || r.baseline_map.len() != cells {
+        return Err(format!(
+            "its maps hold {} and {} values, not the {cells} of its {}x{} grid",
+            r.patch_scores.len(),
+            r.baseline_map.len(),
+            r.grid,
+            r.grid
+        ));
+    }
+    let heads = r.head_scores.first().map_or(0, Vec::len);
+    if r.head_scores.is_empty() || r.head_scores.len() > TEXT_LAYERS || heads == 0 || heads > HEADS {
+        return Err(format!("its head grid is {} layers of {heads} heads", r.head_scores.len()));
+    }
+    if let Some(l) = r.head_scores.iter().position(|row| row.len() != heads) {
+        return Err(format!("layer {l} of its head grid has {} heads, layer 0 has {heads}", r.head_scores[l].len()));
+    }
+    if r.best_head.0 >= r.head_scores.len() || r.best_head.1 >= heads {
+        return Err(format!("its best head {}.{} is outside its head grid", r.best_head.0, r.best_head.1));
+    }
+    if r.top.is_empty() || r.top.len() > MAX_TOP {
+        return Err(format!("it lists {} top tokens (1 to {MAX_TOP})", r.top.len()));
+    }
+    let numbers = std::iter::once(r.target_log_prob)
+        .chain(r.top.iter().map(|t| t.1))
+        .chain(r.patch_scores.iter().copied())
+        .chain(r.baseline_map.iter().copied())
+        .chain(r.head_scores.iter().flatten().copied());
+    if let Some(v) = numbers.into_iter().find(|v| !v.is_finite()) {
+        return Err(format!("it holds a non-finite number ({v})"));
+    }
+    let (w, h) = image::ImageReader::new(std::io::Cursor::new(&r.crop_jpeg))
+        .with_guessed_format()
+        .map_err(|e| e.to_string())
+        .and_then(|i| i.into_dimensions().map_err(|e| e.to_string()))
+        .map_err(|e| format!("its image does not decode ({e})"))?;
+    let max = llava_lens_explain::render::MAX_DRAW_SIDE;
+    if w != h || (w as usize) < r.grid || w > max {
+        return Err(format!("its image is {w} x {h}; a square of {} to {max} pixels a side is needed for its grid", r.grid));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -97,8 +149,16 @@ mod tests {
             head_scores: vec![vec![0.1, 0.2], vec![0.3, 0.4]],
             best_head: (1, 1),
             contrast: None,
-            crop_jpeg: vec![0xFF, 0xD8, 1, 2, 3],
+            crop_jpeg: jpeg(8, 8),
         }
+    }
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::RgbImage::from_pixel(w, h, image::Rgb([200, 10, 10]))
+            .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg)
+            .unwrap();
+        out
     }
 
     #[test]
@@ -130,10 +190,69 @@ mod tests {
         let mut r = sample();
         r.patch_scores.pop();
         assert!(decode(&encode(&r)).unwrap_err().contains("2x2 grid"));
+        let mut r = sample();
+        r.baseline_map.push(0.5);
+        assert!(decode(&encode(&r)).unwrap_err().contains("2x2 grid"));
         // Truncated links (a chat client cut the URL) fail cleanly, never panic.
         let f = encode(&sample());
         for cut in (3..f.len()).step_by(7) {
             let _ = decode(&f[..cut]);
         }
+    }
+
+    #[test]
+    fn every_inconsistent_link_is_refused_before_anything_is_drawn() {
+        type Spoil = Box<dyn Fn(&mut Recorded)>;
+        let cases: Vec<(&str, Spoil)> = vec![
+            ("grid is 0 x 0", Box::new(|r| r.grid = 0)),
+            // grid * grid wraps to 0 on wasm32 for 65536; the cap refuses it first.
+            ("grid is 65536 x 65536", Box::new(|r| r.grid = 65536)),
+            ("not the 4 of its 2x2 grid", Box::new(|r| r.patch_scores.push(1.0))),
+            ("not the 4 of its 2x2 grid", Box::new(|r| r.baseline_map.truncate(3))),
+            ("head grid is 0 layers", Box::new(|r| r.head_scores.clear())),
+            ("layer 1 of its head grid has 3 heads", Box::new(|r| r.head_scores[1].push(0.0))),
+            ("head grid is 2000 layers", Box::new(|r| r.head_scores = vec![vec![0.0; 2]; 2000])),
+            ("best head 2.0 is outside", Box::new(|r| r.best_head = (2, 0))),
+            ("best head 0.5 is outside", Box::new(|r| r.best_head = (0, 5))),
+            ("0 top tokens", Box::new(|r| r.top.clear())),
+            ("its image is 1 x 1", Box::new(|r| r.crop_jpeg = jpeg(1, 1))),
+            ("its image is 16 x 8", Box::new(|r| r.crop_jpeg = jpeg(16, 8))),
+            ("its image does not decode", Box::new(|r| r.crop_jpeg = vec![0xFF, 0xD8, 1, 2, 3])),
+        ];
+        for (want, spoil) in cases {
+            let mut r = sample();
+            spoil(&mut r);
+            let err = decode(&encode(&r)).unwrap_err();
+            assert!(err.starts_with("the link is damaged: ") && err.contains(want), "{err} (wanted {want})");
+        }
+        // JSON has no NaN, but 1e300 parses as an f32 infinity: any number may be one.
+        let craft = |path: &[&str], v: serde_json::Value| {
+            let mut json = serde_json::to_value(sample()).unwrap();
+            let mut at = &mut json;
+            for p in path {
+                at = match p.parse::<usize>() {
+                    Ok(i) => &mut at[i],
+                    Err(_) => &mut at[*p],
+                };
+            }
+            *at = v;
+            let packed = miniz_oxide::deflate::compress_to_vec(json.to_string().as_bytes(), 9);
+            decode(&format!("x=1.{}", URL_SAFE_NO_PAD.encode(packed)))
+        };
+        let huge = serde_json::json!(1e300);
+        for path in
+            [&["patch_scores", "3"][..], &["baseline_map", "0"], &["head_scores", "0", "1"], &["target_log_prob"], &["top", "1", "1"]]
+        {
+            let err = craft(path, huge.clone()).unwrap_err();
+            assert!(err.contains("non-finite number (inf)"), "{path:?}: {err}");
+        }
+        assert!(craft(&["patch_scores", "3"], serde_json::Value::Null).unwrap_err().contains("not valid"));
+        // A grid of 24 over a 1-pixel image: refused here, where it used to underflow in render.
+        let mut r = sample();
+        r.grid = 24;
+        r.patch_scores = vec![0.0; 576];
+        r.baseline_map = vec![0.0; 576];
+        r.crop_jpeg = jpeg(1, 1);
+        assert!(decode(&encode(&r)).unwrap_err().contains("its image is 1 x 1"));
     }
 }

@@ -90,6 +90,16 @@ pub fn query_param(name: &str) -> Option<String> {
     web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
 }
 
+/// The origin (scheme, host, port) of an absolute URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    web_sys::Url::new(url).ok().map(|u| u.origin())
+}
+
+/// This page's origin.
+pub fn page_origin() -> Option<String> {
+    web_sys::window()?.location().origin().ok()
+}
+
 pub fn data_url(png: &[u8]) -> String {
     format!("data:image/png;base64,{}", STANDARD.encode(png))
 }
@@ -103,36 +113,49 @@ pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
 
 /// The files of a drop: dropped files, and the files directly inside dropped folders (an HF
 /// model folder is flat). The entries must be taken while the drop event runs; reading them
-/// takes callbacks, so the walk is a few lines of JavaScript returning a promise.
+/// goes through callbacks, each wrapped in a promise (no JavaScript is compiled at run time:
+/// the page's Content-Security-Policy forbids it).
 pub fn dropped_files(dt: &web_sys::DataTransfer) -> impl Future<Output = Vec<web_sys::File>> + 'static {
-    const WALK: &str = r#"
-        const entries = [...dt.items].map((i) => i.webkitGetAsEntry && i.webkitGetAsEntry()).filter(Boolean);
-        const file = (e) => new Promise((ok, no) => e.file(ok, no));
-        const walk = async (e, depth) => {
-            if (e.isFile) return [await file(e)];
-            if (!e.isDirectory || depth > 0) return [];
-            const r = e.createReader(), out = [];
-            for (;;) {
-                const batch = await new Promise((ok, no) => r.readEntries(ok, no));
-                if (!batch.length) return out;
-                for (const b of batch) out.push(...await walk(b, depth + 1));
-            }
-        };
-        return Promise.all(entries.map((e) => walk(e, 0))).then((l) => l.flat());
-    "#;
-    // Called now, while the event runs; awaited later.
+    // Taken now, while the event runs; read later.
     let plain = files_of(dt.files());
-    let walk = js_sys::Function::new_with_args("dt", WALK).call1(&JsValue::NULL, dt).ok().map(js_sys::Promise::from);
+    let items = dt.items();
+    let entries: Vec<web_sys::FileSystemEntry> =
+        (0..items.length()).filter_map(|i| items.get(i)?.webkit_get_as_entry().ok().flatten()).collect();
     async move {
-        let Some(promise) = walk else { return plain };
-        match wasm_bindgen_futures::JsFuture::from(promise).await {
-            Ok(list) => {
-                let found: Vec<web_sys::File> = js_sys::Array::from(&list).iter().filter_map(|f| f.dyn_into().ok()).collect();
-                if found.is_empty() { plain } else { found }
+        let mut found = Vec::new();
+        for e in entries {
+            if e.is_file() {
+                found.extend(entry_file(e.unchecked_ref()).await);
+            } else if e.is_directory() {
+                let reader = e.unchecked_ref::<web_sys::FileSystemDirectoryEntry>().create_reader();
+                // readEntries gives a batch per call, an empty one at the end.
+                while let Some(batch) = read_batch(&reader).await.filter(|b| b.length() > 0) {
+                    for inner in batch.iter().filter_map(|v| v.dyn_into::<web_sys::FileSystemEntry>().ok()) {
+                        if inner.is_file() {
+                            found.extend(entry_file(inner.unchecked_ref()).await);
+                        }
+                    }
+                }
             }
-            Err(_) => plain,
         }
+        if found.is_empty() { plain } else { found }
     }
+}
+
+/// The `File` of a file entry (None if the browser refuses it).
+async fn entry_file(e: &web_sys::FileSystemFileEntry) -> Option<web_sys::File> {
+    let p = js_sys::Promise::new(&mut |ok, no| e.file_with_callback_and_callback(&ok, &no));
+    wasm_bindgen_futures::JsFuture::from(p).await.ok()?.dyn_into().ok()
+}
+
+/// One batch of a folder's entries (None if the browser refuses to read it).
+async fn read_batch(r: &web_sys::FileSystemDirectoryReader) -> Option<js_sys::Array> {
+    let p = js_sys::Promise::new(&mut |ok, no| {
+        if let Err(e) = r.read_entries_with_callback_and_callback(&ok, &no) {
+            let _ = no.call1(&JsValue::NULL, &e);
+        }
+    });
+    wasm_bindgen_futures::JsFuture::from(p).await.ok().map(|v| js_sys::Array::from(&v))
 }
 
 pub fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
@@ -142,7 +165,7 @@ pub fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
 /// Draw `values` over the recorded crop into `canvas` (map plus colour bar).
 pub fn draw(canvas: &web_sys::HtmlCanvasElement, r: &Recorded, values: &[f32], opts: &RenderOptions) -> Result<(f32, f32), String> {
     let crop = image::load_from_memory(&r.crop_jpeg).map_err(|e| format!("the recorded image is damaged: {e}"))?.to_rgb8();
-    let (img, legend) = render(&crop, values, r.grid, opts);
+    let (img, legend) = render(&crop, values, r.grid, opts).map_err(|e| e.to_string())?;
     let (w, h) = img.dimensions();
     let rgba: Vec<u8> = img.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2], 255]).collect();
     canvas.set_width(w);

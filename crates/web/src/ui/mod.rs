@@ -41,6 +41,10 @@ pub struct State {
     inference: RwSignal<Option<(u64, u64)>>,
     plan: RwSignal<Option<Plan>>,
     pending_load: RwSignal<bool>,
+    /// A `?model=` link waits for the storage list to decide whether it may load at once.
+    link_model_pending: RwSignal<bool>,
+    /// The other server a `?model=` link would download from, until the visitor agrees.
+    link_model_host: RwSignal<Option<String>>,
     stored: RwSignal<Vec<StoredModel>>,
     usage: RwSignal<Option<(u64, u64)>>,
     source_kind: RwSignal<String>,
@@ -88,6 +92,8 @@ impl State {
             inference: RwSignal::new(None),
             plan: RwSignal::new(None),
             pending_load: RwSignal::new(false),
+            link_model_pending: RwSignal::new(false),
+            link_model_host: RwSignal::new(None),
             stored: RwSignal::new(Vec::new()),
             usage: RwSignal::new(None),
             source_kind: RwSignal::new("demo".into()),
@@ -144,14 +150,19 @@ fn on_response(s: &State, r: Result<Response, String>) {
     match r {
         Ok(Response::Ready) => {
             dom::send(&Request::ListStored);
-            if let Some(url) = dom::query_param("model") {
-                s.source_kind.set("url".into());
-                s.model_url.set(url);
-            }
             if let Some(d) = dom::query_param("dtype").filter(|d| ["f32", "f16", "q8", "q4"].contains(&d.as_str())) {
                 s.dtype.set(d);
             }
-            model::check(s, true);
+            match dom::query_param("model") {
+                Some(url) => {
+                    s.source_kind.set("url".into());
+                    s.model_url.set(url);
+                    // Decided when the storage list arrives: a link may not make the page
+                    // download from another server without a click (model::on_link_model).
+                    s.link_model_pending.set(true);
+                }
+                None => model::check(s, true),
+            }
         }
         Ok(Response::Progress { stage, done, total }) => {
             let v = Some((done, total));
@@ -165,6 +176,10 @@ fn on_response(s: &State, r: Result<Response, String>) {
         Ok(Response::Stored { models, usage }) => {
             s.stored.set(models);
             s.usage.set(usage);
+            if s.link_model_pending.get_untracked() {
+                s.link_model_pending.set(false);
+                model::on_link_model(s);
+            }
         }
         Ok(Response::Loaded { model, adapter, weight_bytes, wasm_memory_bytes, .. }) => {
             let hb = crate::files::human_bytes;
@@ -376,7 +391,7 @@ fn App() -> impl IntoView {
                         on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default()
                         on:drop=move |ev: leptos::ev::DragEvent| { ev.prevent_default(); take_image(s, dom::files_of(ev.data_transfer().and_then(|d| d.files())).into_iter().next()); }>
                         <label>"Or your own image: "<input type="file" accept="image/*" data-testid="file" on:change=move |ev: leptos::ev::Event| {
-                            let input: web_sys::HtmlInputElement = ev.target().expect("input event target").unchecked_into();
+                            let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
                             take_image(s, dom::files_of(input.files()).into_iter().next());
                         } /></label>
                         <span>"(or drop one here, or paste it)"</span>

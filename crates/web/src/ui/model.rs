@@ -53,6 +53,7 @@ fn ask(s: &State, status: &str, make: impl FnOnce(ModelSource, String) -> Reques
 
 /// Asks what loading takes; the answer (a [`Plan`]) starts the load itself when it is small.
 pub fn check(s: &State, then_load: bool) {
+    s.link_model_host.set(None);
     if ask(s, "checking the model", |source, dtype| Request::Inspect { source, dtype }) {
         s.plan.set(None);
         s.pending_load.set(then_load);
@@ -77,6 +78,25 @@ pub fn on_plan(s: &State, p: Plan) {
     s.plan.set(Some(p));
     if go {
         load_now(s);
+    }
+}
+
+/// A `?model=` link: a model on this page's own server, or one kept whole in the browser's
+/// storage, loads at once; one on another server waits for the visitor's click (a link must not
+/// make the page download from, and store, whatever another site names).
+pub fn on_link_model(s: &State) {
+    let Ok(ModelSource::Url { url }) = source(s) else {
+        return check(s, true);
+    };
+    let base = if url.ends_with('/') { url.clone() } else { format!("{url}/") };
+    let stored_whole = s.stored.get_untracked().iter().any(|m| m.url == base && m.complete());
+    let other = dom::origin_of(&url).filter(|o| Some(o) != dom::page_origin().as_ref());
+    match other {
+        Some(origin) if !stored_whole => {
+            s.status.set(format!("this link names a model on {origin}: nothing is downloaded until you press Load"));
+            s.link_model_host.set(Some(origin));
+        }
+        _ => check(s, true),
     }
 }
 
@@ -122,7 +142,7 @@ pub fn ModelPanel(s: State) -> impl IntoView {
         s.source_kind.set("files".into());
     };
     let on_files = move |ev: leptos::ev::Event| {
-        let input: web_sys::HtmlInputElement = ev.target().expect("input event target").unchecked_into();
+        let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
         choose(dom::files_of(input.files()));
     };
     let on_drop = move |ev: leptos::ev::DragEvent| {
@@ -156,6 +176,9 @@ pub fn ModelPanel(s: State) -> impl IntoView {
                 <option value="q8">"q8"</option>
                 <option value="q4">"q4 (7B in about 4 GB)"</option>
             </select></label>
+            <Show when=move || s.link_model_host.get().is_some()>
+                <p class="ask" data-testid="link-model-ask">{move || s.link_model_host.get().map(|h| format!("The link asks to load a model from {h}. Press Load to download it from there."))}</p>
+            </Show>
             <button data-testid="check" on:click=move |_| check(&s, false) disabled=move || s.loading.get()>"Check size"</button>
             <button data-testid="load" on:click=move |_| check(&s, true) disabled=move || s.loading.get()>"Load"</button>
             <Show when=move || s.plan.get().is_some()>
@@ -181,7 +204,9 @@ pub fn StoragePanel(s: State) -> impl IntoView {
                 <tr><th>"model"</th><th>"size"</th><th>"state"</th><th></th></tr>
                 {move || s.stored.get().into_iter().map(|m| {
                     let key = m.key.clone();
-                    let state = if m.complete() { "complete: loads offline".to_string() } else {
+                    let state = if m.damaged {
+                        format!("damaged (its manifest is unreadable; {} files): delete it to free the space", m.files.len())
+                    } else if m.complete() { "complete: loads offline".to_string() } else {
                         let done = m.files.iter().filter(|f| f.complete).count();
                         format!("partial ({done} of {} files); Load resumes it", m.files.len())
                     };

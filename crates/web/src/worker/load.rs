@@ -65,7 +65,8 @@ fn parse_config(bytes: &[u8], name: &str) -> Result<LlavaConfig, String> {
 /// [`FetchError::Absent`], so optional ones can be probed.
 async fn small_file(store: Option<&Store>, manifest: &mut StoredModel, base: &str, name: &str) -> Result<Vec<u8>, FetchError> {
     let url = format!("{base}{name}");
-    let Some(store) = store else { return net::fetch_bytes(&url).await };
+    let limit = files::small_file_limit(name);
+    let Some(store) = store else { return net::fetch_bytes(&url, limit).await };
     if manifest.file(name).is_some_and(|f| f.complete) {
         match store.read(&manifest.key, name).await {
             // An HTML page kept by an earlier version that took a server's fallback page for
@@ -75,7 +76,7 @@ async fn small_file(store: Option<&Store>, manifest: &mut StoredModel, base: &st
             Err(_) => {}
         }
     }
-    match store.download(&manifest.key, &url, name, None, &|_, _| {}).await {
+    match store.download(&manifest.key, &url, name, None, Some(limit), &|_, _| {}).await {
         Ok(f) => record(manifest, f),
         Err(e) => {
             if matches!(e, FetchError::Absent { .. }) && manifest.file(name).is_some() {
@@ -96,9 +97,29 @@ fn record(m: &mut StoredModel, f: StoredFile) {
     }
 }
 
+/// Where the model of `base` is kept and what is kept of it: its key, or the first version's
+/// key if only that holds it, and its manifest if one is whole. A folder holding another URL's
+/// model under the same key is never written to.
+async fn stored_manifest(store: &Store, base: &str) -> Result<(String, Option<StoredModel>), String> {
+    let key = files::model_key(base);
+    if let Some(m) = store.manifest(&key, None).await {
+        if m.url != base {
+            return Err(format!(
+                "the browser's storage keeps {} under the key of {base}; delete it in the storage panel to load this model",
+                m.url
+            ));
+        }
+        return Ok((key, Some(m)));
+    }
+    let legacy = files::legacy_model_key(base);
+    match store.manifest(&legacy, Some(base)).await {
+        Some(m) => Ok((legacy, Some(m))),
+        None => Ok((key, None)),
+    }
+}
+
 async fn open_url(url: &str) -> Result<Folder, String> {
     let base = if url.ends_with('/') { url.to_string() } else { format!("{url}/") };
-    let key = files::model_key(&base);
     let store = match Store::open().await {
         Ok(s) => Some(Rc::new(s)),
         Err(e) => {
@@ -106,14 +127,34 @@ async fn open_url(url: &str) -> Result<Folder, String> {
             None
         }
     };
-    let mut manifest = match &store {
-        Some(s) => s.manifest(&key).await,
-        None => None,
+    let (key, stored) = match &store {
+        Some(s) => stored_manifest(s, &base).await?,
+        None => (files::model_key(&base), None),
+    };
+    let fresh = stored.is_none();
+    let mut manifest = stored.unwrap_or(StoredModel { key: key.clone(), url: base.clone(), files: Vec::new(), damaged: false });
+    if let (Some(s), true) = (&store, fresh) {
+        // Written before anything is downloaded: a folder without a whole manifest is then
+        // always a damaged one, never a first download in progress.
+        s.save_manifest(&manifest).await?;
     }
-    .unwrap_or(StoredModel { key: key.clone(), url: base.clone(), files: Vec::new() });
+    let opened = open_url_files(store.clone(), &base, key.clone(), &mut manifest).await;
+    if let (Err(_), Some(s)) = (&opened, &store) {
+        // Nothing of this model was ever kept (a wrong address, a server that is down): leave
+        // no empty entry behind in the storage panel.
+        if s.manifest(&key, Some(&base)).await.is_some_and(|m| m.files.is_empty()) {
+            let _ = s.delete(&key).await;
+        }
+    }
+    opened
+}
+
+/// [`open_url`]'s reads: the small files (from storage or the server) and the shards' sizes.
+async fn open_url_files(store: Option<Rc<Store>>, base: &str, key: String, manifest: &mut StoredModel) -> Result<Folder, String> {
+    let base = base.to_string();
     let s = store.as_deref();
-    let config = parse_config(&small_file(s, &mut manifest, &base, CONFIG).await?, &base)?;
-    let tokenizer_json = small_file(s, &mut manifest, &base, TOKENIZER).await?;
+    let config = parse_config(&small_file(s, manifest, &base, CONFIG).await?, &base)?;
+    let tokenizer_json = small_file(s, manifest, &base, TOKENIZER).await?;
     // A sharded folder has an index; a single-file one has none (the server answers 404, or an
     // HTML page where it falls back to one: files::file_answer). A stored single-file model
     // needs no look for an index (and none offline).
@@ -121,7 +162,7 @@ async fn open_url(url: &str) -> Result<Folder, String> {
     let index = if single_stored {
         None
     } else {
-        match small_file(s, &mut manifest, &base, INDEX).await {
+        match small_file(s, manifest, &base, INDEX).await {
             Ok(b) => Some(String::from_utf8(b).map_err(|_| format!("{base}{INDEX} is not UTF-8 text"))?),
             Err(FetchError::Absent { .. }) => None,
             Err(e) => return Err(e.into()),
@@ -159,7 +200,7 @@ async fn open_url(url: &str) -> Result<Folder, String> {
                 };
                 // Planned, not yet downloaded: the storage panel lists it as partial.
                 if manifest.file(n).is_none_or(|f| f.complete) {
-                    record(&mut manifest, StoredFile { name: n.clone(), bytes: size, sha256: None, complete: false });
+                    record(manifest, StoredFile { name: n.clone(), bytes: size, sha256: None, complete: false });
                 }
                 sizes.push(size);
                 stored.push(false);
@@ -167,7 +208,7 @@ async fn open_url(url: &str) -> Result<Folder, String> {
         }
     }
     if let Some(s) = &store {
-        s.save_manifest(&manifest).await?;
+        s.save_manifest(manifest).await?;
     }
     let urls = names.iter().map(|n| format!("{base}{n}")).collect();
     Ok(Folder { name: base, config, tokenizer_json, shards: Shards::Remote { urls, names, sizes, key, store, stored } })
@@ -198,7 +239,10 @@ async fn open_files(list: &[web_sys::File]) -> Result<Folder, String> {
         None => None,
     };
     let shards = files::shard_names(&names, index.as_deref())?;
-    let blobs = shards.iter().map(|n| find(n).expect("checked by shard_names").clone().into()).collect();
+    let blobs = shards
+        .iter()
+        .map(|n| find(n).map(|f| f.clone().into()).ok_or_else(|| format!("{n} is not among the chosen files ({all})")))
+        .collect::<Result<_, _>>()?;
     Ok(Folder { name, config, tokenizer_json, shards: Shards::Blobs(BlobFiles { names: shards, blobs }) })
 }
 
@@ -256,14 +300,14 @@ async fn readable(shards: Shards) -> Result<(Box<dyn RangeReader>, Vec<(PathBuf,
                     continue;
                 }
                 let f = store
-                    .download(&key, &urls[i], name, Some(sizes[i]), &|pos, _| stage("download", before + pos, total))
+                    .download(&key, &urls[i], name, Some(sizes[i]), None, &|pos, _| stage("download", before + pos, total))
                     .await
                     .map_err(String::from)?;
                 if f.bytes != sizes[i] {
                     return Err(format!("{}: downloaded {} bytes, the server announced {}", urls[i], f.bytes, sizes[i]));
                 }
                 before += f.bytes;
-                let mut m = store.manifest(&key).await.ok_or("the storage lost this model's manifest")?;
+                let mut m = store.manifest(&key, None).await.ok_or("the storage lost this model's manifest")?;
                 record(&mut m, f);
                 store.save_manifest(&m).await?;
             }

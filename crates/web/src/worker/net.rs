@@ -81,12 +81,29 @@ pub fn check_answer(url: &str, resp: &Response, first_bytes: &[u8]) -> Result<()
     }
 }
 
-/// A whole (small) file.
-pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, FetchError> {
+/// A whole small file, of at most `limit` bytes: a larger announced size is refused before the
+/// body is read, and the body is read no further than the limit.
+pub async fn fetch_bytes(url: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
     let resp = request(url, "GET", None).await?;
     check_answer(url, &resp, &[])?;
-    let buf = JsFuture::from(resp.array_buffer().map_err(js_err)?).await.map_err(|e| format!("reading {url}: {}", js_err(e)))?;
-    let bytes = js_sys::Uint8Array::new(&buf).to_vec();
+    let too_big = |n: u64| {
+        FetchError::Failed(format!(
+            "{url} is {}; a model's small file is never more than {}",
+            files::human_bytes(n),
+            files::human_bytes(limit)
+        ))
+    };
+    if let Some(n) = header(&resp, "content-length").and_then(|v| v.parse::<u64>().ok()).filter(|&n| n > limit) {
+        return Err(too_big(n));
+    }
+    let mut body = BodyReader::new(&resp)?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await? {
+        if bytes.len() as u64 + chunk.length() as u64 > limit {
+            return Err(too_big(bytes.len() as u64 + chunk.length() as u64));
+        }
+        bytes.extend(chunk.to_vec());
+    }
     check_answer(url, &resp, &bytes)?;
     Ok(bytes)
 }

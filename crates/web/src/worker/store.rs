@@ -14,6 +14,9 @@ use crate::files::{self, StoredFile, StoredModel};
 
 const ROOT: &str = "llava-lens";
 const MANIFEST: &str = "manifest.json";
+/// A new manifest is written here in full first, then copied over [`MANIFEST`], then removed:
+/// whenever a write is cut (a full quota, a closed tab), one of the two is whole.
+const MANIFEST_NEXT: &str = "manifest.next.json";
 /// Suffix of the file beside a download holding its validator (ETag or Last-Modified).
 const VALIDATOR: &str = ".validator";
 
@@ -76,32 +79,51 @@ impl Store {
         dir_in(&self.root, key, true).await
     }
 
-    pub async fn manifest(&self, key: &str) -> Option<StoredModel> {
+    /// The manifest of `key`, if one is whole and belongs to `url` (any URL when None): the
+    /// next one if its write completed, else the current one.
+    pub async fn manifest(&self, key: &str, url: Option<&str>) -> Option<StoredModel> {
         let dir = dir_in(&self.root, key, false).await.ok()?;
-        let file: web_sys::File = await_promise(file_in(&dir, MANIFEST, false).await.ok()?.get_file()).await.ok()?.unchecked_into();
-        let text = await_promise(file.text()).await.ok()?.as_string()?;
-        serde_json::from_str(&text).ok()
+        for name in [MANIFEST_NEXT, MANIFEST] {
+            if let Some(m) = read_text(&dir, name).await.and_then(|t| StoredModel::parse(&t, key, url)) {
+                return Some(m);
+            }
+        }
+        None
     }
 
     pub async fn save_manifest(&self, m: &StoredModel) -> Result<(), String> {
         let text = serde_json::to_vec(m).map_err(|e| e.to_string())?;
-        self.write(&m.key, MANIFEST, &text).await
+        self.write(&m.key, MANIFEST_NEXT, &text).await?;
+        self.write(&m.key, MANIFEST, &text).await?;
+        self.remove_entry(&m.key, MANIFEST_NEXT).await;
+        Ok(())
     }
 
-    /// Every stored model with a readable manifest.
+    /// Every stored model: those with a whole manifest, and every other folder as a damaged
+    /// entry listing its files, so no stored byte is invisible or undeletable.
     pub async fn list(&self) -> Result<Vec<StoredModel>, String> {
-        let it = self.root.keys();
         let mut out = Vec::new();
-        loop {
-            let next = await_promise(it.next().map_err(describe)?).await?;
-            if js_sys::Reflect::get(&next, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
-                break;
+        for key in entries(&self.root).await? {
+            if let Some(m) = self.manifest(&key, None).await {
+                out.push(m);
+                continue;
             }
-            if let Some(key) = js_sys::Reflect::get(&next, &"value".into()).ok().and_then(|v| v.as_string()) {
-                if let Some(m) = self.manifest(&key).await {
-                    out.push(m);
+            let mut files = Vec::new();
+            if let Ok(dir) = dir_in(&self.root, &key, false).await {
+                let names = entries(&dir).await.unwrap_or_default();
+                if names.is_empty() {
+                    // An empty folder holds nothing to show or free.
+                    let _ = self.delete(&key).await;
+                    continue;
+                }
+                for name in names {
+                    if let Ok(h) = file_in(&dir, &name, false).await {
+                        let size = await_promise(h.get_file()).await.ok().map(|f| f.unchecked_into::<web_sys::File>().size() as u64);
+                        files.push(StoredFile { name, bytes: size.unwrap_or(0), sha256: None, complete: false });
+                    }
                 }
             }
+            out.push(StoredModel { url: format!("{key} (its manifest is damaged: delete it)"), key, files, damaged: true });
         }
         out.sort_by(|a, b| a.url.cmp(&b.url));
         Ok(out)
@@ -132,12 +154,19 @@ impl Store {
     /// Last-Modified, kept beside the part), so a file changed on the server restarts from 0
     /// instead of joining two versions. `progress` gets the bytes of this file on disk. A file
     /// the server says is absent ([`net::check_answer`]) leaves nothing behind in storage.
+    ///
+    /// `limit` caps the file's size (small files: [`files::small_file_limit`]): a larger
+    /// announced size is refused before anything is written. The body stops at the announced
+    /// size or the limit, whichever is known: a server that sends more is not trusted, and what
+    /// it sent is discarded. A write the storage refuses (its quota is full) removes the part,
+    /// which could never complete, and says how to free space.
     pub async fn download(
         &self,
         key: &str,
         url: &str,
         name: &str,
         expected: Option<u64>,
+        limit: Option<u64>,
         progress: &dyn Fn(u64, u64),
     ) -> Result<StoredFile, FetchError> {
         let dir = self.dir(key).await?;
@@ -185,6 +214,18 @@ impl Store {
             self.remove(key, name).await;
             return Err(absent);
         }
+        if let (Some(t), Some(max)) = (total, limit) {
+            if t > max {
+                drop((body, a));
+                self.remove(key, name).await;
+                return Err(format!(
+                    "{url} is {}; a {name} is never more than {}: this is not a model file",
+                    files::human_bytes(t),
+                    files::human_bytes(max)
+                )
+                .into());
+            }
+        }
         if start > have {
             a.0.truncate_with_f64(0.0).map_err(in_store)?;
             return Err(
@@ -228,10 +269,31 @@ impl Store {
                     return Err(absent);
                 }
             }
+            let end = pos + chunk.length() as u64;
+            let cap = [total, limit].into_iter().flatten().min();
+            if let Some(cap) = cap.filter(|&c| end > c) {
+                drop((body, a));
+                self.remove(key, name).await;
+                return Err(format!(
+                    "{url} sent more than the {} {} (at least {end} bytes); the download was discarded",
+                    files::human_bytes(cap),
+                    if Some(cap) == total { "it announced" } else { "a model's small file may have" }
+                )
+                .into());
+            }
             hasher.update(chunk.to_vec());
-            a.0.write_with_js_u8_array_and_options(&chunk, &at(pos))
-                .map_err(|e| format!("writing {name} to the browser's storage: {}", describe(e)))?;
-            pos += chunk.length() as u64;
+            if let Err(e) = a.0.write_with_js_u8_array_and_options(&chunk, &at(pos)) {
+                drop((body, a));
+                self.remove(key, name).await;
+                return Err(format!(
+                    "the browser's storage refused {name} at {} ({}): its quota is probably full. The part was removed; delete stored \
+                     models to free space, then load again",
+                    files::human_bytes(pos),
+                    describe(e)
+                )
+                .into());
+            }
+            pos = end;
             progress(pos, total_or(pos));
         }
         a.0.flush().map_err(in_store)?;
@@ -253,9 +315,14 @@ impl Store {
     /// Removes a file of the model's folder and its validator, if they are there (an absent
     /// file's empty part; nothing to report when they are not).
     pub async fn remove(&self, key: &str, name: &str) {
-        let Ok(dir) = self.dir(key).await else { return };
-        for n in [name.to_string(), format!("{name}{VALIDATOR}")] {
-            let _ = await_promise(dir.remove_entry(&n)).await;
+        self.remove_entry(key, name).await;
+        self.remove_entry(key, &format!("{name}{VALIDATOR}")).await;
+    }
+
+    async fn remove_entry(&self, key: &str, name: &str) {
+        if let Ok(dir) = self.dir(key).await {
+            // Not there is as good as removed.
+            let _ = await_promise(dir.remove_entry(name)).await;
         }
     }
 
@@ -266,6 +333,27 @@ impl Store {
         a.0.truncate_with_f64(0.0).map_err(in_store)?;
         a.0.write_with_u8_array_and_options(bytes, &at(0)).map_err(in_store)?;
         a.0.flush().map_err(in_store)
+    }
+}
+
+/// A small file's text, if it is there and readable.
+async fn read_text(dir: &FileSystemDirectoryHandle, name: &str) -> Option<String> {
+    let file: web_sys::File = await_promise(file_in(dir, name, false).await.ok()?.get_file()).await.ok()?.unchecked_into();
+    await_promise(file.text()).await.ok()?.as_string()
+}
+
+/// The names in a folder.
+async fn entries(dir: &FileSystemDirectoryHandle) -> Result<Vec<String>, String> {
+    let it = dir.keys();
+    let mut out = Vec::new();
+    loop {
+        let next = await_promise(it.next().map_err(describe)?).await?;
+        if js_sys::Reflect::get(&next, &"done".into()).ok().and_then(|d| d.as_bool()).unwrap_or(true) {
+            return Ok(out);
+        }
+        if let Some(name) = js_sys::Reflect::get(&next, &"value".into()).ok().and_then(|v| v.as_string()) {
+            out.push(name);
+        }
     }
 }
 
