@@ -23,7 +23,14 @@ residual entering the layer; target = the top-1 next token):
   attention_layer_scores [layers] logp(w | r^l) - logp(w | x^l)
   mlp_layer_scores    [layers]    logp(w | x^{l+1}) - logp(w | r^l)
   position_scores     [L]         best head: logp(w | x^l + alpha_j v_j W_O^h) - logp(w | x^l)
+  position_scores_all [layers, heads, L] the same for every head (GQA: head h reads key/value
+                                  head h // (heads // kv_heads))
   baseline_map        [N]         mean over layers and heads of the last query's attention on patches
+
+and the original LLaVA's pad-to-square preprocessing (its expand2square: the image pasted centred
+on a square of the CLIP mean colour, int(255 * mean), then the same processor):
+
+  pixel_values_pad    [3, S, S]
 
 Usage (needs torch, transformers, pillow, safetensors; tests never run Python):
   llava-lens make-tiny --out tests/data/tiny-llava --seed 0 --gqa
@@ -61,6 +68,17 @@ def processor(size):
         do_normalize=True, image_mean=CLIP_MEAN, image_std=CLIP_STD, do_convert_rgb=True)
 
 
+def expand2square(image, background):
+    # LLaVA's llava/mm_utils.py: the shorter side centred, (long - short) // 2 from the top/left.
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    square = Image.new(image.mode, (side, side), background)
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
+    return square
+
+
 def main(model_dir, image_path, out_path):
     model_dir, out_path = Path(model_dir), Path(out_path)
     torch.manual_seed(0)
@@ -71,6 +89,8 @@ def main(model_dir, image_path, out_path):
     size = cfg.vision_config.image_size
     pixel_values = processor(size)(images=image, return_tensors="pt")["pixel_values"]
     pixel_values_336 = processor(336)(images=image, return_tensors="pt")["pixel_values"]
+    square = expand2square(image, tuple(int(255 * m) for m in CLIP_MEAN))
+    pixel_values_pad = processor(size)(images=square, return_tensors="pt")["pixel_values"]
 
     ids = tok(PROMPT)["input_ids"]
     assert ids.count(cfg.image_token_index) == 1, ids
@@ -102,6 +122,7 @@ def main(model_dir, image_path, out_path):
     tensors = {
         "pixel_values": pixel_values[0].contiguous(),
         "pixel_values_336": pixel_values_336[0].contiguous(),
+        "pixel_values_pad": pixel_values_pad[0].contiguous(),
         "input_ids": torch.tensor(ids, dtype=torch.int64),
         "image_features": forward["image_features"].reshape(-1, cfg.text_config.hidden_size).contiguous(),
         "resid_pre": torch.stack([hs[layer][0, -1] for layer in range(n_layers)]).contiguous(),
@@ -151,15 +172,18 @@ def attribution(model, forward, hs, attentions, off, n_img):
             nxt = hs[layer + 1][0, -1] if layer + 1 < n_layers else x_final
             attn_scores[layer] = logp(r[None])[0] - base
             mlp_scores[layer] = logp(nxt[None])[0] - logp(r[None])[0]
+        def positions(layer, h):
+            x = hs[layer][0, -1]
+            w_o_h = model.model.language_model.layers[layer].self_attn.o_proj.weight[:, h * hd:(h + 1) * hd]
+            kvh = h // (heads // kv)
+            v = forward[f"v{layer}"][0, :, kvh * hd:(kvh + 1) * hd]  # [L, hd]
+            alpha = attentions[layer][0, h, -1, :]
+            u = alpha[:, None] * (v @ w_o_h.T)
+            return logp(x[None] + u) - logp(x[None])[0]
+
         best = int(head_scores.argmax())
-        layer, h = divmod(best, heads)
-        x = hs[layer][0, -1]
-        w_o_h = model.model.language_model.layers[layer].self_attn.o_proj.weight[:, h * hd:(h + 1) * hd]
-        kvh = h // (heads // kv)
-        v = forward[f"v{layer}"][0, :, kvh * hd:(kvh + 1) * hd]  # [L, hd]
-        alpha = attentions[layer][0, h, -1, :]
-        u = alpha[:, None] * (v @ w_o_h.T)
-        position_scores = logp(x[None] + u) - logp(x[None])[0]
+        position_scores = positions(*divmod(best, heads))
+        position_scores_all = torch.stack([torch.stack([positions(layer, h) for h in range(heads)]) for layer in range(n_layers)])
         baseline = torch.stack([a[0, :, -1, off:off + n_img] for a in attentions]).mean(dim=(0, 1))
     return {
         "explain_target": torch.tensor([target], dtype=torch.int64),
@@ -167,6 +191,7 @@ def attribution(model, forward, hs, attentions, off, n_img):
         "attention_layer_scores": attn_scores.contiguous(),
         "mlp_layer_scores": mlp_scores.contiguous(),
         "position_scores": position_scores.contiguous(),
+        "position_scores_all": position_scores_all.contiguous(),
         "baseline_map": baseline.contiguous(),
     }
 
