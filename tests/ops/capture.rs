@@ -16,8 +16,8 @@ fn capture_returns_the_cpu_softmax_rows_and_head_outputs() {
     let v = rng.normal(s.n_keys * s.v_stride, 1.0);
     let mut plan = CapturePlan::new();
     // The explanation's use: the last query row of two heads; plus an early row (mostly masked).
-    plan.add("blocks.5.attn.hook_pattern", &[22, 2], &[3, 0]).unwrap();
-    plan.add("blocks.5.attn.hook_z", &[22], &[1]).unwrap();
+    plan.add_named("blocks.5.attn.hook_pattern", &[22, 2], &[3, 0]).unwrap();
+    plan.add_named("blocks.5.attn.hook_z", &[22], &[1]).unwrap();
     let sel = plan.attention(5).unwrap();
     let cap = AttentionCapture::new(ctx(), &sel, &s).unwrap();
     let out = Guarded::new("out", &[s.n_queries, s.n_heads * s.head_dim]);
@@ -47,7 +47,7 @@ fn capture_returns_the_cpu_softmax_rows_and_head_outputs() {
 fn capture_plan_must_fit_the_call() {
     let s = AttentionShape::packed(4, 4, 2, 2, 8, true);
     let mut plan = CapturePlan::new();
-    plan.add("blocks.0.attn.hook_pattern", &[4], &[0]).unwrap();
+    plan.add_named("blocks.0.attn.hook_pattern", &[4], &[0]).unwrap();
     let err = AttentionCapture::new(ctx(), &plan.attention(0).unwrap(), &s).unwrap_err().to_string();
     assert!(err.contains("row 4 is outside the 4 query rows"), "{err}");
 }
@@ -57,7 +57,7 @@ fn row_capture_copies_exactly_the_planned_rows() {
     let (l, d) = (9, 12);
     let x = Rng::new(3).normal(l * d, 1.0);
     let mut plan = CapturePlan::new();
-    plan.add("blocks.1.hook_resid_pre", &[8, 0, 3, 4], &[]).unwrap();
+    plan.add_named("blocks.1.hook_resid_pre", &[8, 0, 3, 4], &[]).unwrap();
     let sel = plan.get(1, llava_lens_gpu::capture::HookPoint::ResidPre).unwrap();
     let cap = RowCapture::new(ctx(), sel, d, "hook_resid_pre");
     let mut rec = Recorder::new(ctx(), "row capture");

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use llava_lens_explain::explanation::{Crop, MapLegend};
 use llava_lens_explain::render::{Palette, RenderOptions, Upsample, render, render_on_original};
 use llava_lens_explain::{ExplainOptions, explain};
-use llava_lens_model::LlavaTokenizer;
 
 use crate::input::{Loaded, ModelInput};
 use crate::output::{Kind, check_writable};
@@ -59,25 +59,6 @@ pub struct ExplainArgs {
     pub json: Option<PathBuf>,
 }
 
-/// A token given by id or text: "17354", "brown" (as the word-initial piece "▁brown"), or any
-/// text that encodes to exactly one token.
-fn resolve_token(tok: &LlavaTokenizer, text: &str) -> anyhow::Result<u32> {
-    if let Ok(id) = text.parse::<u32>() {
-        return Ok(id);
-    }
-    for piece in [format!("▁{}", text.trim()), text.to_string()] {
-        if let Some(id) = tok.token_id(&piece) {
-            return Ok(id);
-        }
-    }
-    let ids = tok.encode(text)?;
-    let ids: Vec<u32> = ids.into_iter().filter(|&i| Some(i) != tok.bos).collect();
-    match ids.as_slice() {
-        [one] => Ok(*one),
-        _ => anyhow::bail!("{text:?} is {} tokens ({ids:?}); give a single token's text or id", ids.len()),
-    }
-}
-
 /// `LAYER.HEAD`, as the JSON and the page name heads.
 fn parse_head(s: &str) -> Result<(usize, usize), String> {
     let bad = || format!("{s:?} is not LAYER.HEAD (e.g. 14.7)");
@@ -94,11 +75,9 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         check_writable(p, Kind::Text, "--json")?;
     }
     let Loaded { dir, tokenizer: tok, prompt, image: pre, original, ctx, model } = args.input.load(0)?;
-    let target = args.target.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
-    let contrast = args.contrast.as_deref().map(|t| resolve_token(&tok, t)).transpose()?;
     let opts = ExplainOptions {
-        target,
-        contrast,
+        target: args.target.as_deref().map(|t| tok.resolve_token(t)).transpose()?,
+        contrast: args.contrast.as_deref().map(|t| tok.resolve_token(t)).transpose()?,
         top_k_heads: args.top_k_heads,
         lens_k: args.lens_k,
         lens_layer: args.lens_layer,
@@ -108,7 +87,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         model_name: dir.display().to_string(),
     };
     let mut e = pollster::block_on(explain(&model, &ctx, &prompt, &pre.pixels, &opts))?;
-    e.name_tokens(|id| tok.token(id));
+    e.name_tokens(&tok);
     for h in e.top_heads.iter() {
         eprintln!("  head {:>2}.{:<2} {:+.4} nats", h.layer, h.head, h.score);
     }
@@ -122,41 +101,23 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         _ => (e.patch_scores.clone(), RenderOptions { upsample, palette: Palette::Signed, ..Default::default() }),
     };
     let (png, legend) = render(&pre.crop_rgb, &values, e.grid, &ropts)?;
-    let mut doc = serde_json::to_value(&e)?;
-    let obj = doc.as_object_mut().unwrap();
-    obj.insert("image".into(), serde_json::json!(args.input.image));
-    if let Some(lens) = &e.logit_lens {
-        let text = |rows: &Vec<Vec<u32>>| -> Vec<Vec<String>> {
-            rows.iter().map(|r| r.iter().map(|&id| tok.token(id).unwrap_or_default()).collect()).collect()
-        };
-        obj.insert(
-            "logit_lens_text".into(),
-            serde_json::json!({"embedding": text(&lens.embedding), "residual": lens.residual.as_ref().map(text)}),
-        );
-    }
-    obj.insert("crop".into(), serde_json::json!({"x": pre.crop.x, "y": pre.crop.y, "width": pre.crop.width, "height": pre.crop.height}));
-    obj.insert(
-        "legend".into(),
-        serde_json::json!({"min": legend.min, "max": legend.max, "colormap": legend.colormap, "units": if args.authors_style { "share of the normalised map" } else { "nats (log-probability increase)" }}),
-    );
-    if !e.decomposition.is_empty() {
-        let pieces = |ids: &[u32]| ids.iter().map(|&id| tok.token(id).unwrap_or_default()).collect::<Vec<_>>();
-        let rows: Vec<_> = e
-            .decomposition
-            .iter()
-            .map(|d| serde_json::json!({"position": d.position, "key_input": pieces(&d.key_input_top), "value_input": pieces(&d.value_input_top)}))
-            .collect();
-        doc.as_object_mut().unwrap().insert("decomposition_text".into(), serde_json::json!(rows));
-    }
-    let text = serde_json::to_string_pretty(&doc)?;
+    let c = pre.crop;
+    e.image = Some(args.input.image.display().to_string());
+    e.crop = Some(Crop { x: c.x, y: c.y, width: c.width, height: c.height });
+    e.legend = Some(MapLegend {
+        min: legend.min,
+        max: legend.max,
+        colormap: legend.colormap.into(),
+        units: if args.authors_style { "share of the normalised map" } else { "nats (log-probability increase)" }.into(),
+    });
     // The JSON first: it holds every number, the PNGs only draw some of them.
+    let text = e.to_json_pretty()?;
     match &args.json {
         Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
         None => crate::print_out(text)?,
     }
     png.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
     if let Some(path) = &args.out_original {
-        let c = pre.crop;
         render_on_original(&original, (c.x, c.y, c.width, c.height), &values, e.grid, &ropts)?
             .save(path)
             .with_context(|| format!("writing {}", path.display()))?;

@@ -1,30 +1,30 @@
 //! `llava-lens faithfulness`: deletion and insertion curves of p(target) for the paper's map,
 //! mean attention and random orders (METHOD.md sec. 7), as JSON.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use llava_lens_explain::faithfulness::{Operator, faithfulness};
 use llava_lens_explain::{ExplainOptions, explain};
 
 use crate::input::{Loaded, ModelInput};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OperatorArg {
-    /// Replace removed patches' projected embeddings by the mean embedding.
-    Token,
-    /// Replace removed patches' pixels by their per-channel mean and re-run everything.
-    Pixel,
-    /// Block the text positions' attention to removed patches.
-    Knockout,
-    /// All three.
-    All,
+/// Perturbation operators chosen on the command line: token, pixel, knockout, a comma-separated
+/// list of them, or all (crates/explain/src/faithfulness.rs says what each does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operators(pub Vec<Operator>);
+
+pub fn parse_operators(s: &str) -> Result<Operators, String> {
+    Operator::parse_list(s).map(Operators)
 }
 
 #[derive(Debug, Args)]
 pub struct FaithfulnessArgs {
     #[command(flatten)]
     pub input: ModelInput,
-    #[arg(long, value_enum, default_value_t = OperatorArg::All)]
-    pub operator: OperatorArg,
+    /// token (replace removed patches' projected embeddings by the mean), pixel (replace their
+    /// pixels by their mean and re-run everything), knockout (block the text's attention to
+    /// them), a comma-separated list, or all.
+    #[arg(long, default_value = "all", value_parser = parse_operators)]
+    pub operator: Operators,
     /// Steps of the deletion/insertion grid.
     #[arg(long, default_value_t = 8)]
     pub steps: usize,
@@ -38,7 +38,7 @@ pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
     let opts = ExplainOptions { lens_k: 0, ..Default::default() };
     let e = pollster::block_on(explain(&model, &ctx, &prompt, &image.pixels, &opts))?;
     let mut results = Vec::new();
-    for op in args.operator.operators() {
+    for &op in &args.operator.0 {
         let f = pollster::block_on(faithfulness(&model, &ctx, &prompt, &image.pixels, &e, op, args.steps, args.seeds))?;
         eprintln!(
             "{op:?}: deletion AUC map {:?} / mean attention {:?} / random {:?}; insertion AUC map {:?} / mean attention {:?} / random {:?}",
@@ -65,15 +65,4 @@ pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
     });
     crate::print_out(serde_json::to_string_pretty(&doc)?)?;
     Ok(())
-}
-
-impl OperatorArg {
-    pub fn operators(self) -> Vec<Operator> {
-        match self {
-            OperatorArg::Token => vec![Operator::Token],
-            OperatorArg::Pixel => vec![Operator::Pixel],
-            OperatorArg::Knockout => vec![Operator::Knockout],
-            OperatorArg::All => vec![Operator::Token, Operator::Pixel, Operator::Knockout],
-        }
-    }
 }

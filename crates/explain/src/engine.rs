@@ -1,15 +1,23 @@
-//! The method on the GPU. One prefill with a capture plan (residual entering each layer, after
-//! attention and after the last layer, per-head outputs and the attention row of the last query,
-//! all at the last position); then every score is one batched vocabulary projection: rows built
-//! on the GPU, the frozen-scale final norm, lm_head, and log-softmax read at the target. Only the
-//! log-probabilities and the small per-head attention sums come back (kilobytes at 7B shapes).
+//! The method on the GPU, as named steps ([`explain`] runs them in order):
+//!
+//! 1. [`Engine::plan`]: the captures the scores need, chosen before anything is encoded;
+//! 2. [`Engine::forward`]: one prefill with that plan, the model's top tokens from the same pass;
+//! 3. [`Engine::head_scores`]: every head, attention layer and MLP as rows of one batched
+//!    vocabulary projection;
+//! 4. [`Engine::head_maps`]: each mapped head's position scores (the paper's map for the best);
+//! 5. [`Engine::logit_lens`] and [`Engine::decompose`] (crates/explain/src/lens.rs);
+//! 6. [`Engine::assemble`]: the [`Explanation`].
+//!
+//! Only log-probabilities and small per-head sums come back (kilobytes at 7B shapes).
 
-use llava_lens_gpu::capture::{CapturePlan, HookPoint};
-use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32, read_u32};
-use llava_lens_model::{Llava, ModelError, Prompt};
+use llava_lens_gpu::capture::{CapturePlan, Hook};
+use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops};
+use llava_lens_model::{Llava, LlavaConfig, ModelError, Prefill, Prompt};
 use thiserror::Error;
 
-use crate::method::{Explanation, HeadScore, PROJECTION_EPS, SCHEMA, Timings, TokenInfo, importance, normalise_map, rank_heads};
+use crate::explanation::{Explanation, HeadMap, HeadScore, LogitLens, SCHEMA, Timings, TokenInfo, TopKMap};
+use crate::method::{head_score, importance, normalise_map, position_score, rank_heads};
+use crate::projection::{Reader, project, row_scores};
 
 #[derive(Debug, Error)]
 pub enum ExplainError {
@@ -47,70 +55,6 @@ pub struct ExplainOptions {
     pub model_name: String,
 }
 
-/// The most logit-lens tokens per patch an explanation reports.
-pub const MAX_LENS_K: usize = 100;
-
-impl ExplainOptions {
-    /// Every option against the model and the sequence of `seq` positions, before any GPU work:
-    /// out-of-range values are errors that say the range, never clamped.
-    pub fn check(&self, config: &llava_lens_model::LlavaConfig, seq: usize) -> Result<(), ExplainError> {
-        let t = &config.text;
-        let (layers, heads) = (t.num_hidden_layers, t.num_attention_heads);
-        let bad = |m: String| Err(ExplainError::Input(m));
-        if self.top_k_heads == 0 {
-            return bad("top-k heads must be at least 1 (the paper's map is the best head's)".into());
-        }
-        let max_k = MAX_LENS_K.min(t.vocab_size);
-        if self.lens_k > max_k {
-            return bad(format!("lens k {} is more than {max_k} tokens per patch", self.lens_k));
-        }
-        if let Some(l) = self.lens_layer.filter(|&l| l >= layers) {
-            return bad(format!("lens layer {l} does not exist: the decoder's layers are 0..={}", layers - 1));
-        }
-        if let Some(l) = self.decompose_layer.filter(|&l| l > layers) {
-            return bad(format!("decompose layer {l} is outside 0..={layers} ({layers}: after the last layer)"));
-        }
-        if let Some(&bad_pos) = self.decompose.iter().find(|&&p| p >= seq) {
-            return bad(format!("position {bad_pos} is outside the sequence of {seq}"));
-        }
-        if let Some(&(l, h)) = self.head_maps.iter().find(|&&(l, h)| l >= layers || h >= heads) {
-            return bad(format!("head {l}.{h} does not exist: the model has {layers} layers of {heads} heads"));
-        }
-        for (what, tok) in [("target", self.target), ("contrast", self.contrast)] {
-            if let Some(id) = tok.filter(|&id| id as usize >= t.vocab_size) {
-                return bad(format!("{what} token id {id} is outside the vocabulary of {}", t.vocab_size));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// An error naming `stage` if any score is NaN or infinite (the logits were finite, so the
-/// scores' own projection overflowed).
-fn check_scores(stage: &str, scores: &[f32]) -> Result<(), ExplainError> {
-    match scores.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(i) => Err(ModelError::non_finite(stage, format!("score {i} of {} is {}", scores.len(), scores[i])).into()),
-    }
-}
-
-/// Where non-finite logits came from: the first layer whose input residual at the last position
-/// is already non-finite (read back only on this failure path).
-async fn locate_non_finite(reader: &mut Reader<'_>, residuals: &[GpuTensor], after_last: &GpuTensor) -> String {
-    for (l, row) in residuals.iter().chain(std::iter::once(after_last)).enumerate() {
-        if let Ok(v) = reader.f32(row).await {
-            if let Some(i) = v.iter().position(|x| !x.is_finite()) {
-                return if l < residuals.len() {
-                    format!("the residual entering decoder layer {l} is the first non-finite one (element {i}: {})", v[i])
-                } else {
-                    format!("the last decoder layer's output is the first non-finite residual (element {i}: {})", v[i])
-                };
-            }
-        }
-    }
-    "every residual at the last position is finite: the final norm or lm_head overflowed".into()
-}
-
 impl Default for ExplainOptions {
     fn default() -> Self {
         ExplainOptions {
@@ -127,8 +71,45 @@ impl Default for ExplainOptions {
     }
 }
 
-fn ms_since(t: Option<std::time::Instant>) -> Option<f64> {
-    t.map(|t| t.elapsed().as_secs_f64() * 1e3)
+/// The most logit-lens tokens per patch an explanation reports.
+pub const MAX_LENS_K: usize = 100;
+
+/// How many of the model's top next tokens an explanation reports.
+pub const TOP_TOKENS: usize = 5;
+
+impl ExplainOptions {
+    /// Every option against the model and the sequence of `seq` positions, before any GPU work:
+    /// out-of-range values are errors that say the range, never clamped.
+    pub fn check(&self, config: &LlavaConfig, seq: usize) -> Result<(), ExplainError> {
+        let t = &config.text;
+        let (layers, heads) = (t.num_hidden_layers, t.num_attention_heads);
+        let bad = |m: String| Err(ExplainError::Input(m));
+        if self.top_k_heads == 0 {
+            return bad("top-k heads must be at least 1 (the paper's map is the best head's)".into());
+        }
+        let max_k = MAX_LENS_K.min(t.vocab_size);
+        if self.lens_k > max_k {
+            return bad(format!("lens k {} is more than {max_k} tokens per patch", self.lens_k));
+        }
+        if let Some(l) = self.lens_layer.filter(|&l| l >= layers) {
+            return bad(format!("lens layer {l} does not exist: the decoder's layers are 0..={}", layers - 1));
+        }
+        if let Some(l) = self.decompose_layer.filter(|&l| l > layers) {
+            return bad(format!("decompose layer {l} is outside 0..={layers} ({layers}: after the last layer)"));
+        }
+        if let Some(&p) = self.decompose.iter().find(|&&p| p >= seq) {
+            return bad(format!("position {p} is outside the sequence of {seq}"));
+        }
+        if let Some(&(l, h)) = self.head_maps.iter().find(|&&(l, h)| l >= layers || h >= heads) {
+            return bad(format!("head {l}.{h} does not exist: the model has {layers} layers of {heads} heads"));
+        }
+        for (what, tok) in [("target", self.target), ("contrast", self.contrast)] {
+            if let Some(id) = tok.filter(|&id| id as usize >= t.vocab_size) {
+                return bad(format!("{what} token id {id} is outside the vocabulary of {}", t.vocab_size));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -141,71 +122,338 @@ fn clock() -> Option<std::time::Instant> {
     None
 }
 
-/// Reads back and counts the bytes.
-struct Reader<'a> {
-    ctx: &'a GpuContext,
-    bytes: u64,
+fn ms_since(t: Option<std::time::Instant>) -> Option<f64> {
+    t.map(|t| t.elapsed().as_secs_f64() * 1e3)
 }
 
-impl Reader<'_> {
-    async fn f32(&mut self, t: &GpuTensor) -> Result<Vec<f32>, ExplainError> {
-        self.bytes += t.size_bytes();
-        Ok(read_f32(self.ctx, t).await?)
+/// The sizes every step uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dims {
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub hidden: usize,
+    pub vocab: usize,
+    /// Positions with the image spliced in, and the last one (the scored query).
+    pub seq: usize,
+    pub last: usize,
+    /// Where the image's positions start, and how many.
+    pub image_offset: usize,
+    pub image_tokens: usize,
+}
+
+/// What the forward pass leaves for the scores, on the GPU: the prefill (KV cache, captures,
+/// projector output) and, at the last position, the residual entering each layer (x^l), after
+/// each layer's attention (r^l) and after the last layer (x^L).
+pub(crate) struct Forward {
+    pub pre: Prefill,
+    pub resid_pre: Vec<GpuTensor>,
+    pub resid_mid: Vec<GpuTensor>,
+    pub resid_final: GpuTensor,
+    /// The model's own top next tokens `(id, log-probability)`.
+    pub top: Vec<(u32, f32)>,
+}
+
+/// The scores of [`Engine::head_scores`].
+struct Scores {
+    heads: Vec<Vec<f32>>,
+    attention_layers: Vec<f32>,
+    mlp_layers: Vec<f32>,
+    /// Log-probability of each projected residual x^l (the baseline of layer l's components).
+    entering: Vec<f32>,
+    /// Summed attention of the last query over every layer, `[heads, seq]`.
+    attention_sum: Vec<f32>,
+    /// The targets' log-probabilities under the model's own head.
+    target_log_probs: Vec<f32>,
+}
+
+/// Each mapped head's per-position scores, and the best head's attention of the last query.
+struct Maps {
+    heads: Vec<HeadScore>,
+    positions: Vec<Vec<f32>>,
+    best_attention: Vec<f32>,
+}
+
+/// One explanation in progress.
+pub(crate) struct Engine<'a> {
+    pub model: &'a Llava,
+    pub ctx: &'a GpuContext,
+    pub prompt: &'a Prompt,
+    pub opts: &'a ExplainOptions,
+    pub dims: Dims,
+    pub reader: Reader<'a>,
+    /// The explained token, then the contrast token if any.
+    targets: Vec<u32>,
+}
+
+impl<'a> Engine<'a> {
+    fn new(model: &'a Llava, ctx: &'a GpuContext, prompt: &'a Prompt, opts: &'a ExplainOptions) -> Result<Self, ExplainError> {
+        let c = &model.config;
+        let t = &c.text;
+        let seq = c.sequence_length(prompt.ids.len());
+        opts.check(c, seq)?;
+        c.check_positions(prompt.ids.len(), 0).map_err(ExplainError::Input)?;
+        let dims = Dims {
+            layers: t.num_hidden_layers,
+            heads: t.num_attention_heads,
+            kv_heads: t.num_key_value_heads,
+            head_dim: t.head_dim,
+            hidden: t.hidden_size,
+            vocab: t.vocab_size,
+            seq,
+            last: seq - 1,
+            image_offset: prompt.image_offset,
+            image_tokens: c.image_tokens(),
+        };
+        Ok(Engine { model, ctx, prompt, opts, dims, reader: Reader { ctx, bytes: 0 }, targets: Vec::new() })
     }
-    async fn u32(&mut self, t: &GpuTensor) -> Result<Vec<u32>, ExplainError> {
-        self.bytes += t.size_bytes();
-        Ok(read_u32(self.ctx, t).await?)
+
+    fn image_rows(&self) -> Vec<usize> {
+        (self.dims.image_offset..self.dims.image_offset + self.dims.image_tokens).collect()
+    }
+
+    /// Step 1: at the last position, the residual entering each layer, after its attention and
+    /// after the last layer, each layer's per-head outputs and attention pattern; the image
+    /// positions' residual at the lens layer; the attention and MLP outputs at the positions to
+    /// decompose.
+    fn plan(&self) -> Result<CapturePlan, ExplainError> {
+        let Dims { layers, heads, last, .. } = self.dims;
+        let all_heads: Vec<usize> = (0..heads).collect();
+        let mut plan = CapturePlan::new();
+        for l in 0..layers {
+            plan.add(Hook::resid_pre(l), &[last], &[])?;
+            plan.add(Hook::resid_mid(l), &[last], &[])?;
+            plan.add(Hook::z(l), &[last], &all_heads)?;
+            plan.add(Hook::pattern(l), &[last], &all_heads)?;
+        }
+        plan.add(Hook::resid_post(layers - 1), &[last], &[])?;
+        if let (Some(l), true) = (self.opts.lens_layer, self.opts.lens_k > 0) {
+            plan.add(Hook::resid_pre(l), &self.image_rows(), &[])?;
+        }
+        if !self.opts.decompose.is_empty() {
+            for l in 0..self.opts.decompose_layer.unwrap_or(layers) {
+                plan.add(Hook::attn_out(l), &self.opts.decompose, &[])?;
+                plan.add(Hook::mlp_out(l), &self.opts.decompose, &[])?;
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Step 2: the prefill, the model's top tokens from the same pass, and the last position's
+    /// residual rows in tensors of their own. Non-finite logits are an error that names the first
+    /// layer whose input was already non-finite.
+    async fn forward(&mut self, pixels: &[f32], plan: &CapturePlan) -> Result<Forward, ExplainError> {
+        let Dims { layers, last, vocab, .. } = self.dims;
+        let mut rec = Recorder::new(self.ctx, "explain: forward");
+        let pre = self.model.prefill(&mut rec, self.prompt, pixels, plan, 0)?;
+        let (_, top_ids, top_lp) = self.model.head(&mut rec, &pre.hidden, last, TOP_TOKENS.min(vocab))?;
+        let resid_pre = (0..layers).map(|l| self.last_row(&mut rec, &pre, Hook::resid_pre(l))).collect::<Result<Vec<_>, _>>()?;
+        let resid_mid = (0..layers).map(|l| self.last_row(&mut rec, &pre, Hook::resid_mid(l))).collect::<Result<Vec<_>, _>>()?;
+        let resid_final = self.last_row(&mut rec, &pre, Hook::resid_post(layers - 1))?;
+        rec.submit();
+        let top: Vec<(u32, f32)> = self.reader.u32(&top_ids).await?.into_iter().zip(self.reader.f32(&top_lp).await?).collect();
+        if let Err(ModelError::NonFinite { stage, detail }) = llava_lens_model::check_top("the forward pass", &top, vocab) {
+            let cause = self.locate_non_finite(&resid_pre, &resid_final).await;
+            return Err(ModelError::non_finite(stage, format!("{detail}; {cause}")).into());
+        }
+        Ok(Forward { pre, resid_pre, resid_mid, resid_final, top })
+    }
+
+    /// The last position's row of a residual capture, in a `[d]` tensor of its own.
+    fn last_row(&self, rec: &mut Recorder<'_>, pre: &Prefill, hook: Hook) -> Result<GpuTensor, ExplainError> {
+        let cap = pre.captures.row(hook)?;
+        let i = cap
+            .rows
+            .iter()
+            .position(|&r| r == self.dims.last)
+            .ok_or_else(|| ExplainError::Input(format!("{hook}: the last position was not captured")))?;
+        let t = GpuTensor::zeros(self.ctx, &[self.dims.hidden], "residual row");
+        rec.copy_rows(&cap.values, i, &t, 0, 1)?;
+        Ok(t)
+    }
+
+    /// Where non-finite logits came from: the first residual at the last position that is
+    /// already non-finite (read back only on this failure path).
+    async fn locate_non_finite(&mut self, resid_pre: &[GpuTensor], resid_final: &GpuTensor) -> String {
+        for (l, row) in resid_pre.iter().chain(std::iter::once(resid_final)).enumerate() {
+            if let Ok(v) = self.reader.f32(row).await {
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    let which = if l < resid_pre.len() {
+                        format!("the residual entering decoder layer {l}")
+                    } else {
+                        "the last decoder layer's output".into()
+                    };
+                    return format!("{which} is the first non-finite one (element {i}: {})", v[i]);
+                }
+            }
+        }
+        "every residual at the last position is finite: the final norm or lm_head overflowed".into()
+    }
+
+    /// Step 3: every head, attention layer and MLP scored by one projection whose rows are
+    /// `[l * heads + h] = x^l + o^{l,h}`, then `x^l` (layers rows), `r^l` (layers rows), `x^L`.
+    async fn head_scores(&mut self, fwd: &Forward) -> Result<Scores, ExplainError> {
+        let Dims { layers, heads, head_dim: hd, hidden: d, seq, last, .. } = self.dims;
+        let mut rec = Recorder::new(self.ctx, "explain: head scores");
+        let n_rows = layers * heads + 2 * layers + 1;
+        let rows = GpuTensor::zeros(self.ctx, &[n_rows, d], "projection rows");
+        let attention_sum = GpuTensor::zeros(self.ctx, &[heads * seq], "attention sum");
+        for l in 0..layers {
+            let cap = fwd.pre.captures.attention(l)?;
+            let z_block = GpuTensor::zeros(self.ctx, &[heads, heads * hd], "z block");
+            ops::scatter_heads(&mut rec, &cap.z.view(self.ctx, 0, &[heads * hd])?, hd, &z_block)?;
+            let head_out = self.model.language_model.layers[l].self_attn.o_proj.forward(&mut rec, &z_block)?;
+            ops::bias_add(&mut rec, &head_out, &fwd.resid_pre[l])?;
+            rec.copy_rows(&head_out, 0, &rows, l * heads, heads)?;
+            rec.copy_rows(&fwd.resid_pre[l], 0, &rows, layers * heads + l, 1)?;
+            rec.copy_rows(&fwd.resid_mid[l], 0, &rows, layers * heads + layers + l, 1)?;
+            ops::residual_add(&mut rec, &attention_sum, &cap.pattern.view(self.ctx, 0, &[heads * seq])?)?;
+        }
+        rec.copy_rows(&fwd.resid_final, 0, &rows, n_rows - 1, 1)?;
+        let lp = project(self.model, &mut rec, &rows, &fwd.resid_final, &self.targets)?;
+        let own = self.model.target_log_probs(&mut rec, &fwd.pre.hidden, last, &self.targets)?;
+        rec.submit();
+        let scores = row_scores(&self.reader.f32(&lp).await?, self.targets.len() > 1);
+        let attention_sum = self.reader.f32(&attention_sum).await?;
+        let target_log_probs = self.reader.f32(&own).await?;
+        check_scores("the head and layer scores", &scores)?;
+        check_scores("the attention sums", &attention_sum)?;
+        check_scores("the target's log-probability", &target_log_probs)?;
+        let entering: Vec<f32> = scores[layers * heads..layers * heads + layers].to_vec();
+        let mid = |l: usize| scores[layers * heads + layers + l];
+        let after = |l: usize| if l + 1 < layers { entering[l + 1] } else { scores[n_rows - 1] };
+        Ok(Scores {
+            heads: (0..layers).map(|l| (0..heads).map(|h| head_score(scores[l * heads + h], entering[l])).collect()).collect(),
+            attention_layers: (0..layers).map(|l| importance(mid(l), entering[l])).collect(),
+            mlp_layers: (0..layers).map(|l| importance(after(l), mid(l))).collect(),
+            entering,
+            attention_sum,
+            target_log_probs,
+        })
+    }
+
+    /// Step 4, one head: `u_j = alpha_j v_j W_O^h` for every position j, each added to x^l and
+    /// projected; with `attention`, the head's attention of the last query comes back too. Head
+    /// h reads key/value head `h / (heads / kv_heads)` (grouped-query attention).
+    async fn position_scores(
+        &mut self,
+        fwd: &Forward,
+        layer: usize,
+        head: usize,
+        entering: f32,
+        attention: bool,
+    ) -> Result<(Vec<f32>, Vec<f32>), ExplainError> {
+        let Dims { heads, kv_heads, head_dim: hd, seq, .. } = self.dims;
+        let mut rec = Recorder::new(self.ctx, "explain: positions");
+        let cap = fwd.pre.captures.attention(layer)?;
+        let alpha = GpuTensor::zeros(self.ctx, &[seq], "alpha");
+        rec.copy_elements(&cap.pattern, head * seq, &alpha, 0, seq)?;
+        let u = GpuTensor::zeros(self.ctx, &[seq, heads * hd], "alpha v");
+        let kv_head = head / (heads / kv_heads);
+        ops::weighted_values(&mut rec, &fwd.pre.cache.values[layer], kv_heads * hd, &alpha, head, kv_head, heads, hd, &u)?;
+        let rows = self.model.language_model.layers[layer].self_attn.o_proj.forward(&mut rec, &u)?;
+        ops::bias_add(&mut rec, &rows, &fwd.resid_pre[layer])?;
+        let lp = project(self.model, &mut rec, &rows, &fwd.resid_final, &self.targets)?;
+        rec.submit();
+        let s = row_scores(&self.reader.f32(&lp).await?, self.targets.len() > 1);
+        check_scores(&format!("the position scores of head {layer}.{head}"), &s)?;
+        let attention = if attention { self.reader.f32(&alpha).await? } else { Vec::new() };
+        Ok((s.iter().map(|&v| position_score(v, entering)).collect(), attention))
+    }
+
+    /// Step 4: the position scores of the top k heads (best first; the first is the paper's
+    /// map) and of every head asked for besides them.
+    async fn head_maps(&mut self, fwd: &Forward, scores: &Scores, ranked: &[HeadScore]) -> Result<Maps, ExplainError> {
+        let k = self.opts.top_k_heads.min(ranked.len());
+        let extra = self.opts.head_maps.iter().filter(|&&(l, h)| !ranked[..k].iter().any(|r| (r.layer, r.head) == (l, h)));
+        let heads: Vec<HeadScore> = ranked[..k]
+            .iter()
+            .copied()
+            .chain(extra.map(|&(layer, head)| HeadScore { layer, head, score: scores.heads[layer][head] }))
+            .collect();
+        let mut positions = Vec::with_capacity(heads.len());
+        let mut best_attention = Vec::new();
+        for (i, h) in heads.iter().enumerate() {
+            let (s, attention) = self.position_scores(fwd, h.layer, h.head, scores.entering[h.layer], i == 0).await?;
+            positions.push(s);
+            if i == 0 {
+                best_attention = attention;
+            }
+        }
+        Ok(Maps { heads, positions, best_attention })
+    }
+
+    /// Step 6: the explanation document from what the steps computed.
+    fn assemble(
+        &self,
+        fwd: &Forward,
+        scores: Scores,
+        ranked: Vec<HeadScore>,
+        maps: Maps,
+        logit_lens: Option<LogitLens>,
+        decomposition: Vec<crate::explanation::Decomposition>,
+        timings_ms: Timings,
+    ) -> Explanation {
+        let Dims { layers, heads, seq, image_offset: off, image_tokens: n_img, .. } = self.dims;
+        let image = |s: &[f32]| s[off..off + n_img].to_vec();
+        let k = self.opts.top_k_heads.min(ranked.len());
+        let token = |(id, log_prob): (u32, f32)| TokenInfo { id, text: None, log_prob };
+        let patch_scores = image(&maps.positions[0]);
+        let denom = (layers * heads) as f32;
+        let baseline_map = (0..n_img).map(|p| (0..heads).map(|h| scores.attention_sum[h * seq + off + p]).sum::<f32>() / denom).collect();
+        Explanation {
+            schema: SCHEMA.into(),
+            model: self.opts.model_name.clone(),
+            dtype: self.model.dtype.name().to_string(),
+            prompt_ids: self.prompt.ids.clone(),
+            image_offset: off,
+            image_tokens: n_img,
+            grid: self.model.config.vision.grid(),
+            sequence_length: seq,
+            prediction: fwd.top[0].0,
+            top: fwd.top.iter().copied().map(token).collect(),
+            target: token((self.targets[0], scores.target_log_probs[0])),
+            contrast: self.targets.get(1).map(|&c| token((c, scores.target_log_probs[1]))),
+            attention_layer_scores: scores.attention_layers,
+            mlp_layer_scores: scores.mlp_layers,
+            top_heads: ranked.iter().take(10).copied().collect(),
+            best_head: ranked[0],
+            patch_map: normalise_map(&patch_scores),
+            position_scores: maps.positions[0].clone(),
+            position_attention: maps.best_attention,
+            top_k_heads_map: (k > 1).then(|| TopKMap {
+                k,
+                heads: ranked[..k].to_vec(),
+                patch_scores: (0..n_img).map(|p| maps.positions[..k].iter().map(|s| s[off + p]).sum()).collect(),
+            }),
+            head_maps: maps.heads.iter().zip(&maps.positions).map(|(&head, s)| HeadMap { head, patch_scores: image(s) }).collect(),
+            head_scores: scores.heads,
+            patch_scores,
+            baseline_map,
+            logit_lens,
+            decomposition,
+            timings_ms,
+            bytes_read_back: self.reader.bytes,
+            logit_lens_text: None,
+            decomposition_text: None,
+            image: None,
+            crop: None,
+            legend: None,
+        }
     }
 }
 
-/// Projects `rows [n, d]` through the frozen-scale final norm and lm_head and returns the
-/// log-probabilities of `targets` (`[n, targets.len()]`, recorded, not yet read).
-fn project(
-    model: &Llava,
-    rec: &mut Recorder<'_>,
-    rows: &GpuTensor,
-    final_resid: &GpuTensor,
-    targets: &[u32],
-) -> Result<GpuTensor, ExplainError> {
-    let ctx = rec.ctx();
-    let lm = &model.language_model;
-    let n = rows.shape()[0];
-    let scaled = GpuTensor::zeros(ctx, rows.shape(), "z(v) input");
-    ops::fixed_rms_norm(rec, rows, &lm.norm.weight, final_resid, &scaled, PROJECTION_EPS)?;
-    let logits = lm.lm_head.forward(rec, &scaled)?;
-    let idx: Vec<u32> = (0..n).flat_map(|_| targets.iter().copied()).collect();
-    let idx_t = GpuTensor::from_u32(ctx, &idx, &[n, targets.len()], "targets")?;
-    let lp = GpuTensor::zeros(ctx, &[n, targets.len()], "log-probs");
-    ops::log_softmax_gather(rec, &logits, lm.config.vocab_size, &idx_t, &lp)?;
-    Ok(lp)
+/// An error naming `stage` if any score is NaN or infinite (the logits were finite, so the
+/// scores' own projection overflowed).
+fn check_scores(stage: &str, scores: &[f32]) -> Result<(), ExplainError> {
+    match scores.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(ModelError::non_finite(stage, format!("score {i} of {} is {}", scores.len(), scores[i])).into()),
+    }
 }
 
-/// The authors' z(v) for every row of `rows [n, d]`: the final norm with its scale frozen at
-/// `final_resid`, then lm_head; logits `[n, vocab]` (recorded).
-fn z_logits(model: &Llava, rec: &mut Recorder<'_>, rows: &GpuTensor, final_resid: &GpuTensor) -> Result<GpuTensor, ExplainError> {
-    let lm = &model.language_model;
-    let scaled = GpuTensor::zeros(rec.ctx(), rows.shape(), "z(v) input");
-    ops::fixed_rms_norm(rec, rows, &lm.norm.weight, final_resid, &scaled, PROJECTION_EPS)?;
-    Ok(lm.lm_head.forward(rec, &scaled)?)
-}
-
-/// Ids of the top `k` tokens of each row of `logits [n, vocab]` (recorded).
-fn top_ids(rec: &mut Recorder<'_>, logits: &GpuTensor, vocab: usize, k: usize) -> Result<GpuTensor, ExplainError> {
-    let n = logits.len() / vocab;
-    let (vals, ids) = (GpuTensor::zeros(rec.ctx(), &[n, k], "top values"), GpuTensor::zeros(rec.ctx(), &[n, k], "top ids"));
-    ops::top_k(rec, logits, vocab, k, &vals, &ids)?;
-    Ok(ids)
-}
-
-/// The score of each row: log p(target) or, with a contrast, log p(target) - log p(contrast).
-fn row_scores(lp: &[f32], contrast: bool) -> Vec<f32> {
-    if contrast { lp.chunks_exact(2).map(|p| p[0] - p[1]).collect() } else { lp.to_vec() }
-}
-
-/// How many of the model's top next tokens an explanation reports.
-pub const TOP_TOKENS: usize = 5;
-
-/// Explains the model's next token after `prompt` with the image `pixels`.
+/// Explains the model's next token after `prompt` with the image `pixels` (docs/METHOD.md).
 pub async fn explain(
     model: &Llava,
     ctx: &GpuContext,
@@ -213,282 +461,21 @@ pub async fn explain(
     pixels: &[f32],
     opts: &ExplainOptions,
 ) -> Result<Explanation, ExplainError> {
-    let c = &model.config;
-    let t_cfg = &c.text;
-    let (layers, heads, hd, d) = (t_cfg.num_hidden_layers, t_cfg.num_attention_heads, t_cfg.head_dim, t_cfg.hidden_size);
-    let seq = c.sequence_length(prompt.ids.len());
-    opts.check(c, seq)?;
-    c.check_positions(prompt.ids.len(), 0).map_err(ExplainError::Input)?;
-    let last = seq - 1;
-    let all_heads: Vec<usize> = (0..heads).collect();
-    let mut plan = CapturePlan::new();
-    for l in 0..layers {
-        plan.add(&format!("blocks.{l}.hook_resid_pre"), &[last], &[])?;
-        plan.add(&format!("blocks.{l}.hook_resid_mid"), &[last], &[])?;
-        plan.add(&format!("blocks.{l}.attn.hook_z"), &[last], &all_heads)?;
-        plan.add(&format!("blocks.{l}.attn.hook_pattern"), &[last], &all_heads)?;
-    }
-    plan.add(&format!("blocks.{}.hook_resid_post", layers - 1), &[last], &[])?;
-    let (off, n_img) = (prompt.image_offset, c.image_tokens());
-    let image_rows: Vec<usize> = (off..off + n_img).collect();
-    let lens_layer = opts.lens_layer;
-    if let (Some(l), true) = (lens_layer, opts.lens_k > 0) {
-        plan.add(&format!("blocks.{l}.hook_resid_pre"), &image_rows, &[])?;
-    }
-    let decompose_layer = opts.decompose_layer.unwrap_or(layers);
-    if !opts.decompose.is_empty() {
-        for l in 0..decompose_layer {
-            plan.add(&format!("blocks.{l}.hook_attn_out"), &opts.decompose, &[])?;
-            plan.add(&format!("blocks.{l}.hook_mlp_out"), &opts.decompose, &[])?;
-        }
-    }
-    let mut reader = Reader { ctx, bytes: 0 };
-
-    // 1. The forward pass and the next-token distribution.
+    let mut e = Engine::new(model, ctx, prompt, opts)?;
+    let plan = e.plan()?;
     let t0 = clock();
-    let mut rec = Recorder::new(ctx, "explain: forward");
-    let pre = model.prefill(&mut rec, prompt, pixels, &plan, 0)?;
-    // The model's own top tokens from the same pass (the page shows them; no second forward).
-    let (_, top_ids_t, top_lp_t) = model.head(&mut rec, &pre.hidden, last, TOP_TOKENS.min(t_cfg.vocab_size))?;
-    // The last position's row of each residual capture, in tensors of their own.
-    let pick = |rec: &mut Recorder<'_>, l: usize, point: HookPoint| {
-        let name = llava_lens_gpu::capture::Hook { layer: l, point }.to_string();
-        let cap = &pre.captures.rows.iter().find(|(n, _)| *n == name).expect("planned").1;
-        let i = cap.rows.iter().position(|&r| r == last).expect("last row planned");
-        let t = GpuTensor::zeros(ctx, &[d], "residual row");
-        rec.copy(cap.values.buffer(), cap.values.offset_bytes() + (i * d * 4) as u64, t.buffer(), 0, 4 * d as u64);
-        t
-    };
-    let x_rows: Vec<GpuTensor> = (0..layers).map(|l| pick(&mut rec, l, HookPoint::ResidPre)).collect();
-    let r_rows: Vec<GpuTensor> = (0..layers).map(|l| pick(&mut rec, l, HookPoint::ResidMid)).collect();
-    let final_resid = pick(&mut rec, layers - 1, HookPoint::ResidPost);
-    rec.submit();
-    let top: Vec<(u32, f32)> = reader.u32(&top_ids_t).await?.into_iter().zip(reader.f32(&top_lp_t).await?).collect();
-    if let Err(ModelError::NonFinite { stage, detail }) = llava_lens_model::check_top("the forward pass", &top, t_cfg.vocab_size) {
-        let cause = locate_non_finite(&mut reader, &x_rows, &final_resid).await;
-        return Err(ModelError::non_finite(stage, format!("{detail}; {cause}")).into());
-    }
-    let top1 = top[0].0;
-    let forward_ms = ms_since(t0);
-    let target = opts.target.unwrap_or(top1);
-    let targets: Vec<u32> = std::iter::once(target).chain(opts.contrast).collect();
-    let attn_cap = |l: usize| &pre.captures.attention.iter().find(|(n, _)| *n == l).expect("planned").1;
-
-    // 2. Every head, attention layer and MLP as rows of one projection:
-    //    [layer l, head h] = x^l + o^{l,h}; then x^l (L rows); r^l (L rows); x^L (1 row).
+    let fwd = e.forward(pixels, &plan).await?;
+    let forward = ms_since(t0);
+    e.targets = std::iter::once(opts.target.unwrap_or(fwd.top[0].0)).chain(opts.contrast).collect();
     let t1 = clock();
-    let mut rec = Recorder::new(ctx, "explain: head scores");
-    let n_rows = layers * heads + 2 * layers + 1;
-    let rows = GpuTensor::zeros(ctx, &[n_rows, d], "projection rows");
-    let row_bytes = 4 * d as u64;
-    let pattern_sum = GpuTensor::zeros(ctx, &[heads * seq], "attention sum");
-    for l in 0..layers {
-        let cap = attn_cap(l);
-        let z_block = GpuTensor::zeros(ctx, &[heads, heads * hd], "z block");
-        ops::scatter_heads(&mut rec, &cap.z.view(ctx, 0, &[heads * hd])?, hd, &z_block)?;
-        let head_out = model.language_model.layers[l].self_attn.o_proj.forward(&mut rec, &z_block)?;
-        ops::bias_add(&mut rec, &head_out, &x_rows[l])?;
-        rec.copy(head_out.buffer(), 0, rows.buffer(), (l * heads) as u64 * row_bytes, heads as u64 * row_bytes);
-        rec.copy(x_rows[l].buffer(), 0, rows.buffer(), (layers * heads + l) as u64 * row_bytes, row_bytes);
-        rec.copy(r_rows[l].buffer(), 0, rows.buffer(), (layers * heads + layers + l) as u64 * row_bytes, row_bytes);
-        ops::residual_add(&mut rec, &pattern_sum, &cap.pattern.view(ctx, 0, &[heads * seq])?)?;
-    }
-    rec.copy(final_resid.buffer(), 0, rows.buffer(), (n_rows - 1) as u64 * row_bytes, row_bytes);
-    let lp = project(model, &mut rec, &rows, &final_resid, &targets)?;
-    // The targets' log-probabilities under the model's own head, for the report.
-    let own_lp = model.target_log_probs(&mut rec, &pre.hidden, last, &targets)?;
-    rec.submit();
-    let scores = row_scores(&reader.f32(&lp).await?, opts.contrast.is_some());
-    let attn_sum = reader.f32(&pattern_sum).await?;
-    let own_lp = reader.f32(&own_lp).await?;
-    check_scores("the head and layer scores", &scores)?;
-    check_scores("the attention sums", &attn_sum)?;
-    check_scores("the target's log-probability", &own_lp)?;
-    let base = |l: usize| scores[layers * heads + l];
-    let mid = |l: usize| scores[layers * heads + layers + l];
-    let after = |l: usize| if l + 1 < layers { base(l + 1) } else { scores[n_rows - 1] };
-    let head_scores: Vec<Vec<f32>> =
-        (0..layers).map(|l| (0..heads).map(|h| importance(scores[l * heads + h], base(l))).collect()).collect();
-    let attention_layer_scores: Vec<f32> = (0..layers).map(|l| importance(mid(l), base(l))).collect();
-    let mlp_layer_scores: Vec<f32> = (0..layers).map(|l| importance(after(l), mid(l))).collect();
-    let ranked = rank_heads(&head_scores);
-    let head_ms = ms_since(t1);
-
-    // 3. Positions in the best head (and, as an extension, the next k - 1): u_j = alpha_j v_j W_O^h.
+    let scores = e.head_scores(&fwd).await?;
+    let ranked = rank_heads(&scores.heads);
+    let head_scores = ms_since(t1);
     let t2 = clock();
-    let k = opts.top_k_heads.min(ranked.len());
-    let extra = opts.head_maps.iter().filter(|&&(l, h)| !ranked[..k].iter().any(|r| (r.layer, r.head) == (l, h)));
-    let mapped: Vec<HeadScore> =
-        ranked[..k].iter().copied().chain(extra.map(|&(layer, head)| HeadScore { layer, head, score: head_scores[layer][head] })).collect();
-    let mut per_head_positions: Vec<Vec<f32>> = Vec::with_capacity(mapped.len());
-    let mut best_alpha = Vec::new();
-    for hs in &mapped {
-        let (l, h) = (hs.layer, hs.head);
-        let mut rec = Recorder::new(ctx, "explain: positions");
-        let alpha = GpuTensor::zeros(ctx, &[seq], "alpha");
-        let cap = attn_cap(l);
-        rec.copy(cap.pattern.buffer(), cap.pattern.offset_bytes() + 4 * (h * seq) as u64, alpha.buffer(), 0, 4 * seq as u64);
-        let kv_heads = t_cfg.num_key_value_heads;
-        let u = GpuTensor::zeros(ctx, &[seq, heads * hd], "alpha v");
-        ops::weighted_values(&mut rec, &pre.cache.values[l], kv_heads * hd, &alpha, h, h / (heads / kv_heads), heads, hd, &u)?;
-        let pos_rows = model.language_model.layers[l].self_attn.o_proj.forward(&mut rec, &u)?;
-        ops::bias_add(&mut rec, &pos_rows, &x_rows[l])?;
-        let lp = project(model, &mut rec, &pos_rows, &final_resid, &targets)?;
-        rec.submit();
-        let s = row_scores(&reader.f32(&lp).await?, opts.contrast.is_some());
-        check_scores(&format!("the position scores of head {l}.{h}"), &s)?;
-        per_head_positions.push(s.iter().map(|&v| importance(v, base(l))).collect());
-        if best_alpha.is_empty() {
-            best_alpha = reader.f32(&alpha).await?;
-        }
-    }
-    let position_ms = ms_since(t2);
-    let decomposition = if opts.decompose.is_empty() || decompose_layer == 0 {
-        Vec::new()
-    } else {
-        decompose(model, ctx, &mut reader, &pre, &final_resid, &opts.decompose, decompose_layer, opts.lens_k.max(1)).await?
-    };
-    let logit_lens = if opts.lens_k > 0 {
-        Some(logit_lens(model, ctx, &mut reader, &pre, &final_resid, lens_layer, &image_rows, last, opts.lens_k).await?)
-    } else {
-        None
-    };
-    let position_scores = per_head_positions[0].clone();
-    let patch_scores = position_scores[off..off + n_img].to_vec();
-    let top_k_heads_map = (k > 1).then(|| crate::method::TopKMap {
-        k,
-        heads: ranked[..k].to_vec(),
-        patch_scores: (0..n_img).map(|p| per_head_positions[..k].iter().map(|s| s[off + p]).sum()).collect(),
-    });
-    let head_maps = mapped
-        .iter()
-        .zip(&per_head_positions)
-        .map(|(&head, s)| crate::method::HeadMap { head, patch_scores: s[off..off + n_img].to_vec() })
-        .collect();
-    let denom = (layers * heads) as f32;
-    let baseline_map: Vec<f32> = (0..n_img).map(|p| (0..heads).map(|h| attn_sum[h * seq + off + p]).sum::<f32>() / denom).collect();
-    // Token text needs the tokenizer, which the caller has: it fills `text` in.
-    let token_info = |(id, log_prob): (u32, f32)| TokenInfo { id, text: None, log_prob };
-    Ok(Explanation {
-        schema: SCHEMA,
-        model: opts.model_name.clone(),
-        dtype: model.dtype.name().to_string(),
-        prompt_ids: prompt.ids.clone(),
-        image_offset: off,
-        image_tokens: n_img,
-        grid: c.vision.grid(),
-        sequence_length: seq,
-        prediction: top1,
-        top: top.into_iter().map(token_info).collect(),
-        target: token_info((target, own_lp[0])),
-        contrast: opts.contrast.map(|c| token_info((c, own_lp[1]))),
-        head_scores,
-        attention_layer_scores,
-        mlp_layer_scores,
-        top_heads: ranked.iter().take(10).copied().collect::<Vec<HeadScore>>(),
-        best_head: ranked[0],
-        patch_map: normalise_map(&patch_scores),
-        position_scores,
-        position_attention: best_alpha,
-        patch_scores,
-        baseline_map,
-        top_k_heads_map,
-        head_maps,
-        logit_lens,
-        decomposition,
-        timings_ms: Timings { forward: forward_ms, head_scores: head_ms, position_scores: position_ms },
-        bytes_read_back: reader.bytes,
-    })
-}
-
-/// Top-k tokens of every image patch: the projector output through the input embedding matrix,
-/// and the residual entering `layer` through z(.) (METHOD.md sec. 5).
-#[allow(clippy::too_many_arguments)]
-async fn logit_lens(
-    model: &Llava,
-    ctx: &GpuContext,
-    reader: &mut Reader<'_>,
-    pre: &llava_lens_model::Prefill,
-    final_resid: &GpuTensor,
-    layer: Option<usize>,
-    image_rows: &[usize],
-    last: usize,
-    k: usize,
-) -> Result<crate::method::LogitLens, ExplainError> {
-    let lm = &model.language_model;
-    let (n, d, vocab) = (image_rows.len(), lm.config.hidden_size, lm.config.vocab_size);
-    let mut rec = Recorder::new(ctx, "explain: logit lens");
-    let emb_logits = GpuTensor::zeros(ctx, &[n, vocab], "embedding lens logits");
-    ops::matmul(&mut rec, &pre.image_features, &lm.embed_tokens, &emb_logits)?;
-    let emb_ids = top_ids(&mut rec, &emb_logits, vocab, k)?;
-    // The residual lens needs its layer planned before the forward pass (`lens_layer`).
-    let resid_ids = if let Some(layer) = layer {
-        let name = llava_lens_gpu::capture::Hook { layer, point: HookPoint::ResidPre }.to_string();
-        let cap = &pre.captures.rows.iter().find(|(nm, _)| *nm == name).expect("planned").1;
-        let first = cap.rows.iter().position(|&r| r == image_rows[0]).expect("image rows planned");
-        debug_assert!(cap.rows[first + n - 1] == image_rows[n - 1] && !cap.rows[first..first + n].contains(&last));
-        let x = GpuTensor::zeros(ctx, &[n, d], "lens rows");
-        rec.copy(cap.values.buffer(), cap.values.offset_bytes() + (first * d * 4) as u64, x.buffer(), 0, (n * d * 4) as u64);
-        let logits = z_logits(model, &mut rec, &x, final_resid)?;
-        Some(top_ids(&mut rec, &logits, vocab, k)?)
-    } else {
-        None
-    };
-    rec.submit();
-    let rows = |ids: Vec<u32>| ids.chunks(k).map(|c| c.to_vec()).collect::<Vec<_>>();
-    let embedding = rows(reader.u32(&emb_ids).await?);
-    let residual = match resid_ids {
-        Some(t) => Some(rows(reader.u32(&t).await?)),
-        None => None,
-    };
-    Ok(crate::method::LogitLens { k, embedding, residual_layer: layer, residual })
-}
-
-/// METHOD.md sec. 5: the residual entering `layer` at each chosen position, split into the sum
-/// of earlier attention outputs (key input) and of earlier MLP outputs (value input), each
-/// projected with z(.); top-`k` token ids of both.
-#[allow(clippy::too_many_arguments)]
-async fn decompose(
-    model: &Llava,
-    ctx: &GpuContext,
-    reader: &mut Reader<'_>,
-    pre: &llava_lens_model::Prefill,
-    final_resid: &GpuTensor,
-    positions: &[usize],
-    layer: usize,
-    k: usize,
-) -> Result<Vec<crate::method::Decomposition>, ExplainError> {
-    let lm = &model.language_model;
-    let (d, vocab) = (lm.config.hidden_size, lm.config.vocab_size);
-    // Capture rows are the sorted, de-duplicated positions.
-    let mut rows = positions.to_vec();
-    rows.sort_unstable();
-    rows.dedup();
-    let n = rows.len();
-    let mut rec = Recorder::new(ctx, "explain: decomposition");
-    let sums = GpuTensor::zeros(ctx, &[2 * n, d], "key | value inputs");
-    let (keys, values) = (GpuTensor::zeros(ctx, &[n, d], "key input"), GpuTensor::zeros(ctx, &[n, d], "value input"));
-    for l in 0..layer {
-        for (point, acc) in [(HookPoint::AttnOut, &keys), (HookPoint::MlpOut, &values)] {
-            let name = llava_lens_gpu::capture::Hook { layer: l, point }.to_string();
-            let cap = &pre.captures.rows.iter().find(|(nm, _)| *nm == name).expect("planned").1;
-            ops::residual_add(&mut rec, acc, &cap.values)?;
-        }
-    }
-    rec.copy(keys.buffer(), 0, sums.buffer(), 0, (n * d * 4) as u64);
-    rec.copy(values.buffer(), 0, sums.buffer(), (n * d * 4) as u64, (n * d * 4) as u64);
-    let logits = z_logits(model, &mut rec, &sums, final_resid)?;
-    let ids = top_ids(&mut rec, &logits, vocab, k)?;
-    rec.submit();
-    let ids = reader.u32(&ids).await?;
-    Ok(rows
-        .iter()
-        .enumerate()
-        .map(|(i, &position)| crate::method::Decomposition {
-            position,
-            layer,
-            key_input_top: ids[i * k..(i + 1) * k].to_vec(),
-            value_input_top: ids[(n + i) * k..(n + i + 1) * k].to_vec(),
-        })
-        .collect())
+    let maps = e.head_maps(&fwd, &scores, &ranked).await?;
+    let position_scores = ms_since(t2);
+    let decomposition = e.decompose(&fwd).await?;
+    let logit_lens = e.logit_lens(&fwd).await?;
+    let timings = Timings { forward, head_scores, position_scores };
+    Ok(e.assemble(&fwd, scores, ranked, maps, logit_lens, decomposition, timings))
 }

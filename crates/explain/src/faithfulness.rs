@@ -22,9 +22,10 @@ use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32};
 use llava_lens_model::llama::{KvCache, LayerCaptures};
 use llava_lens_model::{Llava, Prompt};
 use llava_lens_tensor::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ExplainError;
+use crate::method::rank_desc;
 
 /// The smallest gap between p(target) with every patch and with none for which the curves are
 /// normalised: below it, `(s - s_base) / (s_orig - s_base)` divides noise by almost nothing
@@ -60,19 +61,13 @@ pub fn aopc(probs: &[f32]) -> f32 {
     steps.iter().map(|s| s0 - s).sum::<f32>() / steps.len().max(1) as f32
 }
 
-/// Patches ranked best first by `scores` (ties by index).
-pub fn order_by(scores: &[f32]) -> Vec<usize> {
-    let mut o: Vec<usize> = (0..scores.len()).collect();
-    o.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    o
-}
-
 /// How many patches are moved at step `k` of `steps` (of `n`).
 pub fn count_at(k: usize, steps: usize, n: usize) -> usize {
     (k * n + steps / 2) / steps
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How a patch is removed (the module's documentation says what each does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Operator {
     Token,
@@ -80,7 +75,43 @@ pub enum Operator {
     Knockout,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl Operator {
+    pub const ALL: [Operator; 3] = [Operator::Token, Operator::Pixel, Operator::Knockout];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operator::Token => "token",
+            Operator::Pixel => "pixel",
+            Operator::Knockout => "knockout",
+        }
+    }
+
+    /// Operators from their names, comma-separated, or "all".
+    pub fn parse_list(s: &str) -> Result<Vec<Operator>, String> {
+        if s.trim() == "all" {
+            return Ok(Operator::ALL.to_vec());
+        }
+        s.split(',').map(|p| p.trim().parse()).collect()
+    }
+}
+
+impl std::str::FromStr for Operator {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Operator::ALL
+            .into_iter()
+            .find(|o| o.name() == s)
+            .ok_or_else(|| format!("unknown operator {s:?}; expected token, pixel or knockout"))
+    }
+}
+
+impl std::fmt::Display for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Curve {
     pub order: String,
     /// p(target) at each step, deleting best-ranked patches first.
@@ -92,7 +123,7 @@ pub struct Curve {
     pub deletion_aopc: f32,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Faithfulness {
     pub operator: Operator,
     pub target: u32,
@@ -107,7 +138,7 @@ pub struct Faithfulness {
     /// Mean of the random curves' AUCs (deletion, insertion).
     pub random_mean_auc: (Option<f32>, Option<f32>),
     /// Set when the curves cannot be normalised ([`ill_posed`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
 }
 
@@ -265,8 +296,8 @@ pub async fn faithfulness(
     let all: Vec<usize> = (0..n).collect();
     let ends = (inputs.prob(ctx, op, &[], target).await?, inputs.prob(ctx, op, &all, target).await?);
     let steps = steps.clamp(1, n);
-    let map = inputs.curve(ctx, op, "map", &order_by(&explanation.patch_scores), steps, target, ends).await?;
-    let mean_attention = inputs.curve(ctx, op, "mean_attention", &order_by(&explanation.baseline_map), steps, target, ends).await?;
+    let map = inputs.curve(ctx, op, "map", &rank_desc(&explanation.patch_scores), steps, target, ends).await?;
+    let mean_attention = inputs.curve(ctx, op, "mean_attention", &rank_desc(&explanation.baseline_map), steps, target, ends).await?;
     let mut random = Vec::new();
     for seed in 0..seeds as u64 {
         let mut order = all.clone();
@@ -301,7 +332,9 @@ mod tests {
         assert!(ill_posed(0.9, 0.895).unwrap().contains("0.9000 with every patch and 0.8950 with none"));
         assert_eq!(ill_posed(0.9, 0.2), None);
         assert!((aopc(&[0.8, 0.6, 0.2]) - 0.4).abs() < 1e-6);
-        assert_eq!(order_by(&[0.1, 0.9, 0.5, 0.9]), vec![1, 3, 2, 0]);
+        assert_eq!(Operator::parse_list("all").unwrap(), Operator::ALL);
+        assert_eq!(Operator::parse_list("knockout, token").unwrap(), [Operator::Knockout, Operator::Token]);
+        assert!(Operator::parse_list("both").unwrap_err().contains("expected token, pixel or knockout"));
         assert_eq!((0..=4).map(|k| count_at(k, 4, 10)).collect::<Vec<_>>(), vec![0, 3, 5, 8, 10]);
     }
 }

@@ -5,13 +5,17 @@
 //! log-probability of the target it adds to the residual entering its layer; the best head's
 //! per-position scores over the image patches are the map.
 //!
-//! [`method`] is the pure part (scores from log-probabilities, maps, normalisation); [`engine`]
-//! runs it on the GPU with batched vocabulary projections, reading back only small results.
+//! [`method`] is the pure part (scores from log-probabilities, rankings, normalisation);
+//! [`engine`] runs the method's steps on the GPU with batched vocabulary projections, reading
+//! back only small results; [`explanation`] is the document they produce.
 
 pub mod engine;
+pub mod explanation;
 pub mod faithfulness;
+mod lens;
 pub mod method;
+mod projection;
 pub mod render;
 
 pub use engine::{ExplainError, ExplainOptions, explain};
-pub use method::{Explanation, HeadScore, SCHEMA};
+pub use explanation::{Explanation, HeadScore, SCHEMA};

@@ -178,8 +178,7 @@ pub fn render(view: &RgbImage, scores: &[f32], g: usize, opts: &RenderOptions) -
             out.put_pixel(x, y, Rgb(c));
         }
     }
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let order = crate::method::rank_desc(scores);
     let cell = size as f32 / g as f32;
     for &p in order.iter().take(opts.outline_top) {
         // At least a pixel a patch (check_map), so each box is at least one pixel wide.

@@ -1,15 +1,24 @@
-//! Any text as config.json: parse returns a config or an error naming the key, never panics,
-//! and an accepted config's derived sizes are consistent.
+//! Any text as config.json, then everything the page plans from an accepted config before a
+//! download (weight and working-memory estimates in every dtype, the fit check, the progress
+//! total, the position check): errors naming the key, never a panic, an overflow or a hang, and
+//! an accepted config's derived sizes consistent.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use llava_lens_model::LlavaConfig;
+use llava_lens_model::{Llava, LlavaConfig, WeightDType};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(c) = LlavaConfig::parse(text, std::path::Path::new("config.json")) {
-            assert!(c.vision_layers_to_run() <= c.vision.num_hidden_layers);
-            let _ = c.image_tokens();
-        }
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(c) = LlavaConfig::parse(text, std::path::Path::new("config.json")) else { return };
+    assert!(c.vision_layers_to_run() <= c.vision.num_hidden_layers);
+    assert!(c.image_tokens() < c.text.max_position_embeddings);
+    for dtype in [WeightDType::F32, WeightDType::F16, WeightDType::Q8, WeightDType::Q4] {
+        let (total, largest) = Llava::weight_bytes_estimate(&c, dtype);
+        assert!(largest <= total, "{largest} > {total}");
+        let _ = llava_lens_web::files::fit_problem(largest, 1 << 30, dtype.name());
     }
+    let seq = c.vision.num_patches() + 64;
+    let _ = Llava::working_bytes_estimate(&c, seq);
+    let _ = Llava::tensor_count(&c);
+    let _ = c.check_positions(40, 16);
 });

@@ -55,6 +55,37 @@ pub struct Hook {
     pub point: HookPoint,
 }
 
+impl Hook {
+    /// `blocks.{layer}.hook_resid_pre`: the residual stream entering the block.
+    pub fn resid_pre(layer: usize) -> Hook {
+        Hook { layer, point: HookPoint::ResidPre }
+    }
+    /// `blocks.{layer}.hook_resid_mid`: after the attention residual add.
+    pub fn resid_mid(layer: usize) -> Hook {
+        Hook { layer, point: HookPoint::ResidMid }
+    }
+    /// `blocks.{layer}.hook_resid_post`: leaving the block.
+    pub fn resid_post(layer: usize) -> Hook {
+        Hook { layer, point: HookPoint::ResidPost }
+    }
+    /// `blocks.{layer}.hook_attn_out`: the attention output after o_proj.
+    pub fn attn_out(layer: usize) -> Hook {
+        Hook { layer, point: HookPoint::AttnOut }
+    }
+    /// `blocks.{layer}.hook_mlp_out`: the MLP output.
+    pub fn mlp_out(layer: usize) -> Hook {
+        Hook { layer, point: HookPoint::MlpOut }
+    }
+    /// `blocks.{layer}.attn.hook_pattern`: attention probabilities.
+    pub fn pattern(layer: usize) -> Hook {
+        Hook { layer, point: HookPoint::AttnPattern }
+    }
+    /// `blocks.{layer}.attn.hook_z`: per-head outputs before o_proj.
+    pub fn z(layer: usize) -> Hook {
+        Hook { layer, point: HookPoint::AttnZ }
+    }
+}
+
 impl fmt::Display for Hook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = HookPoint::NAMES.iter().find(|(p, _)| *p == self.point).map(|(_, n)| *n).unwrap_or("?");
@@ -103,17 +134,22 @@ impl CapturePlan {
         Self::default()
     }
 
-    /// Adds `rows` (and for attention hooks `heads`) of the hook called `name`.
-    pub fn add(&mut self, name: &str, rows: &[usize], heads: &[usize]) -> Result<&mut Self, GpuError> {
-        let hook: Hook = name.parse()?;
-        ensure(!rows.is_empty(), "capture", || format!("{name}: no rows selected"))?;
+    /// Adds `rows` (and for attention hooks `heads`) of `hook`.
+    pub fn add(&mut self, hook: Hook, rows: &[usize], heads: &[usize]) -> Result<&mut Self, GpuError> {
+        ensure(!rows.is_empty(), "capture", || format!("{hook}: no rows selected"))?;
         ensure(hook.point.is_attention() != heads.is_empty(), "capture", || {
-            format!("{name}: heads are selected for attention hooks and only for them")
+            format!("{hook}: heads are selected for attention hooks and only for them")
         })?;
         let sel = self.hooks.entry(hook).or_insert(Selection { rows: vec![], heads: vec![] });
         merge(&mut sel.rows, rows);
         merge(&mut sel.heads, heads);
         Ok(self)
+    }
+
+    /// [`CapturePlan::add`] of the hook called `name` (as a user writes it:
+    /// `blocks.22.attn.hook_pattern`).
+    pub fn add_named(&mut self, name: &str, rows: &[usize], heads: &[usize]) -> Result<&mut Self, GpuError> {
+        self.add(name.parse()?, rows, heads)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -222,7 +258,6 @@ impl RowCapture {
         let d = self.values.len() / self.rows.len().max(1);
         ensure(src.shape().last() == Some(&d), "capture", || format!("source shape {:?} does not end in d = {d}", src.shape()))?;
         let n_src = src.len() / d;
-        let row_bytes = d as u64 * 4;
         let mut i = 0;
         while i < self.rows.len() {
             let start = self.rows[i];
@@ -231,14 +266,7 @@ impl RowCapture {
             while end < self.rows.len() && self.rows[end] == self.rows[end - 1] + 1 && self.rows[end] < n_src {
                 end += 1;
             }
-            let n = (end - i) as u64;
-            rec.copy(
-                src.buffer(),
-                src.offset_bytes() + start as u64 * row_bytes,
-                self.values.buffer(),
-                self.values.offset_bytes() + i as u64 * row_bytes,
-                n * row_bytes,
-            );
+            rec.copy_elements(src, start * d, &self.values, i * d, (end - i) * d)?;
             i = end;
         }
         Ok(())
@@ -290,12 +318,12 @@ mod tests {
     #[test]
     fn plan_merges_pattern_and_z_selections() {
         let mut plan = CapturePlan::new();
-        plan.add("blocks.2.attn.hook_pattern", &[9, 3], &[1]).unwrap();
-        plan.add("blocks.2.attn.hook_z", &[3], &[4, 1]).unwrap();
-        plan.add("blocks.2.hook_resid_pre", &[9], &[]).unwrap();
+        plan.add_named("blocks.2.attn.hook_pattern", &[9, 3], &[1]).unwrap();
+        plan.add_named("blocks.2.attn.hook_z", &[3], &[4, 1]).unwrap();
+        plan.add_named("blocks.2.hook_resid_pre", &[9], &[]).unwrap();
         assert_eq!(plan.attention(2), Some(Selection { rows: vec![3, 9], heads: vec![1, 4] }));
         assert_eq!(plan.attention(1), None);
-        assert!(plan.add("blocks.2.hook_resid_pre", &[1], &[0]).is_err(), "heads on a residual hook");
-        assert!(plan.add("blocks.2.attn.hook_z", &[1], &[]).is_err(), "attention hook without heads");
+        assert!(plan.add_named("blocks.2.hook_resid_pre", &[1], &[0]).is_err(), "heads on a residual hook");
+        assert!(plan.add_named("blocks.2.attn.hook_z", &[1], &[]).is_err(), "attention hook without heads");
     }
 }

@@ -3,9 +3,9 @@
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
-use crate::GpuContext;
 use crate::kernels::Kernel;
 use crate::pipelines::PipelineKey;
+use crate::{GpuContext, GpuError, GpuTensor};
 
 /// Most workgroups in one dispatch dimension (WebGPU's `maxComputeWorkgroupsPerDimension` default).
 const MAX_GROUPS_PER_DIM: u32 = 65535;
@@ -114,9 +114,50 @@ impl<'a> Recorder<'a> {
         self.dispatches += 1;
     }
 
-    /// Copies `bytes` bytes between buffers (ends the current compute pass).
+    /// Copies `bytes` bytes between buffers (ends the current compute pass). Tensors use
+    /// [`Recorder::copy_rows`] and [`Recorder::copy_elements`], which respect their offsets and
+    /// bounds; this is for raw buffers (benchmarks, captures' own layout).
     pub fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, bytes: u64) {
         self.encoder().copy_buffer_to_buffer(src, src_offset, dst, dst_offset, bytes);
+    }
+
+    /// Copies elements `[src_at, src_at + len)` of `src` to `[dst_at, dst_at + len)` of `dst`,
+    /// each tensor at its own offset in its buffer; a range past either tensor is an error.
+    pub fn copy_elements(&mut self, src: &GpuTensor, src_at: usize, dst: &GpuTensor, dst_at: usize, len: usize) -> Result<(), GpuError> {
+        let fits = |t: &GpuTensor, at: usize| at.checked_add(len).is_some_and(|end| end <= t.len());
+        if !fits(src, src_at) || !fits(dst, dst_at) {
+            return Err(GpuError::shape(
+                "copy",
+                format!(
+                    "{len} elements from {src_at} of a {:?} tensor to {dst_at} of a {:?} tensor run past one of them",
+                    src.shape(),
+                    dst.shape()
+                ),
+            ));
+        }
+        if len > 0 {
+            self.copy(
+                src.buffer(),
+                src.offset_bytes() + 4 * src_at as u64,
+                dst.buffer(),
+                dst.offset_bytes() + 4 * dst_at as u64,
+                4 * len as u64,
+            );
+        }
+        Ok(())
+    }
+
+    /// Copies `rows` rows from row `src_row` of `src` to row `dst_row` of `dst`. A tensor's rows
+    /// run along its first axis (a 1-D tensor is one row); both must have the same row width.
+    pub fn copy_rows(&mut self, src: &GpuTensor, src_row: usize, dst: &GpuTensor, dst_row: usize, rows: usize) -> Result<(), GpuError> {
+        let (w, dw) = (row_width(src), row_width(dst));
+        if w != dw {
+            return Err(GpuError::shape(
+                "copy_rows",
+                format!("rows of {w} elements ({:?}) into rows of {dw} ({:?})", src.shape(), dst.shape()),
+            ));
+        }
+        self.copy_elements(src, src_row * w, dst, dst_row * w, rows * w)
     }
 
     /// Submits what is recorded so far and starts a new command buffer. Temporaries of the
@@ -136,5 +177,13 @@ impl<'a> Recorder<'a> {
     pub fn submit(self) -> wgpu::SubmissionIndex {
         let ctx = self.ctx;
         ctx.queue.submit([self.finish()])
+    }
+}
+
+/// Elements per row: the product of every axis after the first (a 1-D tensor is one row).
+fn row_width(t: &GpuTensor) -> usize {
+    match t.shape() {
+        [] | [_] => t.len(),
+        [_, rest @ ..] => rest.iter().product(),
     }
 }

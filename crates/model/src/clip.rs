@@ -85,8 +85,8 @@ impl ClipVision {
         ops::patch_embed(rec, pixels, s, &cols, &self.patch_embedding, &patches)?;
         // embeddings = cat([class, patches]) + position_embedding
         let x = GpuTensor::zeros(ctx, &[n + 1, d], "clip embeddings");
-        rec.copy(self.class_embedding.buffer(), self.class_embedding.offset_bytes(), x.buffer(), 0, 4 * d as u64);
-        rec.copy(patches.buffer(), 0, x.buffer(), 4 * d as u64, 4 * (n * d) as u64);
+        rec.copy_elements(&self.class_embedding, 0, &x, 0, d)?;
+        rec.copy_rows(&patches, 0, &x, 1, n)?;
         ops::residual_add(rec, &x, &self.position_embedding)?;
         let mut h = self.pre_layrnorm.forward(rec, &x)?;
         for layer in &self.layers {

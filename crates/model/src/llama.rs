@@ -3,9 +3,11 @@
 //! plan's hooks at every layer. gate_proj and up_proj are stacked into one matrix at load so one
 //! GEMM feeds `silu_mul`.
 
-use llava_lens_gpu::capture::{AttentionCapture, CapturePlan, HookPoint, RowCapture};
+use std::collections::BTreeMap;
+
+use llava_lens_gpu::capture::{AttentionCapture, CapturePlan, Hook, HookPoint, RowCapture};
 use llava_lens_gpu::ops::KeyMask;
-use llava_lens_gpu::{GpuContext, GpuMatrix, GpuTensor, Recorder, ops};
+use llava_lens_gpu::{GpuContext, GpuError, GpuMatrix, GpuTensor, Recorder, ops};
 use llava_lens_tensor::cpu::{AttentionShape, RopeShape};
 
 use crate::ModelError;
@@ -61,13 +63,40 @@ impl KvCache {
     pub fn bytes(&self) -> u64 {
         self.keys.iter().chain(&self.values).map(|t| t.size_bytes()).sum()
     }
+
+    /// Records `k` and `v` (`[rows, kv_heads * head_dim]`) as layer `layer`'s entries for the
+    /// positions `len..len + rows` (the caller advances `len` once every layer has appended).
+    pub fn append(&self, rec: &mut Recorder<'_>, layer: usize, k: &GpuTensor, v: &GpuTensor) -> Result<(), ModelError> {
+        let rows = rows_of(k);
+        if self.len + rows > self.capacity {
+            return Err(ModelError::Prompt(format!("{} positions exceed the KV cache of {}", self.len + rows, self.capacity)));
+        }
+        rec.copy_rows(k, 0, &self.keys[layer], self.len, rows)?;
+        rec.copy_rows(v, 0, &self.values[layer], self.len, rows)?;
+        Ok(())
+    }
 }
 
-/// The device buffers of one forward pass's capture plan, filled while recording.
+/// The device buffers of one forward pass's capture plan, filled while recording, found by the
+/// hook they serve.
 #[derive(Debug, Default)]
 pub struct LayerCaptures {
-    pub rows: Vec<(String, RowCapture)>,
-    pub attention: Vec<(usize, AttentionCapture)>,
+    pub rows: BTreeMap<Hook, RowCapture>,
+    pub attention: BTreeMap<usize, AttentionCapture>,
+}
+
+impl LayerCaptures {
+    /// The rows captured at a residual-stream `hook`; an error if it was not planned.
+    pub fn row(&self, hook: Hook) -> Result<&RowCapture, ModelError> {
+        self.rows.get(&hook).ok_or_else(|| ModelError::Gpu(GpuError::Capture(format!("{hook} was not in the capture plan"))))
+    }
+
+    /// Layer `layer`'s attention capture (pattern and z); an error if it was not planned.
+    pub fn attention(&self, layer: usize) -> Result<&AttentionCapture, ModelError> {
+        self.attention
+            .get(&layer)
+            .ok_or_else(|| ModelError::Gpu(GpuError::Capture(format!("{} was not in the capture plan", Hook::pattern(layer)))))
+    }
 }
 
 impl Llama {
@@ -137,10 +166,10 @@ fn capture_rows(
 ) -> Result<(), ModelError> {
     if let Some(sel) = plan.get(layer, point) {
         let d = x.shape()[1];
-        let name = llava_lens_gpu::capture::Hook { layer, point }.to_string();
-        let cap = RowCapture::new(rec.ctx(), sel, d, &name);
+        let hook = Hook { layer, point };
+        let cap = RowCapture::new(rec.ctx(), sel, d, &hook.to_string());
         cap.record(rec, x)?;
-        caps.rows.push((name, cap));
+        caps.rows.insert(hook, cap);
     }
     Ok(())
 }
@@ -160,7 +189,6 @@ impl LlamaDecoderLayer {
     ) -> Result<GpuTensor, ModelError> {
         let ctx = rec.ctx();
         let (l, pos, hd) = (rows_of(&x), cache.len, c.head_dim);
-        let kv_w = c.num_key_value_heads * hd;
         capture_rows(rec, plan, caps, n, HookPoint::ResidPre, &x)?;
         let h = self.input_layernorm.forward(rec, &x)?;
         let a = &self.self_attn;
@@ -176,16 +204,14 @@ impl LlamaDecoderLayer {
         };
         ops::rope(rec, &q, rope(c.num_attention_heads))?;
         ops::rope(rec, &k, rope(c.num_key_value_heads))?;
-        let row_bytes = 4 * kv_w as u64;
-        rec.copy(k.buffer(), 0, cache.keys[n].buffer(), pos as u64 * row_bytes, l as u64 * row_bytes);
-        rec.copy(v.buffer(), 0, cache.values[n].buffer(), pos as u64 * row_bytes, l as u64 * row_bytes);
+        cache.append(rec, n, &k, &v)?;
         let shape = AttentionShape::packed(l, pos + l, c.num_attention_heads, c.num_key_value_heads, hd, true);
         let attn = GpuTensor::zeros(ctx, &[l, c.num_attention_heads * hd], "attention z");
         match plan.attention(n) {
             Some(sel) => {
                 let cap = AttentionCapture::new(ctx, &sel, &shape)?;
                 ops::attention_with(rec, &q, &cache.keys[n], &cache.values[n], &attn, &shape, Some(&cap), mask)?;
-                caps.attention.push((n, cap));
+                caps.attention.insert(n, cap);
             }
             None => ops::attention_with(rec, &q, &cache.keys[n], &cache.values[n], &attn, &shape, None, mask)?,
         }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use llava_lens_gpu::capture::CapturePlan;
+use llava_lens_gpu::capture::{CapturePlan, Hook};
 use llava_lens_gpu::ops::KeyMask;
 use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32, read_u32};
 
@@ -198,8 +198,9 @@ impl Llava {
         let feats = match self.config.vision_feature_select {
             FeatureSelect::Full => h,
             FeatureSelect::Default => {
+                // Row 0 is the class token.
                 let f = GpuTensor::zeros(rec.ctx(), &[n, dv], "image features");
-                rec.copy(h.buffer(), h.offset_bytes() + 4 * dv as u64, f.buffer(), 0, 4 * (n * dv) as u64);
+                rec.copy_rows(&h, 1, &f, 0, n)?;
                 f
             }
         };
@@ -272,7 +273,7 @@ impl Llava {
         let ids_t = GpuTensor::from_u32(ctx, &ids, &[seq_len], "input_ids")?;
         let x = GpuTensor::zeros(ctx, &[seq_len, d], "inputs_embeds");
         ops::embedding(rec, &ids_t, &self.language_model.embed_tokens, &x)?;
-        rec.copy(image_features.buffer(), image_features.offset_bytes(), x.buffer(), 4 * (off * d) as u64, 4 * (n_img * d) as u64);
+        rec.copy_elements(image_features, 0, &x, off * d, n_img * d)?;
         Ok(x)
     }
 
@@ -296,13 +297,12 @@ impl Llava {
         if opts.keep_image_features {
             out.image_features = Some(read_f32(ctx, &feats).await?);
         }
-        for (name, cap) in &caps.rows {
-            out.captures.insert(name.clone(), (cap.values.shape().to_vec(), read_f32(ctx, &cap.values).await?));
+        for (hook, cap) in &caps.rows {
+            out.captures.insert(hook.to_string(), (cap.values.shape().to_vec(), read_f32(ctx, &cap.values).await?));
         }
-        for (layer, cap) in &caps.attention {
-            out.captures
-                .insert(format!("blocks.{layer}.attn.hook_pattern"), (cap.pattern.shape().to_vec(), read_f32(ctx, &cap.pattern).await?));
-            out.captures.insert(format!("blocks.{layer}.attn.hook_z"), (cap.z.shape().to_vec(), read_f32(ctx, &cap.z).await?));
+        for (&layer, cap) in &caps.attention {
+            out.captures.insert(Hook::pattern(layer).to_string(), (cap.pattern.shape().to_vec(), read_f32(ctx, &cap.pattern).await?));
+            out.captures.insert(Hook::z(layer).to_string(), (cap.z.shape().to_vec(), read_f32(ctx, &cap.z).await?));
         }
         out.prefill_time = elapsed(start);
 
@@ -337,7 +337,7 @@ impl Llava {
         let lm = &self.language_model;
         let d = lm.config.hidden_size;
         let last = GpuTensor::zeros(rec.ctx(), &[1, d], "last hidden");
-        rec.copy(h.buffer(), h.offset_bytes() + 4 * (row * d) as u64, last.buffer(), 0, 4 * d as u64);
+        rec.copy_rows(h, row, &last, 0, 1)?;
         let normed = lm.norm.forward(rec, &last)?;
         lm.lm_head.forward(rec, &normed)
     }

@@ -88,6 +88,27 @@ impl LlavaTokenizer {
         self.inner.token_to_id(piece)
     }
 
+    /// A token the user names, by id or text: "17354"; "brown" (the word-initial piece
+    /// "▁brown" first, as answers after "... is" are tokenised, then the piece "brown"); or any
+    /// text that encodes to exactly one token. The CLI's --target/--contrast and the page's
+    /// fields both resolve through here.
+    pub fn resolve_token(&self, text: &str) -> Result<u32, ModelError> {
+        let text = text.trim();
+        if let Ok(id) = text.parse::<u32>() {
+            return Ok(id);
+        }
+        for piece in [format!("▁{text}"), text.to_string()] {
+            if let Some(id) = self.token_id(&piece) {
+                return Ok(id);
+            }
+        }
+        let ids: Vec<u32> = self.encode(text)?.into_iter().filter(|&i| Some(i) != self.bos).collect();
+        match ids.as_slice() {
+            [one] => Ok(*one),
+            _ => Err(ModelError::Prompt(format!("{text:?} is {} tokens ({ids:?}); give a single token's text or id", ids.len()))),
+        }
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

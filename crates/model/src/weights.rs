@@ -111,7 +111,8 @@ impl RandomWeights {
 }
 
 /// `--dtype`: f32 (fidelity, the paper's setting), f16, q8, q4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum WeightDType {
     F32,
     F16,

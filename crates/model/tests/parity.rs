@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use llava_lens_gpu::capture::CapturePlan;
+use llava_lens_gpu::capture::{CapturePlan, Hook};
 use llava_lens_gpu::{ContextOptions, GpuContext};
 use llava_lens_model::preprocess::{CLIP_STD, ResizeMode, load_image, preprocess};
 use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, RunOptions, RunOutput, WeightDType};
@@ -49,10 +49,10 @@ fn run(dtype: WeightDType) -> RunOutput {
     let layers = config.text.num_hidden_layers;
     let heads: Vec<usize> = (0..config.text.num_attention_heads).collect();
     for l in 0..layers {
-        plan.add(&format!("blocks.{l}.hook_resid_pre"), &[last], &[]).unwrap();
-        plan.add(&format!("blocks.{l}.attn.hook_pattern"), &[last], &heads).unwrap();
+        plan.add(Hook::resid_pre(l), &[last], &[]).unwrap();
+        plan.add(Hook::pattern(l), &[last], &heads).unwrap();
     }
-    plan.add(&format!("blocks.{}.hook_resid_post", layers - 1), &[last], &[]).unwrap();
+    plan.add(Hook::resid_post(layers - 1), &[last], &[]).unwrap();
     let opts = RunOptions { max_new_tokens: 8, keep_logits: true, keep_image_features: true, plan, eos: tok.eos, ..Default::default() };
     // HF's own pixel_values: this test isolates the model from preprocessing.
     pollster::block_on(model.run(ctx(), &prompt, f32s("pixel_values"), &opts)).unwrap()

@@ -77,3 +77,15 @@ fn a_tokenizer_cut_anywhere_in_its_decoder_is_an_error_naming_the_file_not_a_pan
     let err = LlavaTokenizer::from_bytes(odd.as_bytes(), path, 32000).unwrap_err().to_string();
     assert!(err.starts_with("cut/tokenizer.json: "), "{err}");
 }
+
+#[test]
+fn tokens_resolve_by_id_word_piece_or_single_token_text() {
+    let tok = tokenizer();
+    assert_eq!(tok.resolve_token("17354").unwrap(), 17354, "an id");
+    assert_eq!(tok.resolve_token("brown").unwrap(), 17354, "a word: its word-initial piece ▁brown");
+    assert_eq!(tok.resolve_token(" brown ").unwrap(), 17354, "surrounding space is ignored");
+    assert_eq!(tok.resolve_token("▁brown").unwrap(), 17354, "the piece itself");
+    assert_eq!(tok.resolve_token("<0x0A>").unwrap(), 13, "a byte piece by name");
+    let err = tok.resolve_token("brown dog").unwrap_err().to_string();
+    assert!(err.contains("is 2 tokens"), "{err}");
+}

@@ -1,6 +1,9 @@
 //! Messages between the page and the worker: JSON strings through `postMessage`, one enum each
 //! way, so both sides agree by construction.
 
+use llava_lens_explain::Explanation;
+use llava_lens_explain::faithfulness::{Faithfulness, Operator};
+use llava_lens_model::WeightDType;
 use serde::{Deserialize, Serialize};
 
 /// Where a model comes from.
@@ -20,9 +23,9 @@ pub enum ModelSource {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Request {
     /// What loading would take (sizes, GPU memory, whether it fits), without downloading weights.
-    Inspect { source: ModelSource, dtype: String },
-    /// Load a model with weights in `dtype` (f32, f16, q8, q4), streamed into the GPU.
-    Load { source: ModelSource, dtype: String },
+    Inspect { source: ModelSource, dtype: WeightDType },
+    /// Load a model with weights in `dtype`, streamed into the GPU.
+    Load { source: ModelSource, dtype: WeightDType },
     /// List the models kept in the browser's storage.
     ListStored,
     /// Forget a stored model (its key from [`Response::Stored`]).
@@ -42,9 +45,9 @@ pub enum Request {
         head_maps: Vec<(usize, usize)>,
     },
     /// "How faithful is this map?": deletion and insertion curves of p(target) for the last
-    /// explanation's map, mean attention and `seeds` random orders (`operator`: token, pixel or
-    /// knockout; the CLI's `llava-lens faithfulness`).
-    Faithfulness { operator: String, steps: usize, seeds: usize },
+    /// explanation's map, mean attention and `seeds` random orders (the CLI's
+    /// `llava-lens faithfulness`).
+    Faithfulness { operator: Operator, steps: usize, seeds: usize },
 }
 
 /// Worker -> page.
@@ -77,18 +80,17 @@ pub enum Response {
         /// The worker's wasm memory after the load: its peak so far (wasm memory never shrinks).
         wasm_memory_bytes: u64,
     },
-    /// The explanation in the CLI's JSON schema (`llava-lens explain --json`) plus what the page
-    /// draws it with.
+    /// The explanation (the CLI's document, its tokens named) plus what the page draws it with.
     Explained {
-        explanation: serde_json::Value,
+        explanation: Box<Explanation>,
         recorded: Box<crate::share::Recorded>,
         millis: f64,
         /// The worker's wasm memory after the explanation (its peak so far).
         wasm_memory_bytes: u64,
     },
-    /// The curves, in the CLI's `results[]` schema (llava_lens_explain::faithfulness).
+    /// The curves, as the CLI's `results[]` (llava_lens_explain::faithfulness).
     Faithful {
-        result: serde_json::Value,
+        result: Box<Faithfulness>,
         millis: f64,
     },
     Error {
@@ -118,7 +120,7 @@ mod tests {
 
     #[test]
     fn messages_round_trip_with_a_kind_tag() {
-        let r = Request::Load { source: ModelSource::Url { url: "models/scenes-tiny/".into() }, dtype: "f32".into() };
+        let r = Request::Load { source: ModelSource::Url { url: "models/scenes-tiny/".into() }, dtype: WeightDType::F32 };
         let j = r.to_json();
         assert!(j.contains(r#""kind":"load""#), "{j}");
         assert_eq!(serde_json::from_str::<Request>(&j).unwrap(), r);
@@ -127,7 +129,10 @@ mod tests {
         assert!(Response::from_json("{\"kind\":\"nope\"}").unwrap_err().contains("unreadable"));
         let e = r#"{"kind":"explain","image_base64":"","question":"q","answer_prefix":"","target":null,"contrast":null,"top_k_heads":3}"#;
         assert!(matches!(serde_json::from_str::<Request>(e).unwrap(), Request::Explain { head_maps, .. } if head_maps.is_empty()));
-        let f = Request::Inspect { source: ModelSource::Files, dtype: "q4".into() }.to_json();
-        assert!(f.contains(r#""from":"files""#), "{f}");
+        let f = Request::Inspect { source: ModelSource::Files, dtype: WeightDType::Q4 }.to_json();
+        assert!(f.contains(r#""from":"files""#) && f.contains(r#""dtype":"q4""#), "{f}");
+        let op = Request::Faithfulness { operator: Operator::Knockout, steps: 8, seeds: 2 }.to_json();
+        assert!(op.contains(r#""operator":"knockout""#), "{op}");
+        assert!(serde_json::from_str::<Request>(&op.replace("knockout", "both")).is_err(), "an unknown operator is refused");
     }
 }

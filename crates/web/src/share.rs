@@ -53,9 +53,14 @@ mod b64 {
 
 /// The fragment (without '#') for a recorded explanation.
 pub fn encode(r: &Recorded) -> String {
-    let json = serde_json::to_vec(r).expect("plain data serialises");
-    let packed = miniz_oxide::deflate::compress_to_vec(&json, 9);
-    format!("x={FRAGMENT_VERSION}.{}", URL_SAFE_NO_PAD.encode(packed))
+    // Plain data (strings, numbers, vectors) always serialises.
+    fragment_of_json(&serde_json::to_vec(r).expect("plain data serialises"))
+}
+
+/// The fragment of any JSON bytes, packed as [`encode`] packs an explanation (fuzzing reaches
+/// the checks behind the decoder through it).
+pub fn fragment_of_json(json: &[u8]) -> String {
+    format!("x={FRAGMENT_VERSION}.{}", URL_SAFE_NO_PAD.encode(miniz_oxide::deflate::compress_to_vec(json, 9)))
 }
 
 /// A recorded explanation from a fragment (with or without '#'); errors say what is wrong.

@@ -28,8 +28,7 @@ pub fn plot_points(values: &[f32], (x0, y0, w, h): (f64, f64, f64, f64), (lo, hi
 
 /// Indices of the `k` largest scores, best first (ties by index).
 pub fn top_patches(scores: &[f32], k: usize) -> Vec<usize> {
-    let mut o: Vec<usize> = (0..scores.len()).collect();
-    o.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let mut o = llava_lens_explain::method::rank_desc(scores);
     o.truncate(k);
     o
 }

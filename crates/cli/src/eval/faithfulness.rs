@@ -14,7 +14,7 @@ use llava_lens_model::WeightDType;
 use serde_json::json;
 
 use super::{SceneSet, ask, pixels};
-use crate::faithfulness::OperatorArg;
+use crate::faithfulness::{Operators, parse_operators};
 use crate::input::{load_model, load_text_side, model_dir};
 
 #[derive(Debug, Args)]
@@ -23,8 +23,9 @@ pub struct FaithfulnessTableArgs {
     pub scenes: SceneSet,
     #[arg(long, default_value = "f32")]
     pub dtype: WeightDType,
-    #[arg(long, value_enum, default_value_t = OperatorArg::All)]
-    pub operator: OperatorArg,
+    /// token, pixel, knockout, a comma-separated list, or all.
+    #[arg(long, default_value = "all", value_parser = parse_operators)]
+    pub operator: Operators,
     /// Steps of the deletion/insertion grid.
     #[arg(long, default_value_t = 8)]
     pub steps: usize,
@@ -80,7 +81,7 @@ pub fn run(a: &FaithfulnessTableArgs) -> anyhow::Result<()> {
     let (config, tok) = load_text_side(&dir)?;
     let spec = a.scenes.spec(&config)?;
     let m = load_model(&dir, config, tok, a.dtype)?;
-    let ops = a.operator.operators();
+    let ops = a.operator.0.clone();
     let mut stats = vec![OperatorStats::default(); ops.len()];
     let bar = indicatif::ProgressBar::new(a.scenes.n);
     for scene in a.scenes.scenes(&spec) {

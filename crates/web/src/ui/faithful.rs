@@ -1,9 +1,10 @@
 //! "How faithful is this map?": deletion and insertion curves of p(target) for the map's order,
-//! mean attention's and random orders (METHOD.md sec. 7), drawn with their AUCs. Lower deletion
-//! AUC and higher insertion AUC mean the map ranks the patches the answer depends on first.
+//! mean attention's and random orders (docs/METHOD.md, faithfulness), drawn with their AUCs.
+//! Lower deletion AUC and higher insertion AUC mean the map ranks the patches the answer depends
+//! on first.
 
 use leptos::prelude::*;
-use serde_json::Value;
+use llava_lens_explain::faithfulness::{Curve, Faithfulness, Operator, normalise_curve};
 use wasm_bindgen::JsCast;
 
 use super::State;
@@ -13,21 +14,30 @@ use crate::protocol::Request;
 /// Orders drawn and their colours: the map, mean attention, then each random seed.
 const COLOURS: [&str; 3] = ["#c0392b", "#2471a3", "#999999"];
 
-/// Normalised curve `(s - s_base) / (s_orig - s_base)` (the AUCs' scale), or None if flat.
-fn normalised(curve: &Value, key: &str, ends: (f64, f64)) -> Option<Vec<f32>> {
-    let raw: Vec<f32> = serde_json::from_value(curve[key].clone()).ok()?;
-    llava_lens_explain::faithfulness::normalise_curve(&raw, ends.0 as f32, ends.1 as f32)
+/// The two curves of an order, by name.
+#[derive(Clone, Copy)]
+enum Side {
+    Deletion,
+    Insertion,
 }
 
-fn curves(f: &Value) -> Vec<(String, &'static str, &Value)> {
-    let mut out = vec![("map".to_string(), COLOURS[0], &f["map"]), ("mean attention".to_string(), COLOURS[1], &f["mean_attention"])];
-    if let Some(r) = f["random"].as_array() {
-        out.extend(r.iter().map(|c| (c["order"].as_str().unwrap_or("random").to_string(), COLOURS[2], c)));
-    }
+/// A curve normalised as the AUCs are, `(s - s_base) / (s_orig - s_base)`; None if ill-posed.
+fn normalised(f: &Faithfulness, c: &Curve, side: Side) -> Option<Vec<f32>> {
+    let raw = match side {
+        Side::Deletion => &c.deletion,
+        Side::Insertion => &c.insertion,
+    };
+    normalise_curve(raw, f.s_orig, f.s_base)
+}
+
+/// Every order with its label and colour: the map, mean attention, the random ones.
+fn curves(f: &Faithfulness) -> Vec<(String, &'static str, &Curve)> {
+    let mut out = vec![("map".to_string(), COLOURS[0], &f.map), ("mean attention".to_string(), COLOURS[1], &f.mean_attention)];
+    out.extend(f.random.iter().map(|c| (c.order.clone(), COLOURS[2], c)));
     out
 }
 
-fn draw(canvas: &web_sys::HtmlCanvasElement, f: &Value) -> Result<(), String> {
+fn draw(canvas: &web_sys::HtmlCanvasElement, f: &Faithfulness) -> Result<(), String> {
     let (w, h) = (720.0, 260.0);
     canvas.set_width(w as u32);
     canvas.set_height(h as u32);
@@ -35,9 +45,10 @@ fn draw(canvas: &web_sys::HtmlCanvasElement, f: &Value) -> Result<(), String> {
         canvas.get_context("2d").map_err(|e| format!("{e:?}"))?.ok_or("no 2d context")?.unchecked_into();
     ctx.set_fill_style_str("white");
     ctx.fill_rect(0.0, 0.0, w, h);
-    let ends = (f["s_orig"].as_f64().unwrap_or(1.0), f["s_base"].as_f64().unwrap_or(0.0));
-    for (i, (key, title)) in
-        [("deletion", "deletion: best patches removed first"), ("insertion", "insertion: best patches restored first")].iter().enumerate()
+    for (i, (side, title)) in
+        [(Side::Deletion, "deletion: best patches removed first"), (Side::Insertion, "insertion: best patches restored first")]
+            .iter()
+            .enumerate()
     {
         let bx = (40.0 + i as f64 * 360.0, 30.0, 300.0, 190.0);
         ctx.set_stroke_style_str("#444");
@@ -51,7 +62,7 @@ fn draw(canvas: &web_sys::HtmlCanvasElement, f: &Value) -> Result<(), String> {
         let _ = ctx.fill_text("share of patches moved →", bx.0 + 80.0, bx.1 + bx.3 + 18.0);
         // Random orders first, so the map's and mean attention's lines stay on top.
         for (_, colour, c) in curves(f).iter().rev() {
-            let Some(v) = normalised(c, key, ends) else { continue };
+            let Some(v) = normalised(f, c, *side) else { continue };
             ctx.set_stroke_style_str(colour);
             ctx.set_line_width(if *colour == COLOURS[2] { 1.0 } else { 2.5 });
             ctx.begin_path();
@@ -64,14 +75,14 @@ fn draw(canvas: &web_sys::HtmlCanvasElement, f: &Value) -> Result<(), String> {
     Ok(())
 }
 
-fn auc_row(name: String, colour: &'static str, c: &Value) -> impl IntoView + use<> {
-    let fmt = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
-    view! { <tr><td><span style=format!("color:{colour}")>"■ "</span>{name}</td><td>{fmt(&c["deletion_auc"])}</td><td>{fmt(&c["insertion_auc"])}</td></tr> }
+fn auc_row(name: String, colour: &'static str, c: &Curve) -> impl IntoView + use<> {
+    let fmt = |v: Option<f32>| v.map_or("-".to_string(), |x| format!("{x:.3}"));
+    view! { <tr><td><span style=format!("color:{colour}")>"■ "</span>{name}</td><td>{fmt(c.deletion_auc)}</td><td>{fmt(c.insertion_auc)}</td></tr> }
 }
 
 #[component]
 pub fn FaithfulView(s: State) -> impl IntoView {
-    let operator = RwSignal::new("knockout".to_string());
+    let operator = RwSignal::new(Operator::Knockout.name().to_string());
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     Effect::new(move |_| {
         if let (Some(f), Some(c)) = (s.faithful.get(), canvas.get()) {
@@ -80,11 +91,14 @@ pub fn FaithfulView(s: State) -> impl IntoView {
             }
         }
     });
-    let ask = move |_| {
-        s.error.set(None);
-        s.busy.set(true);
-        s.faithful.set(None);
-        dom::send(&Request::Faithfulness { operator: operator.get_untracked(), steps: 8, seeds: 2 });
+    let ask = move |_| match operator.get_untracked().parse::<Operator>() {
+        Ok(operator) => {
+            s.error.set(None);
+            s.busy.set(true);
+            s.faithful.set(None);
+            dom::send(&Request::Faithfulness { operator, steps: 8, seeds: 2 });
+        }
+        Err(e) => s.error.set(Some(e)),
     };
     view! {
         <section class="faithful" data-testid="faithfulness">
@@ -97,13 +111,13 @@ pub fn FaithfulView(s: State) -> impl IntoView {
             </select></label>
             <button data-testid="faithful-run" on:click=ask disabled=move || s.busy.get() || s.loaded.get().is_none() || s.live.get().is_none()>"Draw the curves"</button>
             <Show when=move || s.faithful.get().is_some()>
-                {move || s.faithful.get().and_then(|f| f["warning"].as_str().map(|w| view! { <p class="warning" data-testid="faithful-warning">{w.to_string()}</p> }))}
+                {move || s.faithful.get().and_then(|f| f.warning.map(|w| view! { <p class="warning" data-testid="faithful-warning">{w}</p> }))}
                 <canvas node_ref=canvas data-testid="faithful-curves"></canvas>
                 <table class="auc" data-testid="faithful-auc">
                     <tr><th>"order"</th><th>"deletion AUC"</th><th>"insertion AUC"</th></tr>
                     {move || s.faithful.get().map(|f| curves(&f).into_iter().map(|(n, c, v)| auc_row(n, c, v)).collect_view())}
                 </table>
-                <p class="timing">{move || s.faithful_ms.get().map(|m| format!("curves computed in {m:.0} ms ({} perturbation)", s.faithful.get().and_then(|f| f["operator"].as_str().map(str::to_string)).unwrap_or_default()))}</p>
+                <p class="timing">{move || s.faithful_ms.get().map(|m| format!("curves computed in {m:.0} ms ({} perturbation)", s.faithful.get().map(|f| f.operator.name()).unwrap_or_default()))}</p>
             </Show>
         </section>
     }

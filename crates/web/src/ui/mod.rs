@@ -20,6 +20,7 @@ use web_sys::MessageEvent;
 use crate::files::{Plan, StoredModel};
 use crate::protocol::{Request, Response};
 use crate::share::{self, Recorded};
+use llava_lens_explain::faithfulness::Faithfulness;
 
 /// Gallery scenes: a seed the demo model never saw in training.
 const GALLERY_SEED: u64 = 12345;
@@ -61,8 +62,8 @@ pub struct State {
     millis: RwSignal<Option<f64>>,
     /// The worker's wasm memory after the last explanation.
     memory: RwSignal<Option<u64>>,
-    /// The faithfulness curves of the last explanation (the CLI's schema) and their time.
-    faithful: RwSignal<Option<serde_json::Value>>,
+    /// The faithfulness curves of the last explanation and their time.
+    faithful: RwSignal<Option<Faithfulness>>,
     faithful_ms: RwSignal<Option<f64>>,
     question: RwSignal<String>,
     prefix: RwSignal<String>,
@@ -193,18 +194,12 @@ fn on_response(s: &State, r: Result<Response, String>) {
             s.memory.set(Some(wasm_memory_bytes));
             s.busy.set(false);
             s.inference.set(None);
-            s.lens_tokens.set(serde_json::from_value(e["logit_lens_text"]["embedding"].clone()).ok());
-            let maps = e["head_maps"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|m| {
-                        let l = m["head"]["layer"].as_u64()? as usize;
-                        let h = m["head"]["head"].as_u64()? as usize;
-                        Some((l, h, serde_json::from_value(m["patch_scores"].clone()).ok()?))
-                    })
-                    .collect()
-            });
-            s.head_maps.set(maps.unwrap_or_default());
-            s.explanation.set(Some(serde_json::to_string_pretty(&e).unwrap_or_default()));
+            s.lens_tokens.set(e.logit_lens_text.as_ref().map(|t| t.embedding.clone()));
+            s.head_maps.set(e.head_maps.iter().map(|m| (m.head.layer, m.head.head, m.patch_scores.clone())).collect());
+            match e.to_json_pretty() {
+                Ok(text) => s.explanation.set(Some(text)),
+                Err(err) => s.error.set(Some(format!("the explanation could not be written as JSON: {err}"))),
+            }
             s.recorded.set(Some(*r));
             s.millis.set(Some(ms));
             s.faithful.set(None);
@@ -214,7 +209,7 @@ fn on_response(s: &State, r: Result<Response, String>) {
             s.busy.set(false);
             s.inference.set(None);
             s.faithful_ms.set(Some(millis));
-            s.faithful.set(Some(result));
+            s.faithful.set(Some(*result));
         }
         Ok(Response::DeviceLost { message }) => {
             s.busy.set(false);

@@ -9,6 +9,7 @@ use super::State;
 use super::dom::{self, CHOSEN};
 use crate::files::{LLAVA_HF_PRESET, Plan, human_bytes};
 use crate::protocol::{ModelSource, Request};
+use llava_lens_model::WeightDType;
 
 /// Downloads up to this size start without asking (the demo model is 6.3 MB).
 pub const ASK_ABOVE_BYTES: u64 = 200_000_000;
@@ -35,13 +36,13 @@ fn post(req: &Request) {
 
 /// Sends the request `make` builds from the panel's source and weight format; false (with the
 /// reason shown) when the panel names no source yet. Replies arrive later, as events.
-fn ask(s: &State, status: &str, make: impl FnOnce(ModelSource, String) -> Request) -> bool {
-    match source(s) {
-        Ok(source) => {
+fn ask(s: &State, status: &str, make: impl FnOnce(ModelSource, WeightDType) -> Request) -> bool {
+    match source(s).and_then(|source| Ok((source, s.dtype.get_untracked().parse::<WeightDType>()?))) {
+        Ok((source, dtype)) => {
             s.error.set(None);
             s.loading.set(true);
             s.status.set(status.into());
-            post(&make(source, s.dtype.get_untracked()));
+            post(&make(source, dtype));
             true
         }
         Err(e) => {

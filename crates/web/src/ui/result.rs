@@ -122,9 +122,7 @@ pub fn ResultView(s: State) -> impl IntoView {
             <label><input type="checkbox" prop:checked=move || s.crisp.get() on:change=move |ev| s.crisp.set(event_target_checked(&ev)) />" crisp patch grid"</label>
             <h2>"Heads"</h2>
             <p class="ranking" data-testid="ranking">"Ranked: "{move || s.recorded.get().map(|r| {
-                let mut all: Vec<(usize, usize, f32)> = r.head_scores.iter().enumerate().flat_map(|(l, row)| row.iter().enumerate().map(move |(h, v)| (l, h, *v))).collect();
-                all.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
-                all.into_iter().take(10).map(|(l, h, v)| view! {
+                llava_lens_explain::method::rank_heads(&r.head_scores).into_iter().take(10).map(|hs| (hs.layer, hs.head, hs.score)).map(|(l, h, v)| view! {
                     <button class="rank" on:click=move |_| show_head(&s, l, h)>{format!("{l}.{h} {v:+.3}")}</button>
                 }).collect_view()
             })}</p>

@@ -273,8 +273,7 @@ async fn plan(folder: &Folder, dtype: WeightDType) -> Result<Plan, String> {
     })
 }
 
-pub async fn inspect(source: &ModelSource, dtype: &str, files: &[web_sys::File]) -> Result<(), String> {
-    let dtype: WeightDType = dtype.parse()?;
+pub async fn inspect(source: &ModelSource, dtype: WeightDType, files: &[web_sys::File]) -> Result<(), String> {
     let folder = open(source, files).await?;
     post(&Response::Plan(plan(&folder, dtype).await?));
     Ok(())
@@ -321,8 +320,7 @@ async fn readable(shards: Shards) -> Result<(Box<dyn RangeReader>, Vec<(PathBuf,
     }
 }
 
-pub async fn load(source: &ModelSource, dtype: &str, files: &[web_sys::File]) -> Result<Session, String> {
-    let dtype: WeightDType = dtype.parse()?;
+pub async fn load(source: &ModelSource, dtype: WeightDType, files: &[web_sys::File]) -> Result<Session, String> {
     let folder = open(source, files).await?;
     let p = plan(&folder, dtype).await?;
     if let Some(problem) = &p.problem {

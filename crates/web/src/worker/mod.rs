@@ -143,14 +143,8 @@ pub fn start() {
     post(&Response::Ready);
 }
 
-async fn faithful(operator: &str, steps: usize, seeds: usize) -> Result<(), String> {
-    use llava_lens_explain::faithfulness::{Operator, faithfulness};
-    let op = match operator {
-        "token" => Operator::Token,
-        "pixel" => Operator::Pixel,
-        "knockout" => Operator::Knockout,
-        o => return Err(format!("unknown perturbation {o:?}; expected token, pixel or knockout")),
-    };
+async fn faithful(op: llava_lens_explain::faithfulness::Operator, steps: usize, seeds: usize) -> Result<(), String> {
+    use llava_lens_explain::faithfulness::faithfulness;
     let s = SESSION.with(|s| s.borrow().clone()).ok_or("no model is loaded (load one first; after a GPU loss, load it again)")?;
     let last = LAST.with(|l| l.borrow().clone()).ok_or("explain an image first: the curves perturb the last explanation's input")?;
     let t0 = js_sys::Date::now();
@@ -158,8 +152,7 @@ async fn faithful(operator: &str, steps: usize, seeds: usize) -> Result<(), Stri
     let f = faithfulness(&s.model, &s.ctx, &last.prompt, &last.pixels, &last.explanation, op, steps.clamp(1, 64), seeds.clamp(0, 16))
         .await
         .map_err(|e| e.to_string())?;
-    let result = serde_json::to_value(&f).map_err(|e| e.to_string())?;
-    post(&Response::Faithful { result, millis: js_sys::Date::now() - t0 });
+    post(&Response::Faithful { result: Box::new(f), millis: js_sys::Date::now() - t0 });
     Ok(())
 }
 
@@ -171,12 +164,12 @@ async fn list_stored() -> Result<(), String> {
 
 async fn handle(req: Request, files: Vec<web_sys::File>) -> Result<(), String> {
     match req {
-        Request::Inspect { source, dtype } => load::inspect(&source, &dtype, &files).await,
+        Request::Inspect { source, dtype } => load::inspect(&source, dtype, &files).await,
         Request::Load { source, dtype } => {
             // The old model's buffers go before the new one's arrive.
             SESSION.with(|s| s.borrow_mut().take());
             LAST.with(|l| l.borrow_mut().take());
-            let s = load::load(&source, &dtype, &files).await?;
+            let s = load::load(&source, dtype, &files).await?;
             post(&Response::Loaded {
                 model: s.name.clone(),
                 adapter: s.ctx.describe(),
@@ -192,7 +185,7 @@ async fn handle(req: Request, files: Vec<web_sys::File>) -> Result<(), String> {
             Ok(())
         }
         Request::ListStored => list_stored().await,
-        Request::Faithfulness { operator, steps, seeds } => faithful(&operator, steps, seeds).await,
+        Request::Faithfulness { operator, steps, seeds } => faithful(operator, steps, seeds).await,
         Request::DeleteStored { key } => {
             store::Store::open().await?.delete(&key).await?;
             list_stored().await
@@ -222,13 +215,6 @@ struct Ask<'a> {
     head_maps: Vec<(usize, usize)>,
 }
 
-/// The id of a token the user typed: the word with LLaMA's leading-space marker first (how
-/// answers are tokenised after "... is"), else the text as it is.
-fn token_of(tokenizer: &LlavaTokenizer, text: &str) -> Result<u32, String> {
-    let t = text.trim();
-    tokenizer.token_id(&format!("▁{t}")).or_else(|| tokenizer.token_id(t)).ok_or_else(|| format!("{t:?} is not one token of this model"))
-}
-
 async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), String> {
     let (question, prefix) = (ask.question, ask.prefix);
     let t0 = js_sys::Date::now();
@@ -237,8 +223,10 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
     let img = decode_image(&bytes, "the chosen image").map_err(|e| e.to_string())?;
     let pre = preprocess(&img, s.config.vision.image_size, ResizeMode::CenterCrop).map_err(|e| e.to_string())?;
     let prompt = s.tokenizer.prompt(question, prefix).map_err(|e| e.to_string())?;
-    let target = ask.target.filter(|t| !t.trim().is_empty()).map(|t| token_of(&s.tokenizer, t)).transpose()?;
-    let contrast = ask.contrast.filter(|t| !t.trim().is_empty()).map(|t| token_of(&s.tokenizer, t)).transpose()?;
+    // The CLI's rule for --target and --contrast (an id, a word, or text of one token).
+    let token = |t: &str| s.tokenizer.resolve_token(t).map_err(|e| e.to_string());
+    let target = ask.target.filter(|t| !t.trim().is_empty()).map(token).transpose()?;
+    let contrast = ask.contrast.filter(|t| !t.trim().is_empty()).map(token).transpose()?;
     let opts = ExplainOptions {
         target,
         contrast,
@@ -249,7 +237,7 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
         ..Default::default()
     };
     let mut e = explain(&s.model, &s.ctx, &prompt, &pre.pixels, &opts).await.map_err(|e| e.to_string())?;
-    e.name_tokens(|id| s.tokenizer.token(id));
+    e.name_tokens(&s.tokenizer);
     let top: Vec<(String, f32)> = e.top.iter().map(|t| (t.text.clone().unwrap_or_default(), t.log_prob.exp())).collect();
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
@@ -270,19 +258,18 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
         contrast: e.contrast.as_ref().and_then(|c| c.text.clone()),
         crop_jpeg: jpeg,
     };
-    let mut doc = serde_json::to_value(&e).map_err(|e| e.to_string())?;
-    if let (Some(obj), Some(lens)) = (doc.as_object_mut(), &e.logit_lens) {
-        let text: Vec<Vec<String>> =
-            lens.embedding.iter().map(|r| r.iter().map(|&id| s.tokenizer.token(id).unwrap_or_default()).collect()).collect();
-        obj.insert("logit_lens_text".into(), serde_json::json!({"embedding": text}));
-    }
-    // The explanation and its inputs move into LAST (at 7B shapes they are not small).
-    LAST.with(|l| *l.borrow_mut() = Some(Rc::new(LastExplained { explanation: e, prompt, pixels: pre.pixels })));
-    post(&Response::Explained {
-        explanation: doc,
+    let c = pre.crop;
+    e.crop = Some(llava_lens_explain::explanation::Crop { x: c.x, y: c.y, width: c.width, height: c.height });
+    let reply = Response::Explained {
+        explanation: Box::new(e),
         recorded: Box::new(recorded),
         millis: js_sys::Date::now() - t0,
         wasm_memory_bytes: wasm_memory_bytes(),
-    });
+    };
+    post(&reply);
+    // The explanation and its inputs move into LAST (at 7B shapes they are not small).
+    if let Response::Explained { explanation, .. } = reply {
+        LAST.with(|l| *l.borrow_mut() = Some(Rc::new(LastExplained { explanation: *explanation, prompt, pixels: pre.pixels })));
+    }
     Ok(())
 }
