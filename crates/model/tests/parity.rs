@@ -86,6 +86,20 @@ fn pixel_values_within_one_level_of_hf() {
 }
 
 #[test]
+fn pad_to_square_pixels_within_one_level_of_llava_expand2square() {
+    // LLaVA's expand2square: the 500 x 375 image on a 500 x 500 square of the mean colour, 62
+    // rows from the top, then the processor (scripts/golden/make_fixtures.py).
+    let img = load_image(&data("images/scene-500x375.png")).unwrap();
+    let got = preprocess(&img, 56, ResizeMode::PadToSquare).unwrap().pixels;
+    let want = f32s("pixel_values_pad");
+    let plane = 56 * 56;
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let levels = (g - w).abs() * CLIP_STD[i / plane] * 255.0;
+        assert!(levels <= 1.0 + 1e-3, "pixel_values_pad[{i}] (row {}): {g} vs LLaVA {w}: {levels:.3} levels apart", i % plane / 56);
+    }
+}
+
+#[test]
 fn f32_forward_matches_hf_within_1e_4() {
     let out = run(WeightDType::F32);
     let g = golden();
