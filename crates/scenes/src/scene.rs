@@ -41,6 +41,15 @@ impl SceneSpec {
         if self.size < 28 {
             return Some(format!("the image side must be at least 28 pixels, got {}", self.size));
         }
+        if !(self.min_radius > 0.0 && self.min_radius <= self.max_radius && self.max_radius <= 0.45) {
+            return Some(format!(
+                "object sizes must satisfy 0 < min <= max <= 0.45 of the side, got {}..{}",
+                self.min_radius, self.max_radius
+            ));
+        }
+        if !(0.0..=180.0).contains(&self.max_rotation_deg) {
+            return Some(format!("the rotation must be 0 to 180 degrees, got {}", self.max_rotation_deg));
+        }
         None
     }
 }
