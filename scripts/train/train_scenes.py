@@ -7,7 +7,7 @@ architecture (CLIP vision tower, feature layer -2 without CLS, 2-layer GELU proj
 tiny size, and is saved as an HF folder (config.json, model.safetensors, tokenizer.json,
 preprocessor_config.json) with a model card.
 
-Recipe (measured against the plateau in shared/docs/TRAINING-NOTES.md):
+Recipe (measured against the plateau of the first attempts, docs/DEMO-MODEL.md):
 - loss: the answer word's cross-entropy at the last prompt position (the paper's setting: the
   answer is the next token after "The color of the {shape} is"), plus an auxiliary per-patch
   loss on the projector output (which shape and which colour covers each patch). The auxiliary

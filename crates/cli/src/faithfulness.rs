@@ -1,5 +1,5 @@
 //! `llava-lens faithfulness`: deletion and insertion curves of p(target) for the paper's map,
-//! mean attention and random orders (METHOD.md sec. 7), as JSON.
+//! mean attention and random orders (docs/METHOD.md sec. 7), as JSON.
 
 use clap::Args;
 use llava_lens_explain::faithfulness::{Operator, faithfulness};

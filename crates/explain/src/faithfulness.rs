@@ -1,4 +1,4 @@
-//! How faithful is a patch map? (METHOD.md sec. 7, ours: the paper shows maps qualitatively.)
+//! How faithful is a patch map? (docs/METHOD.md sec. 7, ours: the paper shows maps qualitatively.)
 //! Deletion and insertion curves of p(target) (RISE-style): remove (or restore) patches in the
 //! order a map ranks them, on a fixed grid of steps, re-running the model at each step; each
 //! curve normalised as (s - s_base) / (s_orig - s_base) and summarised by its trapezoid AUC, and

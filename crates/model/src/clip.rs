@@ -1,4 +1,4 @@
-//! The CLIP vision tower up to the feature layer (HF models/clip/modeling_clip.py:
+//! The CLIP vision tower up to the feature layer (transformers/models/clip/modeling_clip.py:
 //! CLIPVisionEmbeddings, CLIPEncoderLayer, `pre_layrnorm`; the post-layernorm is never used by
 //! Llava). Weight names are HF's, verbatim.
 

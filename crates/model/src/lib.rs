@@ -1,5 +1,6 @@
 //! Llava-1.5 on the llava-lens runtime. Mirrors HF transformers' `LlavaForConditionalGeneration`
-//! (models/llava/modeling_llava.py, models/clip/modeling_clip.py, models/llama/modeling_llama.py):
+//! (transformers/models/llava/modeling_llava.py, transformers/models/clip/modeling_clip.py,
+//! transformers/models/llama/modeling_llama.py):
 //! config.json and safetensors as HF writes them, the LLaMA tokenizer with llava-hf's added
 //! tokens, CLIPImageProcessor's preprocessing, and the forward pass written once over
 //! `llava_lens_gpu::ops` with the capture plan available at every layer.

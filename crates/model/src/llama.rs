@@ -1,4 +1,4 @@
-//! The LLaMA decoder (HF models/llama/modeling_llama.py: LlamaDecoderLayer, LlamaAttention with
+//! The LLaMA decoder (transformers/models/llama/modeling_llama.py: LlamaDecoderLayer, LlamaAttention with
 //! grouped-query heads and rotate_half RoPE, LlamaMLP with SiLU), with a KV cache and the capture
 //! plan's hooks at every layer. gate_proj and up_proj are stacked into one matrix at load so one
 //! GEMM feeds `silu_mul`.

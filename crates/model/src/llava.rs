@@ -1,4 +1,4 @@
-//! `LlavaForConditionalGeneration` (HF models/llava/modeling_llava.py): CLIP features of the
+//! `LlavaForConditionalGeneration` (transformers/models/llava/modeling_llava.py): CLIP features of the
 //! chosen layer (CLS dropped), the two-layer GELU projector, spliced into the token embeddings at
 //! the `<image>` token, then the LLaMA decoder; greedy generation with a KV cache.
 
@@ -125,7 +125,7 @@ impl Llava {
 
     /// Progress ticks a full load reports (the total of progress bars): 16 per CLIP layer run
     /// (6 weights, 6 biases, 2 layer norms' weight and bias), 9 per LLaMA layer (7 matrices, 2
-    /// norms) and 11 outside the layers. tests/loading.rs counts the ticks of real loads.
+    /// norms) and 11 outside the layers. crates/model/tests/loading.rs counts the ticks of real loads.
     pub fn tensor_count(config: &LlavaConfig) -> usize {
         11 + 16 * config.vision_layers_to_run() + 9 * config.text.num_hidden_layers
     }

@@ -1,5 +1,5 @@
 //! One internal naming for Llava weights: the llava-hf Hub layout. The files in the wild use three
-//! (docs DESIGN.md sec. 7); every name is mapped here, and nowhere else.
+//! (docs/MODEL.md, "Inputs it accepts"); every name is mapped here, and nowhere else.
 
 /// The canonical (llava-hf Hub) name of a tensor name found in a checkpoint, or None for names
 /// that belong to no Llava module.

@@ -1,4 +1,4 @@
-//! HF `CLIPImageProcessor` as configured for llava-1.5 (METHOD.md sec. 1): RGB; resize so the
+//! HF `CLIPImageProcessor` as configured for llava-1.5 (docs/METHOD.md sec. 1): RGB; resize so the
 //! shortest edge is the model's image size (long edge `int(size * long / short)`) with Pillow's
 //! antialiased bicubic (a convolution with the a = -0.5 cubic widened by the downscale factor,
 //! as `fast_image_resize`'s Catmull-Rom convolution does); center crop (`top = (H - size) // 2`);

@@ -1,4 +1,4 @@
-//! Which dtype each weight gets on the GPU (DESIGN.md's policy), and uploading one tensor at a
+//! Which dtype each weight gets on the GPU (the policy docs/MODEL.md states), and uploading one tensor at a
 //! time from a checkpoint: never a whole f32 copy of the model in memory.
 
 use std::future::Future;
@@ -155,7 +155,7 @@ pub enum Role {
     Vision,
 }
 
-/// DESIGN.md: q4 = Q4G32 decoder linears, Q8G32 vocabulary matrices, f16 vision and projector;
+/// docs/MODEL.md: q4 = Q4G32 decoder linears, Q8G32 vocabulary matrices, f16 vision and projector;
 /// q8 = Q8G32 for both decoder and vocabulary. Quantised formats need K to be a multiple of 32;
 /// a matrix whose K is not falls back to f16.
 pub fn gpu_dtype(policy: WeightDType, role: Role, cols: usize) -> DType {

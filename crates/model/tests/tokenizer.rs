@@ -1,4 +1,4 @@
-//! The LLaMA tokenizer (tests/data/llama-tokenizer, see its PROVENANCE.md) against llama.cpp's 47
+//! The LLaMA tokenizer (tests/data/llama-tokenizer, see tests/data/llama-tokenizer/PROVENANCE.md) against llama.cpp's 47
 //! reference encodings, and the paper's prompt.
 
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! Q8G32 and Q4G32: groups of 32 consecutive elements along K, one f16 scale per group.
 //! The rounding rules are ggml's q8_0 / q4_0 so numbers can be compared with llama.cpp.
 //!
-//! Packed layout (what the shaders read, `shaders/matmul.wgsl` documents the same):
+//! Packed layout (what the shaders read, `shaders/linear.wgsl` documents the same):
 //! - element `e = row * K + k` of the matrix, K a multiple of 32;
 //! - Q8G32 values: byte `e` of the values plane is the signed 8-bit `q` (little-endian u32 words);
 //! - Q4G32 values: word `e / 8` holds elements `8*(e/8) .. 8*(e/8)+8`, element `e` in bits

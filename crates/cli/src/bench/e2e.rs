@@ -8,7 +8,7 @@ use llava_lens_model::{Llava, LlavaConfig, Prompt, RandomWeights, RunOptions, We
 use llava_lens_tensor::Rng;
 use serde_json::json;
 
-/// DESIGN.md's GPU memory target for the 7B model at q4.
+/// The GPU memory the 7B model at q4 must fit in (README: `--dtype q4` fits in 6 GB).
 const BUDGET_7B_Q4: u64 = 6 << 30;
 
 #[derive(Debug, Args)]

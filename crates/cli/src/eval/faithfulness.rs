@@ -1,4 +1,4 @@
-//! `eval faithfulness`: deletion and insertion AUCs (METHOD.md sec. 7) of the paper's map, mean
+//! `eval faithfulness`: deletion and insertion AUCs (docs/METHOD.md sec. 7) of the paper's map, mean
 //! attention and random orders, averaged over held-out scenes, per perturbation operator. One
 //! present-object question per scene (chosen by the scene index), explained for its correct
 //! colour word.
