@@ -42,11 +42,12 @@ impl LlavaTokenizer {
     pub fn from_bytes(json: &[u8], path: &Path, image_token_index: u32) -> Result<Self, ModelError> {
         let err = |detail: String| ModelError::Tokenizer { path: path.to_path_buf(), detail };
         // tokenizers 0.23 panics on some damaged files instead of returning an error (its
-        // decoder's deserializer unwraps a JSON syntax error: decoders/mod.rs, "Helper"), and a
-        // panic kills the page's worker (wasm32 aborts on panic). The syntax is checked here
-        // first, which is all that unwrap needs; natively any other panic inside the crate's
-        // parser is caught at this boundary too.
-        serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        // decoder's deserializer unwraps any JSON error: decoders/mod.rs, "Helper"), and a panic
+        // kills the page's worker (wasm32 aborts on panic). The whole document is checked here
+        // first, strings decoded (bad UTF-8 and lone surrogates inside a string are JSON errors
+        // too: fuzzing found one), which is all that unwrap needs; natively any other panic
+        // inside the crate's parser is caught at this boundary as well.
+        serde_json::from_slice::<JsonChecked>(json).map_err(|e| err(format!("not valid JSON: {e}")))?;
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Tokenizer::from_bytes(json)))
             .map_err(|_| err("the tokenizers crate failed on this file (it panicked); it is not a valid tokenizer.json".into()))?;
         let mut inner = parsed.map_err(|e| err(format!("not a tokenizers JSON file: {e}")))?;
@@ -135,5 +136,52 @@ impl LlavaTokenizer {
             [offset] => Ok(Prompt { ids, image_offset: *offset }),
             _ => Err(ModelError::Prompt(format!("expected one {IMAGE_TOKEN} token in the encoded prompt, found {}", positions.len()))),
         }
+    }
+}
+
+/// A JSON document visited whole, nothing kept: every string is decoded (unlike
+/// `serde::de::IgnoredAny`, which skips strings unchecked), so any document this accepts is one
+/// serde_json can turn into values.
+struct JsonChecked;
+
+impl<'de> serde::Deserialize<'de> for JsonChecked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(JsonCheckedVisitor)
+    }
+}
+
+struct JsonCheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonCheckedVisitor {
+    type Value = JsonChecked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<JsonChecked, E> {
+        Ok(JsonChecked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<JsonChecked, E> {
+        Ok(JsonChecked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<JsonChecked, E> {
+        Ok(JsonChecked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<JsonChecked, E> {
+        Ok(JsonChecked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<JsonChecked, E> {
+        Ok(JsonChecked)
+    }
+    fn visit_unit<E>(self) -> Result<JsonChecked, E> {
+        Ok(JsonChecked)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<JsonChecked, A::Error> {
+        while a.next_element::<JsonChecked>()?.is_some() {}
+        Ok(JsonChecked)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<JsonChecked, A::Error> {
+        while a.next_entry::<JsonChecked, JsonChecked>()?.is_some() {}
+        Ok(JsonChecked)
     }
 }

@@ -89,3 +89,20 @@ fn tokens_resolve_by_id_word_piece_or_single_token_text() {
     let err = tok.resolve_token("brown dog").unwrap_err().to_string();
     assert!(err.contains("is 2 tokens"), "{err}");
 }
+
+#[test]
+fn a_tokenizer_with_broken_strings_in_its_decoder_is_an_error_not_a_panic() {
+    // Found by fuzzing (docs/HARDENING.md): bytes that are not UTF-8 inside a string of the
+    // decoder, and the same for a lone surrogate escape, made tokenizers panic.
+    let text = std::fs::read(data("tokenizer.json")).unwrap();
+    let at = text.windows(9).position(|w| w == b"\"decoder\"").unwrap();
+    let quote = at + text[at..].windows(9).position(|w| w == b"\"content\"").unwrap() + 11;
+    let path = std::path::Path::new("odd/tokenizer.json");
+    for bad in [&b"\x96\x81"[..], b"\\udc00", b"\\ud800x"] {
+        let mut t = text[..quote + 1].to_vec();
+        t.extend_from_slice(bad);
+        t.extend_from_slice(&text[quote + 1..]);
+        let err = LlavaTokenizer::from_bytes(&t, path, 32000).unwrap_err().to_string();
+        assert!(err.starts_with("odd/tokenizer.json: not valid JSON"), "{bad:?}: {err}");
+    }
+}
