@@ -207,8 +207,8 @@ impl Inputs<'_> {
                     GpuTensor::zeros(ctx, &[prefix_len, d], "prefix"),
                     GpuTensor::zeros(ctx, &[seq - prefix_len, d], "text after the image"),
                 );
-                rec.copy(x.buffer(), 0, prefix.buffer(), 0, (prefix_len * d * 4) as u64);
-                rec.copy(x.buffer(), (prefix_len * d * 4) as u64, rest.buffer(), 0, ((seq - prefix_len) * d * 4) as u64);
+                rec.copy_rows(&x, 0, &prefix, 0, prefix_len)?;
+                rec.copy_rows(&x, prefix_len, &rest, 0, seq - prefix_len)?;
                 let mut cache = KvCache::new(ctx, &c.text, seq);
                 lm.forward(&mut rec, prefix, &mut cache, &CapturePlan::new(), &mut LayerCaptures::default(), None)?;
                 *slot = Some((cache, rest));
