@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use llava_lens_gpu::{ContextOptions, GpuContext};
-use llava_lens_model::preprocess::{Preprocessed, ResizeMode, load_image, preprocess};
+use llava_lens_model::preprocess::{ImageProcessor, Preprocessed, ResizeMode, load_image, preprocess};
 use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, Prompt, WeightDType};
 
 /// The demo model's folder inside the repository (docs/DEMO-MODEL.md).
@@ -108,7 +108,7 @@ impl ModelInput {
         config.check_positions(prompt.ids.len(), new_tokens).map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("config.json").display()))?;
         let mode = if self.pad_to_square { ResizeMode::PadToSquare } else { ResizeMode::CenterCrop };
         let original = load_image(&self.image)?;
-        let image = preprocess(&original, config.vision.image_size, mode)?;
+        let image = preprocess(&original, &ImageProcessor::load(&dir, &config)?, mode)?;
         let m = load_model(&dir, config, tokenizer, self.dtype)?;
         Ok(Loaded { dir, tokenizer: m.tokenizer, prompt, image, original, ctx: m.ctx, model: m.model })
     }

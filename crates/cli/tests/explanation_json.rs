@@ -1,9 +1,11 @@
 //! The explanation JSON stays what it was. tests/data/explanations holds two documents written by
-//! `llava-lens explain` before the explanation became one typed value (commands below): read
-//! back and written again they must be byte for byte the same, and the CLI today must write the
-//! same document for the same inputs (structure, ids and texts exactly, numbers within 1e-5:
-//! another machine's lavapipe may round differently; on the machine that wrote them the output
-//! was byte-identical apart from the timings).
+//! `llava-lens explain` (commands below; first before the explanation became one typed value,
+//! rewritten once when the image normalisation took numpy's rounding, which moved pixel values
+//! by one f32 step and map values by up to 5.3e-5): read back and written again they must be byte
+//! for byte the same, and the CLI today must write the same document for the same inputs
+//! (structure, ids and texts exactly, numbers within 1e-5: another machine's lavapipe may round
+//! differently; on the machine that wrote them the output was byte-identical apart from the
+//! timings).
 
 mod common;
 

@@ -118,3 +118,27 @@ fn quantised_scores_stay_close() {
         assert!(overlap * 2 >= k, "{}: top-{k} overlap {overlap}", dtype.name());
     }
 }
+
+#[test]
+fn scores_from_the_image_file_match_within_1e_5() {
+    // The 500 x 375 image through llava-lens's own preprocessing (value for value HF's, so the
+    // model sees the fixture's pixels: crates/model/tests/parity.rs), then the method.
+    use llava_lens_model::preprocess::{ImageProcessor, ResizeMode, load_image, preprocess};
+    let img = load_image(&data("images/scene-500x375.png")).unwrap();
+    let pixels = preprocess(&img, &ImageProcessor::clip(56), ResizeMode::CenterCrop).unwrap().pixels;
+    let dir = data("tiny-llava");
+    let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
+    let tok = LlavaTokenizer::load(&dir.join("tokenizer.json"), config.image_token_index).unwrap();
+    let model = pollster::block_on(Llava::load(ctx(), &Checkpoint::open(&dir).unwrap(), &config, WeightDType::F32, None)).unwrap();
+    let prompt = tok.prompt("What is the color of the dog?", "The color of the dog is").unwrap();
+    let e = pollster::block_on(explain(&model, ctx(), &prompt, &pixels, &ExplainOptions::default())).unwrap();
+    let g = golden();
+    let heads: Vec<f32> = e.head_scores.iter().flatten().copied().collect();
+    for (name, got, want) in
+        [("head_scores", &heads, g.f32("head_scores")), ("position_scores", &e.position_scores, g.f32("position_scores"))]
+    {
+        let err = max_abs(got, want);
+        eprintln!("{name} from the image file: max abs error {err:.2e}");
+        assert!(err <= 1e-5, "{name}: max abs error {err}");
+    }
+}

@@ -1,20 +1,17 @@
-//! HF `CLIPImageProcessor` as configured for llava-1.5 (docs/METHOD.md sec. 1): RGB; resize so the
-//! shortest edge is the model's image size (long edge `int(size * long / short)`) with Pillow's
-//! antialiased bicubic (a convolution with the a = -0.5 cubic widened by the downscale factor,
-//! as `fast_image_resize`'s Catmull-Rom convolution does); center crop (`top = (H - size) // 2`);
-//! `x / 255`; normalise with CLIP's mean and std; CHW f32. Original LLaVA's pad-to-square mode
-//! (`expand2square` with the mean colour) is available too. The crop box is kept, in original
-//! image pixels, so maps can be drawn back onto the user's image.
+//! From a picture to the vision tower's input, as HF's Pillow-based image processors do it
+//! (docs/METHOD.md sec. 1): decode, `convert_to_rgb` (alpha over white), resize with Pillow's
+//! resampling (crates/model/src/pillow.rs, value for value), center crop where the processor
+//! crops (`top = (H - h) // 2`), rescale and normalise with numpy's rounding (crates/model/src/processor.rs),
+//! CHW f32. Original LLaVA's pad-to-square mode (`expand2square` with the mean colour) is
+//! available too. The crop box is kept, in original image pixels, so maps can be drawn back onto
+//! the user's image.
 
-use fast_image_resize::images::Image;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 
 use crate::ModelError;
 
-/// OpenAI CLIP's normalisation (`OPENAI_CLIP_MEAN`, `OPENAI_CLIP_STD`).
-pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
+use crate::pillow;
+pub use crate::processor::{CLIP_MEAN, CLIP_STD, ImageProcessor, Resize};
 
 /// Images larger than this on a side are refused before decoding: a clear error instead of an
 /// out-of-memory tab.
@@ -85,7 +82,7 @@ pub fn decode_image(bytes: &[u8], what: &str) -> Result<RgbImage, ModelError> {
     if img.width() == 0 || img.height() == 0 {
         return Err(err("the image is empty".into()));
     }
-    Ok(img.to_rgb8())
+    Ok(pillow::to_rgb(img))
 }
 
 /// Whether a JPEG stops before its end-of-image marker (EOI, FF D9). The marker segments are
@@ -139,68 +136,20 @@ pub fn load_image(path: &std::path::Path) -> Result<RgbImage, ModelError> {
     decode_image(&bytes, &path.display().to_string())
 }
 
-/// Resized images up to this many pixels are made whole and then cropped, as Pillow and HF do;
-/// beyond it (strips with an aspect ratio past about 140:1) only the window is computed.
-const WHOLE_RESIZE_MAX_PIXELS: u64 = 16_000_000;
-
-/// The `size x size` window at `(left, top)` of Pillow's bicubic resize of `img` to `w x h`.
-/// Pillow runs the horizontal pass first and rounds to u8 in between; fast_image_resize runs u8
-/// images vertical-first, which measured up to 2 levels away from Pillow, so each axis is its
-/// own pass, in Pillow's order. A resize larger than [`WHOLE_RESIZE_MAX_PIXELS`] computes only
-/// the window (a 1 x 16384 strip costs one 336-pixel square, not the 336 x 5.5M image, 5.5 GB,
-/// a whole resize makes); that path agrees with the whole resize to one grey level (its source
-/// box is computed in floating point, which moves a few fixed-point weights; tested).
-fn resize_window(img: &RgbImage, (w, h): (u32, u32), (left, top): (u32, u32), size: u32) -> Result<RgbImage, ModelError> {
-    if w as u64 * h as u64 <= WHOLE_RESIZE_MAX_PIXELS {
-        let whole = |i: &RgbImage, ow, oh| resize_pass(i, (ow, oh), (0.0, 0.0, i.width() as f64, i.height() as f64));
-        let wide = if w != img.width() { whole(img, w, img.height())? } else { img.clone() };
-        let full = if h != img.height() { whole(&wide, w, h)? } else { wide };
-        return Ok(image::imageops::crop_imm(&full, left, top, size, size).to_image());
-    }
-    resize_window_only(img, (w, h), (left, top), size)
-}
-
-/// [`resize_window`] computing only the window: each pass reads the source box that maps onto
-/// it (its filter still reaches past the box, as Pillow's does).
-fn resize_window_only(img: &RgbImage, (w, h): (u32, u32), (left, top): (u32, u32), size: u32) -> Result<RgbImage, ModelError> {
-    let wide = if w != img.width() {
-        let scale = img.width() as f64 / w as f64;
-        resize_pass(img, (size, img.height()), (left as f64 * scale, 0.0, size as f64 * scale, img.height() as f64))?
-    } else {
-        image::imageops::crop_imm(img, left, 0, size, img.height()).to_image()
-    };
-    if h != img.height() {
-        let scale = img.height() as f64 / h as f64;
-        resize_pass(&wide, (size, size), (0.0, top as f64 * scale, size as f64, size as f64 * scale))
-    } else {
-        Ok(image::imageops::crop_imm(&wide, 0, top, size, size).to_image())
-    }
-}
-
-/// One convolution pass (only one dimension changes) from the source box `(left, top, width,
-/// height)` to `out`.
-fn resize_pass(img: &RgbImage, out: (u32, u32), (left, top, width, height): (f64, f64, f64, f64)) -> Result<RgbImage, ModelError> {
-    let err = |e: String| ModelError::Image { what: "resize".into(), detail: e };
-    let src = Image::from_vec_u8(img.width(), img.height(), img.as_raw().clone(), PixelType::U8x3).map_err(|e| err(e.to_string()))?;
-    let mut dst = Image::new(out.0, out.1, PixelType::U8x3);
-    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom)).crop(left, top, width, height);
-    Resizer::new().resize(&src, &mut dst, &opts).map_err(|e| err(e.to_string()))?;
-    RgbImage::from_raw(out.0, out.1, dst.into_vec()).ok_or_else(|| err("buffer size".into()))
-}
-
-/// `expand2square`: centre the image on a square of the CLIP mean colour.
-fn pad_to_square(img: &RgbImage) -> (RgbImage, u32, u32) {
+/// `expand2square`: centre the image on a square of the processor's mean colour
+/// (`int(255 * mean)`, LLaVA's llava/mm_utils.py).
+fn pad_to_square(img: &RgbImage, mean: [f32; 3]) -> (RgbImage, u32, u32) {
     let (w, h) = img.dimensions();
     let side = w.max(h);
-    let fill = image::Rgb(CLIP_MEAN.map(|m| (m * 255.0) as u8));
+    let fill = image::Rgb(mean.map(|m| (m as f64 * 255.0) as u8));
     let mut square = RgbImage::from_pixel(side, side, fill);
     let (dx, dy) = ((side - w) / 2, (side - h) / 2);
     image::imageops::replace(&mut square, img, dx as i64, dy as i64);
     (square, dx, dy)
 }
 
-/// The model input for `img` at `size` x `size` (the vision tower's image_size).
-pub fn preprocess(img: &RgbImage, size: usize, mode: ResizeMode) -> Result<Preprocessed, ModelError> {
+/// The model input for `img` by `processor` (a square of its output size).
+pub fn preprocess(img: &RgbImage, processor: &ImageProcessor, mode: ResizeMode) -> Result<Preprocessed, ModelError> {
     let original = img.dimensions();
     if original.0 == 0 || original.1 == 0 {
         return Err(ModelError::Image { what: "preprocess".into(), detail: "the image is empty".into() });
@@ -218,39 +167,49 @@ pub fn preprocess(img: &RgbImage, size: usize, mode: ResizeMode) -> Result<Prepr
             ),
         });
     }
+    let padded;
     let (base, offset) = match mode {
-        ResizeMode::CenterCrop => (img.clone(), (0, 0)),
+        ResizeMode::CenterCrop => (img, (0, 0)),
         ResizeMode::PadToSquare => {
-            let (sq, dx, dy) = pad_to_square(img);
-            (sq, (dx, dy))
+            let (sq, dx, dy) = pad_to_square(img, processor.mean);
+            padded = sq;
+            (&padded, (dx, dy))
         }
     };
     let (w, h) = base.dimensions();
-    let s = size as u32;
-    // get_resize_output_image_size(default_to_square=False): short side to `size`. The long
-    // side fits u32: it is at most size * MAX_SIDE.
-    let long = |a: u32, b: u32| u32::try_from(s as u64 * a as u64 / b as u64).unwrap_or(u32::MAX);
-    let (rw, rh) = if w <= h { (s, long(h, w)) } else { (long(w, h), s) };
-    let (top, left) = ((rh - s) / 2, (rw - s) / 2);
-    let view = resize_window(&base, (rw, rh), (left, top), s)?;
-    let mut pixels = vec![0f32; 3 * size * size];
-    for y in 0..size {
-        for x in 0..size {
-            let p = view.get_pixel(x as u32, y as u32);
-            for c in 0..3 {
-                // HF rescales to [0, 1] then normalises, in float32.
-                pixels[(c * size + y) * size + x] = (p[c] as f32 * (1.0 / 255.0) - CLIP_MEAN[c]) / CLIP_STD[c];
-            }
+    let (rw, rh) = match processor.resize {
+        // get_resize_output_image_size(default_to_square=False): the short side to `s`. The long
+        // side fits u32: it is at most s * MAX_SIDE.
+        Resize::ShortestEdge(s) => {
+            let long = |a: u32, b: u32| u32::try_from(s as u64 * a as u64 / b as u64).unwrap_or(u32::MAX);
+            if w <= h { (s, long(h, w)) } else { (long(w, h), s) }
+        }
+        Resize::Exact { width, height } => (width, height),
+    };
+    let (cw, ch) = processor.crop.unwrap_or((rw, rh));
+    let (left, top) = (rw.saturating_sub(cw) / 2, rh.saturating_sub(ch) / 2);
+    let view = pillow::resize_window(base, (rw, rh), (left, top), (cw.min(rw), ch.min(rh)), processor.filter);
+    let (vw, vh) = (view.width() as usize, view.height() as usize);
+    if vw != vh {
+        return Err(ModelError::Image {
+            what: "preprocess".into(),
+            detail: format!("the processor made a {vw} x {vh} image, not a square"),
+        });
+    }
+    let mut pixels = vec![0f32; 3 * vw * vh];
+    for (i, p) in view.pixels().enumerate() {
+        for c in 0..3 {
+            pixels[c * vw * vh + i] = processor.normalise(p[c], c);
         }
     }
     let (sx, sy) = (w as f32 / rw as f32, h as f32 / rh as f32);
     let crop = CropBox {
         x: left as f32 * sx - offset.0 as f32,
         y: top as f32 * sy - offset.1 as f32,
-        width: s as f32 * sx,
-        height: s as f32 * sy,
+        width: vw as f32 * sx,
+        height: vh as f32 * sy,
     };
-    Ok(Preprocessed { pixels, size, crop, original, crop_rgb: view })
+    Ok(Preprocessed { pixels, size: vw, crop, original, crop_rgb: view })
 }
 
 #[cfg(test)]
@@ -260,40 +219,19 @@ mod tests {
     #[test]
     fn crop_box_maps_back_to_the_original() {
         let img = RgbImage::from_fn(600, 400, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 7]));
-        let p = preprocess(&img, 336, ResizeMode::CenterCrop).unwrap();
+        let p = preprocess(&img, &ImageProcessor::clip(336), ResizeMode::CenterCrop).unwrap();
         assert_eq!(p.pixels.len(), 3 * 336 * 336);
         // 600x400 -> 504x336, crop left (504 - 336) / 2 = 84 -> 100 original pixels.
         assert_eq!(p.crop, CropBox { x: 100.0, y: 0.0, width: 400.0, height: 400.0 });
-        let q = preprocess(&img, 336, ResizeMode::PadToSquare).unwrap();
+        let q = preprocess(&img, &ImageProcessor::clip(336), ResizeMode::PadToSquare).unwrap();
         assert_eq!(q.crop, CropBox { x: 0.0, y: -100.0, width: 600.0, height: 600.0 });
-    }
-
-    #[test]
-    fn the_window_alone_is_within_one_level_of_the_whole_resize() {
-        let mut rng = llava_lens_tensor::Rng::new(7);
-        for (w, h, size) in
-            [(600, 400, 336), (401, 917, 336), (336, 1000, 336), (1000, 337, 336), (50, 3000, 56), (3000, 41, 56), (97, 89, 56)]
-        {
-            let img = RgbImage::from_fn(w, h, |_, _| image::Rgb([0, 1, 2].map(|_| (rng.next_f32() * 255.0) as u8)));
-            let long = |a: u32, b: u32| (size as u64 * a as u64 / b as u64) as u32;
-            let (rw, rh) = if w <= h { (size, long(h, w)) } else { (long(w, h), size) };
-            let at = ((rw - size) / 2, (rh - size) / 2);
-            let (got, want) = (resize_window_only(&img, (rw, rh), at, size).unwrap(), resize_window(&img, (rw, rh), at, size).unwrap());
-            let diffs: Vec<i32> = got.as_raw().iter().zip(want.as_raw()).map(|(a, b)| *a as i32 - *b as i32).filter(|d| *d != 0).collect();
-            let worst = diffs.iter().map(|d| d.abs()).max().unwrap_or(0);
-            assert!(
-                worst <= 1 && diffs.len() * 100 <= got.as_raw().len(),
-                "{w}x{h} -> {rw}x{rh}: {} values differ, worst by {worst}",
-                diffs.len()
-            );
-        }
     }
 
     #[test]
     fn a_long_strip_costs_one_window_not_the_whole_resize() {
         // 1 x 16384: a full resize to the short side would be 336 x 5,505,024 (5.5 GB of RGB).
         let strip = RgbImage::from_fn(1, 16384, |_, y| image::Rgb([(y % 256) as u8, 0, 255]));
-        let p = preprocess(&strip, 336, ResizeMode::CenterCrop).unwrap();
+        let p = preprocess(&strip, &ImageProcessor::clip(336), ResizeMode::CenterCrop).unwrap();
         assert_eq!((p.crop_rgb.width(), p.crop_rgb.height(), p.pixels.len()), (336, 336, 3 * 336 * 336));
         assert_eq!(p.crop.width, 1.0);
     }
@@ -330,7 +268,7 @@ mod tests {
         let err = decode_image(&big, "big.png").unwrap_err().to_string();
         assert!(err.contains("8000 x 8000 (64 megapixels); at most 50 megapixels"), "{err}");
         let strip = RgbImage::new(8000, 1);
-        let err = preprocess(&strip, 56, ResizeMode::PadToSquare).unwrap_err().to_string();
+        let err = preprocess(&strip, &ImageProcessor::clip(56), ResizeMode::PadToSquare).unwrap_err().to_string();
         assert!(err.contains("padded to a square is 64 megapixels"), "{err}");
         // A 20000 x 1 image is refused by its header, before any pixel buffer is allocated.
         let mut wide = Vec::new();

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use llava_lens_gpu::capture::{CapturePlan, Hook};
 use llava_lens_gpu::{ContextOptions, GpuContext};
-use llava_lens_model::preprocess::{CLIP_STD, ResizeMode, load_image, preprocess};
+use llava_lens_model::preprocess::{ImageProcessor, ResizeMode, load_image, preprocess};
 use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, RunOptions, RunOutput, WeightDType};
 use llava_lens_tests::golden::{data, golden};
 
@@ -68,34 +68,31 @@ fn prompt_ids_match_hf() {
 }
 
 #[test]
-fn pixel_values_within_one_level_of_hf() {
+fn pixel_values_are_hfs_exactly() {
     let img = load_image(&data("images/scene-500x375.png")).unwrap();
     for (size, name) in [(56, "pixel_values"), (336, "pixel_values_336")] {
-        let got = preprocess(&img, size, ResizeMode::CenterCrop).unwrap().pixels;
+        let got = preprocess(&img, &ImageProcessor::clip(size as u32), ResizeMode::CenterCrop).unwrap().pixels;
         let want = f32s(name);
-        let plane = size * size;
-        let mut worst = 0.0f32;
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            // One uint8 level in normalised units, per channel.
-            let levels = (g - w).abs() * CLIP_STD[i / plane] * 255.0;
-            worst = worst.max(levels);
-            assert!(levels <= 1.0 + 1e-3, "{name}[{i}]: {g} vs HF {w}: {levels:.3} levels apart");
-        }
-        eprintln!("{name}: max {worst:.3} uint8 levels from HF's CLIPImageProcessor");
+        let differ: Vec<usize> = (0..want.len()).filter(|&i| got[i].to_bits() != want[i].to_bits()).collect();
+        assert!(
+            differ.is_empty(),
+            "{name}: {} of {} values differ from HF's CLIPImageProcessor, first at {}",
+            differ.len(),
+            want.len(),
+            differ[0]
+        );
     }
 }
 
 #[test]
-fn pad_to_square_pixels_within_one_level_of_llava_expand2square() {
+fn pad_to_square_pixels_are_llava_expand2squares_exactly() {
     // LLaVA's expand2square: the 500 x 375 image on a 500 x 500 square of the mean colour, 62
     // rows from the top, then the processor (scripts/golden/make_fixtures.py).
     let img = load_image(&data("images/scene-500x375.png")).unwrap();
-    let got = preprocess(&img, 56, ResizeMode::PadToSquare).unwrap().pixels;
+    let got = preprocess(&img, &ImageProcessor::clip(56), ResizeMode::PadToSquare).unwrap().pixels;
     let want = f32s("pixel_values_pad");
-    let plane = 56 * 56;
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let levels = (g - w).abs() * CLIP_STD[i / plane] * 255.0;
-        assert!(levels <= 1.0 + 1e-3, "pixel_values_pad[{i}] (row {}): {g} vs LLaVA {w}: {levels:.3} levels apart", i % plane / 56);
+        assert_eq!(g.to_bits(), w.to_bits(), "pixel_values_pad[{i}] (row {}): {g} vs LLaVA {w}", i % (56 * 56) / 56);
     }
 }
 

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 pub const CONFIG: &str = "config.json";
 pub const TOKENIZER: &str = "tokenizer.json";
 pub const INDEX: &str = "model.safetensors.index.json";
+/// Optional: without it the vision tower's usual processor is used.
+pub const PREPROCESSOR: &str = "preprocessor_config.json";
 pub const SINGLE: &str = "model.safetensors";
 
 /// The Hugging Face Hub folder of the paper's model, offered as a preset (files under

@@ -2,6 +2,7 @@
 //! answer, for every question of every scene (present shapes and the absent-shape question).
 
 use clap::Args;
+use llava_lens_model::preprocess::ImageProcessor;
 use llava_lens_model::{RunOptions, WeightDType};
 use serde_json::json;
 
@@ -23,6 +24,7 @@ pub fn run(a: &AccuracyArgs) -> anyhow::Result<()> {
     let mut adapter = String::new();
     for &dtype in &a.dtype {
         let (config, tok) = load_text_side(&dir)?;
+        let processor = ImageProcessor::load(&dir, &config)?;
         let spec = a.scenes.spec(&config)?;
         let m = load_model(&dir, config, tok, dtype)?;
         adapter = m.ctx.describe();
@@ -31,7 +33,7 @@ pub fn run(a: &AccuracyArgs) -> anyhow::Result<()> {
         let mut mistakes = Vec::new();
         let bar = indicatif::ProgressBar::new(a.scenes.n);
         for scene in a.scenes.scenes(&spec) {
-            let px = pixels(&scene, &m.config)?;
+            let px = pixels(&scene, &processor)?;
             for q in &scene.questions {
                 let asked = ask(&m.tokenizer, q)?;
                 let out =

@@ -11,6 +11,7 @@ use clap::Args;
 use llava_lens_explain::faithfulness::faithfulness;
 use llava_lens_explain::{ExplainOptions, explain};
 use llava_lens_model::WeightDType;
+use llava_lens_model::preprocess::ImageProcessor;
 use serde_json::json;
 
 use super::{SceneSet, ask, pixels};
@@ -79,6 +80,7 @@ pub fn run(a: &FaithfulnessTableArgs) -> anyhow::Result<()> {
     }
     let dir = model_dir(a.scenes.model.as_deref())?;
     let (config, tok) = load_text_side(&dir)?;
+    let processor = ImageProcessor::load(&dir, &config)?;
     let spec = a.scenes.spec(&config)?;
     let m = load_model(&dir, config, tok, a.dtype)?;
     let ops = a.operator.0.clone();
@@ -88,7 +90,7 @@ pub fn run(a: &FaithfulnessTableArgs) -> anyhow::Result<()> {
         let present: Vec<_> = scene.questions.iter().filter(|q| q.object.is_some()).collect();
         let q = present[scene.index as usize % present.len()];
         let asked = ask(&m.tokenizer, q)?;
-        let px = pixels(&scene, &m.config)?;
+        let px = pixels(&scene, &processor)?;
         let opts = ExplainOptions { target: Some(asked.answer), lens_k: 0, ..Default::default() };
         let e = pollster::block_on(explain(&m.model, &m.ctx, &asked.prompt, &px, &opts))?;
         for (op, st) in ops.iter().zip(stats.iter_mut()) {

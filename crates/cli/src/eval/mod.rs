@@ -8,7 +8,7 @@ mod pointing;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use llava_lens_model::preprocess::{ResizeMode, preprocess};
+use llava_lens_model::preprocess::{ImageProcessor, ResizeMode, preprocess};
 use llava_lens_model::{LlavaConfig, LlavaTokenizer, Prompt};
 use llava_lens_scenes::{Question, Scene, SceneSpec, generate};
 
@@ -100,8 +100,8 @@ pub fn ask(tok: &LlavaTokenizer, q: &Question) -> anyhow::Result<Asked> {
 }
 
 /// The scene image through the model's own preprocessing (scenes are already at its size).
-pub fn pixels(scene: &Scene, config: &LlavaConfig) -> anyhow::Result<Vec<f32>> {
-    Ok(preprocess(&scene.image, config.vision.image_size, ResizeMode::CenterCrop)?.pixels)
+pub fn pixels(scene: &Scene, processor: &ImageProcessor) -> anyhow::Result<Vec<f32>> {
+    Ok(preprocess(&scene.image, processor, ResizeMode::CenterCrop)?.pixels)
 }
 
 /// Index of the largest value (the first on ties).

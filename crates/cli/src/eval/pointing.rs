@@ -17,6 +17,7 @@ use anyhow::Context;
 use clap::Args;
 use llava_lens_explain::{ExplainOptions, Explanation, explain};
 use llava_lens_model::WeightDType;
+use llava_lens_model::preprocess::ImageProcessor;
 use llava_lens_scenes::{COLORS, patch_coverage};
 use serde_json::json;
 
@@ -107,6 +108,7 @@ pub fn run(a: &PointingArgs) -> anyhow::Result<()> {
         crate::output::check_writable(p, crate::output::Kind::Text, "--records")?;
     }
     let (config, tok) = load_text_side(&dir)?;
+    let processor = ImageProcessor::load(&dir, &config)?;
     let spec = a.scenes.spec(&config)?;
     let m = load_model(&dir, config, tok, a.dtype)?;
     let colors: Vec<u32> = COLORS.iter().filter_map(|c| m.tokenizer.token_id(&format!("▁{}", c.name))).collect();
@@ -123,7 +125,7 @@ pub fn run(a: &PointingArgs) -> anyhow::Result<()> {
     let grid = m.config.vision.grid();
     let bar = indicatif::ProgressBar::new(a.scenes.n);
     for scene in a.scenes.scenes(&spec) {
-        let px = pixels(&scene, &m.config)?;
+        let px = pixels(&scene, &processor)?;
         // Coverage of every object and of the background, once per scene.
         let covers = patch_coverage(&scene.labels, scene.objects.len() as u8, grid);
         let any_cover: Vec<f32> = covers[0].iter().map(|bg| 1.0 - bg).collect();

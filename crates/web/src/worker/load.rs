@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use llava_lens_model::checkpoint::{RangeReader, StreamedCheckpoint};
+use llava_lens_model::preprocess::ImageProcessor;
 use llava_lens_model::{Llava, LlavaConfig, LlavaTokenizer, WeightDType};
 
 use super::net::FetchError;
 use super::sources::{BlobFiles, HttpFiles};
 use super::store::Store;
 use super::{Session, gpu, net, post};
-use crate::files::{self, CONFIG, INDEX, Plan, StoredFile, StoredModel, TOKENIZER};
+use crate::files::{self, CONFIG, INDEX, PREPROCESSOR, Plan, StoredFile, StoredModel, TOKENIZER};
 use crate::protocol::{ModelSource, Response};
 
 /// A model's small files and where its weight shards are.
@@ -20,6 +21,7 @@ struct Folder {
     name: String,
     config: LlavaConfig,
     tokenizer_json: Vec<u8>,
+    processor: ImageProcessor,
     shards: Shards,
 }
 
@@ -53,6 +55,14 @@ impl Shards {
 
 fn stage(s: &str, done: u64, total: u64) {
     post(&Response::Progress { stage: s.into(), done, total });
+}
+
+/// The folder's preprocessor_config.json, or the vision tower's usual processor without one.
+fn parse_processor(bytes: Option<Vec<u8>>, name: &str, config: &LlavaConfig) -> Result<ImageProcessor, String> {
+    let Some(bytes) = bytes else { return Ok(ImageProcessor::default_for(config)) };
+    let path = PathBuf::from(format!("{name}/{PREPROCESSOR}"));
+    let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+    ImageProcessor::parse(&text, &path, config.vision.image_size).map_err(|e| e.to_string())
 }
 
 fn parse_config(bytes: &[u8], name: &str) -> Result<LlavaConfig, String> {
@@ -155,6 +165,18 @@ async fn open_url_files(store: Option<Rc<Store>>, base: &str, key: String, manif
     let s = store.as_deref();
     let config = parse_config(&small_file(s, manifest, &base, CONFIG).await?, &base)?;
     let tokenizer_json = small_file(s, manifest, &base, TOKENIZER).await?;
+    let weights_stored = manifest.files.iter().any(|f| f.complete && f.name.ends_with(".safetensors"));
+    let processor = match small_file(s, manifest, &base, PREPROCESSOR).await {
+        Ok(b) => Some(b),
+        Err(FetchError::Absent { .. }) => None,
+        // Offline with the weights kept: a folder stored before this file was asked for.
+        Err(FetchError::Failed(e)) if weights_stored => {
+            web_sys::console::warn_1(&format!("{base}{PREPROCESSOR}: {e}; using the vision tower's usual processor").into());
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let processor = parse_processor(processor, &base, &config)?;
     // A sharded folder has an index; a single-file one has none (the server answers 404, or an
     // HTML page where it falls back to one: files::file_answer). A stored single-file model
     // needs no look for an index (and none offline).
@@ -211,7 +233,7 @@ async fn open_url_files(store: Option<Rc<Store>>, base: &str, key: String, manif
         s.save_manifest(manifest).await?;
     }
     let urls = names.iter().map(|n| format!("{base}{n}")).collect();
-    Ok(Folder { name: base, config, tokenizer_json, shards: Shards::Remote { urls, names, sizes, key, store, stored } })
+    Ok(Folder { name: base, config, tokenizer_json, processor, shards: Shards::Remote { urls, names, sizes, key, store, stored } })
 }
 
 async fn open_files(list: &[web_sys::File]) -> Result<Folder, String> {
@@ -234,6 +256,11 @@ async fn open_files(list: &[web_sys::File]) -> Result<Folder, String> {
     let name = folder.unwrap_or_else(|| "chosen files".into());
     let config = parse_config(&read(CONFIG).await?, &name)?;
     let tokenizer_json = read(TOKENIZER).await?;
+    let processor = match find(PREPROCESSOR) {
+        Some(_) => Some(read(PREPROCESSOR).await?),
+        None => None,
+    };
+    let processor = parse_processor(processor, &name, &config)?;
     let index = match find(INDEX) {
         Some(_) => Some(String::from_utf8(read(INDEX).await?).map_err(|_| format!("{INDEX} is not UTF-8 text"))?),
         None => None,
@@ -243,7 +270,7 @@ async fn open_files(list: &[web_sys::File]) -> Result<Folder, String> {
         .iter()
         .map(|n| find(n).map(|f| f.clone().into()).ok_or_else(|| format!("{n} is not among the chosen files ({all})")))
         .collect::<Result<_, _>>()?;
-    Ok(Folder { name, config, tokenizer_json, shards: Shards::Blobs(BlobFiles { names: shards, blobs }) })
+    Ok(Folder { name, config, tokenizer_json, processor, shards: Shards::Blobs(BlobFiles { names: shards, blobs }) })
 }
 
 async fn open(source: &ModelSource, files: &[web_sys::File]) -> Result<Folder, String> {
@@ -353,5 +380,5 @@ pub async fn load(source: &ModelSource, dtype: WeightDType, files: &[web_sys::Fi
         ));
     }
     let model = loaded.map_err(|e| e.to_string())?;
-    Ok(Session { name: folder.name, ctx, model, tokenizer, config: folder.config })
+    Ok(Session { name: folder.name, ctx, model, tokenizer, processor: folder.processor })
 }

@@ -16,8 +16,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use llava_lens_explain::{ExplainOptions, explain};
 use llava_lens_gpu::{ContextOptions, GpuContext, GpuError};
-use llava_lens_model::preprocess::{ResizeMode, decode_image, preprocess};
-use llava_lens_model::{Llava, LlavaConfig, LlavaTokenizer};
+use llava_lens_model::preprocess::{ImageProcessor, ResizeMode, decode_image, preprocess};
+use llava_lens_model::{Llava, LlavaTokenizer};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -30,7 +30,7 @@ pub(crate) struct Session {
     ctx: Rc<GpuContext>,
     model: Llava,
     tokenizer: LlavaTokenizer,
-    config: LlavaConfig,
+    processor: ImageProcessor,
 }
 
 /// The last explanation with its inputs: what the faithfulness curves perturb.
@@ -221,7 +221,7 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
     post(&Response::Progress { stage: "inference".into(), done: 0, total: 1 });
     let bytes = STANDARD.decode(image_b64).map_err(|e| format!("the image was not sent intact: {e}"))?;
     let img = decode_image(&bytes, "the chosen image").map_err(|e| e.to_string())?;
-    let pre = preprocess(&img, s.config.vision.image_size, ResizeMode::CenterCrop).map_err(|e| e.to_string())?;
+    let pre = preprocess(&img, &s.processor, ResizeMode::CenterCrop).map_err(|e| e.to_string())?;
     let prompt = s.tokenizer.prompt(question, prefix).map_err(|e| e.to_string())?;
     // The CLI's rule for --target and --contrast (an id, a word, or text of one token).
     let token = |t: &str| s.tokenizer.resolve_token(t).map_err(|e| e.to_string());
