@@ -3,6 +3,7 @@
 // Entry points
 //   gelu        x = 0.5 x (1 + erf(x / sqrt 2))     in place, i < n   (Llava projector, exact GELU)
 //   quick_gelu  x = x * sigmoid(1.702 x)            in place, i < n   (CLIP MLP)
+//   gelu_tanh   x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))   in place   (SigLIP MLP)
 //   silu_mul    y[r, c] = silu(x[r, c]) * x[r, cols + c]   r < n / cols   (LLaMA MLP on the fused
 //               gate|up output [rows, 2 cols])
 //
@@ -81,6 +82,19 @@ fn quick_gelu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     if (i < params.n) {
         let v = x[i];
         x[i] = v / (1.0 + exp(-1.702 * v));
+    }
+}
+
+// 0.5 (1 + tanh(u)) is sigmoid(2u): written so, it needs no tanh (whose naive form overflows
+// for large |u|) and saturates cleanly to 0 and 1.
+@compute @workgroup_size(256, 1, 1)
+fn gelu_tanh(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i < params.n) {
+        let v = x[i];
+        let u = 0.7978845608028654 * (v + 0.044715 * v * v * v);
+        x[i] = v / (1.0 + exp(-2.0 * u));
     }
 }
 

@@ -1,11 +1,14 @@
 """Golden fixtures from HF transformers for llava-lens's parity tests.
 
-Loads a model folder written by `llava-lens make-tiny` with LlavaForConditionalGeneration (CPU,
-fp32, eager attention), runs the committed test image and the paper's prompt, and writes one
-safetensors file with what the Rust tests compare against:
+Loads a tiny model folder (written by `llava-lens make-tiny`, or by transformers itself:
+scripts/golden/make_tiny_hf.py) with LlavaForConditionalGeneration (CPU, fp32, eager attention),
+runs the committed test image and the paper's prompt, and writes one safetensors file with what
+the Rust tests compare against:
 
-  pixel_values        [3, S, S]   CLIPImageProcessor (PIL bicubic, center crop) at the model size
-  pixel_values_336    [3, 336, 336] the same image at llava-1.5's real size (preprocessing only)
+  pixel_values        [3, S, S]   the vision tower's Pillow processor at the model size:
+                                  CLIPImageProcessor (bicubic, center crop) or
+                                  SiglipImageProcessor (bicubic to the square)
+  pixel_values_336    [3, 336, 336] CLIP towers only: the same image at llava-1.5's real size
   input_ids           [L0]        the prompt with one <image> token (int64)
   image_features      [N, D]      multi_modal_projector output
   resid_pre           [layers, D] residual stream entering every decoder layer, last position
@@ -49,8 +52,9 @@ from transformers import LlavaForConditionalGeneration, PreTrainedTokenizerFast
 
 try:  # transformers 5: the PIL backend by name (the default one needs torchvision)
     from transformers import CLIPImageProcessorPil as CLIPImageProcessor
-except ImportError:  # transformers 4: CLIPImageProcessor is the PIL one
-    from transformers import CLIPImageProcessor
+    from transformers import SiglipImageProcessorPil as SiglipImageProcessor
+except ImportError:  # transformers 4: these are the PIL ones
+    from transformers import CLIPImageProcessor, SiglipImageProcessor
 
 QUESTION = "What is the color of the dog?"
 ANSWER_PREFIX = "The color of the dog is"
@@ -66,6 +70,13 @@ def processor(size):
         do_resize=True, size={"shortest_edge": size}, resample=3, do_center_crop=True,
         crop_size={"height": size, "width": size}, do_rescale=True, rescale_factor=1 / 255,
         do_normalize=True, image_mean=CLIP_MEAN, image_std=CLIP_STD, do_convert_rgb=True)
+
+
+def siglip_processor(size):
+    # llava-hf/llava-interleave-qwen-0.5b-hf's preprocessor_config.json, at `size`.
+    return SiglipImageProcessor(
+        do_resize=True, size={"height": size, "width": size}, resample=3, do_rescale=True,
+        rescale_factor=1 / 255, do_normalize=True, image_mean=[0.5] * 3, image_std=[0.5] * 3)
 
 
 def expand2square(image, background):
@@ -87,15 +98,18 @@ def main(model_dir, image_path, out_path):
     tok = PreTrainedTokenizerFast(tokenizer_file=str(model_dir / "tokenizer.json"), bos_token="<s>", eos_token="</s>", unk_token="<unk>")
     image = Image.open(image_path).convert("RGB")
     size = cfg.vision_config.image_size
-    pixel_values = processor(size)(images=image, return_tensors="pt")["pixel_values"]
-    pixel_values_336 = processor(336)(images=image, return_tensors="pt")["pixel_values"]
-    square = expand2square(image, tuple(int(255 * m) for m in CLIP_MEAN))
-    pixel_values_pad = processor(size)(images=square, return_tensors="pt")["pixel_values"]
+    clip = cfg.vision_config.model_type == "clip_vision_model"
+    make = processor if clip else siglip_processor
+    mean = CLIP_MEAN if clip else [0.5] * 3
+    pixel_values = make(size)(images=image, return_tensors="pt")["pixel_values"]
+    square = expand2square(image, tuple(int(255 * m) for m in mean))
+    pixel_values_pad = make(size)(images=square, return_tensors="pt")["pixel_values"]
 
     ids = tok(PROMPT)["input_ids"]
     assert ids.count(cfg.image_token_index) == 1, ids
     off = ids.index(cfg.image_token_index)
-    n_img = (size // cfg.vision_config.patch_size) ** 2
+    # One row per patch, plus CLIP's class token when the "full" strategy keeps it.
+    n_img = (size // cfg.vision_config.patch_size) ** 2 + int(clip and cfg.vision_feature_select_strategy == "full")
     # Current transformers expects the image token repeated once per image feature.
     expanded = ids[:off] + [cfg.image_token_index] * n_img + ids[off + 1:]
     input_ids = torch.tensor([expanded])
@@ -121,7 +135,6 @@ def main(model_dir, image_path, out_path):
     n_layers = cfg.text_config.num_hidden_layers
     tensors = {
         "pixel_values": pixel_values[0].contiguous(),
-        "pixel_values_336": pixel_values_336[0].contiguous(),
         "pixel_values_pad": pixel_values_pad[0].contiguous(),
         "input_ids": torch.tensor(ids, dtype=torch.int64),
         "image_features": forward["image_features"].reshape(-1, cfg.text_config.hidden_size).contiguous(),
@@ -139,6 +152,8 @@ def main(model_dir, image_path, out_path):
         "prompt": json.dumps(PROMPT),
         "image_offset": str(off),
     }
+    if clip:
+        tensors["pixel_values_336"] = processor(336)(images=image, return_tensors="pt")["pixel_values"][0].contiguous()
     tensors.update(attribution(model, forward, hs, out.attentions, off, n_img))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out_path), metadata=meta)

@@ -42,6 +42,26 @@ fn quick_gelu_matches_cpu() {
 }
 
 #[test]
+fn gelu_tanh_matches_cpu() {
+    for (i, &n) in LENGTHS.iter().enumerate() {
+        let x = inputs(n, 20 + i as u64);
+        let out = Guarded::with_f32("gelu_tanh x", &x, &[n]);
+        let mut rec = Recorder::new(ctx(), "gelu_tanh");
+        ops::gelu_tanh(&mut rec, out.tensor()).unwrap();
+        rec.submit();
+        let mut want = x.clone();
+        cpu::gelu_tanh(&mut want);
+        assert_close(&format!("gelu_tanh {n}"), &out.read(), &want, Tol::new(1e-6, 1e-5));
+        // The tanh and erf forms differ by more than 1e-4 in places: the test tells them apart.
+        let mut erf = x.clone();
+        cpu::gelu(&mut erf);
+        if n > 100 {
+            assert!(erf.iter().zip(&want).any(|(a, b)| (a - b).abs() > 1e-4), "gelu_tanh {n}: indistinguishable from erf gelu");
+        }
+    }
+}
+
+#[test]
 fn silu_mul_matches_cpu() {
     for (i, &(rows, n)) in [(1usize, 1usize), (3, 7), (5, 257), (2, 1031)].iter().enumerate() {
         let x = Rng::new(20 + i as u64).uniform(rows * 2 * n, -8.0, 8.0);

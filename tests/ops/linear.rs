@@ -137,16 +137,20 @@ fn embedding_matches_cpu() {
 #[test]
 fn patch_embed_matches_cpu() {
     // CLIP geometry in miniature: 3 channels, 14-pixel patches, a non-square 28x42 image (2x3
-    // grid), weight K = 588 (not a multiple of 32, as in CLIP, so f32/f16 only).
-    let s = PatchShape { channels: 3, height: 28, width: 42, patch: 14 };
-    let pixels = Rng::new(21).uniform(3 * 28 * 42, -2.0, 2.0);
-    for dtype in [DType::F32, DType::F16] {
+    // grid), weight K = 588 (not a multiple of 32, as in CLIP, so f32/f16 only); and SigLIP
+    // so400m's, whose image is not a whole number of patches (31x45: the same 2x3 grid, the
+    // rest ignored).
+    for (s, dtype) in [(28, 42), (31, 45)]
+        .into_iter()
+        .flat_map(|(h, w)| [DType::F32, DType::F16].map(|d| (PatchShape { channels: 3, height: h, width: w, patch: 14 }, d)))
+    {
+        let pixels = Rng::new(21).uniform(3 * s.height * s.width, -2.0, 2.0);
         let host = weights(22, 19, s.patch_len(), dtype);
         let w = GpuMatrix::upload(ctx(), &host, "patch_embedding").unwrap();
         let cols = Guarded::new("im2col", &[s.n_patches(), s.patch_len()]);
         let y = Guarded::new("patch_embed y", &[s.n_patches(), 19]);
         let mut rec = Recorder::new(ctx(), "patch_embed");
-        ops::patch_embed(&mut rec, &upload(&pixels, &[3, 28, 42]), s, cols.tensor(), &w, y.tensor()).unwrap();
+        ops::patch_embed(&mut rec, &upload(&pixels, &[3, s.height, s.width]), s, cols.tensor(), &w, y.tensor()).unwrap();
         rec.submit();
         assert_close("im2col", &cols.read(), &cpu::im2col(&pixels, s), Tol::new(0.0, 0.0));
         assert_close(&format!("patch_embed {dtype}"), &y.read(), &cpu::patch_embed(&pixels, s, &host), Tol::new(5e-5, 2e-5));

@@ -186,3 +186,35 @@ fn faithfulness_reports_curves_for_the_map_mean_attention_and_random_orders() {
         assert_eq!(r["random"].as_array().unwrap().len(), 2);
     }
 }
+
+#[test]
+fn explain_runs_on_the_siglip_variant_from_the_committed_folder() {
+    // tests/data/tiny-llava-siglip as a clean clone has it: transformers' config and weights,
+    // its preprocessor_config.json (SigLIP's square resize), the LLaMA tokenizer. The explanation
+    // must be HF's: the same target and best head as the golden fixture, on the same image.
+    let out = temp_dir("siglip-explain");
+    std::fs::create_dir_all(&out).unwrap();
+    let st = bin()
+        .current_dir(repo(""))
+        .args(["explain", "--model", "tests/data/tiny-llava-siglip", "--image", "tests/data/images/tall-301x689.png"])
+        .args(["--question", "What is the color of the dog?", "--answer-prefix", "The color of the dog is", "--out"])
+        .arg(out.join("map.png"))
+        .arg("--json")
+        .arg(out.join("e.json"))
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("e.json")).unwrap()).unwrap();
+    let g = llava_lens_tests::golden::Golden::open("golden/tiny-llava-siglip.safetensors");
+    assert_eq!(v["target"]["id"], g.ids("explain_target")[0]);
+    let scores = g.f32("head_scores");
+    let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap();
+    let heads = v["head_scores"][0].as_array().unwrap().len();
+    assert_eq!(
+        (v["best_head"]["layer"].as_u64().unwrap() as usize, v["best_head"]["head"].as_u64().unwrap() as usize),
+        (best / heads, best % heads)
+    );
+    assert_eq!((v["grid"].as_u64(), v["patch_scores"].as_array().unwrap().len()), (Some(5), 25));
+    assert!(image::open(out.join("map.png")).is_ok());
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -123,6 +123,7 @@ impl Kernel {
             Kernel::Activation => &[
                 EntryPoint { name: "gelu", bindings: IN_PLACE },
                 EntryPoint { name: "quick_gelu", bindings: IN_PLACE },
+                EntryPoint { name: "gelu_tanh", bindings: IN_PLACE },
                 EntryPoint { name: "silu_mul", bindings: &[(0, Uniform), (1, ReadWrite), (2, ReadWrite)] },
             ],
             Kernel::Norm => &[

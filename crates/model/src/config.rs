@@ -21,9 +21,41 @@ pub const LLAVA_1_5_7B_CONFIG: &str = r#"{
     "num_attention_heads": 16, "num_hidden_layers": 24, "patch_size": 14, "projection_dim": 768, "vocab_size": 32000},
   "vision_feature_layer": -2, "vision_feature_select_strategy": "default", "vocab_size": 32064}"#;
 
-/// CLIP vision tower (`CLIPVisionConfig`).
+/// Which vision tower a checkpoint has (`vision_config.model_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisionKind {
+    /// `clip_vision_model` (llava-1.5, bakLLaVA): a class token, a pre-layernorm, quick GELU.
+    Clip,
+    /// `siglip_vision_model` (llava-interleave): no class token, no pre-layernorm, a biased patch
+    /// embedding, tanh GELU.
+    Siglip,
+}
+
+impl VisionKind {
+    pub fn model_type(self) -> &'static str {
+        match self {
+            VisionKind::Clip => "clip_vision_model",
+            VisionKind::Siglip => "siglip_vision_model",
+        }
+    }
+
+    /// The MLP activation transformers uses for it (`hidden_act`).
+    pub fn hidden_act(self) -> &'static str {
+        match self {
+            VisionKind::Clip => "quick_gelu",
+            VisionKind::Siglip => "gelu_pytorch_tanh",
+        }
+    }
+
+    pub fn has_class_token(self) -> bool {
+        self == VisionKind::Clip
+    }
+}
+
+/// The vision tower (`CLIPVisionConfig` or `SiglipVisionConfig`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct VisionConfig {
+    pub kind: VisionKind,
     pub hidden_size: usize,
     pub intermediate_size: usize,
     pub num_hidden_layers: usize,
@@ -35,6 +67,7 @@ pub struct VisionConfig {
 }
 
 impl VisionConfig {
+    /// Patches per side: the convolution's output size, `image_size // patch_size`.
     pub fn grid(&self) -> usize {
         self.image_size / self.patch_size
     }
@@ -90,9 +123,10 @@ impl LlavaConfig {
         (if self.vision_feature_layer < 0 { n + 1 + self.vision_feature_layer } else { self.vision_feature_layer }) as usize
     }
 
-    /// Image feature rows per image (576 for llava-1.5).
+    /// Image feature rows per image (576 for llava-1.5, 729 for llava-interleave's SigLIP).
     pub fn image_tokens(&self) -> usize {
-        self.vision.num_patches() + usize::from(self.vision_feature_select == FeatureSelect::Full)
+        let class = self.vision.kind.has_class_token() && self.vision_feature_select == FeatureSelect::Full;
+        self.vision.num_patches() + usize::from(class)
     }
 
     pub fn load(path: &Path) -> Result<Self, ModelError> {
@@ -113,12 +147,22 @@ impl LlavaConfig {
         if let Some(t) = text_cfg.v.get("model_type").and_then(Value::as_str).filter(|t| *t != "llama") {
             return Err(ModelError::config(path, format!("text_config.model_type is {t:?}; only \"llama\" is supported")));
         }
-        if let Some(t) = vision.v.get("model_type").and_then(Value::as_str).filter(|t| *t != "clip_vision_model") {
-            return Err(ModelError::config(path, format!("vision_config.model_type is {t:?}; only \"clip_vision_model\" is supported")));
-        }
-        let act = vision.str_or("hidden_act", "quick_gelu")?;
-        if act != "quick_gelu" {
-            return Err(ModelError::config(path, format!("vision_config.hidden_act is {act:?}; only \"quick_gelu\" is supported")));
+        let kind = match vision.str_or("model_type", "clip_vision_model")?.as_str() {
+            "clip_vision_model" => VisionKind::Clip,
+            "siglip_vision_model" => VisionKind::Siglip,
+            other => {
+                return Err(ModelError::config(
+                    path,
+                    format!("vision_config.model_type is {other:?}; supported: \"clip_vision_model\" and \"siglip_vision_model\""),
+                ));
+            }
+        };
+        let act = vision.str_or("hidden_act", kind.hidden_act())?;
+        if act != kind.hidden_act() {
+            return Err(ModelError::config(
+                path,
+                format!("vision_config.hidden_act is {act:?}; a {} runs {:?}", kind.model_type(), kind.hidden_act()),
+            ));
         }
         let act = text_cfg.str_or("hidden_act", "silu")?;
         if act != "silu" {
@@ -147,15 +191,21 @@ impl LlavaConfig {
                 return Err(ModelError::config(path, format!("vision_feature_layer is {other}; llava-lens supports a single layer index")));
             }
         };
+        // CLIPVisionConfig's and SiglipVisionConfig's defaults differ in patch size and eps.
+        let (patch, eps) = match kind {
+            VisionKind::Clip => (32, 1e-5),
+            VisionKind::Siglip => (16, 1e-6),
+        };
         let vision = VisionConfig {
+            kind,
             hidden_size: vision.usize_or("hidden_size", 768)?,
             intermediate_size: vision.usize_or("intermediate_size", 3072)?,
             num_hidden_layers: vision.usize_or("num_hidden_layers", 12)?,
             num_attention_heads: vision.usize_or("num_attention_heads", 12)?,
             num_channels: vision.usize_or("num_channels", 3)?,
             image_size: vision.usize_or("image_size", 224)?,
-            patch_size: vision.usize_or("patch_size", 32)?,
-            layer_norm_eps: vision.f32_or("layer_norm_eps", 1e-5)?,
+            patch_size: vision.usize_or("patch_size", patch)?,
+            layer_norm_eps: vision.f32_or("layer_norm_eps", eps)?,
         };
         let hidden = text_cfg.usize_or("hidden_size", 4096)?;
         let heads = text_cfg.usize_or("num_attention_heads", 32)?;
@@ -231,8 +281,10 @@ impl LlavaConfig {
                 return bad(format!("{key} is {value}; expected a positive finite number"));
             }
         }
-        if v.image_size % v.patch_size != 0 {
-            return bad(format!("vision_config.image_size {} is not a multiple of patch_size {}", v.image_size, v.patch_size));
+        // A remainder is allowed and ignored, as the stride-`patch` convolution ignores it
+        // (SigLIP so400m: 384 px in 14 px patches is 27 x 27 patches, 6 px left over).
+        if v.patch_size > v.image_size {
+            return bad(format!("vision_config.patch_size {} is larger than image_size {}", v.patch_size, v.image_size));
         }
         if v.grid() > limits::GRID {
             return bad(format!(
@@ -245,6 +297,13 @@ impl LlavaConfig {
         }
         if v.hidden_size % v.num_attention_heads != 0 {
             return bad(format!("vision_config.hidden_size {} is not divisible by {} heads", v.hidden_size, v.num_attention_heads));
+        }
+        if !v.kind.has_class_token() && self.vision_feature_select == FeatureSelect::Default {
+            // transformers would drop the first row anyway, which for SigLIP is a real patch.
+            return bad(format!(
+                "vision_feature_select_strategy is \"default\", which drops a class token a {} does not have; its checkpoints use \"full\"",
+                v.kind.model_type()
+            ));
         }
         let layers = v.num_hidden_layers as i64;
         if self.vision_feature_layer > layers || self.vision_feature_layer < -(layers + 1) {
@@ -372,6 +431,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::VisionKind;
 
     const LLAVA_HF: &str = LLAVA_1_5_7B_CONFIG;
 
@@ -477,6 +537,40 @@ mod tests {
         assert_eq!(largest, 1 << 38);
         assert!(total > 1024 * 3 * (1u64 << 36), "{total}");
         assert!(Llava::working_bytes_estimate(&c, 1 << 22) > 1 << 40);
+    }
+
+    /// llava-hf/llava-interleave-qwen-0.5b-hf's vision side as published (SigLIP so400m at 384 px).
+    const INTERLEAVE_VISION: &str = r#""vision_config": {"hidden_size": 1152, "image_size": 384, "intermediate_size": 4304,
+        "model_type": "siglip_vision_model", "num_attention_heads": 16, "num_hidden_layers": 26, "patch_size": 14,
+        "vision_use_head": false}"#;
+
+    #[test]
+    fn siglip_towers_parse_with_their_own_defaults_and_rules() {
+        let vision = |s: &str| {
+            let start = LLAVA_HF.find(r#""vision_config""#).unwrap();
+            let end = start + LLAVA_HF[start..].find('}').unwrap() + 1;
+            format!("{}{}{}", &LLAVA_HF[..start], s, &LLAVA_HF[end..])
+        };
+        let full = |s: String| {
+            s.replace(
+                r#""vision_feature_layer": -2, "vision_feature_select_strategy": "default""#,
+                r#""vision_feature_layer": -1, "vision_feature_select_strategy": "full""#,
+            )
+        };
+        let c = parse(&full(vision(INTERLEAVE_VISION))).unwrap();
+        assert_eq!(c.vision.kind, VisionKind::Siglip);
+        // 27 x 27 patches and no class token: 729 image rows; layer -1 runs all 26 layers.
+        assert_eq!((c.vision.grid(), c.image_tokens(), c.vision_layers_to_run()), (27, 729, 26));
+        assert_eq!(c.vision.layer_norm_eps, 1e-6, "SiglipVisionConfig's default eps");
+        // "default" would drop a real patch; another activation is not what the weights expect.
+        let err = parse(&vision(INTERLEAVE_VISION)).unwrap_err().to_string();
+        assert!(err.contains("drops a class token a siglip_vision_model does not have"), "{err}");
+        let err = parse(&full(vision(&INTERLEAVE_VISION.replace(r#""patch_size": 14"#, r#""patch_size": 14, "hidden_act": "gelu""#))))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(r#"vision_config.hidden_act is "gelu"; a siglip_vision_model runs "gelu_pytorch_tanh""#), "{err}");
+        let err = parse(&vision(r#""vision_config": {"model_type": "dinov2"}"#)).unwrap_err().to_string();
+        assert!(err.contains(r#"vision_config.model_type is "dinov2"; supported: "clip_vision_model" and "siglip_vision_model""#), "{err}");
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! `llava_lens_gpu::ops` with the capture plan available at every layer.
 
 pub mod checkpoint;
-pub mod clip;
 pub mod config;
 mod error;
 mod layers;
@@ -18,6 +17,7 @@ pub mod preprocess;
 pub mod processor;
 pub mod tiny;
 pub mod tokenizer;
+pub mod vision;
 pub mod weights;
 
 pub use checkpoint::Checkpoint;

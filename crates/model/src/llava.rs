@@ -9,10 +9,10 @@ use llava_lens_gpu::capture::{CapturePlan, Hook};
 use llava_lens_gpu::ops::KeyMask;
 use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32, read_u32};
 
-use crate::clip::ClipVision;
 use crate::config::{FeatureSelect, LlavaConfig};
 use crate::layers::Linear;
 use crate::llama::{KvCache, LayerCaptures, Llama};
+use crate::vision::VisionTower;
 use crate::weights::{Role, Uploader, WeightDType, WeightSource};
 use crate::{ModelError, Prompt};
 
@@ -27,7 +27,7 @@ pub struct Projector {
 pub struct Llava {
     pub config: LlavaConfig,
     pub dtype: WeightDType,
-    pub vision_tower: ClipVision,
+    pub vision_tower: VisionTower,
     pub multi_modal_projector: Projector,
     pub language_model: Llama,
     /// Bytes of weights on the GPU.
@@ -109,7 +109,7 @@ impl Llava {
         chunk_f32_bytes: usize,
     ) -> Result<Self, ModelError> {
         let mut up = Uploader { ctx, source, policy: dtype, gpu_bytes: 0, on_tensor, chunk_f32_bytes };
-        let vision_tower = ClipVision::load(&mut up, &config.vision, config.vision_layers_to_run()).await?;
+        let vision_tower = VisionTower::load(&mut up, &config.vision, config.vision_layers_to_run()).await?;
         let (dv, dt) = (config.vision.hidden_size, config.text.hidden_size);
         let bias = config.projector_bias;
         let multi_modal_projector = Projector {
@@ -123,11 +123,15 @@ impl Llava {
         Ok(Llava { config: config.clone(), dtype, vision_tower, multi_modal_projector, language_model, weight_bytes: up.gpu_bytes })
     }
 
-    /// Progress ticks a full load reports (the total of progress bars): 16 per CLIP layer run
+    /// Progress ticks a full load reports (the total of progress bars): 16 per vision layer run
     /// (6 weights, 6 biases, 2 layer norms' weight and bias), 9 per LLaMA layer (7 matrices, 2
-    /// norms) and 11 outside the layers. crates/model/tests/loading.rs counts the ticks of real loads.
+    /// norms), 7 outside the layers (projector, embeddings, final norm, lm_head) and the vision
+    /// embeddings' vectors: CLIP's class and position embeddings and pre-layernorm (4), SigLIP's
+    /// conv bias and position embeddings (2). crates/model/tests/loading.rs counts the ticks of
+    /// real loads.
     pub fn tensor_count(config: &LlavaConfig) -> usize {
-        11 + 16 * config.vision_layers_to_run() + 9 * config.text.num_hidden_layers
+        let embeddings = if config.vision.kind.has_class_token() { 4 } else { 2 };
+        7 + embeddings + 16 * config.vision_layers_to_run() + 9 * config.text.num_hidden_layers
     }
 
     /// The bytes [`Llava::load`] will place on the GPU for weights (what `weight_bytes` reports
@@ -165,10 +169,12 @@ impl Llava {
             matrices(text_layers, dt, q, Role::DecoderLinear),
             matrices(text_layers, dt, t.intermediate_size, Role::DecoderLinear),
         ];
-        // Vectors in f32: class and position embeddings, pre/post layer norms; per CLIP layer
-        // 4 biases of dv, 2 norms (weight and bias), fc1's and fc2's biases; the projector's
-        // biases; per LLaMA layer 2 norms; the final norm.
-        let vision_vectors = u(dv) * (1 + u(v.num_patches()) + 1 + 2) + vision_layers * (u(4 * dv + 4 * dv + v.intermediate_size + dv));
+        // Vectors in f32: CLIP's class token, position embeddings and pre-layernorm (weight and
+        // bias), or SigLIP's conv bias and position embeddings; per vision layer 4 biases of dv,
+        // 2 norms (weight and bias), fc1's and fc2's biases; the projector's biases; per LLaMA
+        // layer 2 norms; the final norm.
+        let embeddings = if v.kind.has_class_token() { 1 + (u(v.num_patches()) + 1) + 2 } else { 1 + u(v.num_patches()) };
+        let vision_vectors = u(dv) * embeddings + vision_layers * (u(4 * dv + 4 * dv + v.intermediate_size + dv));
         let projector_vectors = if config.projector_bias { 2 * u(dt) } else { 0 };
         let text_vectors = text_layers * 2 * u(dt) + u(dt);
         let total = matrix_bytes
@@ -197,6 +203,7 @@ impl Llava {
         let (n, dv) = (self.config.vision.num_patches(), self.config.vision.hidden_size);
         let feats = match self.config.vision_feature_select {
             FeatureSelect::Full => h,
+            // Config parsing refuses "default" for towers without a class token.
             FeatureSelect::Default => {
                 // Row 0 is the class token.
                 let f = GpuTensor::zeros(rec.ctx(), &[n, dv], "image features");

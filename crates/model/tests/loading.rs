@@ -173,7 +173,8 @@ fn config_and_weights_that_disagree_name_the_tensor() {
 fn the_progress_total_is_the_number_of_tensors_a_load_reports() {
     let ctx = llava_lens_gpu::GpuContext::new_blocking(Default::default()).unwrap();
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/scenes-tiny");
-    for dir in [tiny(), demo] {
+    let siglip = tiny().with_file_name("tiny-llava-siglip");
+    for dir in [tiny(), demo, siglip] {
         let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
         let ckpt = Checkpoint::open(&dir).unwrap();
         let ticks = std::cell::Cell::new(0usize);
@@ -221,17 +222,19 @@ fn a_streamed_sharded_checkpoint_gives_the_same_tensors_and_model() {
 }
 
 #[test]
-fn the_weight_estimate_matches_the_demo_model_load() {
+fn the_weight_estimate_matches_the_demo_and_siglip_model_loads() {
     use llava_lens_model::{Llava, WeightDType};
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/scenes-tiny");
-    let config = LlavaConfig::load(&demo.join("config.json")).unwrap();
-    let ckpt = Checkpoint::open(&demo).unwrap();
     let ctx = llava_lens_gpu::GpuContext::new_blocking(Default::default()).unwrap();
-    for dtype in [WeightDType::F32, WeightDType::F16, WeightDType::Q8, WeightDType::Q4] {
-        let m = pollster::block_on(Llava::load(&ctx, &ckpt, &config, dtype, None)).unwrap();
-        let (total, largest) = Llava::weight_bytes_estimate(&config, dtype);
-        assert_eq!(total, m.weight_bytes, "{dtype:?}");
-        assert!(largest > 0 && largest < total);
+    for dir in [demo, tiny().with_file_name("tiny-llava-siglip")] {
+        let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
+        let ckpt = Checkpoint::open(&dir).unwrap();
+        for dtype in [WeightDType::F32, WeightDType::F16, WeightDType::Q8, WeightDType::Q4] {
+            let m = pollster::block_on(Llava::load(&ctx, &ckpt, &config, dtype, None)).unwrap();
+            let (total, largest) = Llava::weight_bytes_estimate(&config, dtype);
+            assert_eq!(total, m.weight_bytes, "{} {dtype:?}", dir.display());
+            assert!(largest > 0 && largest < total);
+        }
     }
 }
 

@@ -16,6 +16,11 @@ pub fn gelu(rec: &mut Recorder<'_>, x: &GpuTensor) -> Result<(), GpuError> {
     in_place(rec, "gelu", x)
 }
 
+/// The tanh form of GELU in place (`gelu_pytorch_tanh`): SigLIP's MLP activation.
+pub fn gelu_tanh(rec: &mut Recorder<'_>, x: &GpuTensor) -> Result<(), GpuError> {
+    in_place(rec, "gelu_tanh", x)
+}
+
 /// `x * sigmoid(1.702 x)` in place: CLIP's MLP activation.
 pub fn quick_gelu(rec: &mut Recorder<'_>, x: &GpuTensor) -> Result<(), GpuError> {
     in_place(rec, "quick_gelu", x)

@@ -129,8 +129,9 @@ pub fn embedding(rec: &mut Recorder<'_>, ids: &GpuTensor, w: &GpuMatrix, y: &Gpu
 
 /// Patches of a CHW image as rows of `cols` (`[n_patches, C * P * P]`).
 pub fn im2col(rec: &mut Recorder<'_>, pixels: &GpuTensor, s: PatchShape, cols: &GpuTensor) -> Result<(), GpuError> {
-    ensure(s.patch > 0 && s.height.is_multiple_of(s.patch) && s.width.is_multiple_of(s.patch), "im2col", || {
-        format!("{}x{} image is not a whole number of {}-pixel patches", s.height, s.width, s.patch)
+    // Pixels past the last whole patch are ignored, as a stride-`patch` Conv2d ignores them.
+    ensure(s.patch > 0 && s.patch <= s.height && s.patch <= s.width, "im2col", || {
+        format!("{}x{} image is smaller than one {}-pixel patch", s.height, s.width, s.patch)
     })?;
     ensure(pixels.len() == s.channels * s.height * s.width, "im2col", || {
         format!("pixels hold {} elements, [C, H, W] = {}", pixels.len(), s.channels * s.height * s.width)

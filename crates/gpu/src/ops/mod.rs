@@ -12,7 +12,7 @@ mod norm;
 mod reduce;
 mod rope;
 
-pub use activation::{gelu, quick_gelu, silu_mul};
+pub use activation::{gelu, gelu_tanh, quick_gelu, silu_mul};
 pub use add::{bias_add, residual_add};
 pub use attention::{KeyMask, MAX_HEAD_DIM, MAX_KEYS, attention, attention_capture, attention_with};
 pub use copy::copy;

@@ -5,6 +5,15 @@ pub fn gelu(x: &mut [f32]) {
     }
 }
 
+/// `ACT2FN["gelu_pytorch_tanh"]` (SigLIP's MLP): `0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))`,
+/// in f64 with tanh itself (the shader uses the sigmoid identity instead).
+pub fn gelu_tanh(x: &mut [f32]) {
+    for v in x {
+        let t = *v as f64;
+        *v = (0.5 * t * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (t + 0.044715 * t * t * t)).tanh())) as f32;
+    }
+}
+
 /// `ACT2FN["quick_gelu"]` (CLIP's MLP): `x * sigmoid(1.702 x)`.
 pub fn quick_gelu(x: &mut [f32]) {
     for v in x {
@@ -33,6 +42,10 @@ mod tests {
         let mut g = [0.0f32, 1.0, -1.0];
         gelu(&mut g);
         assert!((g[0]).abs() < 1e-7 && (g[1] - 0.841_344_7).abs() < 1e-6 && (g[2] + 0.158_655_3).abs() < 1e-6);
+        // gelu_tanh(1) = 0.5 (1 + tanh(0.7978846 * 1.044715)) = 0.8411920; far out it is x or 0.
+        let mut t = [1.0f32, 30.0, -30.0];
+        gelu_tanh(&mut t);
+        assert!((t[0] - 0.841_192).abs() < 1e-6 && t[1] == 30.0 && t[2] == 0.0, "{t:?}");
         let mut q = [1.0f32];
         quick_gelu(&mut q);
         assert!((q[0] - 1.0 / (1.0 + (-1.702f32).exp())).abs() < 1e-6);

@@ -10,7 +10,7 @@ mod norm;
 mod reduce;
 mod rope;
 
-pub use activation::{gelu, quick_gelu, silu_mul};
+pub use activation::{gelu, gelu_tanh, quick_gelu, silu_mul};
 pub use attention::{AttentionShape, attention, attention_masked};
 pub use explain::{fixed_rms_norm, scatter_heads, weighted_values};
 pub use linear::{PatchShape, bias_add, embedding, im2col, matmul, matvec, patch_embed, residual_add};
