@@ -8,7 +8,7 @@ the Rust tests compare against:
   pixel_values        [3, S, S]   the vision tower's Pillow processor at the model size:
                                   CLIPImageProcessor (bicubic, center crop) or
                                   SiglipImageProcessor (bicubic to the square)
-  pixel_values_336    [3, 336, 336] CLIP towers only: the same image at llava-1.5's real size
+  pixel_values_336    [3, 336, 336] with --real-size (CLIP towers): the image at llava-1.5's real size
   input_ids           [L0]        the prompt with one <image> token (int64)
   image_features      [N, D]      multi_modal_projector output
   resid_pre           [layers, D] residual stream entering every decoder layer, last position
@@ -38,7 +38,7 @@ on a square of the CLIP mean colour, int(255 * mean), then the same processor):
 Usage (needs torch, transformers, pillow, safetensors; tests never run Python):
   llava-lens make-tiny --out tests/data/tiny-llava --seed 0 --gqa
   python scripts/golden/make_fixtures.py tests/data/tiny-llava tests/data/images/scene-500x375.png \
-      tests/data/golden/tiny-llava.safetensors
+      tests/data/golden/tiny-llava.safetensors --real-size
 """
 import json
 import sys
@@ -90,19 +90,22 @@ def expand2square(image, background):
     return square
 
 
-def main(model_dir, image_path, out_path):
+def main(model_dir, image_path, out_path, *flags):
     model_dir, out_path = Path(model_dir), Path(out_path)
     torch.manual_seed(0)
     model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
     cfg = model.config
     tok = PreTrainedTokenizerFast(tokenizer_file=str(model_dir / "tokenizer.json"), bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-    image = Image.open(image_path).convert("RGB")
+    # The processor converts to RGB itself (transparency onto white); LLaVA's own pad-to-square
+    # pipeline opens images with .convert("RGB"), which drops the alpha channel instead.
+    image = Image.open(image_path)
+    image.load()
     size = cfg.vision_config.image_size
     clip = cfg.vision_config.model_type == "clip_vision_model"
     make = processor if clip else siglip_processor
     mean = CLIP_MEAN if clip else [0.5] * 3
     pixel_values = make(size)(images=image, return_tensors="pt")["pixel_values"]
-    square = expand2square(image, tuple(int(255 * m) for m in mean))
+    square = expand2square(image.convert("RGB"), tuple(int(255 * m) for m in mean))
     pixel_values_pad = make(size)(images=square, return_tensors="pt")["pixel_values"]
 
     ids = tok(PROMPT)["input_ids"]
@@ -152,7 +155,7 @@ def main(model_dir, image_path, out_path):
         "prompt": json.dumps(PROMPT),
         "image_offset": str(off),
     }
-    if clip:
+    if clip and "--real-size" in flags:
         tensors["pixel_values_336"] = processor(336)(images=image, return_tensors="pt")["pixel_values"][0].contiguous()
     tensors.update(attribution(model, forward, hs, out.attentions, off, n_img))
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,4 +215,4 @@ def attribution(model, forward, hs, attentions, off, n_img):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:])

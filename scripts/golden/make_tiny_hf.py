@@ -5,6 +5,9 @@ beyond llava-1.5: the same architecture classes and config fields as the real ch
           with the "full" strategy, SiglipImageProcessor) on the tiny LLaMA decoder of
           tests/data/tiny-llava, whose tokenizer it shares. 64 px in 12 px patches: a 5 x 5 grid
           with 4 px left over, as so400m's 384 px in 14 px patches leave 6.
+  mistral: bakLLaVA's decoder (MistralForCausalLM: LLaMA's layers, a sliding window of 4096, its
+          own defaults) under tests/data/tiny-llava's CLIP tower, with rope_theta 1e6 so a wrong
+          theta shows.
 
 The weights are drawn again after construction (transformers' own init is tiny for some
 modules, which would leave every score near zero and the parity checks blunt): matrices
@@ -14,6 +17,9 @@ Usage (needs torch, transformers, safetensors; tests never run Python):
   python scripts/golden/make_tiny_hf.py siglip tests/data/tiny-llava-siglip
   python scripts/golden/make_fixtures.py tests/data/tiny-llava-siglip tests/data/images/tall-301x689.png \
       tests/data/golden/tiny-llava-siglip.safetensors
+  python scripts/golden/make_tiny_hf.py mistral tests/data/tiny-llava-mistral
+  python scripts/golden/make_fixtures.py tests/data/tiny-llava-mistral tests/data/images/wide-alpha-640x233.png \
+      tests/data/golden/tiny-llava-mistral.safetensors
 """
 import json
 import math
@@ -22,7 +28,8 @@ import sys
 from pathlib import Path
 
 import torch
-from transformers import LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, SiglipVisionConfig
+from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, MistralConfig,
+                          SiglipVisionConfig)
 
 TINY_TEXT = Path(__file__).resolve().parents[2] / "tests" / "data" / "tiny-llava"
 
@@ -39,6 +46,17 @@ def siglip_config():
         multimodal_projector_bias=True, tie_word_embeddings=False, image_seq_length=25)
 
 
+def mistral_config():
+    tiny = json.loads((TINY_TEXT / "config.json").read_text())
+    text = {k: v for k, v in tiny["text_config"].items() if k not in ("model_type", "rope_theta")}
+    return LlavaConfig(
+        vision_config=CLIPVisionConfig(**{k: v for k, v in tiny["vision_config"].items() if k != "model_type"}),
+        text_config=MistralConfig(**text, sliding_window=4096, rope_parameters={"rope_type": "default", "rope_theta": 1e6}),
+        image_token_index=tiny["image_token_index"], pad_token_id=tiny["pad_token_id"], vision_feature_layer=-2,
+        vision_feature_select_strategy="default", projector_hidden_act="gelu", multimodal_projector_bias=True,
+        tie_word_embeddings=False, image_seq_length=16)
+
+
 def redraw(model, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -53,16 +71,17 @@ def redraw(model, seed):
 
 def main(kind, out):
     out = Path(out)
-    config = {"siglip": siglip_config}[kind]()
+    config = {"siglip": siglip_config, "mistral": mistral_config}[kind]()
     model = LlavaForConditionalGeneration(config).eval()
     redraw(model, seed=0)
     model.save_pretrained(out, safe_serialization=True)
     shutil.copy(TINY_TEXT / "tokenizer.json", out / "tokenizer.json")
     size = config.vision_config.image_size
-    processor = {"image_processor_type": "SiglipImageProcessor", "do_resize": True, "size": {"height": size, "width": size},
-                 "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-                 "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_convert_rgb": None}
-    (out / "preprocessor_config.json").write_text(json.dumps(processor, indent=2) + "\n")
+    if kind == "siglip":
+        processor = {"image_processor_type": "SiglipImageProcessor", "do_resize": True, "size": {"height": size, "width": size},
+                     "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+                     "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5], "do_convert_rgb": None}
+        (out / "preprocessor_config.json").write_text(json.dumps(processor, indent=2) + "\n")
     print(f"wrote {out}: {sum(p.numel() for p in model.parameters())} parameters")
 
 

@@ -79,9 +79,23 @@ impl VisionConfig {
     }
 }
 
-/// LLaMA decoder (`LlamaConfig`).
+/// Which decoder a checkpoint has (`text_config.model_type`): both run the same LLaMA layers
+/// (RMSNorm, rotary grouped-query attention without biases, SiLU-gated MLP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// `llama` (Vicuna in llava-1.5).
+    Llama,
+    /// `mistral` (bakLLaVA): LLaMA's layers with a sliding attention window.
+    Mistral,
+}
+
+/// The decoder (`LlamaConfig` or `MistralConfig`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextConfig {
+    pub kind: TextKind,
+    /// Mistral's `sliding_window`: positions further back than this are masked. llava-lens runs
+    /// full attention, so sequences longer than the window are refused (`check_positions`).
+    pub sliding_window: Option<usize>,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub intermediate_size: usize,
@@ -144,8 +158,22 @@ impl LlavaConfig {
         }
         let vision = r.child("vision_config")?;
         let text_cfg = r.child("text_config")?;
-        if let Some(t) = text_cfg.v.get("model_type").and_then(Value::as_str).filter(|t| *t != "llama") {
-            return Err(ModelError::config(path, format!("text_config.model_type is {t:?}; only \"llama\" is supported")));
+        let text_kind = match text_cfg.str_or("model_type", "llama")?.as_str() {
+            "llama" => TextKind::Llama,
+            "mistral" => TextKind::Mistral,
+            other => {
+                return Err(ModelError::config(
+                    path,
+                    format!(
+                        "text_config.model_type is {other:?}; supported: \"llama\" and \"mistral\" (Qwen2's biased attention is not yet)"
+                    ),
+                ));
+            }
+        };
+        for key in ["attention_bias", "mlp_bias", "tie_word_embeddings"] {
+            if text_cfg.v.get(key).and_then(Value::as_bool) == Some(true) {
+                return Err(ModelError::config(path, format!("text_config.{key} is true; llava-lens's LLaMA layers have none")));
+            }
         }
         let kind = match vision.str_or("model_type", "clip_vision_model")?.as_str() {
             "clip_vision_model" => VisionKind::Clip,
@@ -220,15 +248,29 @@ impl LlavaConfig {
             Some(p) => p.f32_or("rope_theta", 10000.0)?,
             None => text_cfg.f32_or("rope_theta", 10000.0)?,
         };
+        // MistralConfig's defaults differ from LlamaConfig's where its checkpoints rely on them.
+        let (intermediate, kv_default, eps, window) = match text_kind {
+            TextKind::Llama => (11008, heads, 1e-6, None),
+            TextKind::Mistral => (14336, 8, 1e-6, Some(4096)),
+        };
+        let sliding_window = match text_cfg.v.get("sliding_window") {
+            None => window,
+            Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|&w| w > 0).ok_or_else(|| {
+                ModelError::config(path, format!("text_config.sliding_window is {v}; expected a positive integer or null"))
+            })? as usize),
+        };
         let text = TextConfig {
+            kind: text_kind,
+            sliding_window: if text_kind == TextKind::Mistral { sliding_window } else { None },
             vocab_size: text_cfg.usize_or("vocab_size", 32000)?,
             hidden_size: hidden,
-            intermediate_size: text_cfg.usize_or("intermediate_size", 11008)?,
+            intermediate_size: text_cfg.usize_or("intermediate_size", intermediate)?,
             num_hidden_layers: text_cfg.usize_or("num_hidden_layers", 32)?,
             num_attention_heads: heads,
-            num_key_value_heads: text_cfg.usize_or("num_key_value_heads", heads)?,
+            num_key_value_heads: text_cfg.usize_or("num_key_value_heads", kv_default)?,
             head_dim: text_cfg.usize_or("head_dim", hidden / heads.max(1))?,
-            rms_norm_eps: text_cfg.f32_or("rms_norm_eps", 1e-6)?,
+            rms_norm_eps: text_cfg.f32_or("rms_norm_eps", eps)?,
             rope_theta,
             max_position_embeddings: text_cfg.usize_or("max_position_embeddings", 2048)?,
         };
@@ -341,6 +383,15 @@ impl LlavaConfig {
     /// would not fit the decoder's `max_position_embeddings`: checked before any weight loads.
     pub fn check_positions(&self, prompt_ids: usize, new_tokens: usize) -> Result<(), String> {
         let seq = self.sequence_length(prompt_ids);
+        if let Some(window) = self.text.sliding_window
+            && seq.saturating_add(new_tokens) > window
+        {
+            return Err(format!(
+                "the prompt and answer take up to {} positions, past the decoder's sliding attention window of {window} \
+                 (text_config.sliding_window); llava-lens attends to every position, so it would not compute what the model does",
+                seq.saturating_add(new_tokens)
+            ));
+        }
         let max = self.text.max_position_embeddings;
         if seq.saturating_add(new_tokens) > max {
             return Err(format!(
@@ -431,7 +482,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::VisionKind;
+    use crate::config::{TextKind, VisionKind};
 
     const LLAVA_HF: &str = LLAVA_1_5_7B_CONFIG;
 
@@ -571,6 +622,26 @@ mod tests {
         assert!(err.contains(r#"vision_config.hidden_act is "gelu"; a siglip_vision_model runs "gelu_pytorch_tanh""#), "{err}");
         let err = parse(&vision(r#""vision_config": {"model_type": "dinov2"}"#)).unwrap_err().to_string();
         assert!(err.contains(r#"vision_config.model_type is "dinov2"; supported: "clip_vision_model" and "siglip_vision_model""#), "{err}");
+    }
+
+    #[test]
+    fn mistral_decoders_get_mistrals_defaults_and_others_are_refused_by_name() {
+        let text = |fields: &str| LLAVA_HF.replace(r#""model_type": "llama","#, fields);
+        let c = parse(&text(r#""model_type": "mistral","#)).unwrap();
+        assert_eq!(c.text.kind, TextKind::Mistral);
+        // MistralConfig's defaults: 8 key/value heads, 14336 MLP, a 4096-position window.
+        assert_eq!((c.text.num_key_value_heads, c.text.intermediate_size, c.text.sliding_window), (8, 14336, Some(4096)));
+        assert_eq!(parse(&text(r#""model_type": "mistral", "sliding_window": null,"#)).unwrap().text.sliding_window, None);
+        assert_eq!(parse(LLAVA_HF).unwrap().text.sliding_window, None, "LLaMA has no window");
+        for (fields, want) in [
+            (r#""model_type": "qwen2","#, r#"text_config.model_type is "qwen2"; supported: "llama" and "mistral""#),
+            (r#""model_type": "llama", "attention_bias": true,"#, "text_config.attention_bias is true"),
+            (r#""model_type": "llama", "tie_word_embeddings": true,"#, "text_config.tie_word_embeddings is true"),
+            (r#""model_type": "mistral", "sliding_window": 0,"#, "text_config.sliding_window is 0; expected a positive integer or null"),
+        ] {
+            let err = parse(&text(fields)).unwrap_err().to_string();
+            assert!(err.contains(want), "{fields}: {err}");
+        }
     }
 
     #[test]

@@ -252,7 +252,15 @@ impl Llava {
         let c = &self.config;
         let x = self.inputs_embeds(rec, prompt, &image_features)?;
         let seq_len = x.shape()[0];
-        let capacity = (seq_len + extra_tokens).min(c.text.max_position_embeddings.max(seq_len + 1));
+        // Full attention equals Mistral's windowed one only inside the window: the cache stops
+        // there, so generation past it ends with an error instead of computing something else.
+        let window = c.text.sliding_window.unwrap_or(usize::MAX);
+        if seq_len > window {
+            return Err(ModelError::Prompt(format!(
+                "{seq_len} positions exceed the decoder's sliding attention window of {window} (text_config.sliding_window)"
+            )));
+        }
+        let capacity = (seq_len + extra_tokens).min(c.text.max_position_embeddings.max(seq_len + 1)).min(window);
         let mut cache = KvCache::new(rec.ctx(), &c.text, capacity);
         let mut captures = LayerCaptures::default();
         let hidden = self.language_model.forward(rec, x, &mut cache, plan, &mut captures, mask)?;

@@ -1,0 +1,54 @@
+//! The method on the Llava family's variants (tests/data/tiny-llava-siglip and
+//! tests/data/tiny-llava-mistral, made by transformers: scripts/golden/make_tiny_hf.py) against
+//! the authors' formulas computed in HF transformers (scripts/golden/make_fixtures.py): head and
+//! layer scores, every head's position scores (the grouped-query mapping included), the
+//! baseline map, and the image grid each tower makes.
+
+use llava_lens_explain::{ExplainOptions, explain};
+use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, WeightDType};
+use llava_lens_tests::ctx;
+use llava_lens_tests::golden::{Golden, data};
+
+fn max_abs(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn f32_scores_and_every_heads_positions_match_the_authors_formulas() {
+    // (model, grid, image rows): SigLIP keeps every patch and has no class token; the CLIP tower
+    // under Mistral drops its class token ("default").
+    for (model, grid, rows) in [("tiny-llava-siglip", 5, 25), ("tiny-llava-mistral", 4, 16)] {
+        let g = Golden::open(&format!("golden/{model}.safetensors"));
+        let dir = data(model);
+        let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
+        let tok = LlavaTokenizer::load(&dir.join("tokenizer.json"), config.image_token_index).unwrap();
+        let weights = Checkpoint::open(&dir).unwrap();
+        let llava = pollster::block_on(Llava::load(ctx(), &weights, &config, WeightDType::F32, None)).unwrap();
+        let prompt = tok.prompt("What is the color of the dog?", "The color of the dog is").unwrap();
+        let opts = ExplainOptions { top_k_heads: usize::MAX, ..Default::default() };
+        let e = pollster::block_on(explain(&llava, ctx(), &prompt, g.f32("pixel_values"), &opts)).unwrap();
+        assert_eq!(e.target.id, g.ids("explain_target")[0], "{model}: target");
+        assert_eq!((e.grid, e.image_tokens), (grid, rows), "{model}: image grid");
+        let heads: Vec<f32> = e.head_scores.iter().flatten().copied().collect();
+        for (name, got, want) in [
+            ("head_scores", &heads, g.f32("head_scores")),
+            ("attention_layer_scores", &e.attention_layer_scores, g.f32("attention_layer_scores")),
+            ("mlp_layer_scores", &e.mlp_layer_scores, g.f32("mlp_layer_scores")),
+            ("position_scores", &e.position_scores, g.f32("position_scores")),
+            ("baseline_map", &e.baseline_map, g.f32("baseline_map")),
+        ] {
+            let err = max_abs(got, want);
+            eprintln!("{model} {name}: max abs error {err:.2e}");
+            assert!(err <= 1e-4, "{model} {name}: max abs error {err}");
+        }
+        let all = g.f32("position_scores_all");
+        let (n_heads, seq, off, n) = (e.head_scores[0].len(), e.sequence_length, e.image_offset, e.image_tokens);
+        assert_eq!(e.head_maps.len(), heads.len());
+        for m in &e.head_maps {
+            let at = (m.head.layer * n_heads + m.head.head) * seq;
+            let err = max_abs(&m.patch_scores, &all[at + off..at + off + n]);
+            assert!(err <= 1e-4, "{model} head {}.{}: positions vs HF, max abs error {err}", m.head.layer, m.head.head);
+        }
+    }
+}
