@@ -48,6 +48,13 @@ impl LlavaTokenizer {
         // too: fuzzing found one), which is all that unwrap needs; natively any other panic
         // inside the crate's parser is caught at this boundary as well.
         serde_json::from_slice::<JsonChecked>(json).map_err(|e| err(format!("not valid JSON: {e}")))?;
+        // Its template post-processor looks up each special token of the template when encoding
+        // and panics on one the file does not define (fuzzing found it): checked here instead.
+        if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(json)
+            && let Some(post) = doc.get("post_processor")
+        {
+            check_post_processor(post).map_err(|e| err(format!("post_processor: {e}")))?;
+        }
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Tokenizer::from_bytes(json)))
             .map_err(|_| err("the tokenizers crate failed on this file (it panicked); it is not a valid tokenizer.json".into()))?;
         let mut inner = parsed.map_err(|e| err(format!("not a tokenizers JSON file: {e}")))?;
@@ -142,6 +149,30 @@ impl LlavaTokenizer {
 /// A JSON document visited whole, nothing kept: every string is decoded (unlike
 /// `serde::de::IgnoredAny`, which skips strings unchecked), so any document this accepts is one
 /// serde_json can turn into values.
+/// Every special token a `TemplateProcessing` template names (in `single` and `pair`, also
+/// inside a `Sequence` of processors) must be one of its `special_tokens`.
+fn check_post_processor(p: &serde_json::Value) -> Result<(), String> {
+    match p.get("type").and_then(serde_json::Value::as_str) {
+        Some("Sequence") => {
+            p.get("processors").and_then(serde_json::Value::as_array).into_iter().flatten().try_for_each(check_post_processor)
+        }
+        Some("TemplateProcessing") => {
+            let defined = p.get("special_tokens").and_then(serde_json::Value::as_object);
+            for template in ["single", "pair"] {
+                for piece in p.get(template).and_then(serde_json::Value::as_array).into_iter().flatten() {
+                    let Some(id) = piece.get("SpecialToken").and_then(|s| s.get("id")) else { continue };
+                    let known = id.as_str().is_some_and(|id| defined.is_some_and(|d| d.contains_key(id)));
+                    if !known {
+                        return Err(format!("the {template} template uses the special token {id}, which special_tokens does not define"));
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 struct JsonChecked;
 
 impl<'de> serde::Deserialize<'de> for JsonChecked {

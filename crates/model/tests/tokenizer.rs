@@ -106,3 +106,23 @@ fn a_tokenizer_with_broken_strings_in_its_decoder_is_an_error_not_a_panic() {
         assert!(err.starts_with("odd/tokenizer.json: not valid JSON"), "{bad:?}: {err}");
     }
 }
+
+#[test]
+fn a_template_naming_an_undefined_special_token_is_an_error_not_a_panic() {
+    // Found by fuzzing (docs/HARDENING.md): a TemplateProcessing post-processor whose template
+    // names a special token its special_tokens lack parses, then panics at the first encode.
+    let text = std::fs::read_to_string(data("tokenizer.json")).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    doc["post_processor"] = serde_json::json!({
+        "type": "Sequence",
+        "processors": [{
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s1>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}
+        }]
+    });
+    let path = std::path::Path::new("odd/tokenizer.json");
+    let err = LlavaTokenizer::from_bytes(doc.to_string().as_bytes(), path, 32000).unwrap_err().to_string();
+    assert!(err.contains("odd/tokenizer.json: post_processor: the single template uses the special token \"<s1>\""), "{err}");
+}
