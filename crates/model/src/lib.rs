@@ -14,6 +14,7 @@ pub mod llava;
 pub mod names;
 pub mod pillow;
 pub mod preprocess;
+pub mod presets;
 pub mod processor;
 pub mod tiny;
 pub mod tokenizer;

@@ -3,7 +3,6 @@
 
 use clap::Args;
 use llava_lens_gpu::{ContextOptions, GpuContext};
-use llava_lens_model::config::LLAVA_1_5_7B_CONFIG;
 use llava_lens_model::{Llava, LlavaConfig, Prompt, RandomWeights, RunOptions, WeightDType, tiny};
 use llava_lens_tensor::Rng;
 use serde_json::json;
@@ -13,7 +12,8 @@ const BUDGET_7B_Q4: u64 = 6 << 30;
 
 #[derive(Debug, Args)]
 pub struct E2eArgs {
-    /// Model shape: the tiny test model, or Llava-1.5-7B.
+    /// Model shape: the tiny test model, or a real checkpoint's (llava-1.5-7b, llava-1.5-13b,
+    /// bakllava-v1: crates/model/src/presets.rs).
     #[arg(long, default_value = "tiny")]
     pub preset: String,
     #[arg(long, default_value = "q4")]
@@ -27,8 +27,7 @@ fn preset(name: &str) -> anyhow::Result<LlavaConfig> {
     let path = std::path::Path::new(name);
     Ok(match name {
         "tiny" => LlavaConfig::parse(&tiny::tiny_config(true).to_string(), path)?,
-        "llava-1.5-7b" => LlavaConfig::parse(LLAVA_1_5_7B_CONFIG, path)?,
-        other => anyhow::bail!("unknown preset {other:?}; expected tiny or llava-1.5-7b"),
+        other => llava_lens_model::presets::preset(other).map_err(|e| anyhow::anyhow!("{e} (or tiny)"))?.config()?,
     })
 }
 
@@ -58,6 +57,8 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     let e =
         pollster::block_on(llava_lens_explain::explain(&model, &ctx, &prompt, &pixels, &llava_lens_explain::ExplainOptions::default()))?;
     let peak = ctx.memory().peak();
+    let estimate =
+        Llava::weight_bytes_estimate(&config, args.dtype).0 + Llava::working_bytes_estimate(&config, out.prompt_len + args.new_tokens);
     let info = &ctx.adapter_info;
     let record = json!({
         "bench": "e2e",
@@ -78,6 +79,9 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
         "explain_position_scores_ms": e.timings_ms.position_scores,
         "explain_bytes_read_back": e.bytes_read_back,
         "peak_gpu_bytes": peak,
+        // The bound a page checks before loading: weights plus working memory for this sequence.
+        "estimated_gpu_bytes": estimate,
+        "within_estimate": peak <= estimate,
         "fits_7b_q4_budget": (args.preset == "llava-1.5-7b" && args.dtype == WeightDType::Q4).then_some(peak <= BUDGET_7B_Q4),
     });
     crate::print_out(record)?;
