@@ -13,7 +13,7 @@ import sys
 os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 E = dict(os.environ, WGPU_BACKEND='vulkan', NODEVICE_SELECT='1', RUST_BACKTRACE='0')
 BUGS = [
- ("one-pixel crop shift", "crates/model/src/preprocess.rs", "let (top, left) = ((rh - s) / 2, (rw - s) / 2);", "let (top, left) = ((rh - s) / 2, (rw - s) / 2 + 1);", "cargo test -p llava-lens-model --test parity"),
+ ("one-pixel crop shift", "crates/model/src/preprocess.rs", "let (left, top) = (rw.saturating_sub(cw) / 2, rh.saturating_sub(ch) / 2);", "let (left, top) = (rw.saturating_sub(cw) / 2 + 1, rh.saturating_sub(ch) / 2);", "cargo test -p llava-lens-model --test parity"),
  ("dropped checkpoint naming rule", "crates/model/src/names.rs", 'let inner = rest.strip_prefix("vision_model.").unwrap_or(rest);', 'let inner = rest;', "cargo test -p llava-lens-model --test loading"),
  ("q8 rounding by floor", "crates/tensor/src/quant.rs", "*qi = (v * id).round().clamp(-127.0, 127.0) as i8;", "*qi = (v * id).floor().clamp(-127.0, 127.0) as i8;", "cargo test -p llava-lens-tensor -p llava-lens-tests"),
  ("wrong GQA mapping in attention.wgsl", "shaders/attention.wgsl", "return Task(row, head, head / (params.n_heads / params.n_kv_heads), visible);", "return Task(row, head, head % params.n_kv_heads, visible);", "cargo test -p llava-lens-tests --test ops attention"),
