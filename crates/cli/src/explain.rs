@@ -100,8 +100,8 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         }
         _ => (e.patch_scores.clone(), RenderOptions { upsample, palette: Palette::Signed, ..Default::default() }),
     };
-    let (png, legend) = render(&pre.crop_rgb, &values, e.grid, &ropts)?;
-    let c = pre.crop;
+    let (view, c) = pre.patch_region(model.config.vision.covered_pixels());
+    let (png, legend) = render(&view, &values, e.grid, &ropts)?;
     e.image = Some(args.input.image.display().to_string());
     e.crop = Some(Crop { x: c.x, y: c.y, width: c.width, height: c.height });
     e.legend = Some(MapLegend {

@@ -215,6 +215,11 @@ fn explain_runs_on_the_siglip_variant_from_the_committed_folder() {
         (best / heads, best % heads)
     );
     assert_eq!((v["grid"].as_u64(), v["patch_scores"].as_array().unwrap().len()), (Some(5), 25));
+    // SigLIP resizes the whole 301 x 689 image to 64 x 64; the 5 x 5 patches of 12 px cover 60 of
+    // those 64 pixels, so the map's box is 60/64 of the image from its top-left corner.
+    let crop = &v["crop"];
+    let side = |k: &str| crop[k].as_f64().unwrap();
+    assert_eq!((side("x"), side("y"), side("width"), side("height")), (0.0, 0.0, 301.0 * 60.0 / 64.0, 689.0 * 60.0 / 64.0));
     assert!(image::open(out.join("map.png")).is_ok());
     let _ = std::fs::remove_dir_all(out);
 }

@@ -71,6 +71,10 @@ impl VisionConfig {
     pub fn grid(&self) -> usize {
         self.image_size / self.patch_size
     }
+    /// Pixels a side the patch grid covers (`grid * patch_size`, at most `image_size`).
+    pub fn covered_pixels(&self) -> usize {
+        self.grid() * self.patch_size
+    }
     pub fn num_patches(&self) -> usize {
         self.grid() * self.grid()
     }

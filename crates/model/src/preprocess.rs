@@ -51,6 +51,22 @@ pub struct Preprocessed {
     pub crop_rgb: RgbImage,
 }
 
+impl Preprocessed {
+    /// The part of the model's view its patch grid covers, `covered` pixels a side from the
+    /// top-left (`VisionConfig::covered_pixels`), with that part's box in the original image:
+    /// where a map is drawn. A tower whose input is not a whole number of patches ignores the
+    /// rest (SigLIP so400m: 378 of 384 pixels), so a map stretched over the whole view would be
+    /// off by up to a patch's remainder; for CLIP-L/336 this is the whole view.
+    pub fn patch_region(&self, covered: usize) -> (RgbImage, CropBox) {
+        if covered >= self.size {
+            return (self.crop_rgb.clone(), self.crop);
+        }
+        let f = covered as f32 / self.size as f32;
+        let view = image::imageops::crop_imm(&self.crop_rgb, 0, 0, covered as u32, covered as u32).to_image();
+        (view, CropBox { width: self.crop.width * f, height: self.crop.height * f, ..self.crop })
+    }
+}
+
 /// Decodes PNG, JPEG, WebP, BMP or GIF bytes to RGB; `what` names the source in errors.
 pub fn decode_image(bytes: &[u8], what: &str) -> Result<RgbImage, ModelError> {
     let err = |detail: String| ModelError::Image { what: what.to_string(), detail };
@@ -225,6 +241,20 @@ mod tests {
         assert_eq!(p.crop, CropBox { x: 100.0, y: 0.0, width: 400.0, height: 400.0 });
         let q = preprocess(&img, &ImageProcessor::clip(336), ResizeMode::PadToSquare).unwrap();
         assert_eq!(q.crop, CropBox { x: 0.0, y: -100.0, width: 600.0, height: 600.0 });
+    }
+
+    #[test]
+    fn maps_cover_only_the_pixels_the_patch_grid_sees() {
+        // 600 x 400 at 64 px: the view is the crop box (100, 0, 400, 400); a 5 x 5 grid of
+        // 12 px patches covers 60 of the 64 pixels, so the map's box is 375 original pixels a
+        // side from the same corner, and its view the top-left 60 x 60.
+        let img = RgbImage::from_fn(600, 400, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 7]));
+        let p = preprocess(&img, &ImageProcessor::clip(64), ResizeMode::CenterCrop).unwrap();
+        let (view, b) = p.patch_region(60);
+        assert_eq!((view.width(), view.height()), (60, 60));
+        assert_eq!(view.get_pixel(59, 59), p.crop_rgb.get_pixel(59, 59));
+        assert_eq!(b, CropBox { x: 100.0, y: 0.0, width: 375.0, height: 375.0 });
+        assert_eq!(p.patch_region(64), (p.crop_rgb.clone(), p.crop), "a whole number of patches: the whole view");
     }
 
     #[test]

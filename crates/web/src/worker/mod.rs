@@ -239,10 +239,10 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
     let mut e = explain(&s.model, &s.ctx, &prompt, &pre.pixels, &opts).await.map_err(|e| e.to_string())?;
     e.name_tokens(&s.tokenizer);
     let top: Vec<(String, f32)> = e.top.iter().map(|t| (t.text.clone().unwrap_or_default(), t.log_prob.exp())).collect();
+    // Maps are drawn over the part the patch grid covers (all of it for CLIP-L/336).
+    let (view, c) = pre.patch_region(s.model.config.vision.covered_pixels());
     let mut jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
-        .encode_image(&pre.crop_rgb)
-        .map_err(|e| format!("encoding the crop: {e}"))?;
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&view).map_err(|e| format!("encoding the crop: {e}"))?;
     let recorded = Recorded {
         model: s.name.clone(),
         question: question.into(),
@@ -258,7 +258,6 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
         contrast: e.contrast.as_ref().and_then(|c| c.text.clone()),
         crop_jpeg: jpeg,
     };
-    let c = pre.crop;
     e.crop = Some(llava_lens_explain::explanation::Crop { x: c.x, y: c.y, width: c.width, height: c.height });
     let reply = Response::Explained {
         explanation: Box::new(e),
