@@ -52,3 +52,19 @@ fn info_names_the_adapter_and_a_missing_adapter_says_how_to_get_one() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no GPU adapter found") && stderr.contains("mesa-vulkan-drivers"), "{stderr}");
 }
+
+#[test]
+fn bench_preprocess_prints_one_record_per_processor_and_refuses_bad_sizes() {
+    let run = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_llava-lens")).args(["bench", "preprocess"]).args(args).output().unwrap();
+    let out = run(&["--size", "97x61", "--runs", "3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = lines.iter().map(|l| l["processor"].as_str().unwrap()).collect();
+    assert_eq!(names, ["clip-336", "siglip-384"]);
+    for l in &lines {
+        assert_eq!((l["image"].as_str(), l["runs"].as_u64()), (Some("97x61"), Some(3)));
+        assert!(l["min_ms"].as_f64().unwrap() <= l["median_ms"].as_f64().unwrap());
+    }
+    let err = String::from_utf8_lossy(&run(&["--size", "0x5"]).stderr).to_string();
+    assert!(err.contains("--size 0x5: sides of 1 to 16384 pixels"), "{err}");
+}

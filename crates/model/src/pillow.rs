@@ -97,15 +97,13 @@ impl Axis {
     }
 }
 
-/// One weighted sum of u8 samples, rounded and clipped as Pillow's `clip8` does.
-fn sum8(samples: impl Iterator<Item = u8>, weights: &[i32]) -> u8 {
-    let mut acc = 1i64 << (PRECISION_BITS - 1);
-    // Weights first: zip stops before asking for a sample past the last weight.
-    for (&w, s) in weights.iter().zip(samples) {
-        acc += s as i64 * w as i64;
-    }
+/// A weighted sum's fixed-point value rounded and clipped to u8, as Pillow's `clip8` does (the
+/// sums start at one half, `1 << (PRECISION_BITS - 1)`).
+fn clip8(acc: i64) -> u8 {
     (acc >> PRECISION_BITS).clamp(0, 255) as u8
 }
+
+const HALF: i64 = 1 << (PRECISION_BITS - 1);
 
 /// A rectangle of RGB pixels placed in a larger image's coordinates: pixel (x, y) of the image
 /// is at `((y - y0) * w + x - x0) * 3`.
@@ -117,38 +115,60 @@ struct Plane<'a> {
 }
 
 impl Plane<'_> {
-    fn at(&self, x: usize, y: usize, c: usize) -> u8 {
-        self.px[((y - self.y0) * self.w + x - self.x0) * 3 + c]
+    /// Row `y` (image coordinates), columns `cols`, as RGB bytes.
+    fn row(&self, y: usize, cols: Range<usize>) -> &[u8] {
+        let start = ((y - self.y0) * self.w + cols.start - self.x0) * 3;
+        &self.px[start..start + cols.len() * 3]
     }
 
     /// The horizontal pass: rows `rows` of the output columns `cols` (`axis` built for exactly
-    /// those outputs; None where the width does not change).
+    /// those outputs; None where the width does not change). Each output pixel's three channels
+    /// are summed in one walk over its taps, as Pillow does.
     fn horizontal(&self, rows: Range<usize>, cols: Range<usize>, axis: Option<&Axis>) -> Plane<'static> {
-        let mut px = Vec::with_capacity(rows.len() * cols.len() * 3);
-        for y in rows.clone() {
-            for (i, x) in cols.clone().enumerate() {
-                for c in 0..3 {
-                    px.push(match axis {
-                        Some(a) => sum8((a.first[i]..).map(|sx| self.at(sx, y, c)), &a.weights[i]),
-                        None => self.at(x, y, c),
-                    });
+        let n = cols.len();
+        let mut px = vec![0u8; rows.len() * n * 3];
+        let src_cols = self.x0..self.x0 + self.w;
+        for (r, y) in rows.clone().enumerate() {
+            let dst = &mut px[r * n * 3..(r + 1) * n * 3];
+            let Some(a) = axis else {
+                dst.copy_from_slice(self.row(y, cols.clone()));
+                continue;
+            };
+            let src = self.row(y, src_cols.clone());
+            for (i, out) in dst.chunks_exact_mut(3).enumerate() {
+                let first = (a.first[i] - self.x0) * 3;
+                let mut acc = [HALF; 3];
+                for (&w, p) in a.weights[i].iter().zip(src[first..].chunks_exact(3)) {
+                    for c in 0..3 {
+                        acc[c] += p[c] as i64 * w as i64;
+                    }
                 }
+                out.copy_from_slice(&acc.map(clip8));
             }
         }
-        Plane { px: px.into(), x0: cols.start, y0: rows.start, w: cols.len() }
+        Plane { px: px.into(), x0: cols.start, y0: rows.start, w: n }
     }
 
-    /// The vertical pass: the output rows `rows` of columns `cols`.
+    /// The vertical pass: the output rows `rows` of columns `cols`. A whole output row is
+    /// accumulated tap by tap, reading source rows front to back.
     fn vertical(&self, rows: Range<usize>, cols: Range<usize>, axis: Option<&Axis>) -> Plane<'static> {
-        let mut px = Vec::with_capacity(rows.len() * cols.len() * 3);
+        let n = cols.len() * 3;
+        let mut px = vec![0u8; rows.len() * n];
+        let mut acc = vec![0i64; n];
         for (i, y) in rows.clone().enumerate() {
-            for x in cols.clone() {
-                for c in 0..3 {
-                    px.push(match axis {
-                        Some(a) => sum8((a.first[i]..).map(|sy| self.at(x, sy, c)), &a.weights[i]),
-                        None => self.at(x, y, c),
-                    });
+            let dst = &mut px[i * n..(i + 1) * n];
+            let Some(a) = axis else {
+                dst.copy_from_slice(self.row(y, cols.clone()));
+                continue;
+            };
+            acc.fill(HALF);
+            for (k, &w) in a.weights[i].iter().enumerate() {
+                for (s, &p) in acc.iter_mut().zip(self.row(a.first[i] + k, cols.clone())) {
+                    *s += p as i64 * w as i64;
                 }
+            }
+            for (d, &s) in dst.iter_mut().zip(&acc) {
+                *d = clip8(s);
             }
         }
         Plane { px: px.into(), x0: cols.start, y0: rows.start, w: cols.len() }

@@ -5,6 +5,7 @@
 
 mod cases;
 mod e2e;
+mod preprocess;
 mod timing;
 
 use std::io::Write;
@@ -21,6 +22,8 @@ pub enum BenchMode {
     /// The whole pipeline with random weights: image-to-first-token, prefill and decode tokens/s,
     /// peak GPU memory (one JSON line).
     E2e(e2e::E2eArgs),
+    /// CPU time of preprocessing a photo for CLIP-L/336 and SigLIP-384 (Pillow-exact resize).
+    Preprocess(preprocess::PreprocessArgs),
 }
 
 #[derive(Debug, Args)]
@@ -52,8 +55,10 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    if let Some(BenchMode::E2e(e)) = &args.mode {
-        return e2e::run(e);
+    match &args.mode {
+        Some(BenchMode::E2e(e)) => return e2e::run(e),
+        Some(BenchMode::Preprocess(p)) => return preprocess::run(p),
+        None => {}
     }
     if let Some(p) = &args.markdown {
         crate::output::check_writable(p, crate::output::Kind::Text, "--markdown")?;
