@@ -85,7 +85,7 @@ pub fn decode(fragment: &str) -> Result<Recorded, String> {
 const MAX_TOP: usize = 100;
 
 /// Everything the page reads from a decoded link, checked before anything is drawn: the grid
-/// and head grid within the caps a model's config has (crates/model/src/config.rs, `limits`),
+/// and head grid within the caps a model's config has (crates/model/src/config/limits.rs),
 /// every array the length the grid says, every number finite, the best head inside the head
 /// grid, and the recorded image a square of at least a pixel a patch (by its header).
 pub fn check(r: &Recorded) -> Result<(), String> {
