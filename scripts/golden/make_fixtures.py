@@ -9,7 +9,8 @@ the Rust tests compare against:
                                   CLIPImageProcessor (bicubic, center crop) or
                                   SiglipImageProcessor (bicubic to the square)
   pixel_values_336    [3, 336, 336] with --real-size (CLIP towers): the image at llava-1.5's real size
-  input_ids           [L0]        the prompt with one <image> token (int64)
+  input_ids           [L0]        the prompt with one <image> token (int64): llava-1.5's template, or
+                                  the checkpoint's chat_template.json where it has one (ChatML)
   image_features      [N, D]      multi_modal_projector output
   resid_pre           [layers, D] residual stream entering every decoder layer, last position
   resid_final         [D]         last layer's output at the last position (before the final norm)
@@ -95,7 +96,18 @@ def main(model_dir, image_path, out_path, *flags):
     torch.manual_seed(0)
     model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
     cfg = model.config
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(model_dir / "tokenizer.json"), bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    template = model_dir / "chat_template.json"
+    if template.exists():
+        # A ChatML checkpoint (llava-interleave): its own chat template renders the user turn with
+        # the image and opens the assistant's, which the answer prefix then continues.
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(model_dir / "tokenizer.json"), eos_token="<|im_end|>")
+        chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}]
+        prompt = tok.apply_chat_template(chat, chat_template=json.loads(template.read_text())["chat_template"],
+                                         tokenize=False, add_generation_prompt=True) + ANSWER_PREFIX
+    else:
+        tok = PreTrainedTokenizerFast(tokenizer_file=str(model_dir / "tokenizer.json"), bos_token="<s>", eos_token="</s>",
+                                      unk_token="<unk>")
+        prompt = PROMPT
     # The processor converts to RGB itself (transparency onto white); LLaVA's own pad-to-square
     # pipeline opens images with .convert("RGB"), which drops the alpha channel instead.
     image = Image.open(image_path)
@@ -108,7 +120,7 @@ def main(model_dir, image_path, out_path, *flags):
     square = expand2square(image.convert("RGB"), tuple(int(255 * m) for m in mean))
     pixel_values_pad = make(size)(images=square, return_tensors="pt")["pixel_values"]
 
-    ids = tok(PROMPT)["input_ids"]
+    ids = tok(prompt)["input_ids"]
     assert ids.count(cfg.image_token_index) == 1, ids
     off = ids.index(cfg.image_token_index)
     # One row per patch, plus CLIP's class token when the "full" strategy keeps it.
@@ -152,7 +164,7 @@ def main(model_dir, image_path, out_path, *flags):
         "torch": torch.__version__,
         "model": model_dir.name,
         "image": Path(image_path).name,
-        "prompt": json.dumps(PROMPT),
+        "prompt": json.dumps(prompt),
         "image_offset": str(off),
     }
     if clip and "--real-size" in flags:
@@ -166,7 +178,8 @@ def main(model_dir, image_path, out_path, *flags):
 
 def attribution(model, forward, hs, attentions, off, n_img):
     tc = model.config.text_config
-    n_layers, heads, kv, hd = tc.num_hidden_layers, tc.num_attention_heads, tc.num_key_value_heads, tc.head_dim
+    n_layers, heads, kv = tc.num_hidden_layers, tc.num_attention_heads, tc.num_key_value_heads
+    hd = getattr(tc, "head_dim", None) or tc.hidden_size // heads  # Qwen2Config has no head_dim
     w_u = model.lm_head.weight  # [V, d]
     g = model.model.language_model.norm.weight
     x_final = forward["resid_final"][0, -1]

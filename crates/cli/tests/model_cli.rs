@@ -187,39 +187,54 @@ fn faithfulness_reports_curves_for_the_map_mean_attention_and_random_orders() {
     }
 }
 
-#[test]
-fn explain_runs_on_the_siglip_variant_from_the_committed_folder() {
-    // tests/data/tiny-llava-siglip as a clean clone has it: transformers' config and weights,
-    // its preprocessor_config.json (SigLIP's square resize), the LLaMA tokenizer. The explanation
-    // must be HF's: the same target and best head as the golden fixture, on the same image.
-    let out = temp_dir("siglip-explain");
+/// `explain --json` on a committed model folder as a clean clone has it; the JSON it wrote.
+fn explain_json(model: &str, image: &str) -> serde_json::Value {
+    let out = temp_dir(&format!("{model}-explain"));
     std::fs::create_dir_all(&out).unwrap();
     let st = bin()
         .current_dir(repo(""))
-        .args(["explain", "--model", "tests/data/tiny-llava-siglip", "--image", "tests/data/images/tall-301x689.png"])
+        .args(["explain", "--model", &format!("tests/data/{model}"), "--image", &format!("tests/data/images/{image}.png")])
         .args(["--question", "What is the color of the dog?", "--answer-prefix", "The color of the dog is", "--out"])
         .arg(out.join("map.png"))
         .arg("--json")
         .arg(out.join("e.json"))
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("e.json")).unwrap()).unwrap();
-    let g = llava_lens_tests::golden::Golden::open("golden/tiny-llava-siglip.safetensors");
-    assert_eq!(v["target"]["id"], g.ids("explain_target")[0]);
-    let scores = g.f32("head_scores");
-    let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap();
-    let heads = v["head_scores"][0].as_array().unwrap().len();
-    assert_eq!(
-        (v["best_head"]["layer"].as_u64().unwrap() as usize, v["best_head"]["head"].as_u64().unwrap() as usize),
-        (best / heads, best % heads)
-    );
-    assert_eq!((v["grid"].as_u64(), v["patch_scores"].as_array().unwrap().len()), (Some(5), 25));
-    // SigLIP resizes the whole 301 x 689 image to 64 x 64; the 5 x 5 patches of 12 px cover 60 of
-    // those 64 pixels, so the map's box is 60/64 of the image from its top-left corner.
-    let crop = &v["crop"];
-    let side = |k: &str| crop[k].as_f64().unwrap();
-    assert_eq!((side("x"), side("y"), side("width"), side("height")), (0.0, 0.0, 301.0 * 60.0 / 64.0, 689.0 * 60.0 / 64.0));
-    assert!(image::open(out.join("map.png")).is_ok());
+    assert!(st.status.success(), "{model}: {}", String::from_utf8_lossy(&st.stderr));
+    assert!(image::open(out.join("map.png")).is_ok(), "{model}: map.png");
+    let v = serde_json::from_str(&std::fs::read_to_string(out.join("e.json")).unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(out);
+    v
+}
+
+#[test]
+fn explain_runs_on_every_family_variant_from_the_committed_folder() {
+    // Each folder as transformers wrote it: its config and weights, its preprocessor_config.json
+    // where it has one (SigLIP's square resize), its tokenizer (LLaMA's, or Qwen's byte-level
+    // BPE with the ChatML template). The explanation must be HF's: the same target and best
+    // head as the golden fixture, on the same image, and the grid the tower makes.
+    for (model, image, grid) in
+        [("tiny-llava-siglip", "tall-301x689", 5), ("tiny-llava-mistral", "wide-alpha-640x233", 4), ("tiny-llava-qwen", "small-97x61", 5)]
+    {
+        let v = explain_json(model, image);
+        let g = llava_lens_tests::golden::Golden::open(&format!("golden/{model}.safetensors"));
+        assert_eq!(v["target"]["id"], g.ids("explain_target")[0], "{model}: target");
+        let scores = g.f32("head_scores");
+        let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap();
+        let heads = v["head_scores"][0].as_array().unwrap().len();
+        assert_eq!(
+            (v["best_head"]["layer"].as_u64().unwrap() as usize, v["best_head"]["head"].as_u64().unwrap() as usize),
+            (best / heads, best % heads),
+            "{model}: best head"
+        );
+        assert_eq!((v["grid"].as_u64(), v["patch_scores"].as_array().unwrap().len()), (Some(grid), (grid * grid) as usize), "{model}");
+        if model == "tiny-llava-siglip" {
+            // SigLIP resizes the whole 301 x 689 image to 64 x 64; the 5 x 5 patches of 12 px
+            // cover 60 of those 64 pixels, so the map's box is 60/64 of the image from its
+            // top-left corner.
+            let crop = &v["crop"];
+            let side = |k: &str| crop[k].as_f64().unwrap();
+            assert_eq!((side("x"), side("y"), side("width"), side("height")), (0.0, 0.0, 301.0 * 60.0 / 64.0, 689.0 * 60.0 / 64.0));
+        }
+    }
 }

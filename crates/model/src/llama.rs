@@ -1,6 +1,7 @@
 //! The LLaMA decoder (transformers/models/llama/modeling_llama.py: LlamaDecoderLayer, LlamaAttention with
 //! grouped-query heads and rotate_half RoPE, LlamaMLP with SiLU), with a KV cache and the capture
-//! plan's hooks at every layer. gate_proj and up_proj are stacked into one matrix at load so one
+//! plan's hooks at every layer. Mistral and Qwen2 run the same layers: Qwen2 adds biases to q, k
+//! and v (`TextConfig::qkv_bias`) and may tie lm_head to the embeddings. gate_proj and up_proj are stacked into one matrix at load so one
 //! GEMM feeds `silu_mul`.
 
 use std::collections::BTreeMap;
@@ -105,7 +106,7 @@ impl Llama {
         let (q, kv) = (c.num_attention_heads * hd, c.num_key_value_heads * hd);
         let embed_tokens = up.matrix(&[&format!("{P}.embed_tokens.weight")], &[c.vocab_size], d, Role::Vocabulary).await?;
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
-        let eps = c.rms_norm_eps;
+        let (eps, qkv_bias) = (c.rms_norm_eps, c.qkv_bias);
         for n in 0..c.num_hidden_layers {
             let l = format!("{P}.layers.{n}");
             let name = |n: &str| format!("{l}.{n}");
@@ -113,9 +114,9 @@ impl Llama {
             layers.push(LlamaDecoderLayer {
                 input_layernorm: RmsNorm::load(up, &name("input_layernorm.weight"), d, eps).await?,
                 self_attn: LlamaAttention {
-                    q_proj: Linear::load(up, &name("self_attn.q_proj"), q, d, false, Role::DecoderLinear).await?,
-                    k_proj: Linear::load(up, &name("self_attn.k_proj"), kv, d, false, Role::DecoderLinear).await?,
-                    v_proj: Linear::load(up, &name("self_attn.v_proj"), kv, d, false, Role::DecoderLinear).await?,
+                    q_proj: Linear::load(up, &name("self_attn.q_proj"), q, d, qkv_bias, Role::DecoderLinear).await?,
+                    k_proj: Linear::load(up, &name("self_attn.k_proj"), kv, d, qkv_bias, Role::DecoderLinear).await?,
+                    v_proj: Linear::load(up, &name("self_attn.v_proj"), kv, d, qkv_bias, Role::DecoderLinear).await?,
                     o_proj: Linear::load(up, &name("self_attn.o_proj"), d, q, false, Role::DecoderLinear).await?,
                 },
                 post_attention_layernorm: RmsNorm::load(up, &name("post_attention_layernorm.weight"), d, eps).await?,
@@ -124,7 +125,14 @@ impl Llama {
             });
         }
         let norm = RmsNorm::load(up, &format!("{P}.norm.weight"), d, eps).await?;
-        let lm_head = Linear::load(up, "language_model.lm_head", c.vocab_size, d, false, Role::Vocabulary).await?;
+        // Tied: the same buffers serve the embedding gather and the unembedding (both are in the
+        // vocabulary's dtype), and any lm_head.weight a checkpoint holds is ignored, as
+        // transformers ignores it.
+        let lm_head = if c.tie_word_embeddings {
+            Linear { weight: embed_tokens.clone(), bias: None }
+        } else {
+            Linear::load(up, "language_model.lm_head", c.vocab_size, d, false, Role::Vocabulary).await?
+        };
         Ok(Llama { config: c.clone(), embed_tokens, layers, norm, lm_head })
     }
 

@@ -125,13 +125,16 @@ impl Llava {
 
     /// Progress ticks a full load reports (the total of progress bars): 16 per vision layer run
     /// (6 weights, 6 biases, 2 layer norms' weight and bias), 9 per LLaMA layer (7 matrices, 2
-    /// norms), 7 outside the layers (projector, embeddings, final norm, lm_head) and the vision
-    /// embeddings' vectors: CLIP's class and position embeddings and pre-layernorm (4), SigLIP's
-    /// conv bias and position embeddings (2). crates/model/tests/loading.rs counts the ticks of
-    /// real loads.
+    /// norms; Qwen2's q, k and v biases make 12), 7 outside the layers (projector, embeddings,
+    /// final norm, lm_head; 6 when lm_head is the embeddings) and the vision embeddings' vectors:
+    /// CLIP's class and position embeddings and pre-layernorm (4), SigLIP's conv bias and
+    /// position embeddings (2). crates/model/tests/loading.rs counts the ticks of real loads.
     pub fn tensor_count(config: &LlavaConfig) -> usize {
+        let t = &config.text;
         let embeddings = if config.vision.kind.has_class_token() { 4 } else { 2 };
-        7 + embeddings + 16 * config.vision_layers_to_run() + 9 * config.text.num_hidden_layers
+        let outside = if t.tie_word_embeddings { 6 } else { 7 };
+        let per_layer = if t.qkv_bias { 12 } else { 9 };
+        outside + embeddings + 16 * config.vision_layers_to_run() + per_layer * t.num_hidden_layers
     }
 
     /// The bytes [`Llava::load`] will place on the GPU for weights (what `weight_bytes` reports
@@ -162,7 +165,7 @@ impl Llava {
             matrices(vision_layers, dv, v.intermediate_size, Role::Vision),
             matrices(1, dt, dv, Role::Vision),
             matrices(1, dt, dt, Role::Vision),
-            matrices(2, t.vocab_size, dt, Role::Vocabulary),
+            matrices(if t.tie_word_embeddings { 1 } else { 2 }, t.vocab_size, dt, Role::Vocabulary),
             matrices(text_layers, 2 * t.intermediate_size, dt, Role::DecoderLinear),
             matrices(text_layers, q, dt, Role::DecoderLinear),
             matrices(2 * text_layers, kv, dt, Role::DecoderLinear),
@@ -172,11 +175,12 @@ impl Llava {
         // Vectors in f32: CLIP's class token, position embeddings and pre-layernorm (weight and
         // bias), or SigLIP's conv bias and position embeddings; per vision layer 4 biases of dv,
         // 2 norms (weight and bias), fc1's and fc2's biases; the projector's biases; per LLaMA
-        // layer 2 norms; the final norm.
+        // layer 2 norms (and Qwen2's q, k, v biases); the final norm.
         let embeddings = if v.kind.has_class_token() { 1 + (u(v.num_patches()) + 1) + 2 } else { 1 + u(v.num_patches()) };
         let vision_vectors = u(dv) * embeddings + vision_layers * (u(4 * dv + 4 * dv + v.intermediate_size + dv));
         let projector_vectors = if config.projector_bias { 2 * u(dt) } else { 0 };
-        let text_vectors = text_layers * 2 * u(dt) + u(dt);
+        let qkv_biases = if t.qkv_bias { u(q + 2 * kv) } else { 0 };
+        let text_vectors = text_layers * (2 * u(dt) + qkv_biases) + u(dt);
         let total = matrix_bytes
             .iter()
             .fold(0u64, |a, &b| a.saturating_add(b))

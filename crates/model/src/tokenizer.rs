@@ -1,8 +1,10 @@
-//! The LLaMA tokenizer as llava-hf ships it, and the Llava-1.5 prompt.
+//! The tokenizer a Llava checkpoint ships, and its prompt.
 //!
-//! `tokenizer.json` files from the LLaMA lineage lack llava-hf's two added tokens; they are added
-//! here as special tokens when missing (`<image>`, then `<pad>`), as llava-hf did, and `<image>`
-//! must then have the id the model config names.
+//! Two lineages: LLaMA's SentencePiece vocabulary (llava-1.5, bakLLaVA; "▁" marks a word's
+//! start, `<s>` opens every prompt) and Qwen2's byte-level BPE (llava-interleave; "Ġ" marks a
+//! space, no start token, ChatML turns). `tokenizer.json` files from the LLaMA lineage lack
+//! llava-hf's two added tokens; they are added here as special tokens when missing (`<image>`,
+//! then `<pad>`), as llava-hf did, and `<image>` must then have the id the model config names.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +14,40 @@ use crate::ModelError;
 
 pub const IMAGE_TOKEN: &str = "<image>";
 pub const PAD_TOKEN: &str = "<pad>";
+/// ChatML's turn markers (Qwen's chat models).
+const IM_START: &str = "<|im_start|>";
+const IM_END: &str = "<|im_end|>";
+
+/// How a question becomes a prompt: the template of the checkpoint's model card, chosen by the
+/// vocabulary (a tokenizer with ChatML's turn markers is a ChatML model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptTemplate {
+    /// `USER: <image>\n{question}\nASSISTANT: {prefix}`: llava-1.5's conversation template as
+    /// the paper's authors used it (and bakLLaVA's model card).
+    Llava15,
+    /// `<|im_start|>user <image>\n{question}<|im_end|><|im_start|>assistant\n{prefix}`: what
+    /// llava-interleave's chat_template.json renders for one user turn with an image before the
+    /// text and `add_generation_prompt`, the answer prefix then continuing the assistant turn.
+    ChatMl,
+}
+
+impl PromptTemplate {
+    pub fn name(self) -> &'static str {
+        match self {
+            PromptTemplate::Llava15 => "llava-1.5",
+            PromptTemplate::ChatMl => "chatml",
+        }
+    }
+
+    /// The prompt text (the question and prefix already trimmed and checked).
+    pub fn render(self, question: &str, prefix: &str) -> String {
+        match self {
+            PromptTemplate::Llava15 if prefix.is_empty() => format!("USER: {IMAGE_TOKEN}\n{question}\nASSISTANT:"),
+            PromptTemplate::Llava15 => format!("USER: {IMAGE_TOKEN}\n{question}\nASSISTANT: {prefix}"),
+            PromptTemplate::ChatMl => format!("{IM_START}user {IMAGE_TOKEN}\n{question}{IM_END}{IM_START}assistant\n{prefix}"),
+        }
+    }
+}
 
 /// A tokenised prompt and where the image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +64,9 @@ pub struct LlavaTokenizer {
     path: PathBuf,
     pub image_token: u32,
     pub bos: Option<u32>,
+    /// The token that ends an answer: `</s>`, or ChatML's `<|im_end|>`.
     pub eos: Option<u32>,
+    pub template: PromptTemplate,
 }
 
 impl LlavaTokenizer {
@@ -72,8 +110,16 @@ impl LlavaTokenizer {
             return Err(err(format!("{IMAGE_TOKEN} has id {image_token} but config.json's image_token_index is {image_token_index}")));
         }
         let bos = inner.token_to_id("<s>");
-        let eos = inner.token_to_id("</s>");
-        Ok(LlavaTokenizer { inner, path: path.to_path_buf(), image_token, bos, eos })
+        let template = if inner.token_to_id(IM_START).is_some() && inner.token_to_id(IM_END).is_some() {
+            PromptTemplate::ChatMl
+        } else {
+            PromptTemplate::Llava15
+        };
+        let eos = match template {
+            PromptTemplate::ChatMl => inner.token_to_id(IM_END),
+            PromptTemplate::Llava15 => inner.token_to_id("</s>"),
+        };
+        Ok(LlavaTokenizer { inner, path: path.to_path_buf(), image_token, bos, eos, template })
     }
 
     /// Ids of `text` with the tokenizer's special tokens (a leading `<s>` for LLaMA).
@@ -91,7 +137,7 @@ impl LlavaTokenizer {
             .map_err(|e| ModelError::Tokenizer { path: self.path.clone(), detail: format!("decoding {ids:?}: {e}") })
     }
 
-    /// The piece of one token, as stored (e.g. "▁brown").
+    /// The piece of one token, as stored (e.g. "▁brown", or "Ġbrown" in a byte-level vocabulary).
     pub fn token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
     }
@@ -101,15 +147,15 @@ impl LlavaTokenizer {
     }
 
     /// A token the user names, by id or text: "17354"; "brown" (the word-initial piece
-    /// "▁brown" first, as answers after "... is" are tokenised, then the piece "brown"); or any
-    /// text that encodes to exactly one token. The CLI's --target/--contrast and the page's
-    /// fields both resolve through here.
+    /// "▁brown" or "Ġbrown" first, as answers after "... is" are tokenised, then the piece
+    /// "brown"); or any text that encodes to exactly one token. The CLI's --target/--contrast
+    /// and the page's fields both resolve through here.
     pub fn resolve_token(&self, text: &str) -> Result<u32, ModelError> {
         let text = text.trim();
         if let Ok(id) = text.parse::<u32>() {
             return Ok(id);
         }
-        for piece in [format!("▁{text}"), text.to_string()] {
+        for piece in [format!("▁{text}"), format!("Ġ{text}"), text.to_string()] {
             if let Some(id) = self.token_id(&piece) {
                 return Ok(id);
             }
@@ -125,8 +171,8 @@ impl LlavaTokenizer {
         self.inner.get_vocab_size(true)
     }
 
-    /// `USER: <image>\n{question}\nASSISTANT: {answer_prefix}` (llava-1.5's template; the
-    /// authors put the answer's start in the prefix: "The color of the dog is").
+    /// The question in the checkpoint's template ([`PromptTemplate`]) with the answer's start
+    /// after it (the authors put it in the prefix: "The color of the dog is").
     pub fn prompt(&self, question: &str, answer_prefix: &str) -> Result<Prompt, ModelError> {
         let question = question.trim();
         if question.is_empty() {
@@ -135,12 +181,12 @@ impl LlavaTokenizer {
         if question.contains(IMAGE_TOKEN) || answer_prefix.contains(IMAGE_TOKEN) {
             return Err(ModelError::Prompt(format!("the question and answer prefix may not contain {IMAGE_TOKEN}")));
         }
-        let prefix = answer_prefix.trim();
-        let text = if prefix.is_empty() {
-            format!("USER: {IMAGE_TOKEN}\n{question}\nASSISTANT:")
-        } else {
-            format!("USER: {IMAGE_TOKEN}\n{question}\nASSISTANT: {prefix}")
-        };
+        for marker in [IM_START, IM_END] {
+            if question.contains(marker) || answer_prefix.contains(marker) {
+                return Err(ModelError::Prompt(format!("the question and answer prefix may not contain {marker}")));
+            }
+        }
+        let text = self.template.render(question, answer_prefix.trim());
         let ids = self.encode(&text)?;
         let positions: Vec<usize> = ids.iter().enumerate().filter(|(_, id)| **id == self.image_token).map(|(i, _)| i).collect();
         match positions.as_slice() {

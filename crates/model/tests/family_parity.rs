@@ -6,11 +6,15 @@
 //! - tests/data/tiny-llava-siglip: llava-interleave's SigLIP tower (feature layer -1, "full",
 //!   a patch grid with a remainder) on a LLaMA decoder;
 //! - tests/data/tiny-llava-mistral: bakLLaVA's Mistral decoder (sliding window, rope_theta 1e6)
-//!   under a CLIP tower.
+//!   under a CLIP tower;
+//! - tests/data/tiny-llava-qwen: llava-interleave-qwen whole: the SigLIP tower, a Qwen2 decoder
+//!   (q/k/v biases, lm_head tied to the embeddings), Qwen's byte-level BPE tokenizer layout and
+//!   the ChatML prompt of its chat template.
 
 use llava_lens_gpu::capture::{CapturePlan, Hook};
 use llava_lens_model::config::{TextKind, VisionKind};
 use llava_lens_model::preprocess::{ImageProcessor, ResizeMode, load_image, preprocess};
+use llava_lens_model::tokenizer::PromptTemplate;
 use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, RunOptions, WeightDType};
 use llava_lens_tests::ctx;
 use llava_lens_tests::golden::{Golden, data};
@@ -19,7 +23,8 @@ const QUESTION: &str = "What is the color of the dog?";
 const PREFIX: &str = "The color of the dog is";
 
 /// (model folder, image the fixture was made from)
-const VARIANTS: [(&str, &str); 2] = [("tiny-llava-siglip", "tall-301x689"), ("tiny-llava-mistral", "wide-alpha-640x233")];
+const VARIANTS: [(&str, &str); 3] =
+    [("tiny-llava-siglip", "tall-301x689"), ("tiny-llava-mistral", "wide-alpha-640x233"), ("tiny-llava-qwen", "small-97x61")];
 
 fn golden(model: &str) -> Golden {
     Golden::open(&format!("golden/{model}.safetensors"))
@@ -49,6 +54,13 @@ fn the_configs_read_as_the_real_checkpoints_do() {
     assert_eq!((m.text.kind, m.text.sliding_window, m.text.rope_theta), (TextKind::Mistral, Some(4096), 1e6));
     // No preprocessor_config.json: the CLIP tower's usual processor.
     assert_eq!(ImageProcessor::load(&data("tiny-llava-mistral"), &m).unwrap(), ImageProcessor::clip(56));
+    // The tie is named only in text_config, as in llava-interleave-qwen-0.5b-hf's config.json.
+    let (q, tok) = parts("tiny-llava-qwen");
+    assert_eq!((q.text.kind, q.text.qkv_bias, q.text.tie_word_embeddings, q.text.rope_theta), (TextKind::Qwen2, true, true, 1e6));
+    assert_eq!((q.text.sliding_window, q.vision.kind, q.image_tokens()), (None, VisionKind::Siglip, 25));
+    // ChatML's end of turn ends an answer; there is no start token.
+    assert_eq!((tok.template, tok.bos, tok.eos), (PromptTemplate::ChatMl, None, tok.token_id("<|im_end|>")));
+    assert_eq!(parts("tiny-llava-mistral").1.template, PromptTemplate::Llava15);
 }
 
 #[test]

@@ -173,8 +173,8 @@ fn config_and_weights_that_disagree_name_the_tensor() {
 fn the_progress_total_is_the_number_of_tensors_a_load_reports() {
     let ctx = llava_lens_gpu::GpuContext::new_blocking(Default::default()).unwrap();
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/scenes-tiny");
-    let siglip = tiny().with_file_name("tiny-llava-siglip");
-    for dir in [tiny(), demo, siglip] {
+    let (siglip, qwen) = (tiny().with_file_name("tiny-llava-siglip"), tiny().with_file_name("tiny-llava-qwen"));
+    for dir in [tiny(), demo, siglip, qwen] {
         let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
         let ckpt = Checkpoint::open(&dir).unwrap();
         let ticks = std::cell::Cell::new(0usize);
@@ -226,7 +226,8 @@ fn the_weight_estimate_matches_the_demo_and_siglip_model_loads() {
     use llava_lens_model::{Llava, WeightDType};
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/scenes-tiny");
     let ctx = llava_lens_gpu::GpuContext::new_blocking(Default::default()).unwrap();
-    for dir in [demo, tiny().with_file_name("tiny-llava-siglip")] {
+    // The Qwen variant's lm_head is its embeddings: counted once.
+    for dir in [demo, tiny().with_file_name("tiny-llava-siglip"), tiny().with_file_name("tiny-llava-qwen")] {
         let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
         let ckpt = Checkpoint::open(&dir).unwrap();
         for dtype in [WeightDType::F32, WeightDType::F16, WeightDType::Q8, WeightDType::Q4] {

@@ -1,5 +1,5 @@
 //! HF `config.json` of a Llava model (`LlavaConfig` with a vision config, CLIP's or SigLIP's, and
-//! a text config, LLaMA's or Mistral's, inside), as written by the llava-hf Hub checkpoints (which
+//! a text config, LLaMA's, Mistral's or Qwen2's, inside), as written by the llava-hf Hub checkpoints (which
 //! omit most fields and rely on the classes' defaults), transformers 4.x `save_pretrained` and
 //! transformers 5 (`rope_parameters`, `head_dim`). Unsupported values are errors that name the key
 //! and value. Size caps live in limits.rs, typed JSON reads in reader.rs, tests in tests.rs.
@@ -91,20 +91,40 @@ impl VisionConfig {
     }
 }
 
-/// Which decoder a checkpoint has (`text_config.model_type`): both run the same LLaMA layers
-/// (RMSNorm, rotary grouped-query attention without biases, SiLU-gated MLP).
+/// Which decoder a checkpoint has (`text_config.model_type`): all run the same LLaMA layers
+/// (RMSNorm, rotary grouped-query attention, SiLU-gated MLP), with the differences named here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextKind {
     /// `llama` (Vicuna in llava-1.5).
     Llama,
     /// `mistral` (bakLLaVA): LLaMA's layers with a sliding attention window.
     Mistral,
+    /// `qwen2` (llava-interleave-qwen): LLaMA's layers with biases on q, k and v (not o), a
+    /// byte-level BPE vocabulary of 152k and, in the small checkpoints, lm_head tied to the
+    /// embeddings.
+    Qwen2,
+}
+
+impl TextKind {
+    pub fn model_type(self) -> &'static str {
+        match self {
+            TextKind::Llama => "llama",
+            TextKind::Mistral => "mistral",
+            TextKind::Qwen2 => "qwen2",
+        }
+    }
 }
 
 /// The decoder (`LlamaConfig` or `MistralConfig`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextConfig {
     pub kind: TextKind,
+    /// q_proj, k_proj and v_proj carry biases (Qwen2's attention; o_proj never does).
+    pub qkv_bias: bool,
+    /// lm_head is embed_tokens (`tie_word_embeddings`, at the top or in text_config, as
+    /// transformers' LlavaConfig reads it): one matrix serves both, and a checkpoint need not
+    /// hold lm_head at all.
+    pub tie_word_embeddings: bool,
     /// Mistral's `sliding_window`: positions further back than this are masked. llava-lens runs
     /// full attention, so sequences longer than the window are refused (`check_positions`).
     pub sliding_window: Option<usize>,
@@ -166,27 +186,48 @@ impl LlavaConfig {
         let r = Reader { path, prefix: "", v: &root };
         let model_type = r.str_or("model_type", "")?;
         if model_type != "llava" {
-            return Err(ModelError::config(path, format!("model_type is {model_type:?}; llava-lens supports \"llava\" (Llava-1.5)")));
+            return Err(ModelError::config(
+                path,
+                format!(
+                    "model_type is {model_type:?}; llava-lens supports \"llava\" (LlavaForConditionalGeneration: llava-1.5, bakLLaVA, llava-interleave)"
+                ),
+            ));
         }
         let vision = r.child("vision_config")?;
         let text_cfg = r.child("text_config")?;
         let text_kind = match text_cfg.str_or("model_type", "llama")?.as_str() {
             "llama" => TextKind::Llama,
             "mistral" => TextKind::Mistral,
+            "qwen2" => TextKind::Qwen2,
             other => {
                 return Err(ModelError::config(
                     path,
-                    format!(
-                        "text_config.model_type is {other:?}; supported: \"llama\" and \"mistral\" (Qwen2's biased attention is not yet)"
-                    ),
+                    format!("text_config.model_type is {other:?}; supported: \"llama\", \"mistral\" and \"qwen2\""),
                 ));
             }
         };
-        for key in ["attention_bias", "mlp_bias", "tie_word_embeddings"] {
+        // LLaMA's optional biases put one on o_proj (and the MLP's) too, which no Llava
+        // checkpoint has: refused rather than half-loaded.
+        for key in ["attention_bias", "mlp_bias"] {
             if text_cfg.v.get(key).and_then(Value::as_bool) == Some(true) {
-                return Err(ModelError::config(path, format!("text_config.{key} is true; llava-lens's LLaMA layers have none")));
+                return Err(ModelError::config(path, format!("text_config.{key} is true; llava-lens's LLaMA layers have no such biases")));
             }
         }
+        // Qwen2 windows only the layers from max_window_layers on, and only when asked to.
+        if text_kind == TextKind::Qwen2 && text_cfg.v.get("use_sliding_window").and_then(Value::as_bool) == Some(true) {
+            return Err(ModelError::config(
+                path,
+                "text_config.use_sliding_window is true; llava-lens runs Qwen2 with full attention in every layer (as the llava-interleave checkpoints do)",
+            ));
+        }
+        let tied = |r: &Reader<'_>| -> Result<bool, ModelError> {
+            match r.v.get("tie_word_embeddings") {
+                None | Some(Value::Null) => Ok(false),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(v) => Err(r.wrong("tie_word_embeddings", "true or false", v)),
+            }
+        };
+        let tie_word_embeddings = tied(&r)? || tied(&text_cfg)?;
         let kind = match vision.str_or("model_type", "clip_vision_model")?.as_str() {
             "clip_vision_model" => VisionKind::Clip,
             "siglip_vision_model" => VisionKind::Siglip,
@@ -261,9 +302,10 @@ impl LlavaConfig {
             None => text_cfg.f32_or("rope_theta", 10000.0)?,
         };
         // MistralConfig's defaults differ from LlamaConfig's where its checkpoints rely on them.
-        let (intermediate, kv_default, eps, window) = match text_kind {
-            TextKind::Llama => (11008, heads, 1e-6, None),
-            TextKind::Mistral => (14336, 8, 1e-6, Some(4096)),
+        let (vocab, intermediate, kv_default, eps, window, positions) = match text_kind {
+            TextKind::Llama => (32000, 11008, heads, 1e-6, None, 2048),
+            TextKind::Mistral => (32000, 14336, 8, 1e-6, Some(4096), 4096 * 32),
+            TextKind::Qwen2 => (151936, 22016, heads, 1e-6, None, 32768),
         };
         let sliding_window = match text_cfg.v.get("sliding_window") {
             None => window,
@@ -274,8 +316,10 @@ impl LlavaConfig {
         };
         let text = TextConfig {
             kind: text_kind,
+            qkv_bias: text_kind == TextKind::Qwen2,
+            tie_word_embeddings,
             sliding_window: if text_kind == TextKind::Mistral { sliding_window } else { None },
-            vocab_size: text_cfg.usize_or("vocab_size", 32000)?,
+            vocab_size: text_cfg.usize_or("vocab_size", vocab)?,
             hidden_size: hidden,
             intermediate_size: text_cfg.usize_or("intermediate_size", intermediate)?,
             num_hidden_layers: text_cfg.usize_or("num_hidden_layers", 32)?,
@@ -284,7 +328,7 @@ impl LlavaConfig {
             head_dim: text_cfg.usize_or("head_dim", hidden / heads.max(1))?,
             rms_norm_eps: text_cfg.f32_or("rms_norm_eps", eps)?,
             rope_theta,
-            max_position_embeddings: text_cfg.usize_or("max_position_embeddings", 2048)?,
+            max_position_embeddings: text_cfg.usize_or("max_position_embeddings", positions)?,
         };
         let cfg = LlavaConfig {
             vision,

@@ -146,14 +146,31 @@ fn mistral_decoders_get_mistrals_defaults_and_others_are_refused_by_name() {
     assert_eq!(parse(&text(r#""model_type": "mistral", "sliding_window": null,"#)).unwrap().text.sliding_window, None);
     assert_eq!(parse(LLAVA_HF).unwrap().text.sliding_window, None, "LLaMA has no window");
     for (fields, want) in [
-        (r#""model_type": "qwen2","#, r#"text_config.model_type is "qwen2"; supported: "llama" and "mistral""#),
+        (r#""model_type": "gemma","#, r#"text_config.model_type is "gemma"; supported: "llama", "mistral" and "qwen2""#),
         (r#""model_type": "llama", "attention_bias": true,"#, "text_config.attention_bias is true"),
-        (r#""model_type": "llama", "tie_word_embeddings": true,"#, "text_config.tie_word_embeddings is true"),
+        (r#""model_type": "llama", "tie_word_embeddings": 1,"#, "text_config.tie_word_embeddings is 1; expected true or false"),
+        (r#""model_type": "qwen2", "use_sliding_window": true,"#, "text_config.use_sliding_window is true"),
         (r#""model_type": "mistral", "sliding_window": 0,"#, "text_config.sliding_window is 0; expected a positive integer or null"),
     ] {
         let err = parse(&text(fields)).unwrap_err().to_string();
         assert!(err.contains(want), "{fields}: {err}");
     }
+}
+
+#[test]
+fn qwen2_decoders_get_qwen2s_defaults_biases_and_the_tie_from_either_level() {
+    let text = |fields: &str| LLAVA_HF.replace(r#""model_type": "llama","#, fields);
+    let c = parse(&text(r#""model_type": "qwen2","#)).unwrap();
+    assert_eq!((c.text.kind, c.text.qkv_bias, c.text.tie_word_embeddings), (TextKind::Qwen2, true, false));
+    // Qwen2Config's defaults where llava-hf's file is silent (vocab_size is set there).
+    assert_eq!((c.text.intermediate_size, c.text.max_position_embeddings, c.text.rms_norm_eps), (22016, 4096, 1e-5));
+    assert_eq!(parse(&text(r#""model_type": "qwen2", "tie_word_embeddings": true,"#)).unwrap().text.tie_word_embeddings, true);
+    let top = text(r#""model_type": "qwen2","#).replace(r#""tie_word_embeddings": false"#, r#""tie_word_embeddings": true"#);
+    assert!(parse(&top).unwrap().text.tie_word_embeddings, "the top-level tie counts too");
+    // A window Qwen2 does not use is no window.
+    let c = parse(&text(r#""model_type": "qwen2", "sliding_window": 32768, "use_sliding_window": false,"#)).unwrap();
+    assert_eq!(c.text.sliding_window, None);
+    assert!(!parse(LLAVA_HF).unwrap().text.qkv_bias && !parse(LLAVA_HF).unwrap().text.tie_word_embeddings);
 }
 
 #[test]
