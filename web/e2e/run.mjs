@@ -270,6 +270,13 @@ try {
       // Under a fallback server: a damaged index is still named, and a folder that is not there
       // says so instead of "not valid JSON".
       await page.getByTestId('source').selectOption('url');
+      // The Hub presets: the smallest real checkpoint first, with its costs; a click fills the URL.
+      const presets = await page.getByTestId('preset').allInnerTexts();
+      check(presets.length >= 5 && presets[0].startsWith('llava-hf/llava-interleave-qwen-0.5b-hf (about 1.7 GB to download')
+        && presets.some((p) => p.startsWith('llava-hf/llava-1.5-7b-hf')), `Hub presets, smallest first: ${JSON.stringify(presets)}`);
+      await page.getByTestId('preset').first().click();
+      const filled = await page.getByTestId('model-url').inputValue();
+      check(filled === 'https://huggingface.co/llava-hf/llava-interleave-qwen-0.5b-hf/resolve/main/', `the first preset fills its folder URL (${filled})`);
       await page.getByTestId('model-url').fill(models + 'damaged-index/');
       await page.getByTestId('load').click();
       const damaged = await page.getByTestId('error').filter({ hasText: 'model.safetensors.index.json' }).innerText({ timeout: 120_000 });

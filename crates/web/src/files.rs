@@ -11,9 +11,49 @@ pub const INDEX: &str = "model.safetensors.index.json";
 pub const PREPROCESSOR: &str = "preprocessor_config.json";
 pub const SINGLE: &str = "model.safetensors";
 
-/// The Hugging Face Hub folder of the paper's model, offered as a preset (files under
-/// `resolve/main/`).
-pub const LLAVA_HF_PRESET: &str = "https://huggingface.co/llava-hf/llava-1.5-7b-hf/resolve/main/";
+/// A real checkpoint the page offers by name: its Hub folder and what it costs, from its config
+/// (crates/model/src/presets.rs), before anything is fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HubPreset {
+    /// The Hub repository, e.g. "llava-hf/llava-interleave-qwen-0.5b-hf".
+    pub hub: &'static str,
+    /// Its files' folder (`resolve/main/`).
+    pub url: String,
+    /// About the checkpoint's own size: the Hub ships these in 16-bit floats.
+    pub download_bytes: u64,
+    /// GPU memory at q4: the weights and an explanation's working memory (40-token prompt).
+    pub q4_gpu_bytes: u64,
+}
+
+/// Every preset, smallest first (the first is the page's suggestion).
+pub fn hub_presets() -> Vec<HubPreset> {
+    use llava_lens_model::{Llava, WeightDType, presets::PRESETS};
+    PRESETS
+        .iter()
+        .filter_map(|p| {
+            let c = p.config().ok()?;
+            Some(HubPreset {
+                hub: p.hub,
+                url: format!("https://huggingface.co/{}/resolve/main/", p.hub),
+                download_bytes: Llava::weight_bytes_estimate(&c, WeightDType::F16).0,
+                q4_gpu_bytes: Llava::weight_bytes_estimate(&c, WeightDType::Q4).0
+                    + Llava::working_bytes_estimate(&c, c.sequence_length(40)),
+            })
+        })
+        .collect()
+}
+
+impl HubPreset {
+    /// The button's words.
+    pub fn label(&self) -> String {
+        format!(
+            "{} (about {} to download, {} of GPU memory at q4)",
+            self.hub,
+            human_bytes(self.download_bytes),
+            human_bytes(self.q4_gpu_bytes)
+        )
+    }
+}
 
 /// The name under which a model from `url` is kept in the browser's private storage: readable
 /// (the URL's last parts) and unique (128 bits of the URL's SHA-256; the stored manifest's URL
@@ -232,6 +272,17 @@ pub fn human_bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presets_are_every_supported_checkpoint_smallest_first_with_their_costs() {
+        let p = hub_presets();
+        assert_eq!(p.len(), llava_lens_model::presets::PRESETS.len(), "every preset's config parses");
+        assert_eq!(p[0].hub, "llava-hf/llava-interleave-qwen-0.5b-hf");
+        assert_eq!(p[0].url, "https://huggingface.co/llava-hf/llava-interleave-qwen-0.5b-hf/resolve/main/");
+        assert!(p.windows(2).all(|w| w[0].download_bytes <= w[1].download_bytes + 2_000_000_000), "roughly smallest first");
+        assert_eq!(p[0].label(), "llava-hf/llava-interleave-qwen-0.5b-hf (about 1.7 GB to download, 1.8 GB of GPU memory at q4)");
+        assert!(p.iter().any(|x| x.hub == "llava-hf/llava-1.5-7b-hf"), "the paper's model stays offered");
+    }
 
     #[test]
     fn keys_are_readable_unique_and_safe() {

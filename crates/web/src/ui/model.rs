@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 
 use super::State;
 use super::dom::{self, CHOSEN};
-use crate::files::{LLAVA_HF_PRESET, Plan, human_bytes};
+use crate::files::{Plan, hub_presets, human_bytes};
 use crate::protocol::{ModelSource, Request};
 use llava_lens_model::WeightDType;
 
@@ -162,8 +162,14 @@ pub fn ModelPanel(s: State) -> impl IntoView {
                 <option value="files">"files on this computer"</option>
             </select></label>
             <Show when=move || s.source_kind.get() == "url">
-                <label>"Folder URL "<input type="text" data-testid="model-url" placeholder="https://.../resolve/main/" prop:value=move || s.model_url.get() on:input=move |ev| s.model_url.set(event_target_value(&ev)) /></label>
-                <button data-testid="preset" on:click=move |_| { s.model_url.set(LLAVA_HF_PRESET.into()); s.dtype.set("q4".into()); }>"llava-hf/llava-1.5-7b-hf (Hugging Face Hub)"</button>
+                <label>"Folder URL "<input type="text" data-testid="model-url" placeholder="https://huggingface.co/llava-hf/llava-interleave-qwen-0.5b-hf/resolve/main/" prop:value=move || s.model_url.get() on:input=move |ev| s.model_url.set(event_target_value(&ev)) /></label>
+                <p>"Real checkpoints on the Hugging Face Hub (the first is the smallest):"</p>
+                <ul class="presets">
+                    {hub_presets().into_iter().map(|p| {
+                        let (url, label) = (p.url.clone(), p.label());
+                        view! { <li><button data-testid="preset" on:click=move |_| { s.model_url.set(url.clone()); s.dtype.set("q4".into()); }>{label}</button></li> }
+                    }).collect_view()}
+                </ul>
             </Show>
             <div class="drop" data-testid="model-drop" on:dragover=move |ev: leptos::ev::DragEvent| ev.prevent_default() on:drop=on_drop>
                 <label>"Model files: "<input type="file" multiple data-testid="model-files" on:change=on_files /></label>
