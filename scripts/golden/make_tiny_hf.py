@@ -14,6 +14,9 @@ beyond llava-1.5: the same architecture classes and config fields as the real ch
           tokenizer laid out as Qwen's (its pre-tokenizer regex, `<|endoftext|>`, `<|im_start|>`,
           `<|im_end|>` and `<image>` added after the vocabulary) but trained here on a small
           fixed text, and llava-interleave's ChatML chat template.
+  layers: tests/data/tiny-llava's CLIP tower and LLaMA decoder with a list of feature layers,
+          [-1, 0, -3]: out of order, the embeddings among them, the class token dropped from
+          each ("default"), linear_1 three times as wide.
 
 The weights are drawn again after construction (transformers' own init is tiny for some
 modules, which would leave every score near zero and the parity checks blunt): matrices
@@ -29,6 +32,9 @@ Usage (needs torch, transformers, safetensors; tests never run Python):
   python scripts/golden/make_tiny_hf.py qwen tests/data/tiny-llava-qwen
   python scripts/golden/make_fixtures.py tests/data/tiny-llava-qwen tests/data/images/small-97x61.png \
       tests/data/golden/tiny-llava-qwen.safetensors
+  python scripts/golden/make_tiny_hf.py layers tests/data/tiny-llava-layers
+  python scripts/golden/make_fixtures.py tests/data/tiny-llava-layers tests/data/images/tall-301x689.png \
+      tests/data/golden/tiny-llava-layers.safetensors
 """
 import json
 import math
@@ -121,6 +127,15 @@ def qwen_config(tok):
         image_seq_length=25)
 
 
+def layers_config():
+    tiny = json.loads((TINY_TEXT / "config.json").read_text())
+    return LlavaConfig(
+        vision_config=CLIPVisionConfig(**{k: v for k, v in tiny["vision_config"].items() if k != "model_type"}),
+        text_config=LlamaConfig(**tiny["text_config"]), image_token_index=tiny["image_token_index"],
+        pad_token_id=tiny["pad_token_id"], vision_feature_layer=[-1, 0, -3], vision_feature_select_strategy="default",
+        projector_hidden_act="gelu", multimodal_projector_bias=True, tie_word_embeddings=False, image_seq_length=16)
+
+
 def redraw(model, seed):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -136,7 +151,8 @@ def redraw(model, seed):
 def main(kind, out):
     out = Path(out)
     tok = qwen_tokenizer() if kind == "qwen" else None
-    config = {"siglip": siglip_config, "mistral": mistral_config, "qwen": lambda: qwen_config(tok)}[kind]()
+    config = {"siglip": siglip_config, "mistral": mistral_config, "qwen": lambda: qwen_config(tok),
+              "layers": layers_config}[kind]()
     model = LlavaForConditionalGeneration(config).eval()
     redraw(model, seed=0)
     model.save_pretrained(out, safe_serialization=True)

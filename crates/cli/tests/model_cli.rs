@@ -213,9 +213,12 @@ fn explain_runs_on_every_family_variant_from_the_committed_folder() {
     // where it has one (SigLIP's square resize), its tokenizer (LLaMA's, or Qwen's byte-level
     // BPE with the ChatML template). The explanation must be HF's: the same target and best
     // head as the golden fixture, on the same image, and the grid the tower makes.
-    for (model, image, grid) in
-        [("tiny-llava-siglip", "tall-301x689", 5), ("tiny-llava-mistral", "wide-alpha-640x233", 4), ("tiny-llava-qwen", "small-97x61", 5)]
-    {
+    for (model, image, grid) in [
+        ("tiny-llava-siglip", "tall-301x689", 5),
+        ("tiny-llava-mistral", "wide-alpha-640x233", 4),
+        ("tiny-llava-qwen", "small-97x61", 5),
+        ("tiny-llava-layers", "tall-301x689", 4),
+    ] {
         let v = explain_json(model, image);
         let g = llava_lens_tests::golden::Golden::open(&format!("golden/{model}.safetensors"));
         assert_eq!(v["target"]["id"], g.ids("explain_target")[0], "{model}: target");

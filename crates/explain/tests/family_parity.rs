@@ -1,5 +1,6 @@
 //! The method on the Llava family's variants (tests/data/tiny-llava-siglip,
-//! tests/data/tiny-llava-mistral and tests/data/tiny-llava-qwen, made by transformers:
+//! tests/data/tiny-llava-mistral, tests/data/tiny-llava-qwen and tests/data/tiny-llava-layers,
+//! made by transformers:
 //! scripts/golden/make_tiny_hf.py) against
 //! the authors' formulas computed in HF transformers (scripts/golden/make_fixtures.py): head and
 //! layer scores, every head's position scores (the grouped-query mapping included), the
@@ -19,7 +20,10 @@ fn max_abs(a: &[f32], b: &[f32]) -> f32 {
 fn f32_scores_and_every_heads_positions_match_the_authors_formulas() {
     // (model, grid, image rows): SigLIP keeps every patch and has no class token; the CLIP tower
     // under Mistral drops its class token ("default"); Qwen2's unembedding is its embeddings.
-    for (model, grid, rows) in [("tiny-llava-siglip", 5, 25), ("tiny-llava-mistral", 4, 16), ("tiny-llava-qwen", 5, 25)] {
+    // The layers variant concatenates three CLIP states per patch.
+    for (model, grid, rows) in
+        [("tiny-llava-siglip", 5, 25), ("tiny-llava-mistral", 4, 16), ("tiny-llava-qwen", 5, 25), ("tiny-llava-layers", 4, 16)]
+    {
         let g = Golden::open(&format!("golden/{model}.safetensors"));
         let dir = data(model);
         let config = LlavaConfig::load(&dir.join("config.json")).unwrap();

@@ -1,6 +1,7 @@
-//! `LlavaForConditionalGeneration` (transformers/models/llava/modeling_llava.py): CLIP features of the
-//! chosen layer (CLS dropped), the two-layer GELU projector, spliced into the token embeddings at
-//! the `<image>` token, then the LLaMA decoder; greedy generation with a KV cache.
+//! `LlavaForConditionalGeneration` (transformers/models/llava/modeling_llava.py): the vision tower's
+//! features at the chosen layer or layers (CLIP's CLS dropped under "default"), the two-layer GELU
+//! projector, spliced into the token embeddings at the `<image>` token, then the decoder; greedy
+//! generation with a KV cache.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,8 +20,28 @@ use crate::{ModelError, Prompt};
 /// `LlavaMultiModalProjector`: linear_1 -> GELU -> linear_2.
 #[derive(Debug)]
 pub struct Projector {
-    pub linear_1: Linear,
+    /// linear_1 cut by columns into one block per selected vision state (one block, the whole
+    /// matrix, for a single feature layer); the bias rides on the first.
+    pub linear_1: Vec<Linear>,
     pub linear_2: Linear,
+}
+
+impl Projector {
+    /// `states` (one `[rows, vision hidden]` per block) -> `[rows, text hidden]`: linear_1 of
+    /// their concatenation, as the sum of each block's product, then GELU and linear_2.
+    pub fn forward(&self, rec: &mut Recorder<'_>, states: &[GpuTensor]) -> Result<GpuTensor, ModelError> {
+        if states.len() != self.linear_1.len() {
+            return Err(ModelError::Prompt(format!("{} vision states for a projector of {} blocks", states.len(), self.linear_1.len())));
+        }
+        let mut h = self.linear_1[0].forward(rec, &states[0])?;
+        for (block, x) in self.linear_1.iter().zip(states).skip(1) {
+            let part = block.forward(rec, x)?;
+            ops::residual_add(rec, &part, &h)?; // part is now the running sum
+            h = part;
+        }
+        ops::gelu(rec, &h)?;
+        self.linear_2.forward(rec, &h)
+    }
 }
 
 #[derive(Debug)]
@@ -112,10 +133,16 @@ impl Llava {
         let vision_tower = VisionTower::load(&mut up, &config.vision, config.vision_layers_to_run()).await?;
         let (dv, dt) = (config.vision.hidden_size, config.text.hidden_size);
         let bias = config.projector_bias;
-        let multi_modal_projector = Projector {
-            linear_1: Linear::load(&mut up, "multi_modal_projector.linear_1", dt, dv, bias, Role::Vision).await?,
-            linear_2: Linear::load(&mut up, "multi_modal_projector.linear_2", dt, dt, bias, Role::Vision).await?,
+        let blocks = config.vision_feature_layers.len();
+        let linear_1 = if blocks == 1 {
+            vec![Linear::load(&mut up, "multi_modal_projector.linear_1", dt, dv, bias, Role::Vision).await?]
+        } else {
+            let weights = up.column_blocks("multi_modal_projector.linear_1.weight", dt, dv, blocks, Role::Vision).await?;
+            let mut b = if bias { Some(up.vector("multi_modal_projector.linear_1.bias", dt).await?) } else { None };
+            weights.into_iter().map(|weight| Linear { weight, bias: b.take() }).collect()
         };
+        let multi_modal_projector =
+            Projector { linear_1, linear_2: Linear::load(&mut up, "multi_modal_projector.linear_2", dt, dt, bias, Role::Vision).await? };
         let language_model = Llama::load(&mut up, &config.text).await?;
         // Out of memory, or a buffer over the device's limits, is reported by the device on its
         // own: fail the load rather than run on buffers that do not exist.
@@ -163,7 +190,7 @@ impl Llava {
             matrices(4 * vision_layers, dv, dv, Role::Vision),
             matrices(vision_layers, v.intermediate_size, dv, Role::Vision),
             matrices(vision_layers, dv, v.intermediate_size, Role::Vision),
-            matrices(1, dt, dv, Role::Vision),
+            matrices(u(config.vision_feature_layers.len()), dt, dv, Role::Vision),
             matrices(1, dt, dt, Role::Vision),
             matrices(if t.tie_word_embeddings { 1 } else { 2 }, t.vocab_size, dt, Role::Vocabulary),
             matrices(text_layers, 2 * t.intermediate_size, dt, Role::DecoderLinear),
@@ -203,22 +230,22 @@ impl Llava {
 
     /// `pixels [3, S, S]` -> projected image features `[image tokens, text hidden]`.
     pub fn image_features(&self, rec: &mut Recorder<'_>, pixels: &GpuTensor) -> Result<GpuTensor, ModelError> {
-        let h = self.vision_tower.forward(rec, pixels)?;
+        let states = self.vision_tower.hidden_states(rec, pixels, &self.config.vision_feature_states())?;
         let (n, dv) = (self.config.vision.num_patches(), self.config.vision.hidden_size);
-        let feats = match self.config.vision_feature_select {
-            FeatureSelect::Full => h,
-            // Config parsing refuses "default" for towers without a class token.
-            FeatureSelect::Default => {
-                // Row 0 is the class token.
-                let f = GpuTensor::zeros(rec.ctx(), &[n, dv], "image features");
-                rec.copy_rows(&h, 1, &f, 0, n)?;
-                f
-            }
-        };
-        let p = &self.multi_modal_projector;
-        let h = p.linear_1.forward(rec, &feats)?;
-        ops::gelu(rec, &h)?;
-        p.linear_2.forward(rec, &h)
+        let mut feats = Vec::with_capacity(states.len());
+        for h in states {
+            feats.push(match self.config.vision_feature_select {
+                FeatureSelect::Full => h,
+                // Config parsing refuses "default" for towers without a class token.
+                FeatureSelect::Default => {
+                    // Row 0 is the class token, dropped from every selected state.
+                    let f = GpuTensor::zeros(rec.ctx(), &[n, dv], "image features");
+                    rec.copy_rows(&h, 1, &f, 0, n)?;
+                    f
+                }
+            });
+        }
+        self.multi_modal_projector.forward(rec, &feats)
     }
 
     /// Records the prefill of `prompt` with the image: vision tower, projector, splice, every

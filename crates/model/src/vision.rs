@@ -94,6 +94,17 @@ impl VisionTower {
     /// `pixels [3, H, W]` -> hidden states after the loaded layers: `[patches + 1, hidden]` for
     /// CLIP (row 0 is its class token), `[patches, hidden]` for SigLIP.
     pub fn forward(&self, rec: &mut Recorder<'_>, pixels: &GpuTensor) -> Result<GpuTensor, ModelError> {
+        let mut states = self.hidden_states(rec, pixels, &[self.layers.len()])?;
+        Ok(states.remove(0))
+    }
+
+    /// transformers' `hidden_states[i]` for each `i` of `states` (0 = the embeddings as the
+    /// encoder receives them, `i` = after `i` layers), in that order; every `i` at most the
+    /// number of loaded layers. Each layer writes fresh outputs, so a kept state stays valid.
+    pub fn hidden_states(&self, rec: &mut Recorder<'_>, pixels: &GpuTensor, states: &[usize]) -> Result<Vec<GpuTensor>, ModelError> {
+        if let Some(&i) = states.iter().find(|&&i| i > self.layers.len()) {
+            return Err(ModelError::Prompt(format!("vision hidden state {i} asked of a tower loaded with {} layers", self.layers.len())));
+        }
         let c = &self.config;
         let (d, n) = (c.hidden_size, c.num_patches());
         let ctx = rec.ctx();
@@ -120,10 +131,17 @@ impl VisionTower {
             Some(norm) => norm.forward(rec, &x)?,
             None => x,
         };
-        for layer in &self.layers {
+        let mut kept: Vec<Option<GpuTensor>> = vec![None; states.len()];
+        let mut keep = |count: usize, h: &GpuTensor| {
+            states.iter().zip(kept.iter_mut()).filter(|(i, _)| **i == count).for_each(|(_, k)| *k = Some(h.clone()));
+        };
+        keep(0, &h);
+        let last = states.iter().copied().max().unwrap_or(0);
+        for (n, layer) in self.layers.iter().take(last).enumerate() {
             h = layer.forward(rec, &h, c)?;
+            keep(n + 1, &h);
         }
-        Ok(h)
+        kept.into_iter().collect::<Option<Vec<_>>>().ok_or_else(|| ModelError::Prompt("a vision hidden state was not produced".into()))
     }
 }
 

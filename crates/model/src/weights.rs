@@ -233,6 +233,31 @@ impl<'a> Uploader<'a> {
         Ok(m)
     }
 
+    /// The `[rows, blocks * cols]` matrix `name` cut along its columns into `blocks` matrices of
+    /// `[rows, cols]`, in the role's dtype: linear_1 of a projector over several concatenated
+    /// vision states, applied block by block so the states need not be concatenated. Read whole
+    /// (projectors are tens of MB at most).
+    pub async fn column_blocks(
+        &mut self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+        blocks: usize,
+        role: Role,
+    ) -> Result<Vec<GpuMatrix>, ModelError> {
+        let width = blocks * cols;
+        let dtype = gpu_dtype(self.policy, role, cols);
+        let data = self.source.f32(name, &[rows, width]).await?;
+        let mut out = Vec::with_capacity(blocks);
+        for b in 0..blocks {
+            let part: Vec<f32> = data.chunks_exact(width).flat_map(|row| &row[b * cols..(b + 1) * cols]).copied().collect();
+            out.push(GpuMatrix::upload(self.ctx, &HostMatrix::from_f32(rows, cols, &part, dtype)?, name)?);
+            self.gpu_bytes += dtype.row_bytes(cols) as u64 * rows as u64;
+        }
+        self.done(name);
+        Ok(out)
+    }
+
     /// A vector (norm weight, bias) in f32.
     pub async fn vector(&mut self, name: &str, len: usize) -> Result<GpuTensor, ModelError> {
         let v = self.source.f32(name, &[len]).await?;

@@ -9,7 +9,9 @@
 //!   under a CLIP tower;
 //! - tests/data/tiny-llava-qwen: llava-interleave-qwen whole: the SigLIP tower, a Qwen2 decoder
 //!   (q/k/v biases, lm_head tied to the embeddings), Qwen's byte-level BPE tokenizer layout and
-//!   the ChatML prompt of its chat template.
+//!   the ChatML prompt of its chat template;
+//! - tests/data/tiny-llava-layers: a list of feature layers, [-1, 0, -3], concatenated (the
+//!   class token dropped from each) before a three-times-wider linear_1.
 
 use llava_lens_gpu::capture::{CapturePlan, Hook};
 use llava_lens_model::config::{TextKind, VisionKind};
@@ -23,8 +25,12 @@ const QUESTION: &str = "What is the color of the dog?";
 const PREFIX: &str = "The color of the dog is";
 
 /// (model folder, image the fixture was made from)
-const VARIANTS: [(&str, &str); 3] =
-    [("tiny-llava-siglip", "tall-301x689"), ("tiny-llava-mistral", "wide-alpha-640x233"), ("tiny-llava-qwen", "small-97x61")];
+const VARIANTS: [(&str, &str); 4] = [
+    ("tiny-llava-siglip", "tall-301x689"),
+    ("tiny-llava-mistral", "wide-alpha-640x233"),
+    ("tiny-llava-qwen", "small-97x61"),
+    ("tiny-llava-layers", "tall-301x689"),
+];
 
 fn golden(model: &str) -> Golden {
     Golden::open(&format!("golden/{model}.safetensors"))
@@ -61,6 +67,9 @@ fn the_configs_read_as_the_real_checkpoints_do() {
     // ChatML's end of turn ends an answer; there is no start token.
     assert_eq!((tok.template, tok.bos, tok.eos), (PromptTemplate::ChatMl, None, tok.token_id("<|im_end|>")));
     assert_eq!(parts("tiny-llava-mistral").1.template, PromptTemplate::Llava15);
+    // Hidden states 3 (the last layer's output), 0 (the embeddings) and 1, in that order.
+    let (l, _) = parts("tiny-llava-layers");
+    assert_eq!((l.vision_feature_states(), l.vision_layers_to_run(), l.image_tokens()), (vec![3, 0, 1], 3, 16));
 }
 
 #[test]

@@ -174,7 +174,7 @@ fn the_progress_total_is_the_number_of_tensors_a_load_reports() {
     let ctx = llava_lens_gpu::GpuContext::new_blocking(Default::default()).unwrap();
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/scenes-tiny");
     let (siglip, qwen) = (tiny().with_file_name("tiny-llava-siglip"), tiny().with_file_name("tiny-llava-qwen"));
-    for dir in [tiny(), demo, siglip, qwen] {
+    for dir in [tiny(), demo, siglip, qwen, tiny().with_file_name("tiny-llava-layers")] {
         let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
         let ckpt = Checkpoint::open(&dir).unwrap();
         let ticks = std::cell::Cell::new(0usize);
@@ -226,8 +226,10 @@ fn the_weight_estimate_matches_the_demo_and_siglip_model_loads() {
     use llava_lens_model::{Llava, WeightDType};
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/scenes-tiny");
     let ctx = llava_lens_gpu::GpuContext::new_blocking(Default::default()).unwrap();
-    // The Qwen variant's lm_head is its embeddings: counted once.
-    for dir in [demo, tiny().with_file_name("tiny-llava-siglip"), tiny().with_file_name("tiny-llava-qwen")] {
+    // The Qwen variant's lm_head is its embeddings: counted once. The layers variant's linear_1
+    // is three column blocks.
+    let variants = ["tiny-llava-siglip", "tiny-llava-qwen", "tiny-llava-layers"].map(|v| tiny().with_file_name(v));
+    for dir in std::iter::once(demo).chain(variants) {
         let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
         let ckpt = Checkpoint::open(&dir).unwrap();
         for dtype in [WeightDType::F32, WeightDType::F16, WeightDType::Q8, WeightDType::Q4] {

@@ -16,3 +16,5 @@ pub const POSITIONS: usize = 1 << 22;
 pub const IMAGE_SIZE: usize = 2048;
 /// Patches per side of the image grid.
 pub const GRID: usize = 128;
+/// Hidden states a `vision_feature_layer` list may concatenate (VipLlava-style checkpoints use 5).
+pub const FEATURE_LAYERS: usize = 16;

@@ -155,18 +155,26 @@ pub struct LlavaConfig {
     pub text: TextConfig,
     pub image_token_index: u32,
     pub pad_token_id: Option<u32>,
-    /// Index into the vision tower's hidden states (HF semantics: 0 = embeddings, -1 = last
-    /// layer's output, -2 = the second-to-last layer's output).
-    pub vision_feature_layer: i64,
+    /// Indices into the vision tower's hidden states (HF semantics: 0 = embeddings, -1 = last
+    /// layer's output, -2 = the second-to-last layer's output), one for an integer
+    /// `vision_feature_layer`, several for a list: their states are concatenated along the
+    /// feature axis in this order, and the projector's linear_1 takes them all.
+    pub vision_feature_layers: Vec<i64>,
     pub vision_feature_select: FeatureSelect,
     pub projector_bias: bool,
 }
 
 impl LlavaConfig {
-    /// Vision encoder layers that must run to produce the selected hidden state.
-    pub fn vision_layers_to_run(&self) -> usize {
+    /// The selected hidden states as counts of encoder layers run (0 = the embeddings), in the
+    /// config's order. Validation keeps every index inside the tower.
+    pub fn vision_feature_states(&self) -> Vec<usize> {
         let n = self.vision.num_hidden_layers as i64;
-        (if self.vision_feature_layer < 0 { n + 1 + self.vision_feature_layer } else { self.vision_feature_layer }) as usize
+        self.vision_feature_layers.iter().map(|&l| (if l < 0 { n + 1 + l } else { l }).max(0) as usize).collect()
+    }
+
+    /// Vision encoder layers that must run to produce every selected hidden state.
+    pub fn vision_layers_to_run(&self) -> usize {
+        self.vision_feature_states().into_iter().max().unwrap_or(0)
     }
 
     /// Image feature rows per image (576 for llava-1.5, 729 for llava-interleave's SigLIP).
@@ -263,14 +271,16 @@ impl LlavaConfig {
                 ));
             }
         };
-        let vision_feature_layer = match r.v.get("vision_feature_layer") {
-            None => -2,
-            Some(v @ Value::Number(n)) => n.as_i64().ok_or_else(|| {
-                ModelError::config(path, format!("vision_feature_layer is {v}; llava-lens supports a single layer index"))
-            })?,
-            Some(other) => {
-                return Err(ModelError::config(path, format!("vision_feature_layer is {other}; llava-lens supports a single layer index")));
+        let layer_index = |v: &Value| v.as_i64().filter(|i| i.unsigned_abs() <= limits::VISION_LAYERS as u64 + 1);
+        let wrong = |v: &Value| {
+            ModelError::config(path, format!("vision_feature_layer is {v}; expected a layer index or a non-empty list of them"))
+        };
+        let vision_feature_layers = match r.v.get("vision_feature_layer") {
+            None | Some(Value::Null) => vec![-2],
+            Some(Value::Array(list)) if !list.is_empty() && list.len() <= limits::FEATURE_LAYERS => {
+                list.iter().map(|v| layer_index(v).ok_or_else(|| wrong(v))).collect::<Result<_, _>>()?
             }
+            Some(v) => vec![layer_index(v).ok_or_else(|| wrong(v))?],
         };
         // CLIPVisionConfig's and SiglipVisionConfig's defaults differ in patch size and eps.
         let (patch, eps) = match kind {
@@ -335,7 +345,7 @@ impl LlavaConfig {
             text,
             image_token_index: r.usize_or("image_token_index", 32000)? as u32,
             pad_token_id: r.v.get("pad_token_id").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()),
-            vision_feature_layer,
+            vision_feature_layers,
             vision_feature_select,
             projector_bias: r.v.get("multimodal_projector_bias").and_then(Value::as_bool).unwrap_or(true),
         };
@@ -404,8 +414,8 @@ impl LlavaConfig {
             ));
         }
         let layers = v.num_hidden_layers as i64;
-        if self.vision_feature_layer > layers || self.vision_feature_layer < -(layers + 1) {
-            return bad(format!("vision_feature_layer {} is outside a {layers}-layer vision tower", self.vision_feature_layer));
+        if let Some(l) = self.vision_feature_layers.iter().find(|&&l| l > layers || l < -(layers + 1)) {
+            return bad(format!("vision_feature_layer {l} is outside a {layers}-layer vision tower"));
         }
         if t.num_attention_heads % t.num_key_value_heads != 0 {
             return bad(format!(

@@ -164,13 +164,21 @@ fn qwen2_decoders_get_qwen2s_defaults_biases_and_the_tie_from_either_level() {
     assert_eq!((c.text.kind, c.text.qkv_bias, c.text.tie_word_embeddings), (TextKind::Qwen2, true, false));
     // Qwen2Config's defaults where llava-hf's file is silent (vocab_size is set there).
     assert_eq!((c.text.intermediate_size, c.text.max_position_embeddings, c.text.rms_norm_eps), (22016, 4096, 1e-5));
-    assert_eq!(parse(&text(r#""model_type": "qwen2", "tie_word_embeddings": true,"#)).unwrap().text.tie_word_embeddings, true);
+    assert!(parse(&text(r#""model_type": "qwen2", "tie_word_embeddings": true,"#)).unwrap().text.tie_word_embeddings);
     let top = text(r#""model_type": "qwen2","#).replace(r#""tie_word_embeddings": false"#, r#""tie_word_embeddings": true"#);
     assert!(parse(&top).unwrap().text.tie_word_embeddings, "the top-level tie counts too");
     // A window Qwen2 does not use is no window.
     let c = parse(&text(r#""model_type": "qwen2", "sliding_window": 32768, "use_sliding_window": false,"#)).unwrap();
     assert_eq!(c.text.sliding_window, None);
     assert!(!parse(LLAVA_HF).unwrap().text.qkv_bias && !parse(LLAVA_HF).unwrap().text.tie_word_embeddings);
+}
+
+#[test]
+fn feature_layer_lists_select_states_in_their_order() {
+    let c = parse(&LLAVA_HF.replace(r#""vision_feature_layer": -2"#, r#""vision_feature_layer": [-2, 0, -24, 3]"#)).unwrap();
+    // Hidden state 0 is the embeddings; -24 of a 24-layer tower is the first layer's output.
+    assert_eq!((c.vision_feature_states(), c.vision_layers_to_run()), (vec![23, 0, 1, 3], 23));
+    assert_eq!(parse(LLAVA_HF).unwrap().vision_feature_states(), vec![23]);
 }
 
 #[test]
@@ -181,7 +189,16 @@ fn unsupported_values_name_key_and_value() {
             LLAVA_HF.replace(r#""vision_feature_select_strategy": "default""#, r#""vision_feature_select_strategy": "cls""#),
             "vision_feature_select_strategy is \"cls\"",
         ),
-        (LLAVA_HF.replace(r#""vision_feature_layer": -2"#, r#""vision_feature_layer": [-2, -5]"#), "vision_feature_layer is [-2,-5]"),
+        (
+            LLAVA_HF.replace(r#""vision_feature_layer": -2"#, r#""vision_feature_layer": []"#),
+            "vision_feature_layer is []; expected a layer",
+        ),
+        (LLAVA_HF.replace(r#""vision_feature_layer": -2"#, r#""vision_feature_layer": [-2, "x"]"#), "vision_feature_layer is \"x\""),
+        (
+            LLAVA_HF.replace(r#""vision_feature_layer": -2"#, r#""vision_feature_layer": [-2, 25]"#),
+            "vision_feature_layer 25 is outside a 24-layer",
+        ),
+        (LLAVA_HF.replace(r#""vision_feature_layer": -2"#, r#""vision_feature_layer": 2.5"#), "vision_feature_layer is 2.5"),
         (
             LLAVA_HF.replace(r#""image_size": 336"#, r#""image_size": "big""#),
             "vision_config.image_size is \"big\"; expected a non-negative integer",
