@@ -47,6 +47,17 @@ fn f32_scores_and_every_heads_positions_match_the_authors_formulas() {
             eprintln!("{model} {name}: max abs error {err:.2e}");
             assert!(err <= 1e-4, "{model} {name}: max abs error {err}");
         }
+        // The embedding lens reads each image row through the model's own input embeddings
+        // (Qwen's are also its unembedding): its top token per row is HF's projector output's
+        // nearest row of embed_tokens by dot product, computed here on the CPU.
+        let (vocab, d) = (config.text.vocab_size, config.text.hidden_size);
+        let embed = weights.f32("language_model.model.embed_tokens.weight", &[vocab, d]).unwrap();
+        let lens = e.logit_lens.as_ref().expect("the lens is on by default");
+        for (row, feature) in g.f32("image_features").chunks(d).enumerate() {
+            let dot = |t: usize| embed[t * d..(t + 1) * d].iter().zip(feature).map(|(a, b)| a * b).sum::<f32>();
+            let best = (0..vocab).max_by(|&a, &b| dot(a).total_cmp(&dot(b))).unwrap();
+            assert_eq!(lens.embedding[row][0], best as u32, "{model}: embedding lens of image row {row}");
+        }
         let all = g.f32("position_scores_all");
         let (n_heads, seq, off, n) = (e.head_scores[0].len(), e.sequence_length, e.image_offset, e.image_tokens);
         assert_eq!(e.head_maps.len(), heads.len());
