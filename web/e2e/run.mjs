@@ -76,6 +76,21 @@ function shard(file) {
   files['model.safetensors.index.json'] = Buffer.from(JSON.stringify({ metadata: {}, weight_map: weightMap }));
   return files;
 }
+// The tensors of a safetensors file (golden fixtures): F32 as Float32Array, I64 as BigInt64Array.
+function readSafetensors(file) {
+  const buf = fs.readFileSync(file);
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString());
+  const out = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    const bytes = buf.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
+    const copy = Uint8Array.from(bytes).buffer;
+    out[name] = t.dtype === 'F32' ? new Float32Array(copy) : t.dtype === 'I64' ? new BigInt64Array(copy) : bytes;
+  }
+  return out;
+}
+
 const demoDir = path.join(dist, 'models/scenes-tiny');
 const sharded = { ...shard(path.join(demoDir, 'model.safetensors')) };
 for (const f of ['config.json', 'tokenizer.json']) sharded[f] = fs.readFileSync(path.join(demoDir, f));
@@ -406,6 +421,32 @@ try {
     await page.getByTestId('load').click();
     await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: scenes-tiny")').first().waitFor({ timeout: 300_000 });
     check(!(await page.getByTestId('error').count()), `a picked model folder loads: "${await page.getByTestId('status').innerText()}"`);
+
+    // A real family's layout, picked as a folder: tests/data/tiny-llava-qwen (made by
+    // transformers: SigLIP, a Qwen2 decoder with tied embeddings, Qwen's byte-level BPE
+    // tokenizer, the ChatML prompt) explains a photo as transformers does (its golden file).
+    await page.getByTestId('model-folder').setInputFiles('tests/data/tiny-llava-qwen');
+    await page.getByTestId('load').click();
+    await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready: tiny-llava-qwen")').first().waitFor({ timeout: 300_000 });
+    check(!(await page.getByTestId('error').count()), `the Qwen2 variant loads in the browser: "${await page.getByTestId('status').innerText()}"`);
+    await page.getByTestId('file').setInputFiles('tests/data/images/small-97x61.png');
+    await page.getByTestId('question').fill('What is the color of the dog?');
+    await page.getByTestId('prefix').fill('The color of the dog is');
+    await page.getByTestId('target').fill('');
+    await page.getByTestId('contrast').fill('');
+    await page.getByTestId('run').click();
+    await page.locator('[data-testid=error], [data-testid=explained]').first().waitFor({ timeout: 600_000 });
+    await page.getByTestId('run').filter({ hasText: 'Run' }).waitFor({ timeout: 600_000 });
+    const qwen = JSON.parse(await page.getByTestId('json').textContent());
+    const golden = readSafetensors('tests/data/golden/tiny-llava-qwen.safetensors');
+    const wantScores = golden.head_scores;
+    const dQwen = maxDiff(qwen.head_scores.flat(), Array.from(wantScores));
+    const bestQwen = wantScores.indexOf(Math.max(...wantScores));
+    const qHeads = qwen.head_scores[0].length;
+    check(qwen.target.id === Number(golden.explain_target[0]) && dQwen <= 1e-4
+      && qwen.best_head.layer * qHeads + qwen.best_head.head === bestQwen,
+      `the Qwen2 variant's target, head scores (max diff ${dQwen.toExponential(2)}) and best head are transformers'`);
+    await page.screenshot({ path: `${out}/9b-qwen.png`, fullPage: true });
 
     // A sharded HF folder by URL: the cut download fails clearly, Load resumes it with a range
     // request, and the loaded model explains the scene as the CLI does.

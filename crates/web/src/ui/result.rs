@@ -8,6 +8,10 @@ use super::State;
 use super::dom;
 use crate::share;
 
+/// The marks a vocabulary puts on a word-initial piece: SentencePiece's "▁" (LLaMA) and byte-level
+/// BPE's "Ġ" (Qwen); pieces are shown without them.
+const WORD_START: [char; 2] = ['▁', 'Ġ'];
+
 /// A map on screen: the clicked head (None: the paper's best head) and its patch scores.
 type Shown = (Option<(usize, usize)>, Vec<f32>);
 
@@ -71,13 +75,13 @@ pub fn ResultView(s: State) -> impl IntoView {
     view! {
         <section class="result" data-testid="result">
             <h2>"Answer"</h2>
-            <p data-testid="answer">{move || s.recorded.get().map(|r| format!("{} {}", r.answer_prefix, r.top.first().map(|t| t.0.trim_start_matches('▁')).unwrap_or("?"))).unwrap_or_default()}</p>
+            <p data-testid="answer">{move || s.recorded.get().map(|r| format!("{} {}", r.answer_prefix, r.top.first().map(|t| t.0.trim_start_matches(WORD_START)).unwrap_or("?"))).unwrap_or_default()}</p>
             <p data-testid="explained">{move || s.recorded.get().map(|r| match &r.contrast {
-                Some(c) => format!("explaining \"{}\" rather than \"{}\" (scores of the logit difference)", r.target.trim_start_matches('▁'), c.trim_start_matches('▁')),
-                None => format!("explaining \"{}\" (log-probability {:.3})", r.target.trim_start_matches('▁'), r.target_log_prob),
+                Some(c) => format!("explaining \"{}\" rather than \"{}\" (scores of the logit difference)", r.target.trim_start_matches(WORD_START), c.trim_start_matches(WORD_START)),
+                None => format!("explaining \"{}\" (log-probability {:.3})", r.target.trim_start_matches(WORD_START), r.target_log_prob),
             })}</p>
             <ol class="top5" data-testid="top5">{move || s.recorded.get().map(|r| r.top.iter().map(|(t, p)| {
-                let word = t.trim_start_matches('▁').to_string();
+                let word = t.trim_start_matches(WORD_START).to_string();
                 let pick = word.clone();
                 view! { <li>{format!("{word} {p:.3} ")}
                     <Show when=move || s.live.get().is_some()>
@@ -108,7 +112,7 @@ pub fn ResultView(s: State) -> impl IntoView {
             <p class="lens" data-testid="lens">{move || match (s.hovered.get(), s.recorded.get(), shown_map(&s)) {
                 (Some(p), Some(r), Some((_, values))) => {
                     let score = values.get(p).copied().unwrap_or(0.0);
-                    let tokens = s.lens_tokens.get().and_then(|l| l.get(p).cloned()).map(|t| t.iter().map(|s| s.trim_start_matches('▁').to_string()).collect::<Vec<_>>().join(", "));
+                    let tokens = s.lens_tokens.get().and_then(|l| l.get(p).cloned()).map(|t| t.iter().map(|s| s.trim_start_matches(WORD_START).to_string()).collect::<Vec<_>>().join(", "));
                     format!("patch row {}, column {}: {score:+.4} nats; logit lens of its image token: {}", p / r.grid, p % r.grid, tokens.unwrap_or_else(|| "not recorded in share links".into()))
                 }
                 _ => "hover the map: a patch's score and what the unembedding reads from its image token".into(),
