@@ -2,6 +2,7 @@
 //! explaining with a Llava folder (the bundled demo model by default), generated scenes and the
 //! held-out evaluations on them.
 
+mod batch;
 mod bench;
 mod eval;
 mod explain;
@@ -35,6 +36,9 @@ enum Command {
     Run(run::RunArgs),
     /// Which heads and image patches made the answer: the Yu & Ananiadou (2024) attribution.
     Explain(explain::ExplainArgs),
+    /// Explain every example of a JSONL/CSV file with the model loaded once: one JSON line each,
+    /// appended; a rerun resumes, --shard I/N splits the ids over array jobs.
+    Batch(batch::BatchArgs),
     /// Deletion/insertion curves of the map against mean attention and random orders (JSON).
     Faithfulness(faithfulness::FaithfulnessArgs),
     /// Held-out measurements on generated scenes: accuracy, pointing game, faithfulness table (JSON).
@@ -62,6 +66,7 @@ fn main() -> anyhow::Result<()> {
         Command::Info => info(),
         Command::Run(args) => run::run(&args),
         Command::Explain(args) => explain::run(&args),
+        Command::Batch(args) => batch::run(&args),
         Command::Faithfulness(args) => faithfulness::run(&args),
         Command::Scenes(args) => scenes::run(&args),
         Command::Eval(cmd) => eval::run(&cmd),

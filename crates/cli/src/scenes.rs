@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use llava_lens_scenes::{SceneSpec, generate};
+use llava_lens_scenes::{SceneRecord, SceneSpec, generate};
 
 #[derive(Debug, Args)]
 pub struct ScenesArgs {
-    /// Output folder (created if missing): NNNNNN.png, NNNNNN.mask.png, scenes.jsonl.
+    /// Output folder (created if missing): NNNNNN.png, NNNNNN.mask.png, scenes.jsonl, and
+    /// examples.jsonl (one line per question, the input of `llava-lens batch`).
     #[arg(long)]
     pub out: PathBuf,
     /// Number of scenes.
@@ -46,6 +47,9 @@ pub fn run(a: &ScenesArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     let manifest = a.out.join("scenes.jsonl");
     let mut jsonl = std::io::BufWriter::new(std::fs::File::create(&manifest).with_context(|| format!("creating {}", manifest.display()))?);
+    let examples_path = a.out.join("examples.jsonl");
+    let mut examples =
+        std::io::BufWriter::new(std::fs::File::create(&examples_path).with_context(|| format!("creating {}", examples_path.display()))?);
     let bar = indicatif::ProgressBar::new(a.n);
     for index in a.start..a.start + a.n {
         let scene = generate(a.seed, index, &spec);
@@ -55,10 +59,40 @@ pub fn run(a: &ScenesArgs) -> anyhow::Result<()> {
         let mask = a.out.join(&record.mask);
         scene.labels.save(&mask).with_context(|| format!("writing {}", mask.display()))?;
         writeln!(jsonl, "{}", serde_json::to_string(&record)?)?;
+        for e in batch_examples(&record) {
+            writeln!(examples, "{e}")?;
+        }
         bar.inc(1);
     }
     jsonl.flush()?;
+    examples.flush()?;
     bar.finish_and_clear();
     eprintln!("wrote {} scenes (seed {}) to {}", a.n, a.seed, a.out.display());
     Ok(())
+}
+
+/// A scene's questions as `batch` examples: id `NNNNNN-qJ`; tags the shape asked about, the
+/// number of objects and whether it is there; the object's box, colour and shape word when it is.
+pub fn batch_examples(r: &SceneRecord) -> Vec<serde_json::Value> {
+    r.questions
+        .iter()
+        .enumerate()
+        .map(|(j, q)| {
+            let object = q.object.and_then(|id| r.objects.iter().find(|o| o.id == id));
+            let mut e = serde_json::json!({
+                "id": format!("{:06}-q{j}", r.index),
+                "image": r.image,
+                "question": q.question,
+                "answer_prefix": q.answer_prefix,
+                "answer": q.answer,
+                "tags": [q.shape.clone(), format!("objects-{}", r.objects.len()), if object.is_some() { "present" } else { "absent" }],
+                "object": q.shape,
+            });
+            if let Some(o) = object {
+                e["box"] = serde_json::json!(o.bbox);
+                e["color"] = serde_json::json!(o.color);
+            }
+            e
+        })
+        .collect()
 }

@@ -1,0 +1,236 @@
+//! `llava-lens batch`: `explain` over a file of examples with the model loaded once, one JSON
+//! line per example appended as it finishes (docs/BATCH.md). A rerun skips the ids already in
+//! the output, so an interrupted run resumes; `--shard I/N` takes a deterministic share of the
+//! ids for array jobs whose outputs merge by concatenation. The next image is decoded and
+//! preprocessed on another thread while the GPU explains the current one.
+
+pub mod examples;
+mod journal;
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use llava_lens_gpu::GpuError;
+use llava_lens_model::WeightDType;
+use llava_lens_model::preprocess::{ImageProcessor, Preprocessed, ResizeMode, load_image, preprocess};
+use serde_json::{Value, json};
+
+use crate::explain::{MethodArgs, document};
+use crate::input::{load_model, load_text_side, model_dir};
+use examples::{Columns, Example, Row, Shard};
+use journal::Journal;
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Examples: JSON lines, or CSV when the name ends in .csv (docs/BATCH.md lists the fields:
+    /// id, image, question, answer_prefix, answer, target, contrast, tags, box, color, object).
+    /// Image paths are relative to this file's folder.
+    #[arg(long)]
+    pub examples: PathBuf,
+    /// Output: one JSON line per example, appended; ids already there are skipped (resume).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// HF model folder (default: $LLAVA_LENS_MODEL, else the bundled demo model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Weights on the GPU: f32 (the paper's fidelity), f16, q8, q4.
+    #[arg(long, default_value = "f32")]
+    pub dtype: WeightDType,
+    /// Original LLaVA's pad-to-square instead of HF's resize + center crop.
+    #[arg(long)]
+    pub pad_to_square: bool,
+    /// Read FIELD from another column: FIELD=NAME (repeatable), e.g. --column question=q_text.
+    #[arg(long = "column")]
+    pub columns: Vec<String>,
+    /// Explain only the I-th of N shares of the ids (1-based, e.g. 3/8), chosen by a hash of the
+    /// id: N jobs with 1/N .. N/N together cover every example once.
+    #[arg(long)]
+    pub shard: Option<Shard>,
+    /// Also write each example's map over the model's view as a PNG into this folder.
+    #[arg(long)]
+    pub maps: Option<PathBuf>,
+    #[command(flatten)]
+    pub method: MethodArgs,
+}
+
+/// What the loader thread hands over: the example's row index and its preprocessed image.
+type Loaded = (usize, Result<Preprocessed, String>);
+
+pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
+    let rows = examples::read(&a.examples, &Columns::parse(&a.columns)?)?;
+    if let Some(m) = &a.maps {
+        std::fs::create_dir_all(m).with_context(|| format!("--maps {}: creating the folder", m.display()))?;
+    }
+    let mut journal = Journal::open(&a.out)?;
+    if journal.repaired_bytes > 0 {
+        eprintln!("{}: dropped a cut-off last line ({} bytes) left by an interrupted run", a.out.display(), journal.repaired_bytes);
+    }
+    let in_shard: Vec<&Row> = rows.iter().filter(|r| a.shard.is_none_or(|s| s.takes(&r.id))).collect();
+    let todo: Vec<&Row> = in_shard.iter().copied().filter(|r| !journal.done.contains(&r.id)).collect();
+    eprintln!(
+        "{}: {} examples{}, {} already in {}, {} to explain",
+        a.examples.display(),
+        rows.len(),
+        a.shard.map(|s| format!(", {} in shard {}/{}", in_shard.len(), s.index, s.count)).unwrap_or_default(),
+        in_shard.len() - todo.len(),
+        a.out.display(),
+        todo.len()
+    );
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let dir = model_dir(a.model.as_deref())?;
+    let (config, tokenizer) = load_text_side(&dir)?;
+    let processor = ImageProcessor::load(&dir, &config)?;
+    let m = load_model(&dir, config, tokenizer, a.dtype)?;
+    let model_name = dir.display().to_string();
+    let mode = if a.pad_to_square { ResizeMode::PadToSquare } else { ResizeMode::CenterCrop };
+
+    let bar = ProgressBar::new(todo.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} examples, {per_sec}, eta {eta} {msg}").unwrap());
+    let (mut explained, mut failed) = (0usize, 0usize);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        // Two images ahead at most: decoding overlaps the GPU without holding a folder in memory.
+        let (send, receive) = mpsc::sync_channel::<Loaded>(2);
+        let jobs: Vec<(usize, Option<PathBuf>)> =
+            todo.iter().enumerate().map(|(i, r)| (i, r.example.as_ref().ok().map(|e| e.image_path(&a.examples)))).collect();
+        let processor = &processor;
+        scope.spawn(move || {
+            for (i, path) in jobs {
+                let Some(path) = path else { continue };
+                let pre = load_image(&path).and_then(|img| preprocess(&img, processor, mode)).map_err(|e| e.to_string());
+                if send.send((i, pre)).is_err() {
+                    return; // the main loop stopped (a device failure)
+                }
+            }
+        });
+        let mut next = receive.iter();
+        for (i, row) in todo.iter().enumerate() {
+            let result = match &row.example {
+                Err(problem) => Err(anyhow::anyhow!("{problem}")),
+                Ok(example) => {
+                    let (at, pre) = next.next().context("the image loader stopped early")?;
+                    debug_assert_eq!(at, i);
+                    pre.map_err(|e| anyhow::anyhow!(e)).and_then(|pre| explain_row(a, &m, &model_name, example, &pre, &row.id))
+                }
+            };
+            let line = match result {
+                Ok(mut v) => {
+                    explained += 1;
+                    with_id(&mut v, &row.id, row.example.as_ref().ok());
+                    v
+                }
+                Err(e) if is_device_failure(&e) => {
+                    bar.abandon();
+                    return Err(e.context(format!(
+                        "the GPU failed on example {:?}; the {} lines written to {} are kept: rerun to resume",
+                        row.id,
+                        journal.done.len(),
+                        a.out.display()
+                    )));
+                }
+                Err(e) => {
+                    failed += 1;
+                    let mut v = json!({"error": format!("{e:#}")});
+                    with_id(&mut v, &row.id, row.example.as_ref().ok());
+                    v
+                }
+            };
+            journal.append(&row.id, &line)?;
+            bar.inc(1);
+            if failed > 0 {
+                bar.set_message(format!("({failed} failed)"));
+            }
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    eprintln!(
+        "explained {explained}, recorded {failed} error{} ({}); {} now holds {} examples",
+        if failed == 1 { "" } else { "s" },
+        if failed > 0 { "their lines say why" } else { "none" },
+        a.out.display(),
+        journal.done.len()
+    );
+    Ok(())
+}
+
+/// One example through `explain`'s document, as a JSON value (the map PNG written if asked).
+fn explain_row(
+    a: &BatchArgs,
+    m: &crate::input::LoadedModel,
+    model_name: &str,
+    example: &Example,
+    pre: &Preprocessed,
+    id: &str,
+) -> anyhow::Result<Value> {
+    let tok = &m.tokenizer;
+    let prompt = tok.prompt(&example.question, &example.answer_prefix)?;
+    m.config.check_positions(prompt.ids.len(), 0).map_err(|e| anyhow::anyhow!(e))?;
+    let done = document(
+        &m.model,
+        &m.ctx,
+        tok,
+        model_name,
+        &prompt,
+        pre,
+        &example.image,
+        example.target.as_deref(),
+        example.contrast.as_deref(),
+        &a.method,
+    )?;
+    if let Some(folder) = &a.maps {
+        let path = folder.join(map_file_name(id));
+        done.png.save(&path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(serde_json::to_value(&done.explanation)?)
+}
+
+/// The line: `id`, the `example` as read (absent when the row could not be read), and `v`'s
+/// fields (keys in alphabetical order, as in `explain --json`).
+fn with_id(v: &mut Value, id: &str, example: Option<&Example>) {
+    let mut out = serde_json::Map::new();
+    out.insert("id".into(), Value::String(id.to_string()));
+    if let Some(e) = example {
+        out.insert("example".into(), serde_json::to_value(e).unwrap_or(Value::Null));
+    }
+    if let Value::Object(rest) = std::mem::take(v) {
+        out.extend(rest);
+    }
+    *v = Value::Object(out);
+}
+
+/// The GPU itself failed (lost, out of memory, a readback that never came): every later example
+/// would fail the same way, so the run stops instead of recording them all as errors.
+fn is_device_failure(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| matches!(c.downcast_ref::<GpuError>(), Some(GpuError::Device { .. } | GpuError::Readback { .. } | GpuError::Reported(_))))
+}
+
+/// A file name for an id: its safe characters, plus a hash when any were replaced (two ids that
+/// differ only in unsafe characters still get two files).
+fn map_file_name(id: &str) -> String {
+    let safe: String = id.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect();
+    if safe == id && !id.starts_with('.') {
+        format!("{id}.png")
+    } else {
+        let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));
+        format!("{}-{:08x}.png", safe.trim_start_matches('.'), h as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_names_are_safe_and_distinct() {
+        assert_eq!(map_file_name("000003-q1"), "000003-q1.png");
+        let (a, b) = (map_file_name("a/b"), map_file_name("a?b"));
+        assert!(a.starts_with("a_b-") && b.starts_with("a_b-") && a != b, "{a} {b}");
+        assert!(!map_file_name("../x").contains('/') && !map_file_name("..").starts_with('.'));
+    }
+}

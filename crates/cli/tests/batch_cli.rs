@@ -1,0 +1,129 @@
+//! `llava-lens batch` as a user runs it: on 12 generated scenes with the demo model, killed
+//! part-way and rerun, sharded over two jobs, with two broken rows among the examples.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+
+use common::{bin, temp_dir};
+use serde_json::Value;
+
+/// Complete lines of a JSONL file (a cut-off last line is not one), parsed.
+fn lines(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |i| &text[..i]);
+    complete
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: a line does not parse ({e}): {l}", path.display())))
+        .collect()
+}
+
+/// A line with what differs between two runs of the same example removed: the wall-clock
+/// timings (and, for comparing with `explain`, the batch's own id and example).
+fn comparable(mut v: Value) -> Value {
+    let o = v.as_object_mut().unwrap();
+    for k in ["timings_ms", "id", "example"] {
+        o.remove(k);
+    }
+    v
+}
+
+fn batch(dir: &Path, out: &str, extra: &[&str]) -> std::process::Command {
+    let mut c = bin();
+    c.current_dir(dir).args(["batch", "--examples", "examples.jsonl", "--out", out]).args(extra);
+    c
+}
+
+#[test]
+fn batch_resumes_after_a_kill_records_bad_rows_and_shards_merge_to_the_whole() {
+    let dir = temp_dir("batch");
+    let st = bin().args(["scenes", "--n", "12", "--seed", "12345", "--out"]).arg(&dir).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    // The first question of each scene, then two rows that cannot be explained.
+    let all = std::fs::read_to_string(dir.join("examples.jsonl")).unwrap();
+    let mut rows: Vec<&str> = all.lines().filter(|l| l.contains("-q0\"")).collect();
+    assert_eq!(rows.len(), 12);
+    rows.push(r#"{"id": "no-image", "image": "missing.png", "question": "What is the color of the star?"}"#);
+    rows.push(r#"{"id": "no-question", "image": "000000.png", "question": ""}"#);
+    std::fs::write(dir.join("examples.jsonl"), rows.join("\n") + "\n").unwrap();
+    let ids: BTreeSet<String> =
+        rows.iter().map(|r| serde_json::from_str::<Value>(r).unwrap()["id"].as_str().unwrap().to_string()).collect();
+
+    // Killed once three lines are written (a state of the file, whatever the machine's speed).
+    let out = dir.join("out.jsonl");
+    let mut child = batch(&dir, "out.jsonl", &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    loop {
+        if lines(&out).len() >= 3 {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("batch ended ({status}) before it could be killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = lines(&out).len();
+    assert!((3..14).contains(&before), "{before} lines before the kill");
+    // As if the kill had landed in the middle of a write.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&out)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"{\"id\": \"000011-q0\", \"attent"))
+        .unwrap();
+
+    let rerun = batch(&dir, "out.jsonl", &[]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{stderr}");
+    assert!(stderr.contains("dropped a cut-off last line") && stderr.contains(&format!("{before} already in")), "{stderr}");
+    assert!(stderr.contains("recorded 2 errors"), "{stderr}");
+    let done = lines(&out);
+    let got: Vec<String> = done.iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(got.len(), ids.len(), "every id exactly once: {got:?}");
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), ids);
+    let by_id = |id: &str| done.iter().find(|l| l["id"] == id).unwrap().clone();
+    assert!(by_id("no-image")["error"].as_str().unwrap().contains("missing.png"), "{}", by_id("no-image"));
+    assert!(by_id("no-question")["error"].as_str().unwrap().contains("question is missing or empty"));
+    // The example as read rides along (what reports group and score by).
+    let e = &by_id("000003-q0")["example"];
+    assert!(e["answer"].is_string() && e["tags"].as_array().is_some_and(|t| t.len() == 3), "{e}");
+
+    // A line is `explain --json` for the same example (the image path as the file gives it).
+    for id in ["000000-q0", "000011-q0"] {
+        let line = by_id(id);
+        let e = &line["example"];
+        let json = dir.join(format!("{id}.json"));
+        let st = bin()
+            .current_dir(&dir)
+            .args(["explain", "--image", e["image"].as_str().unwrap(), "--question", e["question"].as_str().unwrap()])
+            .args(["--answer-prefix", e["answer_prefix"].as_str().unwrap(), "--out", "map.png", "--json"])
+            .arg(&json)
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+        let explained: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(comparable(line), comparable(explained), "{id}: the batch line differs from explain --json");
+    }
+
+    // Two shards, concatenated: the same lines as the single run (timings aside).
+    for s in ["1/2", "2/2"] {
+        let st = batch(&dir, &format!("shard-{}.jsonl", &s[..1]), &["--shard", s]).output().unwrap();
+        assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    }
+    let (one, two) = (lines(&dir.join("shard-1.jsonl")), lines(&dir.join("shard-2.jsonl")));
+    assert!(!one.is_empty() && !two.is_empty(), "both shards hold examples ({} + {})", one.len(), two.len());
+    let set = |v: Vec<Value>| -> BTreeSet<String> {
+        v.into_iter()
+            .map(|mut l| {
+                l.as_object_mut().unwrap().remove("timings_ms");
+                l.to_string()
+            })
+            .collect()
+    };
+    let merged: Vec<Value> = one.into_iter().chain(two).collect();
+    assert_eq!(merged.len(), ids.len());
+    assert_eq!(set(merged), set(done));
+    let _ = std::fs::remove_dir_all(dir);
+}
