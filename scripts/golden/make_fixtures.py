@@ -58,6 +58,7 @@ except ImportError:  # transformers 4: these are the PIL ones
     from transformers import CLIPImageProcessor, SiglipImageProcessor
 
 QUESTION = "What is the color of the dog?"
+TEXT_CONTEXT = "The dog in the picture is brown and the cat next to it is black."
 ANSWER_PREFIX = "The color of the dog is"
 PROMPT = f"USER: <image>\n{QUESTION}\nASSISTANT: {ANSWER_PREFIX}"
 GREEDY_TOKENS = 8
@@ -93,6 +94,10 @@ def expand2square(image, background):
 
 def main(model_dir, image_path, out_path, *flags):
     model_dir, out_path = Path(model_dir), Path(out_path)
+    # `-` for the image and `--text-context`: the question answered from TEXT_CONTEXT alone (the
+    # paper's "TQA"), no image token, no pixel values.
+    text_only = image_path == "-"
+    assert text_only == ("--text-context" in flags), "give the image '-' together with --text-context"
     torch.manual_seed(0)
     model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
     cfg = model.config
@@ -101,13 +106,17 @@ def main(model_dir, image_path, out_path, *flags):
         # A ChatML checkpoint (llava-interleave): its own chat template renders the user turn with
         # the image and opens the assistant's, which the answer prefix then continues.
         tok = PreTrainedTokenizerFast(tokenizer_file=str(model_dir / "tokenizer.json"), eos_token="<|im_end|>")
-        chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": QUESTION}]}]
+        content = [{"type": "text", "text": f"{TEXT_CONTEXT}\n{QUESTION}"}] if text_only else \
+            [{"type": "image"}, {"type": "text", "text": QUESTION}]
+        chat = [{"role": "user", "content": content}]
         prompt = tok.apply_chat_template(chat, chat_template=json.loads(template.read_text())["chat_template"],
                                          tokenize=False, add_generation_prompt=True) + ANSWER_PREFIX
     else:
         tok = PreTrainedTokenizerFast(tokenizer_file=str(model_dir / "tokenizer.json"), bos_token="<s>", eos_token="</s>",
                                       unk_token="<unk>")
-        prompt = PROMPT
+        prompt = f"USER: {TEXT_CONTEXT}\n{QUESTION}\nASSISTANT: {ANSWER_PREFIX}" if text_only else PROMPT
+    if text_only:
+        return main_text(model, tok, prompt, model_dir, out_path)
     # The processor converts to RGB itself (transparency onto white); LLaVA's own pad-to-square
     # pipeline opens images with .convert("RGB"), which drops the alpha channel instead.
     image = Image.open(image_path)
@@ -131,17 +140,7 @@ def main(model_dir, image_path, out_path, *flags):
 
     grabbed = {}
     model.model.multi_modal_projector.register_forward_hook(lambda m, i, o: grabbed.__setitem__("image_features", o))
-    def keep(name, value):  # hooks must return None, or they replace the module's input/output
-        grabbed.setdefault(name, value)
-
-    layers = model.model.language_model.layers
-    for i, layer in enumerate(layers):
-        attn = layer.self_attn
-        attn.o_proj.register_forward_pre_hook(lambda m, a, i=i: keep(f"z{i}", a[0]))
-        attn.o_proj.register_forward_hook(lambda m, a, o, i=i: keep(f"attn_out{i}", o))
-        attn.v_proj.register_forward_hook(lambda m, a, o, i=i: keep(f"v{i}", o))
-    last_layer = model.model.language_model.layers[-1]
-    last_layer.register_forward_hook(lambda m, i, o: grabbed.__setitem__("resid_final", o[0] if isinstance(o, tuple) else o))
+    hooks(model, grabbed)
     with torch.no_grad():
         out = model(input_ids=input_ids, pixel_values=pixel_values, output_hidden_states=True, output_attentions=True)
         forward = dict(grabbed)  # generate() below fires the hooks again, one token at a time
@@ -174,6 +173,49 @@ def main(model_dir, image_path, out_path, *flags):
     save_file(tensors, str(out_path), metadata=meta)
     print(f"wrote {out_path}: " + ", ".join(f"{k} {list(v.shape)}" for k, v in tensors.items()))
     print("greedy:", tok.decode(tensors["greedy_tokens"]), "| top-1:", int(tensors["logits"].argmax()))
+
+
+def hooks(model, grabbed):
+    def keep(name, value):  # hooks must return None, or they replace the module's input/output
+        grabbed.setdefault(name, value)
+
+    for i, layer in enumerate(model.model.language_model.layers):
+        attn = layer.self_attn
+        attn.o_proj.register_forward_pre_hook(lambda m, a, i=i: keep(f"z{i}", a[0]))
+        attn.o_proj.register_forward_hook(lambda m, a, o, i=i: keep(f"attn_out{i}", o))
+        attn.v_proj.register_forward_hook(lambda m, a, o, i=i: keep(f"v{i}", o))
+    last_layer = model.model.language_model.layers[-1]
+    last_layer.register_forward_hook(lambda m, i, o: grabbed.__setitem__("resid_final", o[0] if isinstance(o, tuple) else o))
+
+
+def main_text(model, tok, prompt, model_dir, out_path):
+    """The text-context fixture: the same tensors without the image's (no pixel values, no
+    projector output, an empty baseline map)."""
+    ids = tok(prompt)["input_ids"]
+    assert model.config.image_token_index not in ids, ids
+    input_ids = torch.tensor([ids])
+    grabbed = {}
+    hooks(model, grabbed)
+    with torch.no_grad():
+        out = model(input_ids=input_ids, output_hidden_states=True, output_attentions=True)
+        forward = dict(grabbed)
+        greedy = model.generate(input_ids=input_ids, max_new_tokens=GREEDY_TOKENS, do_sample=False)
+    hs = out.hidden_states
+    n_layers = model.config.text_config.num_hidden_layers
+    tensors = {
+        "input_ids": torch.tensor(ids, dtype=torch.int64),
+        "resid_pre": torch.stack([hs[layer][0, -1] for layer in range(n_layers)]).contiguous(),
+        "resid_final": forward["resid_final"][0, -1].contiguous(),
+        "logits": out.logits[0, -1].contiguous(),
+        "attn_last_row": torch.stack([a[0, :, -1, :] for a in out.attentions]).contiguous(),
+        "greedy_tokens": greedy[0, input_ids.shape[1]:].to(torch.int64).contiguous(),
+    }
+    tensors.update(attribution(model, forward, hs, out.attentions, 0, 0))
+    meta = {"transformers": transformers.__version__, "torch": torch.__version__, "model": model_dir.name,
+            "image": "none", "prompt": json.dumps(prompt), "image_offset": "none"}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out_path), metadata=meta)
+    print(f"wrote {out_path}: " + ", ".join(f"{k} {list(v.shape)}" for k, v in tensors.items()))
 
 
 def attribution(model, forward, hs, attentions, off, n_img):

@@ -82,8 +82,8 @@ fn parse_head(s: &str) -> Result<(usize, usize), String> {
 /// One explained example, ready to write: the document and the map drawn over the model's view.
 pub struct Explained {
     pub explanation: Explanation,
-    /// The map over the model's view of the image.
-    pub png: RgbImage,
+    /// The map over the model's view of the image (None for a text-only question).
+    pub png: Option<RgbImage>,
     /// What drew it, to draw it again onto the original image.
     pub values: Vec<f32>,
     pub style: RenderOptions,
@@ -99,7 +99,7 @@ impl Explained {
 
 /// The example in `explain`'s form: an id for `target` and `contrast` (by id or text), the
 /// method run, tokens named, and the image, crop and legend of the map (`image_name` as the user
-/// wrote the path).
+/// wrote the path). A text-only prompt has no image (`pre` None): no map is drawn.
 #[allow(clippy::too_many_arguments)]
 pub fn document(
     model: &Llava,
@@ -107,8 +107,8 @@ pub fn document(
     tok: &LlavaTokenizer,
     model_name: &str,
     prompt: &Prompt,
-    pre: &Preprocessed,
-    image_name: &str,
+    pre: Option<&Preprocessed>,
+    image_name: Option<&str>,
     target: Option<&str>,
     contrast: Option<&str>,
     m: &MethodArgs,
@@ -124,7 +124,8 @@ pub fn document(
         head_maps: m.head_maps.clone(),
         model_name: model_name.to_string(),
     };
-    let mut e = pollster::block_on(explain(model, ctx, prompt, &pre.pixels, &opts))?;
+    let pixels = pre.map_or(&[][..], |p| &p.pixels[..]);
+    let mut e = pollster::block_on(explain(model, ctx, prompt, pixels, &opts))?;
     e.name_tokens(tok);
     // Signed scores on a diverging scale by default (the normalised map hides the sign); the
     // authors' normalised map in gray at 0.8 on request.
@@ -135,9 +136,12 @@ pub fn document(
         }
         _ => (e.patch_scores.clone(), RenderOptions { upsample, palette: Palette::Signed, ..Default::default() }),
     };
+    let Some(pre) = pre else {
+        return Ok(Explained { explanation: e, png: None, values, style });
+    };
     let (view, c) = pre.patch_region(model.config.vision.covered_pixels());
     let (png, legend) = render(&view, &values, e.grid, &style)?;
-    e.image = Some(image_name.to_string());
+    e.image = image_name.map(String::from);
     e.crop = Some(Crop { x: c.x, y: c.y, width: c.width, height: c.height });
     e.legend = Some(MapLegend {
         min: legend.min,
@@ -145,11 +149,16 @@ pub fn document(
         colormap: legend.colormap.into(),
         units: if m.authors_style { "share of the normalised map" } else { "nats (log-probability increase)" }.into(),
     });
-    Ok(Explained { explanation: e, png, values, style })
+    Ok(Explained { explanation: e, png: Some(png), values, style })
 }
 
 pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
-    check_writable(&args.out, Kind::Png, "--out")?;
+    let with_image = args.input.image.is_some();
+    if with_image {
+        check_writable(&args.out, Kind::Png, "--out")?;
+    } else if args.out_original.is_some() {
+        anyhow::bail!("--out-original draws the map onto the image: give --image");
+    }
     if let Some(p) = &args.out_original {
         check_writable(p, Kind::Png, "--out-original")?;
     }
@@ -157,15 +166,15 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         check_writable(p, Kind::Text, "--json")?;
     }
     let Loaded { dir, tokenizer: tok, prompt, image: pre, original, ctx, model } = args.input.load(0)?;
-    let image_name = args.input.image.display().to_string();
+    let image_name = args.input.image.as_ref().map(|p| p.display().to_string());
     let done = document(
         &model,
         &ctx,
         &tok,
         &dir.display().to_string(),
         &prompt,
-        &pre,
-        &image_name,
+        pre.as_ref(),
+        image_name.as_deref(),
         args.target.as_deref(),
         args.contrast.as_deref(),
         &args.method,
@@ -180,18 +189,20 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
         None => crate::print_out(text)?,
     }
-    done.png.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
-    if let Some(path) = &args.out_original {
-        done.on_original(&original)?.save(path).with_context(|| format!("writing {}", path.display()))?;
+    if let Some(png) = &done.png {
+        png.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    }
+    if let (Some(path), Some(original)) = (&args.out_original, &original) {
+        done.on_original(original)?.save(path).with_context(|| format!("writing {}", path.display()))?;
     }
     eprintln!(
-        "explained {:?} ({}): best head {}.{} ({:+.4} nats); map written to {}",
+        "explained {:?} ({}): best head {}.{} ({:+.4} nats); {}",
         e.target.text.as_deref().unwrap_or("?"),
         e.target.id,
         e.best_head.layer,
         e.best_head.head,
         e.best_head.score,
-        args.out.display()
+        if with_image { format!("map written to {}", args.out.display()) } else { "text only: no image map".into() }
     );
     Ok(())
 }

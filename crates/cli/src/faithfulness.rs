@@ -1,6 +1,7 @@
 //! `llava-lens faithfulness`: deletion and insertion curves of p(target) for the paper's map,
 //! mean attention and random orders (docs/METHOD.md sec. 7), as JSON.
 
+use anyhow::Context;
 use clap::Args;
 use llava_lens_explain::faithfulness::{Operator, faithfulness};
 use llava_lens_explain::{ExplainOptions, explain};
@@ -34,7 +35,11 @@ pub struct FaithfulnessArgs {
 }
 
 pub fn run(args: &FaithfulnessArgs) -> anyhow::Result<()> {
+    if args.input.image.is_none() {
+        anyhow::bail!("faithfulness removes image patches: give --image");
+    }
     let Loaded { dir, tokenizer, prompt, image, ctx, model, .. } = args.input.load(0)?;
+    let image = image.context("the image was not loaded")?;
     let opts = ExplainOptions { lens_k: 0, ..Default::default() };
     let e = pollster::block_on(explain(&model, &ctx, &prompt, &image.pixels, &opts))?;
     let mut results = Vec::new();

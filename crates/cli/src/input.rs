@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use llava_lens_gpu::{ContextOptions, GpuContext};
 use llava_lens_model::preprocess::{ImageProcessor, Preprocessed, ResizeMode, load_image, preprocess};
-use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, Prompt, WeightDType};
+use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, Prompt, PromptParts, WeightDType};
 
 /// The demo model's folder inside the repository (docs/DEMO-MODEL.md).
 pub const DEMO_MODEL: &str = "models/scenes-tiny";
@@ -19,8 +19,13 @@ pub struct ModelInput {
     /// Default: $LLAVA_LENS_MODEL, else the bundled demo model (models/scenes-tiny).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// The image the question is about (leave it out, with --context, for a text-only question).
+    #[arg(long, required_unless_present = "context")]
+    pub image: Option<PathBuf>,
+    /// Text the question is about, put before it (the paper's text-context condition): with
+    /// --image beside the image, without it the language model answers from the text alone.
     #[arg(long)]
-    pub image: PathBuf,
+    pub context: Option<String>,
     #[arg(long)]
     pub question: String,
     /// Text the answer starts with (the authors use "The color of the dog is").
@@ -91,9 +96,10 @@ pub struct Loaded {
     pub dir: PathBuf,
     pub tokenizer: LlavaTokenizer,
     pub prompt: Prompt,
-    pub image: Preprocessed,
-    /// The image as the user gave it (maps are also drawn back onto it).
-    pub original: image::RgbImage,
+    /// The image as the model sees it, and as the user gave it (maps are also drawn back onto
+    /// it); None for a text-only question.
+    pub image: Option<Preprocessed>,
+    pub original: Option<image::RgbImage>,
     pub ctx: GpuContext,
     pub model: Llava,
 }
@@ -104,11 +110,17 @@ impl ModelInput {
     pub fn load(&self, new_tokens: usize) -> anyhow::Result<Loaded> {
         let dir = model_dir(self.model.as_deref())?;
         let (config, tokenizer) = load_text_side(&dir)?;
-        let prompt = tokenizer.prompt(&self.question, &self.answer_prefix)?;
-        config.check_positions(prompt.ids.len(), new_tokens).map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("config.json").display()))?;
+        let parts = PromptParts { image: self.image.is_some(), context: self.context.as_deref().unwrap_or("") };
+        let prompt = tokenizer.prompt_with(parts, &self.question, &self.answer_prefix)?;
+        config.check_prompt(&prompt, new_tokens).map_err(|e| anyhow::anyhow!("{}: {e}", dir.join("config.json").display()))?;
         let mode = if self.pad_to_square { ResizeMode::PadToSquare } else { ResizeMode::CenterCrop };
-        let original = load_image(&self.image)?;
-        let image = preprocess(&original, &ImageProcessor::load(&dir, &config)?, mode)?;
+        let (image, original) = match &self.image {
+            Some(path) => {
+                let original = load_image(path)?;
+                (Some(preprocess(&original, &ImageProcessor::load(&dir, &config)?, mode)?), Some(original))
+            }
+            None => (None, None),
+        };
         let m = load_model(&dir, config, tokenizer, self.dtype)?;
         Ok(Loaded { dir, tokenizer: m.tokenizer, prompt, image, original, ctx: m.ctx, model: m.model })
     }

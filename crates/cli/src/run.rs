@@ -1,4 +1,5 @@
-//! `llava-lens run`: load an HF Llava folder, answer a question about an image.
+//! `llava-lens run`: load an HF Llava folder, answer a question about an image (or a text
+//! context).
 
 use clap::Args;
 use llava_lens_model::RunOptions;
@@ -20,7 +21,8 @@ pub struct RunArgs {
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let Loaded { dir, tokenizer, prompt, image: pre, ctx, model, .. } = args.input.load(args.max_new_tokens)?;
     let opts = RunOptions { max_new_tokens: args.max_new_tokens, eos: tokenizer.eos, ..Default::default() };
-    let out = pollster::block_on(model.run(&ctx, &prompt, &pre.pixels, &opts))?;
+    let pixels = pre.as_ref().map_or(&[][..], |p| &p.pixels[..]);
+    let out = pollster::block_on(model.run(&ctx, &prompt, pixels, &opts))?;
     let answer_ids: Vec<u32> = out.tokens.iter().copied().filter(|&t| Some(t) != tokenizer.eos).collect();
     let answer = tokenizer.decode(&answer_ids)?;
     let top: Vec<_> = out.top.iter().map(|&(id, lp)| json!({"id": id, "token": tokenizer.token(id), "prob": lp.exp()})).collect();
@@ -36,7 +38,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             "answer": answer,
             "answer_ids": out.tokens,
             "top_next_tokens": top,
-            "crop": {"x": pre.crop.x, "y": pre.crop.y, "width": pre.crop.width, "height": pre.crop.height},
+            "crop": pre.as_ref().map(|p| json!({"x": p.crop.x, "y": p.crop.y, "width": p.crop.width, "height": p.crop.height})),
             "timings_ms": {"image_to_first_token": ms(out.prefill_time), "decode": ms(out.decode_time)},
             "weight_bytes": model.weight_bytes,
         });

@@ -1,5 +1,6 @@
 //! `llava-lens batch` as a user runs it: on 12 generated scenes with the demo model, killed
-//! part-way and rerun, sharded over two jobs, with two broken rows among the examples.
+//! part-way and rerun, sharded over two jobs, with two broken rows and a text-only one among the
+//! examples.
 
 mod common;
 
@@ -47,6 +48,8 @@ fn batch_resumes_after_a_kill_records_bad_rows_and_shards_merge_to_the_whole() {
     assert_eq!(rows.len(), 12);
     rows.push(r#"{"id": "no-image", "image": "missing.png", "question": "What is the color of the star?"}"#);
     rows.push(r#"{"id": "no-question", "image": "000000.png", "question": ""}"#);
+    // The paper's text-context condition: no image, the answer in the text.
+    rows.push(r#"{"id": "text-only", "context": "The star is purple.", "question": "What is the color of the star?", "answer_prefix": "The color of the star is"}"#);
     std::fs::write(dir.join("examples.jsonl"), rows.join("\n") + "\n").unwrap();
     let ids: BTreeSet<String> =
         rows.iter().map(|r| serde_json::from_str::<Value>(r).unwrap()["id"].as_str().unwrap().to_string()).collect();
@@ -66,7 +69,7 @@ fn batch_resumes_after_a_kill_records_bad_rows_and_shards_merge_to_the_whole() {
     child.kill().unwrap();
     child.wait().unwrap();
     let before = lines(&out).len();
-    assert!((3..14).contains(&before), "{before} lines before the kill");
+    assert!((3..15).contains(&before), "{before} lines before the kill");
     // As if the kill had landed in the middle of a write.
     std::fs::OpenOptions::new()
         .append(true)
@@ -91,13 +94,20 @@ fn batch_resumes_after_a_kill_records_bad_rows_and_shards_merge_to_the_whole() {
     assert!(e["answer"].is_string() && e["tags"].as_array().is_some_and(|t| t.len() == 3), "{e}");
 
     // A line is `explain --json` for the same example (the image path as the file gives it).
-    for id in ["000000-q0", "000011-q0"] {
+    let text = by_id("text-only");
+    assert!(text.get("error").is_none() && text["grid"] == 0 && text["patch_scores"].as_array().unwrap().is_empty(), "{text}");
+    for id in ["000000-q0", "000011-q0", "text-only"] {
         let line = by_id(id);
         let e = &line["example"];
         let json = dir.join(format!("{id}.json"));
-        let st = bin()
-            .current_dir(&dir)
-            .args(["explain", "--image", e["image"].as_str().unwrap(), "--question", e["question"].as_str().unwrap()])
+        let mut explain = bin();
+        explain.current_dir(&dir).args(["explain", "--question", e["question"].as_str().unwrap()]);
+        for (flag, field) in [("--image", "image"), ("--context", "context")] {
+            if let Some(v) = e[field].as_str() {
+                explain.args([flag, v]);
+            }
+        }
+        let st = explain
             .args(["--answer-prefix", e["answer_prefix"].as_str().unwrap(), "--out", "map.png", "--json"])
             .arg(&json)
             .output()

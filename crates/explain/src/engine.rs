@@ -191,9 +191,9 @@ impl<'a> Engine<'a> {
     fn new(model: &'a Llava, ctx: &'a GpuContext, prompt: &'a Prompt, opts: &'a ExplainOptions) -> Result<Self, ExplainError> {
         let c = &model.config;
         let t = &c.text;
-        let seq = c.sequence_length(prompt.ids.len());
+        let seq = c.prompt_length(prompt);
         opts.check(c, seq)?;
-        c.check_positions(prompt.ids.len(), 0).map_err(ExplainError::Input)?;
+        c.check_prompt(prompt, 0).map_err(ExplainError::Input)?;
         let dims = Dims {
             layers: t.num_hidden_layers,
             heads: t.num_attention_heads,
@@ -203,8 +203,10 @@ impl<'a> Engine<'a> {
             vocab: t.vocab_size,
             seq,
             last: seq - 1,
-            image_offset: prompt.image_offset,
-            image_tokens: c.image_tokens(),
+            // A text-only prompt has no image positions: its maps are empty, its position scores
+            // cover the text.
+            image_offset: prompt.image_offset.unwrap_or(0),
+            image_tokens: if prompt.has_image() { c.image_tokens() } else { 0 },
         };
         Ok(Engine { model, ctx, prompt, opts, dims, reader: Reader { ctx, bytes: 0 }, targets: Vec::new() })
     }
@@ -228,7 +230,7 @@ impl<'a> Engine<'a> {
             plan.add(Hook::pattern(l), &[last], &all_heads)?;
         }
         plan.add(Hook::resid_post(layers - 1), &[last], &[])?;
-        if let (Some(l), true) = (self.opts.lens_layer, self.opts.lens_k > 0) {
+        if let (Some(l), true) = (self.opts.lens_layer, self.opts.lens_k > 0 && self.dims.image_tokens > 0) {
             plan.add(Hook::resid_pre(l), &self.image_rows(), &[])?;
         }
         if !self.opts.decompose.is_empty() {
@@ -409,7 +411,7 @@ impl<'a> Engine<'a> {
             prompt_ids: self.prompt.ids.clone(),
             image_offset: off,
             image_tokens: n_img,
-            grid: self.model.config.vision.grid(),
+            grid: if n_img > 0 { self.model.config.vision.grid() } else { 0 },
             sequence_length: seq,
             prediction: fwd.top[0].0,
             top: fwd.top.iter().copied().map(token).collect(),
@@ -453,7 +455,8 @@ fn check_scores(stage: &str, scores: &[f32]) -> Result<(), ExplainError> {
     }
 }
 
-/// Explains the model's next token after `prompt` with the image `pixels` (docs/METHOD.md).
+/// Explains the model's next token after `prompt` with the image `pixels` (docs/METHOD.md); a
+/// text-only prompt takes no pixels and gets position scores over its text, no image maps.
 pub async fn explain(
     model: &Llava,
     ctx: &GpuContext,

@@ -167,7 +167,7 @@ impl Inputs<'_> {
                     f[p * d..(p + 1) * d].copy_from_slice(&self.mean_feature);
                 }
                 let t = GpuTensor::from_f32(ctx, &f, &[c.image_tokens(), d], "edited image features")?;
-                self.model.prefill_with_features(&mut rec, self.prompt, t, &plan, 0, None)?
+                self.model.prefill_with_features(&mut rec, self.prompt, Some(t), &plan, 0, None)?
             }
             Operator::Knockout => return self.knockout_prob(ctx, removed, target).await,
             Operator::Pixel => {
@@ -193,7 +193,8 @@ impl Inputs<'_> {
     /// prefix's KV cache.
     async fn knockout_prob(&self, ctx: &GpuContext, removed: &[usize], target: u32) -> Result<f32, ExplainError> {
         let c = &self.model.config;
-        let (off, n, d) = (self.prompt.image_offset, c.image_tokens(), c.text.hidden_size);
+        let off = self.prompt.image_offset.ok_or_else(|| ExplainError::Input("knockout needs an image in the prompt".into()))?;
+        let (n, d) = (c.image_tokens(), c.text.hidden_size);
         let seq = self.prompt.ids.len() - 1 + n;
         let prefix_len = off + n;
         let lm = &self.model.language_model;
@@ -202,7 +203,7 @@ impl Inputs<'_> {
             let mut slot = self.prefix.borrow_mut();
             if slot.is_none() {
                 let f = GpuTensor::from_f32(ctx, &self.features, &[n, d], "image features")?;
-                let x = self.model.inputs_embeds(&mut rec, self.prompt, &f)?;
+                let x = self.model.inputs_embeds(&mut rec, self.prompt, Some(&f))?;
                 let (prefix, rest) = (
                     GpuTensor::zeros(ctx, &[prefix_len, d], "prefix"),
                     GpuTensor::zeros(ctx, &[seq - prefix_len, d], "text after the image"),
@@ -282,6 +283,9 @@ pub async fn faithfulness(
     seeds: usize,
 ) -> Result<Faithfulness, ExplainError> {
     let c = &model.config;
+    if !prompt.has_image() {
+        return Err(ExplainError::Input("faithfulness curves remove image patches; this prompt has no image".into()));
+    }
     let (n, d) = (c.image_tokens(), c.text.hidden_size);
     // The unperturbed projector output, once (token operator).
     let mut rec = Recorder::new(ctx, "faithfulness: features");

@@ -15,15 +15,17 @@ impl Engine<'_> {
     /// lens is off (k = 0).
     pub(crate) async fn logit_lens(&mut self, fwd: &Forward) -> Result<Option<LogitLens>, ExplainError> {
         let k = self.opts.lens_k;
-        if k == 0 {
-            return Ok(None);
+        if k == 0 || self.dims.image_tokens == 0 {
+            return Ok(None); // off, or a text-only prompt (no image positions to read)
         }
         let (model, ctx) = (self.model, self.ctx);
         let (n, d, vocab) = (self.dims.image_tokens, self.dims.hidden, self.dims.vocab);
         let lm = &model.language_model;
         let mut rec = Recorder::new(ctx, "explain: logit lens");
         let emb_logits = GpuTensor::zeros(ctx, &[n, vocab], "embedding lens logits");
-        ops::matmul(&mut rec, &fwd.pre.image_features, &lm.embed_tokens, &emb_logits)?;
+        let features =
+            fwd.pre.image_features.as_ref().ok_or_else(|| ExplainError::Input("the forward pass kept no image features".into()))?;
+        ops::matmul(&mut rec, features, &lm.embed_tokens, &emb_logits)?;
         let emb_ids = top_ids(&mut rec, &emb_logits, vocab, k)?;
         // The residual lens needs its layer planned before the forward pass (`lens_layer`).
         let resid_ids = match self.opts.lens_layer {

@@ -7,7 +7,7 @@
 //! baseline map, and the image grid each tower makes.
 
 use llava_lens_explain::{ExplainOptions, explain};
-use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, WeightDType};
+use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, PromptParts, WeightDType};
 use llava_lens_tests::ctx;
 use llava_lens_tests::golden::{Golden, data};
 
@@ -65,6 +65,43 @@ fn f32_scores_and_every_heads_positions_match_the_authors_formulas() {
             let at = (m.head.layer * n_heads + m.head.head) * seq;
             let err = max_abs(&m.patch_scores, &all[at + off..at + off + n]);
             assert!(err <= 1e-4, "{model} head {}.{}: positions vs HF, max abs error {err}", m.head.layer, m.head.head);
+        }
+    }
+}
+
+/// The paper's text-context condition ("TQA"): the question answered from a text before it, no
+/// image. The fixtures (`--text-context` in scripts/golden/make_fixtures.py) ran transformers on
+/// the same prompt without pixel values.
+pub const TEXT_CONTEXT: &str = "The dog in the picture is brown and the cat next to it is black.";
+
+#[test]
+fn text_context_scores_and_every_heads_positions_match_the_authors_formulas() {
+    for model in ["tiny-llava", "tiny-llava-qwen"] {
+        let g = Golden::open(&format!("golden/{model}-text.safetensors"));
+        let dir = data(model);
+        let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
+        let tok = LlavaTokenizer::load(&dir.join("tokenizer.json"), config.image_token_index).unwrap();
+        let weights = Checkpoint::open(&dir).unwrap();
+        let llava = pollster::block_on(Llava::load(ctx(), &weights, &config, WeightDType::F32, None)).unwrap();
+        let parts = PromptParts { image: false, context: TEXT_CONTEXT };
+        let prompt = tok.prompt_with(parts, "What is the color of the dog?", "The color of the dog is").unwrap();
+        assert_eq!(prompt.ids, g.ids("input_ids"), "{model}: prompt ids");
+        let opts = ExplainOptions { top_k_heads: usize::MAX, ..Default::default() };
+        let e = pollster::block_on(explain(&llava, ctx(), &prompt, &[], &opts)).unwrap();
+        assert_eq!(e.target.id, g.ids("explain_target")[0], "{model}: target");
+        // No image: no grid, no patch map, no lens; the scores cover the text's positions.
+        assert_eq!((e.grid, e.image_tokens, e.patch_scores.len(), e.sequence_length), (0, 0, 0, prompt.ids.len()), "{model}");
+        assert!(e.patch_map.is_none() && e.logit_lens.is_none() && e.baseline_map.is_empty(), "{model}");
+        let heads: Vec<f32> = e.head_scores.iter().flatten().copied().collect();
+        for (name, got, want) in [
+            ("head_scores", &heads, g.f32("head_scores")),
+            ("attention_layer_scores", &e.attention_layer_scores, g.f32("attention_layer_scores")),
+            ("mlp_layer_scores", &e.mlp_layer_scores, g.f32("mlp_layer_scores")),
+            ("position_scores", &e.position_scores, g.f32("position_scores")),
+        ] {
+            let err = max_abs(got, want);
+            eprintln!("{model} text {name}: max abs error {err:.2e}");
+            assert!(err <= 1e-4, "{model} text {name}: max abs error {err}");
         }
     }
 }

@@ -1,11 +1,12 @@
-//! Any question and answer prefix through the tiny model's tokenizer and the prompt template:
-//! an error or a prompt with exactly one image token, never a panic.
+//! Any question, answer prefix and text context through the tiny model's tokenizer and the
+//! prompt template, with and without the image: an error, or a prompt with exactly one image
+//! token at its offset (none without the image), never a panic.
 #![no_main]
 
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use llava_lens_model::{tiny, LlavaTokenizer};
+use llava_lens_model::{tiny, LlavaTokenizer, PromptParts};
 
 fuzz_target!(|data: &[u8]| {
     static TOK: OnceLock<LlavaTokenizer> = OnceLock::new();
@@ -15,9 +16,15 @@ fuzz_target!(|data: &[u8]| {
         LlavaTokenizer::from_bytes(json.as_bytes(), std::path::Path::new("tokenizer.json"), image).unwrap()
     });
     let text = String::from_utf8_lossy(data);
-    let (q, prefix) = text.split_once('\u{1}').unwrap_or((&text, ""));
-    if let Ok(p) = tok.prompt(q, prefix) {
-        assert_eq!(p.ids.iter().filter(|&&id| id == tok.image_token).count(), 1);
-        assert_eq!(p.ids[p.image_offset], tok.image_token);
+    let mut fields = text.split('\u{1}');
+    let (q, prefix, context) = (fields.next().unwrap_or(""), fields.next().unwrap_or(""), fields.next().unwrap_or(""));
+    for image in [true, false] {
+        if let Ok(p) = tok.prompt_with(PromptParts { image, context }, q, prefix) {
+            let count = p.ids.iter().filter(|&&id| id == tok.image_token).count();
+            assert_eq!(count, usize::from(image));
+            if let Some(at) = p.image_offset {
+                assert_eq!(p.ids[at], tok.image_token);
+            }
+        }
     }
 });

@@ -25,5 +25,5 @@ pub use checkpoint::Checkpoint;
 pub use config::LlavaConfig;
 pub use error::{ModelError, check_top};
 pub use llava::{Llava, Prefill, RunOptions, RunOutput};
-pub use tokenizer::{LlavaTokenizer, Prompt};
+pub use tokenizer::{LlavaTokenizer, Prompt, PromptParts};
 pub use weights::{RandomWeights, WeightDType, WeightSource};

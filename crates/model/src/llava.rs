@@ -84,7 +84,8 @@ pub struct Prefill {
     pub hidden: GpuTensor,
     pub cache: KvCache,
     pub captures: LayerCaptures,
-    pub image_features: GpuTensor,
+    /// None for a text-only prompt.
+    pub image_features: Option<GpuTensor>,
 }
 
 /// Options of a run.
@@ -250,7 +251,8 @@ impl Llava {
 
     /// Records the prefill of `prompt` with the image: vision tower, projector, splice, every
     /// decoder layer with `plan`'s captures. Nothing is submitted (long prefills flush per layer).
-    /// `extra_tokens` reserves KV-cache room for generation.
+    /// `extra_tokens` reserves KV-cache room for generation. A text-only prompt takes no pixels
+    /// (`pixels` empty) and runs the decoder alone.
     pub fn prefill(
         &self,
         rec: &mut Recorder<'_>,
@@ -259,13 +261,19 @@ impl Llava {
         plan: &CapturePlan,
         extra_tokens: usize,
     ) -> Result<Prefill, ModelError> {
+        if !prompt.has_image() {
+            if !pixels.is_empty() {
+                return Err(ModelError::Prompt("an image was given with a text-only prompt (it has no image token)".into()));
+            }
+            return self.prefill_with_features(rec, prompt, None, plan, extra_tokens, None);
+        }
         let s = self.config.vision.image_size;
         if pixels.len() != 3 * s * s {
             return Err(ModelError::Prompt(format!("pixel_values hold {} values; the model takes 3 x {s} x {s}", pixels.len())));
         }
         let pixels_t = GpuTensor::from_f32(rec.ctx(), pixels, &[3, s, s], "pixel_values")?;
         let image_features = self.image_features(rec, &pixels_t)?;
-        self.prefill_with_features(rec, prompt, image_features, plan, extra_tokens, None)
+        self.prefill_with_features(rec, prompt, Some(image_features), plan, extra_tokens, None)
     }
 
     /// [`Llava::prefill`] from given image features `[image tokens, hidden]` (the projector's
@@ -275,13 +283,13 @@ impl Llava {
         &self,
         rec: &mut Recorder<'_>,
         prompt: &Prompt,
-        image_features: GpuTensor,
+        image_features: Option<GpuTensor>,
         plan: &CapturePlan,
         extra_tokens: usize,
         mask: Option<KeyMask<'_>>,
     ) -> Result<Prefill, ModelError> {
         let c = &self.config;
-        let x = self.inputs_embeds(rec, prompt, &image_features)?;
+        let x = self.inputs_embeds(rec, prompt, image_features.as_ref())?;
         let seq_len = x.shape()[0];
         // Full attention equals Mistral's windowed one only inside the window: the cache stops
         // there, so generation past it ends with an error instead of computing something else.
@@ -299,27 +307,44 @@ impl Llava {
     }
 
     /// The decoder's input `[seq, hidden]`: token embeddings with the image features spliced in
-    /// where `<image>` stood.
-    pub fn inputs_embeds(&self, rec: &mut Recorder<'_>, prompt: &Prompt, image_features: &GpuTensor) -> Result<GpuTensor, ModelError> {
+    /// where `<image>` stood (a text-only prompt has neither).
+    pub fn inputs_embeds(
+        &self,
+        rec: &mut Recorder<'_>,
+        prompt: &Prompt,
+        image_features: Option<&GpuTensor>,
+    ) -> Result<GpuTensor, ModelError> {
         let ctx = rec.ctx();
         let c = &self.config;
-        let (n_img, d) = (c.image_tokens(), c.text.hidden_size);
-        let seq_len = prompt.ids.len() - 1 + n_img;
+        let d = c.text.hidden_size;
         let vocab = c.text.vocab_size;
         if let Some(&bad) = prompt.ids.iter().find(|&&id| id as usize >= vocab) {
             return Err(ModelError::Prompt(format!("token id {bad} is outside the model's vocabulary of {vocab}")));
         }
-        if image_features.len() != n_img * d {
-            return Err(ModelError::Prompt(format!("{} image feature values; the model takes {n_img} x {d}", image_features.len())));
+        let (off, feats) = match (prompt.image_offset, image_features) {
+            (Some(off), Some(f)) => (off, f),
+            (None, None) => {
+                let seq_len = prompt.ids.len();
+                let ids_t = GpuTensor::from_u32(ctx, &prompt.ids, &[seq_len], "input_ids")?;
+                let x = GpuTensor::zeros(ctx, &[seq_len, d], "inputs_embeds");
+                ops::embedding(rec, &ids_t, &self.language_model.embed_tokens, &x)?;
+                return Ok(x);
+            }
+            (Some(_), None) => return Err(ModelError::Prompt("the prompt has an image token but no image features were given".into())),
+            (None, Some(_)) => return Err(ModelError::Prompt("image features were given for a text-only prompt".into())),
+        };
+        let n_img = c.image_tokens();
+        let seq_len = prompt.ids.len() - 1 + n_img;
+        if feats.len() != n_img * d {
+            return Err(ModelError::Prompt(format!("{} image feature values; the model takes {n_img} x {d}", feats.len())));
         }
-        let off = prompt.image_offset;
         let mut ids: Vec<u32> = prompt.ids[..off].to_vec();
         ids.extend(std::iter::repeat_n(0, n_img));
         ids.extend_from_slice(&prompt.ids[off + 1..]);
         let ids_t = GpuTensor::from_u32(ctx, &ids, &[seq_len], "input_ids")?;
         let x = GpuTensor::zeros(ctx, &[seq_len, d], "inputs_embeds");
         ops::embedding(rec, &ids_t, &self.language_model.embed_tokens, &x)?;
-        rec.copy_elements(image_features, 0, &x, off * d, n_img * d)?;
+        rec.copy_elements(feats, 0, &x, off * d, n_img * d)?;
         Ok(x)
     }
 
@@ -340,8 +365,8 @@ impl Llava {
         if opts.keep_logits {
             out.logits = Some(read_f32(ctx, &logits).await?);
         }
-        if opts.keep_image_features {
-            out.image_features = Some(read_f32(ctx, &feats).await?);
+        if let (true, Some(feats)) = (opts.keep_image_features, &feats) {
+            out.image_features = Some(read_f32(ctx, feats).await?);
         }
         for (hook, cap) in &caps.rows {
             out.captures.insert(hook.to_string(), (cap.values.shape().to_vec(), read_f32(ctx, &cap.values).await?));

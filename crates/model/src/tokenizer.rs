@@ -39,12 +39,17 @@ impl PromptTemplate {
         }
     }
 
-    /// The prompt text (the question and prefix already trimmed and checked).
-    pub fn render(self, question: &str, prefix: &str) -> String {
+    /// The prompt text (the question, context and prefix already trimmed and checked). A text
+    /// context goes on the line before the question, as the text of the same user turn.
+    pub fn render(self, parts: PromptParts<'_>, question: &str, prefix: &str) -> String {
+        let text = if parts.context.is_empty() { question.to_string() } else { format!("{}\n{question}", parts.context) };
+        let image = if parts.image { IMAGE_TOKEN } else { "" };
         match self {
-            PromptTemplate::Llava15 if prefix.is_empty() => format!("USER: {IMAGE_TOKEN}\n{question}\nASSISTANT:"),
-            PromptTemplate::Llava15 => format!("USER: {IMAGE_TOKEN}\n{question}\nASSISTANT: {prefix}"),
-            PromptTemplate::ChatMl => format!("{IM_START}user {IMAGE_TOKEN}\n{question}{IM_END}{IM_START}assistant\n{prefix}"),
+            PromptTemplate::Llava15 => {
+                let user = if parts.image { format!("{image}\n{text}") } else { text };
+                if prefix.is_empty() { format!("USER: {user}\nASSISTANT:") } else { format!("USER: {user}\nASSISTANT: {prefix}") }
+            }
+            PromptTemplate::ChatMl => format!("{IM_START}user {image}\n{text}{IM_END}{IM_START}assistant\n{prefix}"),
         }
     }
 }
@@ -52,10 +57,26 @@ impl PromptTemplate {
 /// A tokenised prompt and where the image goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prompt {
-    /// Token ids with exactly one image token, which the model replaces by the image features.
+    /// Token ids; with an image, exactly one image token, which the model replaces by the image
+    /// features.
     pub ids: Vec<u32>,
-    /// Index of the image token in `ids` (5 for the paper's template).
-    pub image_offset: usize,
+    /// Index of the image token in `ids` (5 for the paper's template); None for a text-only
+    /// prompt (the paper's "TQA": the question answered from a text context).
+    pub image_offset: Option<usize>,
+}
+
+impl Prompt {
+    pub fn has_image(&self) -> bool {
+        self.image_offset.is_some()
+    }
+}
+
+/// What a prompt holds besides the question: the image (its token), a text context, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptParts<'a> {
+    pub image: bool,
+    /// Text the question is about, put before it (the paper's text-context condition).
+    pub context: &'a str,
 }
 
 #[derive(Debug)]
@@ -174,24 +195,34 @@ impl LlavaTokenizer {
     /// The question in the checkpoint's template ([`PromptTemplate`]) with the answer's start
     /// after it (the authors put it in the prefix: "The color of the dog is").
     pub fn prompt(&self, question: &str, answer_prefix: &str) -> Result<Prompt, ModelError> {
+        self.prompt_with(PromptParts { image: true, context: "" }, question, answer_prefix)
+    }
+
+    /// [`LlavaTokenizer::prompt`] with a text context before the question, with or without the
+    /// image: without it the language model answers from the text alone (the paper's "Llava
+    /// TQA").
+    pub fn prompt_with(&self, parts: PromptParts<'_>, question: &str, answer_prefix: &str) -> Result<Prompt, ModelError> {
         let question = question.trim();
         if question.is_empty() {
             return Err(ModelError::Prompt("the question is empty".into()));
         }
-        if question.contains(IMAGE_TOKEN) || answer_prefix.contains(IMAGE_TOKEN) {
-            return Err(ModelError::Prompt(format!("the question and answer prefix may not contain {IMAGE_TOKEN}")));
-        }
-        for marker in [IM_START, IM_END] {
-            if question.contains(marker) || answer_prefix.contains(marker) {
-                return Err(ModelError::Prompt(format!("the question and answer prefix may not contain {marker}")));
+        for marker in [IMAGE_TOKEN, IM_START, IM_END] {
+            if [question, answer_prefix, parts.context].iter().any(|t| t.contains(marker)) {
+                return Err(ModelError::Prompt(format!("the question, context and answer prefix may not contain {marker}")));
             }
         }
-        let text = self.template.render(question, answer_prefix.trim());
+        let parts = PromptParts { context: parts.context.trim(), ..parts };
+        let text = self.template.render(parts, question, answer_prefix.trim());
         let ids = self.encode(&text)?;
         let positions: Vec<usize> = ids.iter().enumerate().filter(|(_, id)| **id == self.image_token).map(|(i, _)| i).collect();
-        match positions.as_slice() {
-            [offset] => Ok(Prompt { ids, image_offset: *offset }),
-            _ => Err(ModelError::Prompt(format!("expected one {IMAGE_TOKEN} token in the encoded prompt, found {}", positions.len()))),
+        match (parts.image, positions.as_slice()) {
+            (true, [offset]) => Ok(Prompt { ids, image_offset: Some(*offset) }),
+            (false, []) => Ok(Prompt { ids, image_offset: None }),
+            (_, found) => Err(ModelError::Prompt(format!(
+                "expected {} {IMAGE_TOKEN} token in the encoded prompt, found {}",
+                if parts.image { "one" } else { "no" },
+                found.len()
+            ))),
         }
     }
 }

@@ -14,6 +14,7 @@
 //!   class token dropped from each) before a three-times-wider linear_1.
 
 use llava_lens_gpu::capture::{CapturePlan, Hook};
+use llava_lens_model::PromptParts;
 use llava_lens_model::config::{TextKind, VisionKind};
 use llava_lens_model::preprocess::{ImageProcessor, ResizeMode, load_image, preprocess};
 use llava_lens_model::tokenizer::PromptTemplate;
@@ -144,4 +145,40 @@ fn sequences_past_mistrals_sliding_window_are_refused_not_miscomputed() {
     let opts = RunOptions { max_new_tokens: 1, ..Default::default() };
     let err = pollster::block_on(llava.run(ctx(), &tok.prompt(QUESTION, PREFIX).unwrap(), g.f32("pixel_values"), &opts)).unwrap_err();
     assert!(err.to_string().contains("exceed the decoder's sliding attention window of 40"), "{err}");
+}
+
+#[test]
+fn text_only_prompts_run_the_decoder_alone_as_hf_does() {
+    // scripts/golden/make_fixtures.py --text-context: the question after a text, no image.
+    let context = "The dog in the picture is brown and the cat next to it is black.";
+    for model in ["tiny-llava", "tiny-llava-qwen"] {
+        let g = golden(&format!("{model}-text"));
+        let (config, tok) = parts(model);
+        let llava =
+            pollster::block_on(Llava::load(ctx(), &Checkpoint::open(&data(model)).unwrap(), &config, WeightDType::F32, None)).unwrap();
+        let prompt = tok.prompt_with(PromptParts { image: false, context }, QUESTION, PREFIX).unwrap();
+        assert_eq!((prompt.ids.clone(), prompt.image_offset), (g.ids("input_ids"), None), "{model}: prompt ids");
+        let (layers, last) = (config.text.num_hidden_layers, prompt.ids.len() - 1);
+        let heads: Vec<usize> = (0..config.text.num_attention_heads).collect();
+        let mut plan = CapturePlan::new();
+        for l in 0..layers {
+            plan.add(Hook::resid_pre(l), &[last], &[]).unwrap();
+            plan.add(Hook::pattern(l), &[last], &heads).unwrap();
+        }
+        let opts = RunOptions { max_new_tokens: 8, keep_logits: true, plan, eos: tok.eos, ..Default::default() };
+        let out = pollster::block_on(llava.run(ctx(), &prompt, &[], &opts)).unwrap();
+        let e = max_abs(out.logits.as_ref().unwrap(), g.f32("logits"));
+        assert!(e <= 1e-4, "{model} text logits: max abs error {e}");
+        let (d, row) = (config.text.hidden_size, heads.len() * prompt.ids.len());
+        for l in 0..layers {
+            let e = max_abs(&out.captures[&format!("blocks.{l}.hook_resid_pre")].1, &g.f32("resid_pre")[l * d..(l + 1) * d]);
+            assert!(e <= 1e-4, "{model} text resid_pre {l}: {e}");
+            let e = max_abs(&out.captures[&format!("blocks.{l}.attn.hook_pattern")].1, &g.f32("attn_last_row")[l * row..(l + 1) * row]);
+            assert!(e <= 1e-4, "{model} text attention row {l}: {e}");
+        }
+        assert_eq!(out.tokens, g.ids("greedy_tokens")[..out.tokens.len()], "{model}: greedy tokens");
+        // An image given with a text-only prompt is refused, not ignored.
+        let err = pollster::block_on(llava.run(ctx(), &prompt, &[0.0; 3], &opts)).unwrap_err().to_string();
+        assert!(err.contains("text-only prompt"), "{err}");
+    }
 }

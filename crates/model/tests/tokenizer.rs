@@ -43,7 +43,7 @@ fn the_paper_prompt_has_its_ids_and_image_offset_5() {
             450, 2927, 310, 278, 11203, 338
         ]
     );
-    assert_eq!(p.image_offset, 5);
+    assert_eq!(p.image_offset, Some(5));
     assert_eq!(tok.token(17354).as_deref(), Some("▁brown"));
     assert_eq!(tok.decode(&[450, 2927, 338, 17354]).unwrap(), "The color is brown");
 }

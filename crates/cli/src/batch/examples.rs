@@ -14,15 +14,20 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The fields an example has; `--column FIELD=NAME` reads FIELD from another column name.
-pub const FIELDS: [&str; 11] =
-    ["id", "image", "question", "answer_prefix", "answer", "target", "contrast", "tags", "box", "color", "object"];
+pub const FIELDS: [&str; 12] =
+    ["id", "image", "context", "question", "answer_prefix", "answer", "target", "contrast", "tags", "box", "color", "object"];
 
 /// One example: what `explain` needs, and what reports read (the expected answer, tags, the
 /// object's box, the colour and object words of the paper's analyses).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Example {
-    /// The image path as the file wrote it (resolved against the file's folder to read it).
-    pub image: String,
+    /// The image path as the file wrote it (resolved against the file's folder to read it);
+    /// None for a text-only example.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Text the question is about, put before it (beside the image, or instead of it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
     pub question: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub answer_prefix: String,
@@ -171,8 +176,13 @@ fn example_from(get: &dyn Fn(&str) -> Option<Value>) -> Result<Example, String> 
         None => None,
         Some(v) => Some(parse_box(&v).ok_or_else(|| format!("box is {v}; expected [x0, y0, x1, y1] with x0 < x1 and y0 < y1"))?),
     };
+    let (image, context) = (text("image")?.filter(|s| !s.trim().is_empty()), text("context")?.filter(|s| !s.trim().is_empty()));
+    if image.is_none() && context.is_none() {
+        return Err("neither image nor context is given; an example needs one (or both)".into());
+    }
     Ok(Example {
-        image: required("image")?,
+        image,
+        context,
         question: required("question")?,
         answer_prefix: text("answer_prefix")?.unwrap_or_default(),
         answer: text("answer")?,
@@ -200,9 +210,9 @@ fn parse_box(v: &Value) -> Option<[f32; 4]> {
 
 impl Example {
     /// The image's path: as written when absolute, else against the examples file's folder.
-    pub fn image_path(&self, examples_file: &Path) -> PathBuf {
-        let p = Path::new(&self.image);
-        if p.is_absolute() { p.to_path_buf() } else { examples_file.parent().unwrap_or(Path::new(".")).join(p) }
+    pub fn image_path(&self, examples_file: &Path) -> Option<PathBuf> {
+        let p = Path::new(self.image.as_deref()?);
+        Some(if p.is_absolute() { p.to_path_buf() } else { examples_file.parent().unwrap_or(Path::new(".")).join(p) })
     }
 }
 
@@ -263,6 +273,10 @@ mod tests {
         // No id: the data row's number (blank lines are not rows); the line is the file's.
         assert_eq!((rows[1].id.as_str(), rows[1].line), ("row-2", 3));
         assert_eq!(rows[1].example, Err("line 3: question is missing or empty".into()));
+        let text_only = jsonl(r#"{"context": "The dog is brown.", "question": "What colour is the dog?"}"#);
+        assert_eq!(text_only[0].example.as_ref().unwrap().context.as_deref(), Some("The dog is brown."));
+        let neither = jsonl(r#"{"question": "What colour is the dog?"}"#);
+        assert!(neither[0].example.as_ref().unwrap_err().contains("neither image nor context"), "{neither:?}");
         assert!(rows[2].example.as_ref().unwrap_err().starts_with("line 4: not JSON"), "{:?}", rows[2]);
         assert_eq!(rows[3].id, "7");
         assert!(rows[3].example.as_ref().unwrap_err().contains("box is [5,5,1,9]; expected [x0, y0, x1, y1]"), "{:?}", rows[3]);
@@ -274,7 +288,10 @@ mod tests {
         let cols = Columns::parse(&["question=q".into(), "image=file".into()]).unwrap();
         let rows = read_csv("id,file,q,tags,box\nk1,a.png,Is it red?,\"colour, hard\",1 2 3 4\nk2,b.png,,,\n", &cols).unwrap();
         let e = rows[0].example.as_ref().unwrap();
-        assert_eq!((e.image.as_str(), e.question.as_str(), e.tags.len(), e.bbox), ("a.png", "Is it red?", 2, Some([1.0, 2.0, 3.0, 4.0])));
+        assert_eq!(
+            (e.image.as_deref(), e.question.as_str(), e.tags.len(), e.bbox),
+            (Some("a.png"), "Is it red?", 2, Some([1.0, 2.0, 3.0, 4.0]))
+        );
         assert_eq!((rows[1].id.as_str(), rows[1].example.clone()), ("k2", Err("line 3: question is missing or empty".into())));
         let e = Columns::parse(&["questoin=q".into()]).unwrap_err().to_string();
         assert!(e.contains("\"questoin\" is not a field") && e.contains("answer_prefix"), "{e}");

@@ -14,8 +14,8 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use llava_lens_gpu::GpuError;
-use llava_lens_model::WeightDType;
 use llava_lens_model::preprocess::{ImageProcessor, Preprocessed, ResizeMode, load_image, preprocess};
+use llava_lens_model::{PromptParts, WeightDType};
 use serde_json::{Value, json};
 
 use crate::explain::{MethodArgs, document};
@@ -26,7 +26,8 @@ use journal::Journal;
 #[derive(Debug, Args)]
 pub struct BatchArgs {
     /// Examples: JSON lines, or CSV when the name ends in .csv (docs/BATCH.md lists the fields:
-    /// id, image, question, answer_prefix, answer, target, contrast, tags, box, color, object).
+    /// id, image, context, question, answer_prefix, answer, target, contrast, tags, box, color,
+    /// object).
     /// Image paths are relative to this file's folder.
     #[arg(long)]
     pub examples: PathBuf,
@@ -95,12 +96,12 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
     std::thread::scope(|scope| -> anyhow::Result<()> {
         // Two images ahead at most: decoding overlaps the GPU without holding a folder in memory.
         let (send, receive) = mpsc::sync_channel::<Loaded>(2);
-        let jobs: Vec<(usize, Option<PathBuf>)> =
-            todo.iter().enumerate().map(|(i, r)| (i, r.example.as_ref().ok().map(|e| e.image_path(&a.examples)))).collect();
+        // Only examples with an image go through the loader, in order.
+        let jobs: Vec<(usize, PathBuf)> =
+            todo.iter().enumerate().filter_map(|(i, r)| Some((i, r.example.as_ref().ok()?.image_path(&a.examples)?))).collect();
         let processor = &processor;
         scope.spawn(move || {
             for (i, path) in jobs {
-                let Some(path) = path else { continue };
                 let pre = load_image(&path).and_then(|img| preprocess(&img, processor, mode)).map_err(|e| e.to_string());
                 if send.send((i, pre)).is_err() {
                     return; // the main loop stopped (a device failure)
@@ -111,11 +112,12 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
         for (i, row) in todo.iter().enumerate() {
             let result = match &row.example {
                 Err(problem) => Err(anyhow::anyhow!("{problem}")),
-                Ok(example) => {
+                Ok(example) if example.image.is_some() => {
                     let (at, pre) = next.next().context("the image loader stopped early")?;
                     debug_assert_eq!(at, i);
-                    pre.map_err(|e| anyhow::anyhow!(e)).and_then(|pre| explain_row(a, &m, &model_name, example, &pre, &row.id))
+                    pre.map_err(|e| anyhow::anyhow!(e)).and_then(|pre| explain_row(a, &m, &model_name, example, Some(&pre), &row.id))
                 }
+                Ok(example) => explain_row(a, &m, &model_name, example, None, &row.id),
             };
             let line = match result {
                 Ok(mut v) => {
@@ -164,12 +166,13 @@ fn explain_row(
     m: &crate::input::LoadedModel,
     model_name: &str,
     example: &Example,
-    pre: &Preprocessed,
+    pre: Option<&Preprocessed>,
     id: &str,
 ) -> anyhow::Result<Value> {
     let tok = &m.tokenizer;
-    let prompt = tok.prompt(&example.question, &example.answer_prefix)?;
-    m.config.check_positions(prompt.ids.len(), 0).map_err(|e| anyhow::anyhow!(e))?;
+    let parts = PromptParts { image: pre.is_some(), context: example.context.as_deref().unwrap_or("") };
+    let prompt = tok.prompt_with(parts, &example.question, &example.answer_prefix)?;
+    m.config.check_prompt(&prompt, 0).map_err(|e| anyhow::anyhow!(e))?;
     let done = document(
         &m.model,
         &m.ctx,
@@ -177,14 +180,14 @@ fn explain_row(
         model_name,
         &prompt,
         pre,
-        &example.image,
+        example.image.as_deref(),
         example.target.as_deref(),
         example.contrast.as_deref(),
         &a.method,
     )?;
-    if let Some(folder) = &a.maps {
+    if let (Some(folder), Some(png)) = (&a.maps, &done.png) {
         let path = folder.join(map_file_name(id));
-        done.png.save(&path).with_context(|| format!("writing {}", path.display()))?;
+        png.save(&path).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(serde_json::to_value(&done.explanation)?)
 }

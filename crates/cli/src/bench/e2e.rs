@@ -42,7 +42,7 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     let vocab = config.text.vocab_size as u32;
     let mut ids: Vec<u32> = (0..27).map(|i| 3 + (i * 7919) % (vocab - 3)).filter(|&id| id != config.image_token_index).take(26).collect();
     ids.insert(5, config.image_token_index);
-    let prompt = Prompt { ids, image_offset: 5 };
+    let prompt = Prompt { ids, image_offset: Some(5) };
     let s = config.vision.image_size;
     let pixels = Rng::new(1).normal(3 * s * s, 1.0);
     let opts = RunOptions { max_new_tokens: args.new_tokens, eos: None, ..Default::default() };

@@ -445,10 +445,26 @@ impl LlavaConfig {
         prompt_ids.saturating_sub(1).saturating_add(self.image_tokens())
     }
 
-    /// An error (in words) when a prompt of `prompt_ids` tokens plus `new_tokens` generated ones
-    /// would not fit the decoder's `max_position_embeddings`: checked before any weight loads.
+    /// Positions `prompt` takes: its ids, with the image's features in place of the image token
+    /// when it has one.
+    pub fn prompt_length(&self, prompt: &crate::Prompt) -> usize {
+        if prompt.has_image() { self.sequence_length(prompt.ids.len()) } else { prompt.ids.len() }
+    }
+
+    /// An error (in words) when a prompt of `prompt_ids` tokens (one of them the image token)
+    /// plus `new_tokens` generated ones would not fit the decoder: checked before any weight
+    /// loads.
     pub fn check_positions(&self, prompt_ids: usize, new_tokens: usize) -> Result<(), String> {
-        let seq = self.sequence_length(prompt_ids);
+        self.check_sequence(self.sequence_length(prompt_ids), self.image_tokens(), new_tokens)
+    }
+
+    /// [`LlavaConfig::check_positions`] for any prompt, text-only ones included.
+    pub fn check_prompt(&self, prompt: &crate::Prompt, new_tokens: usize) -> Result<(), String> {
+        let image = if prompt.has_image() { self.image_tokens() } else { 0 };
+        self.check_sequence(self.prompt_length(prompt), image, new_tokens)
+    }
+
+    fn check_sequence(&self, seq: usize, image: usize, new_tokens: usize) -> Result<(), String> {
         if let Some(window) = self.text.sliding_window
             && seq.saturating_add(new_tokens) > window
         {
@@ -461,10 +477,9 @@ impl LlavaConfig {
         let max = self.text.max_position_embeddings;
         if seq.saturating_add(new_tokens) > max {
             return Err(format!(
-                "the prompt takes {seq} positions ({} for the image, {} for the text){}, but the model has {max} \
+                "the prompt takes {seq} positions ({image} for the image, {} for the text){}, but the model has {max} \
                  (text_config.max_position_embeddings): shorten the question or the answer prefix",
-                self.image_tokens(),
-                prompt_ids.saturating_sub(1),
+                seq - image,
                 if new_tokens > 0 { format!(" and the answer up to {new_tokens} more") } else { String::new() },
             ));
         }
