@@ -49,7 +49,7 @@ import torch
 import transformers
 from PIL import Image
 from safetensors.torch import save_file
-from transformers import LlavaForConditionalGeneration, PreTrainedTokenizerFast
+from transformers import AutoModelForCausalLM, LlavaForConditionalGeneration, PreTrainedTokenizerFast
 
 try:  # transformers 5: the PIL backend by name (the default one needs torchvision)
     from transformers import CLIPImageProcessorPil as CLIPImageProcessor
@@ -99,7 +99,12 @@ def main(model_dir, image_path, out_path, *flags):
     text_only = image_path == "-"
     assert text_only == ("--text-context" in flags), "give the image '-' together with --text-context"
     torch.manual_seed(0)
-    model = LlavaForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    plain = json.loads((model_dir / "config.json").read_text())["model_type"] != "llava"
+    # A plain decoder checkpoint (LlamaForCausalLM: the LLM a Llava was tuned from) answers from
+    # text only.
+    cls = AutoModelForCausalLM if plain else LlavaForConditionalGeneration
+    assert text_only or not plain, "a plain decoder takes --text-context"
+    model = cls.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
     cfg = model.config
     template = model_dir / "chat_template.json"
     if template.exists():
@@ -175,16 +180,25 @@ def main(model_dir, image_path, out_path, *flags):
     print("greedy:", tok.decode(tensors["greedy_tokens"]), "| top-1:", int(tensors["logits"].argmax()))
 
 
+def decoder(model):
+    """The decoder stack: inside a Llava, or a plain XxxForCausalLM's own."""
+    return model.model.language_model if hasattr(model.model, "language_model") else model.model
+
+
+def text_config(model):
+    return getattr(model.config, "text_config", model.config)
+
+
 def hooks(model, grabbed):
     def keep(name, value):  # hooks must return None, or they replace the module's input/output
         grabbed.setdefault(name, value)
 
-    for i, layer in enumerate(model.model.language_model.layers):
+    for i, layer in enumerate(decoder(model).layers):
         attn = layer.self_attn
         attn.o_proj.register_forward_pre_hook(lambda m, a, i=i: keep(f"z{i}", a[0]))
         attn.o_proj.register_forward_hook(lambda m, a, o, i=i: keep(f"attn_out{i}", o))
         attn.v_proj.register_forward_hook(lambda m, a, o, i=i: keep(f"v{i}", o))
-    last_layer = model.model.language_model.layers[-1]
+    last_layer = decoder(model).layers[-1]
     last_layer.register_forward_hook(lambda m, i, o: grabbed.__setitem__("resid_final", o[0] if isinstance(o, tuple) else o))
 
 
@@ -192,7 +206,7 @@ def main_text(model, tok, prompt, model_dir, out_path):
     """The text-context fixture: the same tensors without the image's (no pixel values, no
     projector output, an empty baseline map)."""
     ids = tok(prompt)["input_ids"]
-    assert model.config.image_token_index not in ids, ids
+    assert getattr(model.config, "image_token_index", None) not in ids, ids
     input_ids = torch.tensor([ids])
     grabbed = {}
     hooks(model, grabbed)
@@ -201,7 +215,7 @@ def main_text(model, tok, prompt, model_dir, out_path):
         forward = dict(grabbed)
         greedy = model.generate(input_ids=input_ids, max_new_tokens=GREEDY_TOKENS, do_sample=False)
     hs = out.hidden_states
-    n_layers = model.config.text_config.num_hidden_layers
+    n_layers = text_config(model).num_hidden_layers
     tensors = {
         "input_ids": torch.tensor(ids, dtype=torch.int64),
         "resid_pre": torch.stack([hs[layer][0, -1] for layer in range(n_layers)]).contiguous(),
@@ -219,11 +233,11 @@ def main_text(model, tok, prompt, model_dir, out_path):
 
 
 def attribution(model, forward, hs, attentions, off, n_img):
-    tc = model.config.text_config
+    tc = text_config(model)
     n_layers, heads, kv = tc.num_hidden_layers, tc.num_attention_heads, tc.num_key_value_heads
     hd = getattr(tc, "head_dim", None) or tc.hidden_size // heads  # Qwen2Config has no head_dim
     w_u = model.lm_head.weight  # [V, d]
-    g = model.model.language_model.norm.weight
+    g = decoder(model).norm.weight
     x_final = forward["resid_final"][0, -1]
     scale = torch.rsqrt(x_final.pow(2).mean() + 1e-6)
 
@@ -231,12 +245,12 @@ def attribution(model, forward, hs, attentions, off, n_img):
         return torch.log_softmax((v * g * scale) @ w_u.T, dim=-1)[:, target]
 
     with torch.no_grad():
-        target = int((model.model.language_model.norm(forward["resid_final"][:, -1:]) @ w_u.T)[0, -1].argmax())
+        target = int((decoder(model).norm(forward["resid_final"][:, -1:]) @ w_u.T)[0, -1].argmax())
         head_scores = torch.zeros(n_layers, heads)
         attn_scores, mlp_scores = torch.zeros(n_layers), torch.zeros(n_layers)
         for layer in range(n_layers):
             x = hs[layer][0, -1]
-            w_o = model.model.language_model.layers[layer].self_attn.o_proj.weight  # [d, heads * hd]
+            w_o = decoder(model).layers[layer].self_attn.o_proj.weight  # [d, heads * hd]
             z = forward[f"z{layer}"][0, -1].view(heads, hd)
             o = torch.stack([z[h] @ w_o[:, h * hd:(h + 1) * hd].T for h in range(heads)])
             base = logp(x[None])[0]
@@ -247,7 +261,7 @@ def attribution(model, forward, hs, attentions, off, n_img):
             mlp_scores[layer] = logp(nxt[None])[0] - logp(r[None])[0]
         def positions(layer, h):
             x = hs[layer][0, -1]
-            w_o_h = model.model.language_model.layers[layer].self_attn.o_proj.weight[:, h * hd:(h + 1) * hd]
+            w_o_h = decoder(model).layers[layer].self_attn.o_proj.weight[:, h * hd:(h + 1) * hd]
             kvh = h // (heads // kv)
             v = forward[f"v{layer}"][0, :, kvh * hd:(kvh + 1) * hd]  # [L, hd]
             alpha = attentions[layer][0, h, -1, :]

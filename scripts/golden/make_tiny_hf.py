@@ -14,6 +14,9 @@ beyond llava-1.5: the same architecture classes and config fields as the real ch
           tokenizer laid out as Qwen's (its pre-tokenizer regex, `<|endoftext|>`, `<|im_start|>`,
           `<|im_end|>` and `<image>` added after the vocabulary) but trained here on a small
           fixed text, and llava-interleave's ChatML chat template.
+  vicuna: a plain LlamaForCausalLM with tests/data/tiny-llava's decoder shape and tokenizer, its
+          own weights (seed 1): the "Vicuna" of the paper's Vicuna-TQA condition, which loads
+          without a vision tower and answers text-only prompts.
   layers: tests/data/tiny-llava's CLIP tower and LLaMA decoder with a list of feature layers,
           [-1, 0, -3]: out of order, the embeddings among them, the class token dropped from
           each ("default"), linear_1 three times as wide.
@@ -32,6 +35,8 @@ Usage (needs torch, transformers, safetensors; tests never run Python):
   python scripts/golden/make_tiny_hf.py qwen tests/data/tiny-llava-qwen
   python scripts/golden/make_fixtures.py tests/data/tiny-llava-qwen tests/data/images/small-97x61.png \
       tests/data/golden/tiny-llava-qwen.safetensors
+  python scripts/golden/make_tiny_hf.py vicuna tests/data/tiny-vicuna
+  python scripts/golden/make_fixtures.py tests/data/tiny-vicuna - tests/data/golden/tiny-vicuna-text.safetensors --text-context
   python scripts/golden/make_tiny_hf.py layers tests/data/tiny-llava-layers
   python scripts/golden/make_fixtures.py tests/data/tiny-llava-layers tests/data/images/tall-301x689.png \
       tests/data/golden/tiny-llava-layers.safetensors
@@ -44,8 +49,8 @@ from pathlib import Path
 
 import torch
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
-from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, MistralConfig,
-                          Qwen2Config, SiglipVisionConfig)
+from transformers import (CLIPVisionConfig, LlamaConfig, LlamaForCausalLM, LlavaConfig, LlavaForConditionalGeneration,
+                          MistralConfig, Qwen2Config, SiglipVisionConfig)
 
 TINY_TEXT = Path(__file__).resolve().parents[2] / "tests" / "data" / "tiny-llava"
 
@@ -148,8 +153,19 @@ def redraw(model, seed):
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
 
 
+def vicuna(out):
+    tiny = json.loads((TINY_TEXT / "config.json").read_text())
+    model = LlamaForCausalLM(LlamaConfig(**tiny["text_config"])).eval()
+    redraw(model, seed=1)
+    model.save_pretrained(out, safe_serialization=True)
+    shutil.copy(TINY_TEXT / "tokenizer.json", out / "tokenizer.json")
+    print(f"wrote {out}: {sum(p.numel() for p in model.parameters())} parameters")
+
+
 def main(kind, out):
     out = Path(out)
+    if kind == "vicuna":
+        return vicuna(out)
     tok = qwen_tokenizer() if kind == "qwen" else None
     config = {"siglip": siglip_config, "mistral": mistral_config, "qwen": lambda: qwen_config(tok),
               "layers": layers_config}[kind]()

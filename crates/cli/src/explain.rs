@@ -139,7 +139,7 @@ pub fn document(
     let Some(pre) = pre else {
         return Ok(Explained { explanation: e, png: None, values, style });
     };
-    let (view, c) = pre.patch_region(model.config.vision.covered_pixels());
+    let (view, c) = pre.patch_region(model.config.vision_tower()?.covered_pixels());
     let (png, legend) = render(&view, &values, e.grid, &style)?;
     e.image = image_name.map(String::from);
     e.crop = Some(Crop { x: c.x, y: c.y, width: c.width, height: c.height });

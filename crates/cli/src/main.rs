@@ -75,8 +75,8 @@ fn main() -> anyhow::Result<()> {
             eprintln!(
                 "wrote a tiny Llava to {} (vision {}x{} px, {} text layers, {} kv heads, vocab {})",
                 out.display(),
-                c.vision.image_size,
-                c.vision.image_size,
+                c.vision.as_ref().map_or(0, |v| v.image_size),
+                c.vision.as_ref().map_or(0, |v| v.image_size),
                 c.text.num_hidden_layers,
                 c.text.num_key_value_heads,
                 c.text.vocab_size

@@ -411,7 +411,7 @@ impl<'a> Engine<'a> {
             prompt_ids: self.prompt.ids.clone(),
             image_offset: off,
             image_tokens: n_img,
-            grid: if n_img > 0 { self.model.config.vision.grid() } else { 0 },
+            grid: if n_img > 0 { self.model.config.vision.as_ref().map_or(0, |v| v.grid()) } else { 0 },
             sequence_length: seq,
             prediction: fwd.top[0].0,
             top: fwd.top.iter().copied().map(token).collect(),

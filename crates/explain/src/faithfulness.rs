@@ -171,7 +171,8 @@ impl Inputs<'_> {
             }
             Operator::Knockout => return self.knockout_prob(ctx, removed, target).await,
             Operator::Pixel => {
-                let (s, ps, g) = (c.vision.image_size, c.vision.patch_size, c.vision.grid());
+                let v = c.vision_tower()?;
+                let (s, ps, g) = (v.image_size, v.patch_size, v.grid());
                 let mut px = self.pixels.to_vec();
                 for &p in removed {
                     let (py, pxx) = (p / g * ps, p % g * ps);
@@ -289,7 +290,7 @@ pub async fn faithfulness(
     let (n, d) = (c.image_tokens(), c.text.hidden_size);
     // The unperturbed projector output, once (token operator).
     let mut rec = Recorder::new(ctx, "faithfulness: features");
-    let s = c.vision.image_size;
+    let s = c.vision_tower()?.image_size;
     let px = GpuTensor::from_f32(ctx, pixels, &[3, s, s], "pixel_values")?;
     let feats = model.image_features(&mut rec, &px)?;
     rec.submit();

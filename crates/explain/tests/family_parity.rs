@@ -76,7 +76,9 @@ pub const TEXT_CONTEXT: &str = "The dog in the picture is brown and the cat next
 
 #[test]
 fn text_context_scores_and_every_heads_positions_match_the_authors_formulas() {
-    for model in ["tiny-llava", "tiny-llava-qwen"] {
+    // tiny-vicuna is a plain LlamaForCausalLM (the paper's "Vicuna TQA"), loaded without a vision
+    // tower.
+    for model in ["tiny-llava", "tiny-llava-qwen", "tiny-vicuna"] {
         let g = Golden::open(&format!("golden/{model}-text.safetensors"));
         let dir = data(model);
         let config = LlavaConfig::load(&dir.join("config.json")).unwrap();

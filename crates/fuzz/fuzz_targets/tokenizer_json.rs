@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use llava_lens_model::LlavaTokenizer;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(tok) = LlavaTokenizer::from_bytes(data, std::path::Path::new("fuzz/tokenizer.json"), 454) {
+    if let Ok(tok) = LlavaTokenizer::from_bytes(data, std::path::Path::new("fuzz/tokenizer.json"), Some(454)) {
         let _ = tok.prompt("What is the color of the dog?", "The color of the dog is");
         let _ = tok.decode(&[0, 1, 2, 3]);
     }

@@ -27,6 +27,20 @@ pub struct Projector {
 }
 
 impl Projector {
+    async fn load(up: &mut Uploader<'_>, config: &LlavaConfig, v: &crate::config::VisionConfig) -> Result<Self, ModelError> {
+        let (dv, dt) = (v.hidden_size, config.text.hidden_size);
+        let bias = config.projector_bias;
+        let blocks = config.vision_feature_layers.len();
+        let linear_1 = if blocks == 1 {
+            vec![Linear::load(up, "multi_modal_projector.linear_1", dt, dv, bias, Role::Vision).await?]
+        } else {
+            let weights = up.column_blocks("multi_modal_projector.linear_1.weight", dt, dv, blocks, Role::Vision).await?;
+            let mut b = if bias { Some(up.vector("multi_modal_projector.linear_1.bias", dt).await?) } else { None };
+            weights.into_iter().map(|weight| Linear { weight, bias: b.take() }).collect()
+        };
+        Ok(Projector { linear_1, linear_2: Linear::load(up, "multi_modal_projector.linear_2", dt, dt, bias, Role::Vision).await? })
+    }
+
     /// `states` (one `[rows, vision hidden]` per block) -> `[rows, text hidden]`: linear_1 of
     /// their concatenation, as the sum of each block's product, then GELU and linear_2.
     pub fn forward(&self, rec: &mut Recorder<'_>, states: &[GpuTensor]) -> Result<GpuTensor, ModelError> {
@@ -48,8 +62,9 @@ impl Projector {
 pub struct Llava {
     pub config: LlavaConfig,
     pub dtype: WeightDType,
-    pub vision_tower: VisionTower,
-    pub multi_modal_projector: Projector,
+    /// None for a plain decoder checkpoint (text-only prompts).
+    pub vision_tower: Option<VisionTower>,
+    pub multi_modal_projector: Option<Projector>,
     pub language_model: Llama,
     /// Bytes of weights on the GPU.
     pub weight_bytes: u64,
@@ -131,19 +146,13 @@ impl Llava {
         chunk_f32_bytes: usize,
     ) -> Result<Self, ModelError> {
         let mut up = Uploader { ctx, source, policy: dtype, gpu_bytes: 0, on_tensor, chunk_f32_bytes };
-        let vision_tower = VisionTower::load(&mut up, &config.vision, config.vision_layers_to_run()).await?;
-        let (dv, dt) = (config.vision.hidden_size, config.text.hidden_size);
-        let bias = config.projector_bias;
-        let blocks = config.vision_feature_layers.len();
-        let linear_1 = if blocks == 1 {
-            vec![Linear::load(&mut up, "multi_modal_projector.linear_1", dt, dv, bias, Role::Vision).await?]
-        } else {
-            let weights = up.column_blocks("multi_modal_projector.linear_1.weight", dt, dv, blocks, Role::Vision).await?;
-            let mut b = if bias { Some(up.vector("multi_modal_projector.linear_1.bias", dt).await?) } else { None };
-            weights.into_iter().map(|weight| Linear { weight, bias: b.take() }).collect()
+        let (vision_tower, multi_modal_projector) = match &config.vision {
+            Some(v) => {
+                let tower = VisionTower::load(&mut up, v, config.vision_layers_to_run()).await?;
+                (Some(tower), Some(Projector::load(&mut up, config, v).await?))
+            }
+            None => (None, None),
         };
-        let multi_modal_projector =
-            Projector { linear_1, linear_2: Linear::load(&mut up, "multi_modal_projector.linear_2", dt, dt, bias, Role::Vision).await? };
         let language_model = Llama::load(&mut up, &config.text).await?;
         // Out of memory, or a buffer over the device's limits, is reported by the device on its
         // own: fail the load rather than run on buffers that do not exist.
@@ -156,13 +165,16 @@ impl Llava {
     /// norms; Qwen2's q, k and v biases make 12), 7 outside the layers (projector, embeddings,
     /// final norm, lm_head; 6 when lm_head is the embeddings) and the vision embeddings' vectors:
     /// CLIP's class and position embeddings and pre-layernorm (4), SigLIP's conv bias and
-    /// position embeddings (2). crates/model/tests/loading.rs counts the ticks of real loads.
+    /// position embeddings (2). A plain decoder has only its embeddings, final norm and lm_head
+    /// outside the layers. crates/model/tests/loading.rs counts the ticks of real loads.
     pub fn tensor_count(config: &LlavaConfig) -> usize {
         let t = &config.text;
-        let embeddings = if config.vision.kind.has_class_token() { 4 } else { 2 };
-        let outside = if t.tie_word_embeddings { 6 } else { 7 };
-        let per_layer = if t.qkv_bias { 12 } else { 9 };
-        outside + embeddings + 16 * config.vision_layers_to_run() + per_layer * t.num_hidden_layers
+        let decoder = if t.tie_word_embeddings { 2 } else { 3 } + if t.qkv_bias { 12 } else { 9 } * t.num_hidden_layers;
+        let vision = config.vision.as_ref().map_or(0, |v| {
+            let embeddings = if v.kind.has_class_token() { 4 } else { 2 };
+            4 + embeddings + 16 * config.vision_layers_to_run()
+        });
+        decoder + vision
     }
 
     /// The bytes [`Llava::load`] will place on the GPU for weights (what `weight_bytes` reports
@@ -171,7 +183,7 @@ impl Llava {
     /// term per kind of layer times the number of layers) and in u64, so a hostile config costs
     /// nothing to estimate and no product wraps on wasm32.
     pub fn weight_bytes_estimate(config: &LlavaConfig, dtype: WeightDType) -> (u64, u64) {
-        let (v, t) = (&config.vision, &config.text);
+        let t = &config.text;
         let u = |n: usize| n as u64;
         let mut largest = 0u64;
         // Bytes of `count` matrices of `rows x cols` in the role's dtype.
@@ -182,17 +194,10 @@ impl Llava {
             }
             one.saturating_mul(count)
         };
-        let (dv, dt) = (v.hidden_size, t.hidden_size);
-        let vision_layers = u(config.vision_layers_to_run());
+        let dt = t.hidden_size;
         let text_layers = u(t.num_hidden_layers);
         let (q, kv) = (t.num_attention_heads * t.head_dim, t.num_key_value_heads * t.head_dim);
-        let matrix_bytes = [
-            matrices(1, dv, v.num_channels * v.patch_size * v.patch_size, Role::Vision),
-            matrices(4 * vision_layers, dv, dv, Role::Vision),
-            matrices(vision_layers, v.intermediate_size, dv, Role::Vision),
-            matrices(vision_layers, dv, v.intermediate_size, Role::Vision),
-            matrices(u(config.vision_feature_layers.len()), dt, dv, Role::Vision),
-            matrices(1, dt, dt, Role::Vision),
+        let mut matrix_bytes = vec![
             matrices(if t.tie_word_embeddings { 1 } else { 2 }, t.vocab_size, dt, Role::Vocabulary),
             matrices(text_layers, 2 * t.intermediate_size, dt, Role::DecoderLinear),
             matrices(text_layers, q, dt, Role::DecoderLinear),
@@ -200,19 +205,28 @@ impl Llava {
             matrices(text_layers, dt, q, Role::DecoderLinear),
             matrices(text_layers, dt, t.intermediate_size, Role::DecoderLinear),
         ];
-        // Vectors in f32: CLIP's class token, position embeddings and pre-layernorm (weight and
-        // bias), or SigLIP's conv bias and position embeddings; per vision layer 4 biases of dv,
-        // 2 norms (weight and bias), fc1's and fc2's biases; the projector's biases; per LLaMA
-        // layer 2 norms (and Qwen2's q, k, v biases); the final norm.
-        let embeddings = if v.kind.has_class_token() { 1 + (u(v.num_patches()) + 1) + 2 } else { 1 + u(v.num_patches()) };
-        let vision_vectors = u(dv) * embeddings + vision_layers * (u(4 * dv + 4 * dv + v.intermediate_size + dv));
-        let projector_vectors = if config.projector_bias { 2 * u(dt) } else { 0 };
+        // Vectors in f32: per LLaMA layer 2 norms (and Qwen2's q, k, v biases); the final norm;
+        // with a vision tower, CLIP's class token, position embeddings and pre-layernorm (weight
+        // and bias), or SigLIP's conv bias and position embeddings; per vision layer 4 biases of
+        // dv, 2 norms (weight and bias), fc1's and fc2's biases; the projector's biases.
         let qkv_biases = if t.qkv_bias { u(q + 2 * kv) } else { 0 };
-        let text_vectors = text_layers * (2 * u(dt) + qkv_biases) + u(dt);
-        let total = matrix_bytes
-            .iter()
-            .fold(0u64, |a, &b| a.saturating_add(b))
-            .saturating_add(4 * (vision_vectors + projector_vectors + text_vectors));
+        let mut vectors = text_layers * (2 * u(dt) + qkv_biases) + u(dt);
+        if let Some(v) = &config.vision {
+            let dv = v.hidden_size;
+            let vision_layers = u(config.vision_layers_to_run());
+            matrix_bytes.extend([
+                matrices(1, dv, v.num_channels * v.patch_size * v.patch_size, Role::Vision),
+                matrices(4 * vision_layers, dv, dv, Role::Vision),
+                matrices(vision_layers, v.intermediate_size, dv, Role::Vision),
+                matrices(vision_layers, dv, v.intermediate_size, Role::Vision),
+                matrices(u(config.vision_feature_layers.len()), dt, dv, Role::Vision),
+                matrices(1, dt, dt, Role::Vision),
+            ]);
+            let embeddings = if v.kind.has_class_token() { 1 + (u(v.num_patches()) + 1) + 2 } else { 1 + u(v.num_patches()) };
+            vectors += u(dv) * embeddings + vision_layers * (u(4 * dv + 4 * dv + v.intermediate_size + dv));
+            vectors += if config.projector_bias { 2 * u(dt) } else { 0 };
+        }
+        let total = matrix_bytes.iter().fold(0u64, |a, &b| a.saturating_add(b)).saturating_add(4 * vectors);
         (total, largest)
     }
 
@@ -223,7 +237,8 @@ impl Llava {
         let t = &config.text;
         let u = |n: usize| n as u64;
         let kv = 2 * u(t.num_hidden_layers) * u(seq) * u(t.num_key_value_heads) * u(t.head_dim);
-        let activation = u(seq) * 3 * u(t.intermediate_size.max(config.vision.intermediate_size));
+        let vision_mlp = config.vision.as_ref().map_or(0, |v| v.intermediate_size);
+        let activation = u(seq) * 3 * u(t.intermediate_size.max(vision_mlp));
         let rows = (u(t.num_hidden_layers) * u(t.num_attention_heads) + 2 * u(t.num_hidden_layers) + 1).max(u(seq));
         let projection = rows.saturating_mul(u(t.vocab_size) + 2 * u(t.hidden_size));
         kv.saturating_add(activation).saturating_add(projection).saturating_mul(4)
@@ -231,8 +246,12 @@ impl Llava {
 
     /// `pixels [3, S, S]` -> projected image features `[image tokens, text hidden]`.
     pub fn image_features(&self, rec: &mut Recorder<'_>, pixels: &GpuTensor) -> Result<GpuTensor, ModelError> {
-        let states = self.vision_tower.hidden_states(rec, pixels, &self.config.vision_feature_states())?;
-        let (n, dv) = (self.config.vision.num_patches(), self.config.vision.hidden_size);
+        let v = self.config.vision_tower()?;
+        let (Some(tower), Some(projector)) = (&self.vision_tower, &self.multi_modal_projector) else {
+            return Err(ModelError::Prompt("the vision tower was not loaded".into()));
+        };
+        let states = tower.hidden_states(rec, pixels, &self.config.vision_feature_states())?;
+        let (n, dv) = (v.num_patches(), v.hidden_size);
         let mut feats = Vec::with_capacity(states.len());
         for h in states {
             feats.push(match self.config.vision_feature_select {
@@ -246,7 +265,7 @@ impl Llava {
                 }
             });
         }
-        self.multi_modal_projector.forward(rec, &feats)
+        projector.forward(rec, &feats)
     }
 
     /// Records the prefill of `prompt` with the image: vision tower, projector, splice, every
@@ -267,7 +286,7 @@ impl Llava {
             }
             return self.prefill_with_features(rec, prompt, None, plan, extra_tokens, None);
         }
-        let s = self.config.vision.image_size;
+        let s = self.config.vision_tower()?.image_size;
         if pixels.len() != 3 * s * s {
             return Err(ModelError::Prompt(format!("pixel_values hold {} values; the model takes 3 x {s} x {s}", pixels.len())));
         }

@@ -1,5 +1,6 @@
 //! One internal naming for Llava weights: the llava-hf Hub layout. The files in the wild use three
-//! (docs/MODEL.md, "Inputs it accepts"); every name is mapped here, and nowhere else.
+//! (docs/MODEL.md, "Inputs it accepts"), and a plain decoder checkpoint (LlamaForCausalLM: the
+//! LLM a Llava was tuned from) a fourth; every name is mapped here, and nowhere else.
 
 /// The canonical (llava-hf Hub) name of a tensor name found in a checkpoint, or None for names
 /// that belong to no Llava module.
@@ -19,6 +20,11 @@ pub fn canonical(name: &str) -> Option<String> {
     }
     if let Some(rest) = name.strip_prefix("vision_tower.") {
         return canonical_vision(rest);
+    }
+    // A plain decoder's own layout (`model.layers.N...`): in a Llava file every `model.` name
+    // has one of the three prefixes above, so this is only ever the decoder.
+    if let Some(rest) = name.strip_prefix("model.") {
+        return Some(format!("language_model.model.{rest}"));
     }
     if name.starts_with("language_model.model.") || name == "language_model.lm_head.weight" || name.starts_with("multi_modal_projector.") {
         return Some(name.to_string());
@@ -71,5 +77,8 @@ mod tests {
             assert_eq!(canonical(v5[i]).as_deref(), Some(hub[i]), "{}", v5[i]);
         }
         assert_eq!(canonical("optimizer.state"), None);
+        // LlamaForCausalLM (the Vicuna behind llava-1.5).
+        assert_eq!(canonical("model.layers.7.mlp.down_proj.weight").as_deref(), Some("language_model.model.layers.7.mlp.down_proj.weight"));
+        assert_eq!(canonical("model.norm.weight").as_deref(), Some("language_model.model.norm.weight"));
     }
 }

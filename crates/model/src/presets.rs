@@ -143,7 +143,7 @@ mod tests {
         assert_eq!(preset("bakllava-v1").unwrap().config().unwrap().text.kind, TextKind::Mistral);
         let small = preset("llava-interleave-qwen-0.5b").unwrap().config().unwrap();
         assert_eq!((small.text.kind, small.text.tie_word_embeddings, small.text.sliding_window), (TextKind::Qwen2, true, None));
-        assert_eq!((small.vision.grid(), small.image_tokens(), small.vision_layers_to_run()), (27, 729, 26));
+        assert_eq!((small.vision.as_ref().unwrap().grid(), small.image_tokens(), small.vision_layers_to_run()), (27, 729, 26));
         let big = preset("llava-interleave-qwen-7b").unwrap().config().unwrap();
         assert_eq!((big.text.hidden_size, big.text.num_key_value_heads, big.text.tie_word_embeddings), (4096, 32, false));
         let weights = |p: &Preset| Llava::weight_bytes_estimate(&p.config().unwrap(), WeightDType::Q4).0;

@@ -64,9 +64,10 @@ impl ImageProcessor {
         }
     }
 
-    /// The processor a checkpoint without preprocessor_config.json gets: its vision tower's.
-    pub fn default_for(config: &crate::LlavaConfig) -> Self {
-        ImageProcessor::clip(config.vision.image_size as u32)
+    /// The processor a checkpoint without preprocessor_config.json gets: its vision tower's
+    /// (an error for a checkpoint without one).
+    pub fn default_for(config: &crate::LlavaConfig) -> Result<Self, ModelError> {
+        Ok(ImageProcessor::clip(config.vision_tower()?.image_size as u32))
     }
 
     /// The side of the square this processor makes (checked to be square when parsed).
@@ -85,8 +86,8 @@ impl ImageProcessor {
     pub fn load(dir: &Path, config: &crate::LlavaConfig) -> Result<Self, ModelError> {
         let path = dir.join("preprocessor_config.json");
         match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text, &path, config.vision.image_size),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default_for(config)),
+            Ok(text) => Self::parse(&text, &path, config.vision_tower()?.image_size),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default_for(config),
             Err(e) => Err(ModelError::io(&path, e)),
         }
     }

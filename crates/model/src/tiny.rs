@@ -145,46 +145,49 @@ pub fn tiny_weights(c: &LlavaConfig, seed: u64) -> Vec<(String, Vec<usize>, Vec<
         let v = rng.normal(rows * cols, 1.0 / (cols as f32).sqrt());
         out.push((name, vec![rows, cols], v));
     };
-    let (v, t) = (&c.vision, &c.text);
+    let t = &c.text;
     let vp = "vision_tower.vision_model";
-    let p = v.patch_size;
     let mut rng2 = Rng::new(seed ^ 0xABCD);
     let mut vecs: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
     let mut vec_of = |name: String, len: usize, center: f32, std: f32| {
         let data = rng2.normal(len, std).into_iter().map(|x| x + center).collect();
         vecs.push((name, vec![len], data));
     };
-    let conv = Rng::new(seed + 1).normal(v.hidden_size * v.num_channels * p * p, 1.0 / ((v.num_channels * p * p) as f32).sqrt());
-    out.push((format!("{vp}.embeddings.patch_embedding.weight"), vec![v.hidden_size, v.num_channels, p, p], conv));
-    vec_of(format!("{vp}.embeddings.class_embedding"), v.hidden_size, 0.0, 0.5);
-    out.push((
-        format!("{vp}.embeddings.position_embedding.weight"),
-        vec![v.num_patches() + 1, v.hidden_size],
-        Rng::new(seed + 2).normal((v.num_patches() + 1) * v.hidden_size, 0.5),
-    ));
-    for ln in ["pre_layrnorm", "post_layernorm"] {
-        vec_of(format!("{vp}.{ln}.weight"), v.hidden_size, 1.0, 0.1);
-        vec_of(format!("{vp}.{ln}.bias"), v.hidden_size, 0.0, 0.05);
-    }
-    for i in 0..v.num_hidden_layers {
-        let l = format!("{vp}.encoder.layers.{i}");
-        for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
-            mat(&mut out, format!("{l}.self_attn.{proj}.weight"), v.hidden_size, v.hidden_size);
-            vec_of(format!("{l}.self_attn.{proj}.bias"), v.hidden_size, 0.0, 0.05);
+    // The vision side first (the draw order is what makes the committed test model).
+    if let Some(v) = &c.vision {
+        let p = v.patch_size;
+        let conv = Rng::new(seed + 1).normal(v.hidden_size * v.num_channels * p * p, 1.0 / ((v.num_channels * p * p) as f32).sqrt());
+        out.push((format!("{vp}.embeddings.patch_embedding.weight"), vec![v.hidden_size, v.num_channels, p, p], conv));
+        vec_of(format!("{vp}.embeddings.class_embedding"), v.hidden_size, 0.0, 0.5);
+        out.push((
+            format!("{vp}.embeddings.position_embedding.weight"),
+            vec![v.num_patches() + 1, v.hidden_size],
+            Rng::new(seed + 2).normal((v.num_patches() + 1) * v.hidden_size, 0.5),
+        ));
+        for ln in ["pre_layrnorm", "post_layernorm"] {
+            vec_of(format!("{vp}.{ln}.weight"), v.hidden_size, 1.0, 0.1);
+            vec_of(format!("{vp}.{ln}.bias"), v.hidden_size, 0.0, 0.05);
         }
-        for ln in ["layer_norm1", "layer_norm2"] {
-            vec_of(format!("{l}.{ln}.weight"), v.hidden_size, 1.0, 0.1);
-            vec_of(format!("{l}.{ln}.bias"), v.hidden_size, 0.0, 0.05);
+        for i in 0..v.num_hidden_layers {
+            let l = format!("{vp}.encoder.layers.{i}");
+            for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+                mat(&mut out, format!("{l}.self_attn.{proj}.weight"), v.hidden_size, v.hidden_size);
+                vec_of(format!("{l}.self_attn.{proj}.bias"), v.hidden_size, 0.0, 0.05);
+            }
+            for ln in ["layer_norm1", "layer_norm2"] {
+                vec_of(format!("{l}.{ln}.weight"), v.hidden_size, 1.0, 0.1);
+                vec_of(format!("{l}.{ln}.bias"), v.hidden_size, 0.0, 0.05);
+            }
+            mat(&mut out, format!("{l}.mlp.fc1.weight"), v.intermediate_size, v.hidden_size);
+            vec_of(format!("{l}.mlp.fc1.bias"), v.intermediate_size, 0.0, 0.05);
+            mat(&mut out, format!("{l}.mlp.fc2.weight"), v.hidden_size, v.intermediate_size);
+            vec_of(format!("{l}.mlp.fc2.bias"), v.hidden_size, 0.0, 0.05);
         }
-        mat(&mut out, format!("{l}.mlp.fc1.weight"), v.intermediate_size, v.hidden_size);
-        vec_of(format!("{l}.mlp.fc1.bias"), v.intermediate_size, 0.0, 0.05);
-        mat(&mut out, format!("{l}.mlp.fc2.weight"), v.hidden_size, v.intermediate_size);
-        vec_of(format!("{l}.mlp.fc2.bias"), v.hidden_size, 0.0, 0.05);
+        mat(&mut out, "multi_modal_projector.linear_1.weight".into(), t.hidden_size, v.hidden_size);
+        vec_of("multi_modal_projector.linear_1.bias".into(), t.hidden_size, 0.0, 0.05);
+        mat(&mut out, "multi_modal_projector.linear_2.weight".into(), t.hidden_size, t.hidden_size);
+        vec_of("multi_modal_projector.linear_2.bias".into(), t.hidden_size, 0.0, 0.05);
     }
-    mat(&mut out, "multi_modal_projector.linear_1.weight".into(), t.hidden_size, v.hidden_size);
-    vec_of("multi_modal_projector.linear_1.bias".into(), t.hidden_size, 0.0, 0.05);
-    mat(&mut out, "multi_modal_projector.linear_2.weight".into(), t.hidden_size, t.hidden_size);
-    vec_of("multi_modal_projector.linear_2.bias".into(), t.hidden_size, 0.0, 0.05);
     let lp = "language_model.model";
     out.push((
         format!("{lp}.embed_tokens.weight"),

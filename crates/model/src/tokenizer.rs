@@ -83,7 +83,8 @@ pub struct PromptParts<'a> {
 pub struct LlavaTokenizer {
     inner: Tokenizer,
     path: PathBuf,
-    pub image_token: u32,
+    /// The `<image>` token's id; None for a text-only model's tokenizer.
+    pub image_token: Option<u32>,
     pub bos: Option<u32>,
     /// The token that ends an answer: `</s>`, or ChatML's `<|im_end|>`.
     pub eos: Option<u32>,
@@ -92,13 +93,14 @@ pub struct LlavaTokenizer {
 
 impl LlavaTokenizer {
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn load(path: &Path, image_token_index: u32) -> Result<Self, ModelError> {
+    pub fn load(path: &Path, image_token_index: Option<u32>) -> Result<Self, ModelError> {
         let bytes = std::fs::read(path).map_err(|e| ModelError::io(path, e))?;
         Self::from_bytes(&bytes, path, image_token_index)
     }
 
-    /// `json` is the tokenizer.json text; `path` only names it in errors.
-    pub fn from_bytes(json: &[u8], path: &Path, image_token_index: u32) -> Result<Self, ModelError> {
+    /// `json` is the tokenizer.json text; `path` only names it in errors. `image_token_index` is
+    /// the config's (None for a plain decoder checkpoint: nothing is added then).
+    pub fn from_bytes(json: &[u8], path: &Path, image_token_index: Option<u32>) -> Result<Self, ModelError> {
         let err = |detail: String| ModelError::Tokenizer { path: path.to_path_buf(), detail };
         // tokenizers 0.23 panics on some damaged files instead of returning an error (its
         // decoder's deserializer unwraps any JSON error: decoders/mod.rs, "Helper"), and a panic
@@ -121,15 +123,21 @@ impl LlavaTokenizer {
         let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Tokenizer::from_bytes(json)))
             .map_err(|_| err("the tokenizers crate failed on this file (it panicked); it is not a valid tokenizer.json".into()))?;
         let mut inner = parsed.map_err(|e| err(format!("not a tokenizers JSON file: {e}")))?;
-        for token in [IMAGE_TOKEN, PAD_TOKEN] {
-            if inner.token_to_id(token).is_none() {
-                inner.add_special_tokens([AddedToken::from(token, true)]).map_err(|e| err(format!("adding {token}: {e}")))?;
+        let image_token = match image_token_index {
+            Some(want) => {
+                for token in [IMAGE_TOKEN, PAD_TOKEN] {
+                    if inner.token_to_id(token).is_none() {
+                        inner.add_special_tokens([AddedToken::from(token, true)]).map_err(|e| err(format!("adding {token}: {e}")))?;
+                    }
+                }
+                let image_token = inner.token_to_id(IMAGE_TOKEN).unwrap_or(u32::MAX);
+                if image_token != want {
+                    return Err(err(format!("{IMAGE_TOKEN} has id {image_token} but config.json's image_token_index is {want}")));
+                }
+                Some(image_token)
             }
-        }
-        let image_token = inner.token_to_id(IMAGE_TOKEN).unwrap_or(u32::MAX);
-        if image_token != image_token_index {
-            return Err(err(format!("{IMAGE_TOKEN} has id {image_token} but config.json's image_token_index is {image_token_index}")));
-        }
+            None => None,
+        };
         let bos = inner.token_to_id("<s>");
         let template = if inner.token_to_id(IM_START).is_some() && inner.token_to_id(IM_END).is_some() {
             PromptTemplate::ChatMl
@@ -212,9 +220,12 @@ impl LlavaTokenizer {
             }
         }
         let parts = PromptParts { context: parts.context.trim(), ..parts };
+        if parts.image && self.image_token.is_none() {
+            return Err(ModelError::Prompt("this model has no vision tower: give a text context instead of an image".into()));
+        }
         let text = self.template.render(parts, question, answer_prefix.trim());
         let ids = self.encode(&text)?;
-        let positions: Vec<usize> = ids.iter().enumerate().filter(|(_, id)| **id == self.image_token).map(|(i, _)| i).collect();
+        let positions: Vec<usize> = ids.iter().enumerate().filter(|(_, id)| Some(**id) == self.image_token).map(|(i, _)| i).collect();
         match (parts.image, positions.as_slice()) {
             (true, [offset]) => Ok(Prompt { ids, image_offset: Some(*offset) }),
             (false, []) => Ok(Prompt { ids, image_offset: None }),

@@ -52,10 +52,10 @@ fn max_abs(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn the_configs_read_as_the_real_checkpoints_do() {
     let (s, _) = parts("tiny-llava-siglip");
-    assert_eq!(s.vision.kind, VisionKind::Siglip);
+    assert_eq!(s.vision.as_ref().unwrap().kind, VisionKind::Siglip);
     // 64 px in 12 px patches: 5 x 5 (4 px left over), no class token: 25 image rows; feature
     // layer -1 runs all 3 layers.
-    assert_eq!((s.vision.grid(), s.image_tokens(), s.vision_layers_to_run()), (5, 25, 3));
+    assert_eq!((s.vision.as_ref().unwrap().grid(), s.image_tokens(), s.vision_layers_to_run()), (5, 25, 3));
     assert_eq!(ImageProcessor::load(&data("tiny-llava-siglip"), &s).unwrap(), ImageProcessor::siglip(64));
     let (m, _) = parts("tiny-llava-mistral");
     assert_eq!((m.text.kind, m.text.sliding_window, m.text.rope_theta), (TextKind::Mistral, Some(4096), 1e6));
@@ -64,7 +64,7 @@ fn the_configs_read_as_the_real_checkpoints_do() {
     // The tie is named only in text_config, as in llava-interleave-qwen-0.5b-hf's config.json.
     let (q, tok) = parts("tiny-llava-qwen");
     assert_eq!((q.text.kind, q.text.qkv_bias, q.text.tie_word_embeddings, q.text.rope_theta), (TextKind::Qwen2, true, true, 1e6));
-    assert_eq!((q.text.sliding_window, q.vision.kind, q.image_tokens()), (None, VisionKind::Siglip, 25));
+    assert_eq!((q.text.sliding_window, q.vision.as_ref().map(|v| v.kind), q.image_tokens()), (None, Some(VisionKind::Siglip), 25));
     // ChatML's end of turn ends an answer; there is no start token.
     assert_eq!((tok.template, tok.bos, tok.eos), (PromptTemplate::ChatMl, None, tok.token_id("<|im_end|>")));
     assert_eq!(parts("tiny-llava-mistral").1.template, PromptTemplate::Llava15);
@@ -151,7 +151,7 @@ fn sequences_past_mistrals_sliding_window_are_refused_not_miscomputed() {
 fn text_only_prompts_run_the_decoder_alone_as_hf_does() {
     // scripts/golden/make_fixtures.py --text-context: the question after a text, no image.
     let context = "The dog in the picture is brown and the cat next to it is black.";
-    for model in ["tiny-llava", "tiny-llava-qwen"] {
+    for model in ["tiny-llava", "tiny-llava-qwen", "tiny-vicuna"] {
         let g = golden(&format!("{model}-text"));
         let (config, tok) = parts(model);
         let llava =
@@ -181,4 +181,21 @@ fn text_only_prompts_run_the_decoder_alone_as_hf_does() {
         let err = pollster::block_on(llava.run(ctx(), &prompt, &[0.0; 3], &opts)).unwrap_err().to_string();
         assert!(err.contains("text-only prompt"), "{err}");
     }
+}
+
+#[test]
+fn a_plain_decoder_checkpoint_loads_without_a_vision_tower_and_refuses_images() {
+    // tests/data/tiny-vicuna: LlamaForCausalLM as transformers saved it (`model.layers.N...`,
+    // `lm_head.weight`, model_type "llama" at the top).
+    let (c, tok) = parts("tiny-vicuna");
+    assert_eq!((c.vision.is_none(), c.image_token_index, c.image_tokens(), tok.image_token), (true, None, 0, None));
+    assert_eq!((c.text.kind, c.text.num_hidden_layers, c.text.hidden_size), (TextKind::Llama, 2, 64));
+    let err = tok.prompt(QUESTION, PREFIX).unwrap_err().to_string();
+    assert!(err.contains("no vision tower: give a text context"), "{err}");
+    let llava =
+        pollster::block_on(Llava::load(ctx(), &Checkpoint::open(&data("tiny-vicuna")).unwrap(), &c, WeightDType::Q4, None)).unwrap();
+    assert!(llava.vision_tower.is_none() && llava.multi_modal_projector.is_none());
+    assert_eq!(llava.weight_bytes, Llava::weight_bytes_estimate(&c, WeightDType::Q4).0);
+    let err = ImageProcessor::load(&data("tiny-vicuna"), &c).unwrap_err().to_string();
+    assert!(err.contains("text-only llama checkpoint"), "{err}");
 }

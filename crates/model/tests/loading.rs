@@ -174,7 +174,7 @@ fn the_progress_total_is_the_number_of_tensors_a_load_reports() {
     let ctx = llava_lens_gpu::GpuContext::new_blocking(Default::default()).unwrap();
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/scenes-tiny");
     let (siglip, qwen) = (tiny().with_file_name("tiny-llava-siglip"), tiny().with_file_name("tiny-llava-qwen"));
-    for dir in [tiny(), demo, siglip, qwen, tiny().with_file_name("tiny-llava-layers")] {
+    for dir in [tiny(), demo, siglip, qwen, tiny().with_file_name("tiny-llava-layers"), tiny().with_file_name("tiny-vicuna")] {
         let config = LlavaConfig::load(&dir.join("config.json")).unwrap();
         let ckpt = Checkpoint::open(&dir).unwrap();
         let ticks = std::cell::Cell::new(0usize);

@@ -10,7 +10,7 @@ fn data(file: &str) -> PathBuf {
 }
 
 fn tokenizer() -> LlavaTokenizer {
-    LlavaTokenizer::load(&data("tokenizer.json"), 32000).unwrap()
+    LlavaTokenizer::load(&data("tokenizer.json"), Some(32000)).unwrap()
 }
 
 #[test]
@@ -34,7 +34,7 @@ fn the_47_reference_cases_encode_exactly() {
 #[test]
 fn the_paper_prompt_has_its_ids_and_image_offset_5() {
     let tok = tokenizer();
-    assert_eq!((tok.image_token, tok.token_id("<pad>"), tok.bos, tok.eos), (32000, Some(32001), Some(1), Some(2)));
+    assert_eq!((tok.image_token, tok.token_id("<pad>"), tok.bos, tok.eos), (Some(32000), Some(32001), Some(1), Some(2)));
     let p = tok.prompt("What is the color of the dog?", "The color of the dog is").unwrap();
     assert_eq!(
         p.ids,
@@ -53,9 +53,9 @@ fn bad_prompts_and_mismatched_image_ids_are_clear_errors() {
     let tok = tokenizer();
     assert!(tok.prompt("   ", "").unwrap_err().to_string().contains("question is empty"));
     assert!(tok.prompt("a <image> b", "").unwrap_err().to_string().contains("may not contain <image>"));
-    let err = LlavaTokenizer::load(&data("tokenizer.json"), 32005).unwrap_err().to_string();
+    let err = LlavaTokenizer::load(&data("tokenizer.json"), Some(32005)).unwrap_err().to_string();
     assert!(err.contains("tokenizer.json") && err.contains("<image> has id 32000 but config.json's image_token_index is 32005"), "{err}");
-    let err = LlavaTokenizer::from_bytes(b"{\"model\": 3}", std::path::Path::new("x/tokenizer.json"), 0).unwrap_err().to_string();
+    let err = LlavaTokenizer::from_bytes(b"{\"model\": 3}", std::path::Path::new("x/tokenizer.json"), Some(0)).unwrap_err().to_string();
     assert!(err.starts_with("x/tokenizer.json: not a tokenizers JSON file"), "{err}");
 }
 
@@ -68,13 +68,13 @@ fn a_tokenizer_cut_anywhere_in_its_decoder_is_an_error_naming_the_file_not_a_pan
     let end = at + text[at..].windows(7).position(|w| w == b"\"model\"").unwrap();
     let path = std::path::Path::new("cut/tokenizer.json");
     for cut in at..end {
-        let err = LlavaTokenizer::from_bytes(&text[..cut], path, 32000).unwrap_err().to_string();
+        let err = LlavaTokenizer::from_bytes(&text[..cut], path, Some(32000)).unwrap_err().to_string();
         assert!(err.starts_with("cut/tokenizer.json: not valid JSON"), "cut at {cut}: {err}");
     }
     // Valid JSON with a decoder of no known kind is refused by the crate itself, with an error.
     let odd = String::from_utf8(text.clone()).unwrap().replacen("\"decoder\": {", "\"decoder\": {\"type\": 7, \"x\": [", 1);
     let odd = odd.replacen("\"model\": {", "], \"model\": {", 1);
-    let err = LlavaTokenizer::from_bytes(odd.as_bytes(), path, 32000).unwrap_err().to_string();
+    let err = LlavaTokenizer::from_bytes(odd.as_bytes(), path, Some(32000)).unwrap_err().to_string();
     assert!(err.starts_with("cut/tokenizer.json: "), "{err}");
 }
 
@@ -102,7 +102,7 @@ fn a_tokenizer_with_broken_strings_in_its_decoder_is_an_error_not_a_panic() {
         let mut t = text[..quote + 1].to_vec();
         t.extend_from_slice(bad);
         t.extend_from_slice(&text[quote + 1..]);
-        let err = LlavaTokenizer::from_bytes(&t, path, 32000).unwrap_err().to_string();
+        let err = LlavaTokenizer::from_bytes(&t, path, Some(32000)).unwrap_err().to_string();
         assert!(err.starts_with("odd/tokenizer.json: not valid JSON"), "{bad:?}: {err}");
     }
 }
@@ -123,6 +123,6 @@ fn a_template_naming_an_undefined_special_token_is_an_error_not_a_panic() {
         }]
     });
     let path = std::path::Path::new("odd/tokenizer.json");
-    let err = LlavaTokenizer::from_bytes(doc.to_string().as_bytes(), path, 32000).unwrap_err().to_string();
+    let err = LlavaTokenizer::from_bytes(doc.to_string().as_bytes(), path, Some(32000)).unwrap_err().to_string();
     assert!(err.contains("odd/tokenizer.json: post_processor: the single template uses the special token \"<s1>\""), "{err}");
 }

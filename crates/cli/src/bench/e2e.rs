@@ -1,6 +1,7 @@
 //! `llava-lens bench e2e`: the whole Llava pipeline with random weights built in memory (no
 //! file needed): image-to-first-token time, prefill and decode tokens/s, peak GPU memory.
 
+use anyhow::Context;
 use clap::Args;
 use llava_lens_gpu::{ContextOptions, GpuContext};
 use llava_lens_model::{Llava, LlavaConfig, Prompt, RandomWeights, RunOptions, WeightDType, tiny};
@@ -40,10 +41,11 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     let load_s = t.elapsed().as_secs_f64();
     // The paper's prompt shape: 5 tokens, the image, 21 tokens.
     let vocab = config.text.vocab_size as u32;
-    let mut ids: Vec<u32> = (0..27).map(|i| 3 + (i * 7919) % (vocab - 3)).filter(|&id| id != config.image_token_index).take(26).collect();
-    ids.insert(5, config.image_token_index);
+    let image_token = config.image_token_index.context("bench e2e explains an image: the config has no vision tower")?;
+    let mut ids: Vec<u32> = (0..27).map(|i| 3 + (i * 7919) % (vocab - 3)).filter(|&id| id != image_token).take(26).collect();
+    ids.insert(5, image_token);
     let prompt = Prompt { ids, image_offset: Some(5) };
-    let s = config.vision.image_size;
+    let s = config.vision_tower()?.image_size;
     let pixels = Rng::new(1).normal(3 * s * s, 1.0);
     let opts = RunOptions { max_new_tokens: args.new_tokens, eos: None, ..Default::default() };
     // Warm-up: pipeline compilation, first-touch allocation.

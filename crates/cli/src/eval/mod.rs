@@ -66,7 +66,7 @@ fn parse_range(s: &str) -> Result<(f32, f32), String> {
 impl SceneSet {
     pub fn spec(&self, config: &LlavaConfig) -> anyhow::Result<SceneSpec> {
         let spec = SceneSpec {
-            size: config.vision.image_size,
+            size: config.vision_tower()?.image_size,
             min_objects: self.min_objects,
             max_objects: self.max_objects,
             min_radius: self.object_size.0,

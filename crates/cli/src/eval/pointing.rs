@@ -122,7 +122,7 @@ pub fn run(a: &PointingArgs) -> anyhow::Result<()> {
     let mut best_heads: BTreeMap<String, usize> = BTreeMap::new();
     let mut best_layers = vec![0usize; m.config.text.num_hidden_layers];
     let (mut n, mut hits_when_right, mut n_right) = (0usize, 0f64, 0usize);
-    let grid = m.config.vision.grid();
+    let grid = m.config.vision_tower()?.grid();
     let bar = indicatif::ProgressBar::new(a.scenes.n);
     for scene in a.scenes.scenes(&spec) {
         let px = pixels(&scene, &processor)?;

@@ -14,6 +14,7 @@ pub mod limits;
 mod reader;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use reader::Reader;
 
@@ -151,9 +152,12 @@ pub enum FeatureSelect {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlavaConfig {
-    pub vision: VisionConfig,
+    /// The vision tower; None for a plain decoder checkpoint (the LLM a Llava was tuned from,
+    /// e.g. Vicuna for llava-1.5), which answers text-only prompts.
+    pub vision: Option<VisionConfig>,
     pub text: TextConfig,
-    pub image_token_index: u32,
+    /// The `<image>` token's id (None without a vision tower).
+    pub image_token_index: Option<u32>,
     pub pad_token_id: Option<u32>,
     /// Indices into the vision tower's hidden states (HF semantics: 0 = embeddings, -1 = last
     /// layer's output, -2 = the second-to-last layer's output), one for an integer
@@ -168,7 +172,7 @@ impl LlavaConfig {
     /// The selected hidden states as counts of encoder layers run (0 = the embeddings), in the
     /// config's order. Validation keeps every index inside the tower.
     pub fn vision_feature_states(&self) -> Vec<usize> {
-        let n = self.vision.num_hidden_layers as i64;
+        let n = self.vision.as_ref().map_or(0, |v| v.num_hidden_layers) as i64;
         self.vision_feature_layers.iter().map(|&l| (if l < 0 { n + 1 + l } else { l }).max(0) as usize).collect()
     }
 
@@ -178,9 +182,22 @@ impl LlavaConfig {
     }
 
     /// Image feature rows per image (576 for llava-1.5, 729 for llava-interleave's SigLIP).
+    /// 0 without a vision tower.
     pub fn image_tokens(&self) -> usize {
-        let class = self.vision.kind.has_class_token() && self.vision_feature_select == FeatureSelect::Full;
-        self.vision.num_patches() + usize::from(class)
+        self.vision.as_ref().map_or(0, |v| {
+            let class = v.kind.has_class_token() && self.vision_feature_select == FeatureSelect::Full;
+            v.num_patches() + usize::from(class)
+        })
+    }
+
+    /// The vision tower's config, or an error saying this checkpoint has none.
+    pub fn vision_tower(&self) -> Result<&VisionConfig, ModelError> {
+        self.vision.as_ref().ok_or_else(|| {
+            ModelError::Prompt(format!(
+                "this is a text-only {} checkpoint (no vision tower): give a text context instead of an image",
+                self.text.kind.model_type()
+            ))
+        })
     }
 
     pub fn load(path: &Path) -> Result<Self, ModelError> {
@@ -193,49 +210,33 @@ impl LlavaConfig {
         let root: Value = serde_json::from_str(text).map_err(|e| ModelError::config(path, format!("not valid JSON: {e}")))?;
         let r = Reader { path, prefix: "", v: &root };
         let model_type = r.str_or("model_type", "")?;
-        if model_type != "llava" {
+        if !["llava", "llama", "mistral", "qwen2"].contains(&model_type.as_str()) {
             return Err(ModelError::config(
                 path,
                 format!(
-                    "model_type is {model_type:?}; llava-lens supports \"llava\" (LlavaForConditionalGeneration: llava-1.5, bakLLaVA, llava-interleave)"
+                    "model_type is {model_type:?}; llava-lens supports \"llava\" (LlavaForConditionalGeneration: llava-1.5, bakLLaVA, \
+                     llava-interleave) and the decoders they are tuned from, \"llama\", \"mistral\" and \"qwen2\" (text-only prompts)"
                 ),
             ));
         }
+        if model_type != "llava" {
+            // A plain decoder checkpoint (the LLM a Llava was tuned from): text-only prompts.
+            let text = text::parse(&r, &r, path)?;
+            let cfg = LlavaConfig {
+                vision: None,
+                text,
+                image_token_index: None,
+                pad_token_id: r.v.get("pad_token_id").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()),
+                vision_feature_layers: Vec::new(),
+                vision_feature_select: FeatureSelect::Default,
+                projector_bias: false,
+            };
+            cfg.validate(path)?;
+            return Ok(cfg);
+        }
         let vision = r.child("vision_config")?;
         let text_cfg = r.child("text_config")?;
-        let text_kind = match text_cfg.str_or("model_type", "llama")?.as_str() {
-            "llama" => TextKind::Llama,
-            "mistral" => TextKind::Mistral,
-            "qwen2" => TextKind::Qwen2,
-            other => {
-                return Err(ModelError::config(
-                    path,
-                    format!("text_config.model_type is {other:?}; supported: \"llama\", \"mistral\" and \"qwen2\""),
-                ));
-            }
-        };
-        // LLaMA's optional biases put one on o_proj (and the MLP's) too, which no Llava
-        // checkpoint has: refused rather than half-loaded.
-        for key in ["attention_bias", "mlp_bias"] {
-            if text_cfg.v.get(key).and_then(Value::as_bool) == Some(true) {
-                return Err(ModelError::config(path, format!("text_config.{key} is true; llava-lens's LLaMA layers have no such biases")));
-            }
-        }
-        // Qwen2 windows only the layers from max_window_layers on, and only when asked to.
-        if text_kind == TextKind::Qwen2 && text_cfg.v.get("use_sliding_window").and_then(Value::as_bool) == Some(true) {
-            return Err(ModelError::config(
-                path,
-                "text_config.use_sliding_window is true; llava-lens runs Qwen2 with full attention in every layer (as the llava-interleave checkpoints do)",
-            ));
-        }
-        let tied = |r: &Reader<'_>| -> Result<bool, ModelError> {
-            match r.v.get("tie_word_embeddings") {
-                None | Some(Value::Null) => Ok(false),
-                Some(Value::Bool(b)) => Ok(*b),
-                Some(v) => Err(r.wrong("tie_word_embeddings", "true or false", v)),
-            }
-        };
-        let tie_word_embeddings = tied(&r)? || tied(&text_cfg)?;
+        let text = text::parse(&text_cfg, &r, path)?;
         let kind = match vision.str_or("model_type", "clip_vision_model")?.as_str() {
             "clip_vision_model" => VisionKind::Clip,
             "siglip_vision_model" => VisionKind::Siglip,
@@ -252,10 +253,6 @@ impl LlavaConfig {
                 path,
                 format!("vision_config.hidden_act is {act:?}; a {} runs {:?}", kind.model_type(), kind.hidden_act()),
             ));
-        }
-        let act = text_cfg.str_or("hidden_act", "silu")?;
-        if act != "silu" {
-            return Err(ModelError::config(path, format!("text_config.hidden_act is {act:?}; only \"silu\" is supported")));
         }
         let act = r.str_or("projector_hidden_act", "gelu")?;
         if act != "gelu" {
@@ -298,52 +295,10 @@ impl LlavaConfig {
             patch_size: vision.usize_or("patch_size", patch)?,
             layer_norm_eps: vision.f32_or("layer_norm_eps", eps)?,
         };
-        let hidden = text_cfg.usize_or("hidden_size", 4096)?;
-        let heads = text_cfg.usize_or("num_attention_heads", 32)?;
-        let rope = text_cfg.child_opt("rope_parameters")?;
-        if let Some(scaling) = text_cfg.v.get("rope_scaling").filter(|v| !v.is_null()) {
-            let kind = scaling.get("rope_type").or_else(|| scaling.get("type")).and_then(Value::as_str).unwrap_or("?");
-            if kind != "default" {
-                return Err(ModelError::config(path, format!("text_config.rope_scaling type {kind:?} is not supported (plain RoPE only)")));
-            }
-        }
-        let rope_theta = match &rope {
-            Some(p) => p.f32_or("rope_theta", 10000.0)?,
-            None => text_cfg.f32_or("rope_theta", 10000.0)?,
-        };
-        // MistralConfig's defaults differ from LlamaConfig's where its checkpoints rely on them.
-        let (vocab, intermediate, kv_default, eps, window, positions) = match text_kind {
-            TextKind::Llama => (32000, 11008, heads, 1e-6, None, 2048),
-            TextKind::Mistral => (32000, 14336, 8, 1e-6, Some(4096), 4096 * 32),
-            TextKind::Qwen2 => (151936, 22016, heads, 1e-6, None, 32768),
-        };
-        let sliding_window = match text_cfg.v.get("sliding_window") {
-            None => window,
-            Some(Value::Null) => None,
-            Some(v) => Some(v.as_u64().filter(|&w| w > 0).ok_or_else(|| {
-                ModelError::config(path, format!("text_config.sliding_window is {v}; expected a positive integer or null"))
-            })? as usize),
-        };
-        let text = TextConfig {
-            kind: text_kind,
-            qkv_bias: text_kind == TextKind::Qwen2,
-            tie_word_embeddings,
-            sliding_window: if text_kind == TextKind::Mistral { sliding_window } else { None },
-            vocab_size: text_cfg.usize_or("vocab_size", vocab)?,
-            hidden_size: hidden,
-            intermediate_size: text_cfg.usize_or("intermediate_size", intermediate)?,
-            num_hidden_layers: text_cfg.usize_or("num_hidden_layers", 32)?,
-            num_attention_heads: heads,
-            num_key_value_heads: text_cfg.usize_or("num_key_value_heads", kv_default)?,
-            head_dim: text_cfg.usize_or("head_dim", hidden / heads.max(1))?,
-            rms_norm_eps: text_cfg.f32_or("rms_norm_eps", eps)?,
-            rope_theta,
-            max_position_embeddings: text_cfg.usize_or("max_position_embeddings", positions)?,
-        };
         let cfg = LlavaConfig {
-            vision,
+            vision: Some(vision),
             text,
-            image_token_index: r.usize_or("image_token_index", 32000)? as u32,
+            image_token_index: Some(r.usize_or("image_token_index", 32000)? as u32),
             pad_token_id: r.v.get("pad_token_id").and_then(Value::as_u64).and_then(|v| u32::try_from(v).ok()),
             vision_feature_layers,
             vision_feature_select,
@@ -355,7 +310,39 @@ impl LlavaConfig {
 
     fn validate(&self, path: &Path) -> Result<(), ModelError> {
         let bad = |d: String| Err(ModelError::config(path, d));
-        let (v, t) = (&self.vision, &self.text);
+        let t = &self.text;
+        // Text keys are under text_config in a Llava file, at the top of a decoder's own.
+        let tp = if self.vision.is_some() { "text_config." } else { "" };
+        for (key, value, max) in [
+            ("vocab_size", t.vocab_size, limits::VOCAB),
+            ("hidden_size", t.hidden_size, limits::HIDDEN),
+            ("intermediate_size", t.intermediate_size, limits::INTERMEDIATE),
+            ("num_hidden_layers", t.num_hidden_layers, limits::TEXT_LAYERS),
+            ("num_attention_heads", t.num_attention_heads, limits::HEADS),
+            ("num_key_value_heads", t.num_key_value_heads, limits::HEADS),
+            ("head_dim", t.head_dim, limits::HEAD_DIM),
+            ("max_position_embeddings", t.max_position_embeddings, limits::POSITIONS),
+        ] {
+            if value == 0 || value > max {
+                return bad(format!("{tp}{key} is {value}; expected 1 to {max}"));
+            }
+        }
+        for (key, value) in [("rms_norm_eps", t.rms_norm_eps), ("rope_theta", t.rope_theta)] {
+            // Finite in JSON can still overflow f32 (1e300), and 0 divides by zero in the kernels.
+            if !(value.is_finite() && value > 0.0) {
+                return bad(format!("{tp}{key} is {value}; expected a positive finite number"));
+            }
+        }
+        if !t.num_attention_heads.is_multiple_of(t.num_key_value_heads) {
+            return bad(format!(
+                "{tp}num_attention_heads {} is not a multiple of {tp}num_key_value_heads {}",
+                t.num_attention_heads, t.num_key_value_heads
+            ));
+        }
+        if !t.head_dim.is_multiple_of(2) {
+            return bad(format!("{tp}head_dim {} must be even for RoPE", t.head_dim));
+        }
+        let Some(v) = &self.vision else { return Ok(()) };
         for (key, value, max) in [
             ("vision_config.hidden_size", v.hidden_size, limits::HIDDEN),
             ("vision_config.intermediate_size", v.intermediate_size, limits::INTERMEDIATE),
@@ -363,14 +350,6 @@ impl LlavaConfig {
             ("vision_config.num_attention_heads", v.num_attention_heads, limits::HEADS),
             ("vision_config.image_size", v.image_size, limits::IMAGE_SIZE),
             ("vision_config.patch_size", v.patch_size, limits::IMAGE_SIZE),
-            ("text_config.vocab_size", t.vocab_size, limits::VOCAB),
-            ("text_config.hidden_size", t.hidden_size, limits::HIDDEN),
-            ("text_config.intermediate_size", t.intermediate_size, limits::INTERMEDIATE),
-            ("text_config.num_hidden_layers", t.num_hidden_layers, limits::TEXT_LAYERS),
-            ("text_config.num_attention_heads", t.num_attention_heads, limits::HEADS),
-            ("text_config.num_key_value_heads", t.num_key_value_heads, limits::HEADS),
-            ("text_config.head_dim", t.head_dim, limits::HEAD_DIM),
-            ("text_config.max_position_embeddings", t.max_position_embeddings, limits::POSITIONS),
         ] {
             if value == 0 || value > max {
                 return bad(format!("{key} is {value}; expected 1 to {max}"));
@@ -379,15 +358,8 @@ impl LlavaConfig {
         if v.num_channels != 3 {
             return bad(format!("vision_config.num_channels is {}; the image processor makes RGB images, so it must be 3", v.num_channels));
         }
-        for (key, value) in [
-            ("vision_config.layer_norm_eps", v.layer_norm_eps),
-            ("text_config.rms_norm_eps", t.rms_norm_eps),
-            ("text_config.rope_theta", t.rope_theta),
-        ] {
-            // Finite in JSON can still overflow f32 (1e300), and 0 divides by zero in the kernels.
-            if !(value.is_finite() && value > 0.0) {
-                return bad(format!("{key} is {value}; expected a positive finite number"));
-            }
+        if !(v.layer_norm_eps.is_finite() && v.layer_norm_eps > 0.0) {
+            return bad(format!("vision_config.layer_norm_eps is {}; expected a positive finite number", v.layer_norm_eps));
         }
         // A remainder is allowed and ignored, as the stride-`patch` convolution ignores it
         // (SigLIP so400m: 384 px in 14 px patches is 27 x 27 patches, 6 px left over).
@@ -417,17 +389,8 @@ impl LlavaConfig {
         if let Some(l) = self.vision_feature_layers.iter().find(|&&l| l > layers || l < -(layers + 1)) {
             return bad(format!("vision_feature_layer {l} is outside a {layers}-layer vision tower"));
         }
-        if t.num_attention_heads % t.num_key_value_heads != 0 {
-            return bad(format!(
-                "text_config: {} attention heads are not a multiple of {} key/value heads",
-                t.num_attention_heads, t.num_key_value_heads
-            ));
-        }
-        if t.head_dim % 2 != 0 {
-            return bad(format!("text_config.head_dim {} must be even for RoPE", t.head_dim));
-        }
-        if self.image_token_index as usize >= t.vocab_size {
-            return bad(format!("image_token_index {} is outside the vocabulary of {}", self.image_token_index, t.vocab_size));
+        if let Some(image) = self.image_token_index.filter(|&i| i as usize >= t.vocab_size) {
+            return bad(format!("image_token_index {image} is outside the vocabulary of {}", t.vocab_size));
         }
         if self.image_tokens() >= t.max_position_embeddings {
             return bad(format!(

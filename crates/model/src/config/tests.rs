@@ -26,9 +26,9 @@ fn llava_hf_7b_config_gets_llama_defaults() {
     assert_eq!((c.text.hidden_size, c.text.num_hidden_layers, c.text.num_attention_heads, c.text.num_key_value_heads), (4096, 32, 32, 32));
     assert_eq!((c.text.head_dim, c.text.intermediate_size, c.text.vocab_size), (128, 11008, 32064));
     assert_eq!((c.text.rms_norm_eps, c.text.rope_theta), (1e-5, 10000.0));
-    assert_eq!((c.vision.grid(), c.vision.head_dim(), c.image_tokens()), (24, 64, 576));
+    assert_eq!((c.vision.as_ref().unwrap().grid(), c.vision.as_ref().unwrap().head_dim(), c.image_tokens()), (24, 64, 576));
     assert_eq!(c.vision_layers_to_run(), 23, "feature layer -2 = output of encoder layer 22");
-    assert_eq!((c.image_token_index, c.pad_token_id), (32000, Some(32001)));
+    assert_eq!((c.image_token_index, c.pad_token_id), (Some(32000), Some(32001)));
 }
 
 #[test]
@@ -121,10 +121,10 @@ fn siglip_towers_parse_with_their_own_defaults_and_rules() {
         )
     };
     let c = parse(&full(vision(INTERLEAVE_VISION))).unwrap();
-    assert_eq!(c.vision.kind, VisionKind::Siglip);
+    assert_eq!(c.vision.as_ref().unwrap().kind, VisionKind::Siglip);
     // 27 x 27 patches and no class token: 729 image rows; layer -1 runs all 26 layers.
-    assert_eq!((c.vision.grid(), c.image_tokens(), c.vision_layers_to_run()), (27, 729, 26));
-    assert_eq!(c.vision.layer_norm_eps, 1e-6, "SiglipVisionConfig's default eps");
+    assert_eq!((c.vision.as_ref().unwrap().grid(), c.image_tokens(), c.vision_layers_to_run()), (27, 729, 26));
+    assert_eq!(c.vision.as_ref().unwrap().layer_norm_eps, 1e-6, "SiglipVisionConfig's default eps");
     // "default" would drop a real patch; another activation is not what the weights expect.
     let err = parse(&vision(INTERLEAVE_VISION)).unwrap_err().to_string();
     assert!(err.contains("drops a class token a siglip_vision_model does not have"), "{err}");

@@ -59,15 +59,26 @@ fn stage(s: &str, done: u64, total: u64) {
 
 /// The folder's preprocessor_config.json, or the vision tower's usual processor without one.
 fn parse_processor(bytes: Option<Vec<u8>>, name: &str, config: &LlavaConfig) -> Result<ImageProcessor, String> {
-    let Some(bytes) = bytes else { return Ok(ImageProcessor::default_for(config)) };
+    let Some(bytes) = bytes else { return ImageProcessor::default_for(config).map_err(|e| e.to_string()) };
     let path = PathBuf::from(format!("{name}/{PREPROCESSOR}"));
     let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
-    ImageProcessor::parse(&text, &path, config.vision.image_size).map_err(|e| e.to_string())
+    let size = config.vision_tower().map_err(|e| e.to_string())?.image_size;
+    ImageProcessor::parse(&text, &path, size).map_err(|e| e.to_string())
 }
 
 fn parse_config(bytes: &[u8], name: &str) -> Result<LlavaConfig, String> {
     let text = String::from_utf8(bytes.to_vec()).map_err(|_| format!("{name}/config.json is not UTF-8 text"))?;
-    LlavaConfig::parse(&text, &PathBuf::from(format!("{name}/config.json"))).map_err(|e| e.to_string())
+    let path = PathBuf::from(format!("{name}/config.json"));
+    let config = LlavaConfig::parse(&text, &path).map_err(|e| e.to_string())?;
+    if config.vision.is_none() {
+        // The page explains images; a plain decoder answers text only (the CLI's --context).
+        return Err(format!(
+            "{}: a text-only {} checkpoint (no vision tower); the page explains images: use a Llava folder, or the CLI with --context",
+            path.display(),
+            config.text.kind.model_type()
+        ));
+    }
+    Ok(config)
 }
 
 /// A small file of a URL model: from storage when a complete copy is there (no network: a later
@@ -285,7 +296,7 @@ async fn plan(folder: &Folder, dtype: WeightDType) -> Result<Plan, String> {
     let limits = ctx.device.limits();
     let max_buffer = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size);
     let (weight_bytes, largest_buffer) = Llava::weight_bytes_estimate(&folder.config, dtype);
-    let seq = folder.config.vision.num_patches() + 64;
+    let seq = folder.config.image_tokens() + 64;
     Ok(Plan {
         model: folder.name.clone(),
         dtype: dtype.name().into(),

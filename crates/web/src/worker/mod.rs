@@ -240,7 +240,7 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
     e.name_tokens(&s.tokenizer);
     let top: Vec<(String, f32)> = e.top.iter().map(|t| (t.text.clone().unwrap_or_default(), t.log_prob.exp())).collect();
     // Maps are drawn over the part the patch grid covers (all of it for CLIP-L/336).
-    let (view, c) = pre.patch_region(s.model.config.vision.covered_pixels());
+    let (view, c) = pre.patch_region(s.model.config.vision_tower().map_err(|e| e.to_string())?.covered_pixels());
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&view).map_err(|e| format!("encoding the crop: {e}"))?;
     let recorded = Recorded {
