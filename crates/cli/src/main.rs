@@ -9,6 +9,7 @@ mod explain;
 mod faithfulness;
 mod input;
 mod output;
+mod report;
 mod run;
 mod scenes;
 
@@ -39,6 +40,9 @@ enum Command {
     /// Explain every example of a JSONL/CSV file with the model loaded once: one JSON line each,
     /// appended; a rerun resumes, --shard I/N splits the ids over array jobs.
     Batch(batch::BatchArgs),
+    /// Tables and figures over one or two batch outputs: head grids, layers, pointing game,
+    /// accuracy, per tag; two runs compared with bootstrap intervals (HTML, JSON, CSV, SVG).
+    Report(report::ReportArgs),
     /// Deletion/insertion curves of the map against mean attention and random orders (JSON).
     Faithfulness(faithfulness::FaithfulnessArgs),
     /// Held-out measurements on generated scenes: accuracy, pointing game, faithfulness table (JSON).
@@ -67,6 +71,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => run::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Batch(args) => batch::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Faithfulness(args) => faithfulness::run(&args),
         Command::Scenes(args) => scenes::run(&args),
         Command::Eval(cmd) => eval::run(&cmd),

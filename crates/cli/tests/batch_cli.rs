@@ -134,6 +134,77 @@ fn batch_resumes_after_a_kill_records_bad_rows_and_shards_merge_to_the_whole() {
     };
     let merged: Vec<Value> = one.into_iter().chain(two).collect();
     assert_eq!(merged.len(), ids.len());
-    assert_eq!(set(merged), set(done));
+    assert_eq!(set(merged), set(done.clone()));
+    let merged_path = dir.join("merged.jsonl");
+    std::fs::write(
+        &merged_path,
+        [dir.join("shard-1.jsonl"), dir.join("shard-2.jsonl")].iter().map(|p| std::fs::read_to_string(p).unwrap()).collect::<String>(),
+    )
+    .unwrap();
+
+    // The report on that output, its tables checked against the JSONL read here, and compared
+    // with the merged shards (the same examples: the same ranking).
+    let st = bin()
+        .current_dir(&dir)
+        .args(["report", "out.jsonl", "merged.jsonl", "--out", "report", "--top-k", "2", "--bootstrap", "50"])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    check_report(&dir.join("report"), &done);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The report's tables against numbers computed here from the batch lines.
+fn check_report(dir: &Path, lines: &[Value]) {
+    for f in ["report.html", "mean_head_scores.svg", "top_k_frequency.svg", "best_head_layers.svg"] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(text.contains("<svg"), "{f} holds a figure");
+    }
+    let ok: Vec<&Value> = lines.iter().filter(|l| l.get("error").is_none()).collect();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!((report["summary"]["examples"].as_u64(), report["error_lines"].as_u64()), (Some(ok.len() as u64), Some(2)));
+    let grid = |l: &Value| -> Vec<Vec<f64>> {
+        l["head_scores"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()).collect()
+    };
+    let (layers, heads) = (grid(ok[0]).len(), grid(ok[0])[0].len());
+    // Mean head scores (the CSV has every head).
+    let csv = std::fs::read_to_string(dir.join("mean_head_scores.csv")).unwrap();
+    for row in csv.lines().skip(1) {
+        let f: Vec<f64> = row.split(',').map(|x| x.parse().unwrap()).collect();
+        let want = ok.iter().map(|l| grid(l)[f[0] as usize][f[1] as usize]).sum::<f64>() / ok.len() as f64;
+        assert!((f[2] - want).abs() < 1e-5, "mean head {row}: want {want}");
+    }
+    assert_eq!(csv.lines().count(), 1 + layers * heads);
+    // Best-head layers.
+    let mut counts = vec![0u64; layers];
+    ok.iter().for_each(|l| counts[l["best_head"]["layer"].as_u64().unwrap() as usize] += 1);
+    assert_eq!(report["best_head_layers"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect::<Vec<_>>(), counts);
+    // Accuracy: the top next token against the expected answer.
+    let answered: Vec<&&Value> = ok.iter().filter(|l| l["example"]["answer"].is_string()).collect();
+    let word = |t: &Value| t.as_str().unwrap().trim_start_matches('▁').trim().to_lowercase();
+    let right = answered.iter().filter(|l| word(&l["top"][0]["text"]) == word(&l["example"]["answer"])).count();
+    let acc = report["summary"]["accuracy"].as_f64().unwrap();
+    assert!((acc - right as f64 / answered.len() as f64).abs() < 1e-12, "accuracy {acc}");
+    // The pointing game: the top patch's centre, through the crop box, inside the object's box.
+    let boxed: Vec<&&Value> = ok.iter().filter(|l| l["example"]["box"].is_array()).collect();
+    let hits = boxed
+        .iter()
+        .filter(|l| {
+            let s: Vec<f64> = l["patch_scores"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+            let top = (0..s.len()).fold(0, |b, i| if s[i] > s[b] { i } else { b });
+            let g = l["grid"].as_u64().unwrap() as usize;
+            let c = &l["crop"];
+            let (cx, cy, cw, ch) =
+                (c["x"].as_f64().unwrap(), c["y"].as_f64().unwrap(), c["width"].as_f64().unwrap(), c["height"].as_f64().unwrap());
+            let (x, y) = (cx + ((top % g) as f64 + 0.5) / g as f64 * cw, cy + ((top / g) as f64 + 0.5) / g as f64 * ch);
+            let b: Vec<f64> = l["example"]["box"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            x >= b[0] && x < b[2] && y >= b[1] && y < b[3]
+        })
+        .count();
+    let p = &report["summary"]["pointing"];
+    assert_eq!(p["examples"].as_u64(), Some(boxed.len() as u64));
+    assert!((p["hit_rate"].as_f64().unwrap() - hits as f64 / boxed.len() as f64).abs() < 1e-4, "pointing {p} vs {hits}/{}", boxed.len());
+    // The same examples run twice rank the heads the same.
+    let c = &report["comparison"];
+    assert_eq!((c["matched_examples"].as_u64(), c["spearman"].as_f64()), (Some(ok.len() as u64), Some(1.0)), "{c}");
 }
