@@ -205,6 +205,6 @@ fn check_report(dir: &Path, lines: &[Value]) {
     assert_eq!(p["examples"].as_u64(), Some(boxed.len() as u64));
     assert!((p["hit_rate"].as_f64().unwrap() - hits as f64 / boxed.len() as f64).abs() < 1e-4, "pointing {p} vs {hits}/{}", boxed.len());
     // The same examples run twice rank the heads the same.
-    let c = &report["comparison"];
+    let c = &report["comparisons"][0]["result"];
     assert_eq!((c["matched_examples"].as_u64(), c["spearman"].as_f64()), (Some(ok.len() as u64), Some(1.0)), "{c}");
 }

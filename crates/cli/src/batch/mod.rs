@@ -53,15 +53,53 @@ pub struct BatchArgs {
     /// Also write each example's map over the model's view as a PNG into this folder.
     #[arg(long)]
     pub maps: Option<PathBuf>,
+    /// Which of an example's image and text context to give the model: both (as the file
+    /// says), only the image (the paper's VQA) or only the context (its TQA). One examples
+    /// file then serves every condition, and the outputs share ids for `report`.
+    #[arg(long, value_enum, default_value_t = Inputs::Both)]
+    pub inputs: Inputs,
     #[command(flatten)]
     pub method: MethodArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Inputs {
+    Both,
+    Image,
+    Context,
+}
+
+impl Inputs {
+    /// The example with only the inputs asked for; an error when that leaves it nothing.
+    fn select(self, mut e: Example) -> Result<Example, String> {
+        let kept = match self {
+            Inputs::Both => return Ok(e),
+            Inputs::Image => {
+                e.context = None;
+                "image"
+            }
+            Inputs::Context => {
+                e.image = None;
+                "context"
+            }
+        };
+        if e.image.is_none() && e.context.is_none() {
+            return Err(format!("with --inputs {kept}, this example has no {kept}"));
+        }
+        Ok(e)
+    }
 }
 
 /// What the loader thread hands over: the example's row index and its preprocessed image.
 type Loaded = (usize, Result<Preprocessed, String>);
 
 pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
-    let rows = examples::read(&a.examples, &Columns::parse(&a.columns)?)?;
+    let mut rows = examples::read(&a.examples, &Columns::parse(&a.columns)?)?;
+    for r in &mut rows {
+        if let Ok(e) = &r.example {
+            r.example = a.inputs.select(e.clone()).map_err(|p| format!("line {}: {p}", r.line));
+        }
+    }
     if let Some(m) = &a.maps {
         std::fs::create_dir_all(m).with_context(|| format!("--maps {}: creating the folder", m.display()))?;
     }
@@ -85,7 +123,11 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
     }
     let dir = model_dir(a.model.as_deref())?;
     let (config, tokenizer) = load_text_side(&dir)?;
-    let processor = ImageProcessor::load(&dir, &config)?;
+    // A plain decoder has no image processor: its image examples become error lines.
+    let processor: Result<ImageProcessor, String> = match config.vision_tower() {
+        Ok(_) => Ok(ImageProcessor::load(&dir, &config)?),
+        Err(no_vision) => Err(no_vision.to_string()),
+    };
     let m = load_model(&dir, config, tokenizer, a.dtype)?;
     let model_name = dir.display().to_string();
     let mode = if a.pad_to_square { ResizeMode::PadToSquare } else { ResizeMode::CenterCrop };
@@ -102,7 +144,10 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
         let processor = &processor;
         scope.spawn(move || {
             for (i, path) in jobs {
-                let pre = load_image(&path).and_then(|img| preprocess(&img, processor, mode)).map_err(|e| e.to_string());
+                let pre = match processor {
+                    Ok(p) => load_image(&path).and_then(|img| preprocess(&img, p, mode)).map_err(|e| e.to_string()),
+                    Err(no_vision) => Err(no_vision.clone()),
+                };
                 if send.send((i, pre)).is_err() {
                     return; // the main loop stopped (a device failure)
                 }

@@ -1,8 +1,8 @@
 //! `llava-lens report`: tables and figures over one or two batch outputs (docs/BATCH.md,
 //! "Reports"): the mean head-importance grid and how often each head is in an example's top k,
 //! the layers of the best heads, where the best head's position importance lies, accuracy, the
-//! pointing game against mean attention and a random patch, per tag; with a second run, how
-//! their head rankings agree, with bootstrap intervals. Every figure is also a table (CSV), all
+//! pointing game against mean attention and a random patch, per tag; with more runs, how each
+//! pair's head rankings agree, with bootstrap intervals. Every figure is also a table (CSV), all
 //! numbers are in report.json, and report.html holds it all in one self-contained file.
 
 mod figures;
@@ -19,9 +19,10 @@ use stats::Row;
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// A batch output (JSONL); a second one is compared with it (two conditions, two models,
-    /// two dtypes over the same ids).
-    #[arg(required = true, num_args = 1..=2)]
+    /// Batch outputs (JSONL): the first is summarised; with more, every pair is compared over
+    /// their common ids (conditions such as the paper's Vicuna TQA, Llava TQA and Llava VQA, two
+    /// models, two dtypes).
+    #[arg(required = true, num_args = 1..)]
     pub runs: Vec<PathBuf>,
     /// Output folder (created): report.html, report.json, *.svg, *.csv.
     #[arg(long)]
@@ -88,16 +89,19 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
         .iter()
         .map(|&t| (t.to_string(), summary(&rows.iter().filter(|r| r.tags.iter().any(|x| x == t)).collect::<Vec<_>>(), a.top_k)))
         .collect();
-    let comparison =
-        match a.runs.get(1) {
-            Some(p) => {
-                let (other, _) = read(p)?;
-                Some(stats::compare(&rows, &other, a.top_k, a.bootstrap, a.seed).with_context(|| {
-                    format!("{} and {}: no example id in both with the same head grid", a.runs[0].display(), p.display())
-                })?)
-            }
-            None => None,
-        };
+    let mut runs = vec![rows.clone()];
+    for p in &a.runs[1..] {
+        runs.push(read(p)?.0);
+    }
+    let mut comparisons = Vec::new();
+    for i in 0..runs.len() {
+        for j in i + 1..runs.len() {
+            let c = stats::compare(&runs[i], &runs[j], a.top_k, a.bootstrap, a.seed).with_context(|| {
+                format!("{} and {}: no example id in both with the same head grid", a.runs[i].display(), a.runs[j].display())
+            })?;
+            comparisons.push(json!({"a": a.runs[i], "b": a.runs[j], "result": c}));
+        }
+    }
     let report = json!({
         "runs": a.runs,
         "error_lines": errors,
@@ -109,7 +113,7 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
         "top_k_frequency": freq,
         "best_head_layers": layers,
         "top_heads_of_the_mean": stats::ranked(&mean).into_iter().take(a.top_k).map(|(l, h)| json!({"layer": l, "head": h, "score": mean[l][h]})).collect::<Vec<_>>(),
-        "comparison": comparison,
+        "comparisons": comparisons,
     });
     let write = |file: &str, text: &str| -> anyhow::Result<()> {
         let p = a.out.join(file);
@@ -164,20 +168,26 @@ fn html(report: &Value, svgs: &[&str]) -> String {
             rows += &row(&format!("tag: {t}"), s);
         }
     }
-    let comparison = match report["comparison"].as_object() {
-        Some(c) => format!(
-            "<h2>Comparison with {}</h2><p>{} examples in both. Spearman rank correlation of the mean head grids: {} (95 % bootstrap interval {}); top-{} heads in common: {} ({}), over {} resamples.</p>",
-            esc(&report["runs"][1].to_string()),
-            num(&c["matched_examples"]),
-            num(&c["spearman"]),
-            esc(&c["spearman_ci95"].to_string()),
-            num(&c["top_k"]),
-            num(&c["top_k_overlap"]),
-            esc(&c["top_k_overlap_ci95"].to_string()),
-            num(&c["bootstrap_samples"])
-        ),
-        None => String::new(),
-    };
+    let comparison: String = report["comparisons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|pair| {
+            let c = &pair["result"];
+            format!(
+                "<h2>{} and {}</h2><p>{} examples in both. Spearman rank correlation of the mean head grids: {} (95 % bootstrap interval {}); top-{} heads in common: {} ({}), over {} resamples.</p>",
+                esc(&pair["a"].to_string()),
+                esc(&pair["b"].to_string()),
+                num(&c["matched_examples"]),
+                num(&c["spearman"]),
+                esc(&c["spearman_ci95"].to_string()),
+                num(&c["top_k"]),
+                num(&c["top_k_overlap"]),
+                esc(&c["top_k_overlap_ci95"].to_string()),
+                num(&c["bootstrap_samples"])
+            )
+        })
+        .collect();
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>llava-lens report</title>\
          <style>body{{font:15px/1.4 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}\
