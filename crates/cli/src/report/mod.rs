@@ -89,14 +89,16 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
         .iter()
         .map(|&t| (t.to_string(), summary(&rows.iter().filter(|r| r.tags.iter().any(|x| x == t)).collect::<Vec<_>>(), a.top_k)))
         .collect();
-    let mut runs = vec![rows.clone()];
+    // The first run is compared as read above, the others are read here.
+    let mut others = Vec::new();
     for p in &a.runs[1..] {
-        runs.push(read(p)?.0);
+        others.push(read(p)?.0);
     }
+    let runs: Vec<&[Row]> = std::iter::once(rows.as_slice()).chain(others.iter().map(Vec::as_slice)).collect();
     let mut comparisons = Vec::new();
     for i in 0..runs.len() {
         for j in i + 1..runs.len() {
-            let c = stats::compare(&runs[i], &runs[j], a.top_k, a.bootstrap, a.seed).with_context(|| {
+            let c = stats::compare(runs[i], runs[j], a.top_k, a.bootstrap, a.seed).with_context(|| {
                 format!("{} and {}: no example id in both with the same head grid", a.runs[i].display(), a.runs[j].display())
             })?;
             comparisons.push(json!({"a": a.runs[i], "b": a.runs[j], "result": c}));
