@@ -7,18 +7,22 @@
 //                       argmax is top_k with k = 1.
 //   log_softmax_gather  out[r, j] = x[r, idx[r, j]] - logsumexp(x[r, :]): the log-probability of
 //                       chosen tokens for many rows at once (the explanation's scores).
+//   token_rank          out_indices[r, j] = 1 + #{i : x[r, i] > x[r, idx[r, j]]}: where chosen
+//                       tokens stand in each row (1 = top; equal values share the better rank;
+//                       an index outside the row gives 0xffffffff). The information-storage
+//                       analysis ranks a colour or object word in many projected vectors.
 //
 // Bindings (group 0)
 //   0  params       uniform     ReduceParams
 //   1  x            read        array<f32>  [rows, n]
 //   2  indices      read        array<u32>  [rows, m]      (log_softmax_gather)
 //   3  out          read_write  array<f32>  [rows, k | m]  values (top_k) or log-probabilities
-//   4  out_indices  read_write  array<u32>  [rows, k]      (top_k)
+//   4  out_indices  read_write  array<u32>  [rows, k | m]  indices (top_k) or ranks (token_rank)
 
 struct ReduceParams {
     rows: u32,
     n: u32,   // row length
-    k: u32,   // top_k: values kept per row; log_softmax_gather: indices per row (m)
+    k: u32,   // top_k: values kept per row; log_softmax_gather, token_rank: indices per row (m)
     _pad0: u32,
 }
 
@@ -132,5 +136,39 @@ fn log_softmax_gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
         // from a runtime value: a constant NaN is a shader-creation error in browsers (Tint).
         let nan = bitcast<f32>(0x7fc00000u | (i & 0u));
         out[row * params.k + j] = select(nan, x[base + i] - lse, i < params.n);
+    }
+}
+
+var<workgroup> counts: array<u32, 256>;
+
+@compute @workgroup_size(256, 1, 1)
+fn token_rank(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let row = row_index(wid, nwg);
+    if (row >= params.rows) {
+        return;
+    }
+    let base = row * params.n;
+    // One pass over the row per chosen token: m is a handful (a correct and a random word).
+    for (var j = 0u; j < params.k; j++) {
+        let t = indices[row * params.k + j];
+        let inside = t < params.n;
+        let v = x[base + min(t, params.n - 1u)];
+        var above = 0u;
+        for (var i = lid; i < params.n; i += WG) {
+            above += select(0u, 1u, x[base + i] > v);
+        }
+        counts[lid] = above;
+        workgroupBarrier();
+        for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
+            if (lid < stride) {
+                counts[lid] += counts[lid + stride];
+            }
+            workgroupBarrier();
+        }
+        if (lid == 0u) {
+            out_indices[row * params.k + j] = select(NONE, counts[0] + 1u, inside);
+        }
+        workgroupBarrier();
     }
 }

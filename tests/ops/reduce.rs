@@ -49,3 +49,25 @@ fn log_softmax_gather_matches_cpu() {
         );
     }
 }
+
+#[test]
+fn token_rank_matches_cpu() {
+    // Up to the full Llava vocabulary; ties (equal logits share the better rank) and an index
+    // past the row's end (u32::MAX, not another row's value) in the mix.
+    for (i, &(rows, n, m)) in [(1usize, 1usize, 1usize), (5, 7, 3), (3, 1031, 2), (2, 32064, 4)].iter().enumerate() {
+        let mut rng = Rng::new(70 + i as u64);
+        let mut x = rng.normal(rows * n, 4.0);
+        let mut idx: Vec<u32> = (0..rows * m).map(|_| rng.below(n as u64) as u32).collect();
+        if n > 8 {
+            x[3] = x[6]; // a tie with the token at 6
+            idx[0] = 6;
+            idx[1] = n as u32; // outside the row
+        }
+        let out = Guarded::new("token_rank", &[rows, m]);
+        let mut rec = Recorder::new(ctx(), "token_rank");
+        let idx_t = GpuTensor::from_u32(ctx(), &idx, &[rows, m], "tokens").unwrap();
+        ops::token_rank(&mut rec, &upload(&x, &[rows, n]), n, &idx_t, out.tensor()).unwrap();
+        rec.submit();
+        assert_eq!(out.read_u32(), cpu::token_rank(&x, n, &idx, m), "token_rank {rows}x{n}, {m} tokens per row");
+    }
+}

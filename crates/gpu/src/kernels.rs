@@ -138,6 +138,7 @@ impl Kernel {
             Kernel::Reduce => &[
                 EntryPoint { name: "top_k", bindings: &[(0, Uniform), (1, Read), (3, ReadWrite), (4, ReadWrite)] },
                 EntryPoint { name: "log_softmax_gather", bindings: &[(0, Uniform), (1, Read), (2, Read), (3, ReadWrite)] },
+                EntryPoint { name: "token_rank", bindings: &[(0, Uniform), (1, Read), (2, Read), (4, ReadWrite)] },
             ],
             Kernel::Copy => &[EntryPoint { name: "copy", bindings: &[(0, Uniform), (1, Read), (2, ReadWrite)] }],
             Kernel::Explain => &[

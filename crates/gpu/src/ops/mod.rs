@@ -19,7 +19,7 @@ pub use copy::copy;
 pub use explain::{fixed_rms_norm, scatter_heads, weighted_values};
 pub use linear::{GemmTile, embedding, im2col, matmul, matmul_tiled, matvec, matvec_lanes, matvec_with_lanes, patch_embed};
 pub use norm::{layer_norm, rms_norm};
-pub use reduce::{argmax, log_softmax_gather, top_k};
+pub use reduce::{argmax, log_softmax_gather, token_rank, top_k};
 pub use rope::rope;
 
 use crate::error::ensure;

@@ -53,3 +53,25 @@ pub fn log_softmax_gather(rec: &mut Recorder<'_>, x: &GpuTensor, n: usize, indic
     );
     Ok(())
 }
+
+/// `out[r, j] = 1 + #{i : x[r, i] > x[r, indices[r, j]]}` for `x` = `[rows, n]`, `indices` =
+/// `[rows, m]`, as u32: where each chosen token stands in its row (1 = top, ties share the better
+/// rank, an index outside the row gives `u32::MAX`).
+pub fn token_rank(rec: &mut Recorder<'_>, x: &GpuTensor, n: usize, indices: &GpuTensor, out: &GpuTensor) -> Result<(), GpuError> {
+    ensure(n > 0 && x.len().is_multiple_of(n), "token_rank", || format!("x has {} elements, not rows of {n}", x.len()))?;
+    let rows = x.len() / n;
+    ensure(rows > 0 && indices.len().is_multiple_of(rows), "token_rank", || format!("{} indices for {rows} rows", indices.len()))?;
+    let m = indices.len() / rows;
+    need("token_rank", "out", out, rows * m)?;
+    let params =
+        ReduceParams { rows: u32_of("token_rank", rows)?, n: u32_of("token_rank", n)?, k: u32_of("token_rank", m)?, ..Default::default() };
+    rec.dispatch(
+        Kernel::Reduce,
+        "token_rank",
+        &[],
+        &params,
+        &[(1, x.binding()), (2, indices.binding()), (4, out.binding())],
+        Groups::Linear(rows as u32),
+    );
+    Ok(())
+}

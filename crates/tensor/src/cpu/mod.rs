@@ -15,5 +15,5 @@ pub use attention::{AttentionShape, attention, attention_masked};
 pub use explain::{fixed_rms_norm, scatter_heads, weighted_values};
 pub use linear::{PatchShape, bias_add, embedding, im2col, matmul, matvec, patch_embed, residual_add};
 pub use norm::{layer_norm, rms_norm};
-pub use reduce::{argmax, log_softmax_gather, top_k};
+pub use reduce::{argmax, log_softmax_gather, token_rank, top_k};
 pub use rope::{RopeShape, rope};

@@ -36,6 +36,19 @@ pub fn log_softmax_gather(x: &[f32], n: usize, idx: &[u32], m: usize) -> Vec<f32
     out
 }
 
+/// Where each of a row's `m` chosen tokens stands: `1 + #{i : row[i] > row[idx]}` (1 = top; equal
+/// values share the better rank; an index outside the row gives `u32::MAX`).
+pub fn token_rank(x: &[f32], n: usize, idx: &[u32], m: usize) -> Vec<u32> {
+    let mut out = Vec::with_capacity(idx.len());
+    for (row, ids) in x.chunks_exact(n).zip(idx.chunks_exact(m)) {
+        out.extend(ids.iter().map(|&i| match row.get(i as usize) {
+            Some(&v) => 1 + row.iter().filter(|&&o| o > v).count() as u32,
+            None => u32::MAX,
+        }));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +59,12 @@ mod tests {
         assert_eq!(i, vec![1, 2, 0, 3, 0, 1]);
         assert_eq!(v, vec![3.0, 3.0, 1.0, 5.0, 0.0, 0.0]);
         assert_eq!(argmax(&[0.0, 2.0, 2.0], 3), vec![1]);
+    }
+
+    #[test]
+    fn token_rank_counts_larger_values_and_shares_ties() {
+        let row = [0.5, 2.0, 2.0, -1.0];
+        assert_eq!(token_rank(&row, 4, &[1, 2, 0, 3, 9], 5), vec![1, 1, 3, 4, u32::MAX]);
     }
 
     #[test]
