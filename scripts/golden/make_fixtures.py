@@ -30,6 +30,11 @@ residual entering the layer; target = the top-1 next token):
   position_scores_all [layers, heads, L] the same for every head (GQA: head h reads key/value
                                   head h // (heads // kv_heads))
   baseline_map        [N]         mean over layers and heads of the last query's attention on patches
+  storage_tokens      [4]         probe tokens: the target, the next id, 7, the last id (int64)
+  storage_value_ranks [L, 4]      best head: rank (1 = top) of each probe in z(alpha_j v_j W_O^h)
+  storage_input_ranks [L, 4]      best head: rank of each probe in z(x^l_j), the residual entering its layer
+  storage_*_near_ties [L, 4]      how many other logits lie within 1e-5 x the row's largest |logit| of
+                                  the probe's: ties float error may order either way (int64)
 
 and the original LLaVA's pad-to-square preprocessing (its expand2square: the image pasted centred
 on a square of the CLIP mean colour, int(255 * mean), then the same processor):
@@ -272,7 +277,35 @@ def attribution(model, forward, hs, attentions, off, n_img):
         position_scores = positions(*divmod(best, heads))
         position_scores_all = torch.stack([torch.stack([positions(layer, h) for h in range(heads)]) for layer in range(n_layers)])
         baseline = torch.stack([a[0, :, -1, off:off + n_img] for a in attentions]).mean(dim=(0, 1))
+
+        # Information storage at every position of the best head: where fixed probe tokens rank
+        # (1 = top) through z(.) in its value-output vectors u_j and in the residual entering its
+        # layer x^l_j; and how many other logits lie within 1e-5 of the row's largest magnitude of
+        # the probe's (near ties, whose order float error may flip: the rank is scale-free, and a
+        # position the head barely attends to has logits a thousand times smaller).
+        layer, h = divmod(best, heads)
+        vocab = w_u.shape[0]
+        probes = torch.tensor([target, (target + 1) % vocab, 7, vocab - 1])
+        w_o_h = decoder(model).layers[layer].self_attn.o_proj.weight[:, h * hd:(h + 1) * hd]
+        kvh = h // (heads // kv)
+        u = attentions[layer][0, h, -1, :][:, None] * (forward[f"v{layer}"][0, :, kvh * hd:(kvh + 1) * hd] @ w_o_h.T)
+
+        def ranks(rows):
+            z = (rows * g * scale) @ w_u.T  # [L, V]
+            at = z[:, probes]  # [L, m]
+            above = (z[:, None, :] > at[:, :, None]).sum(-1) + 1
+            band = 1e-5 * z.abs().amax(-1, keepdim=True)  # [L, 1]
+            near = ((z[:, None, :] - at[:, :, None]).abs() <= band[:, :, None]).sum(-1) - 1
+            return above.to(torch.int64), near.to(torch.int64)
+
+        value_ranks, value_near = ranks(u)
+        input_ranks, input_near = ranks(hs[layer][0])
     return {
+        "storage_tokens": probes.to(torch.int64),
+        "storage_value_ranks": value_ranks.contiguous(),
+        "storage_value_near_ties": value_near.contiguous(),
+        "storage_input_ranks": input_ranks.contiguous(),
+        "storage_input_near_ties": input_near.contiguous(),
         "explain_target": torch.tensor([target], dtype=torch.int64),
         "head_scores": head_scores.contiguous(),
         "attention_layer_scores": attn_scores.contiguous(),

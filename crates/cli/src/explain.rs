@@ -10,7 +10,7 @@ use clap::Args;
 use image::RgbImage;
 use llava_lens_explain::explanation::{Crop, MapLegend};
 use llava_lens_explain::render::{Palette, RenderOptions, Upsample, render, render_on_original};
-use llava_lens_explain::{ExplainOptions, Explanation, explain};
+use llava_lens_explain::{ExplainOptions, Explanation, StorageProbe, explain};
 use llava_lens_gpu::GpuContext;
 use llava_lens_model::preprocess::Preprocessed;
 use llava_lens_model::{Llava, LlavaTokenizer, Prompt};
@@ -98,8 +98,9 @@ impl Explained {
 }
 
 /// The example in `explain`'s form: an id for `target` and `contrast` (by id or text), the
-/// method run, tokens named, and the image, crop and legend of the map (`image_name` as the user
-/// wrote the path). A text-only prompt has no image (`pre` None): no map is drawn.
+/// method run (with the information-storage reading when `storage` asks), tokens named, and the
+/// image, crop and legend of the map (`image_name` as the user wrote the path). A text-only
+/// prompt has no image (`pre` None): no map is drawn.
 #[allow(clippy::too_many_arguments)]
 pub fn document(
     model: &Llava,
@@ -112,6 +113,7 @@ pub fn document(
     target: Option<&str>,
     contrast: Option<&str>,
     m: &MethodArgs,
+    storage: Option<StorageProbe>,
 ) -> anyhow::Result<Explained> {
     let opts = ExplainOptions {
         target: target.map(|t| tok.resolve_token(t)).transpose()?,
@@ -122,6 +124,7 @@ pub fn document(
         decompose: m.decompose.clone(),
         decompose_layer: m.decompose_layer,
         head_maps: m.head_maps.clone(),
+        storage,
         model_name: model_name.to_string(),
     };
     let pixels = pre.map_or(&[][..], |p| &p.pixels[..]);
@@ -178,6 +181,7 @@ pub fn run(args: &ExplainArgs) -> anyhow::Result<()> {
         args.target.as_deref(),
         args.contrast.as_deref(),
         &args.method,
+        None,
     )?;
     let e = &done.explanation;
     for h in e.top_heads.iter() {

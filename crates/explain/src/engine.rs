@@ -5,7 +5,8 @@
 //! 3. [`Engine::head_scores`]: every head, attention layer and MLP as rows of one batched
 //!    vocabulary projection;
 //! 4. [`Engine::head_maps`]: each mapped head's position scores (the paper's map for the best);
-//! 5. [`Engine::logit_lens`] and [`Engine::decompose`] (crates/explain/src/lens.rs);
+//! 5. [`Engine::logit_lens`] and [`Engine::decompose`] (crates/explain/src/lens.rs), and
+//!    [`Engine::storage`] (crates/explain/src/storage.rs);
 //! 6. [`Engine::assemble`]: the [`Explanation`].
 //!
 //! Only log-probabilities and small per-head sums come back (kilobytes at 7B shapes).
@@ -18,6 +19,7 @@ use thiserror::Error;
 use crate::explanation::{Explanation, HeadMap, HeadScore, LogitLens, SCHEMA, Timings, TokenInfo, TopKMap};
 use crate::method::{head_score, importance, normalise_map, position_score, rank_heads};
 use crate::projection::{Reader, project, row_scores};
+use crate::storage::StorageProbe;
 
 #[derive(Debug, Error)]
 pub enum ExplainError {
@@ -51,6 +53,10 @@ pub struct ExplainOptions {
     /// Heads (layer, head) whose per-patch scores are also wanted, besides the top k (a page
     /// showing the map of a head the user picked).
     pub head_maps: Vec<(usize, usize)>,
+    /// The information-storage reading at the best heads' top positions (docs/METHOD.md); it
+    /// keeps every layer's residual at every position on the GPU for the pass (layers x
+    /// sequence x hidden floats).
+    pub storage: Option<StorageProbe>,
     /// Label for the JSON.
     pub model_name: String,
 }
@@ -66,6 +72,7 @@ impl Default for ExplainOptions {
             decompose: Vec::new(),
             decompose_layer: None,
             head_maps: Vec::new(),
+            storage: None,
             model_name: String::new(),
         }
     }
@@ -103,10 +110,18 @@ impl ExplainOptions {
         if let Some(&(l, h)) = self.head_maps.iter().find(|&&(l, h)| l >= layers || h >= heads) {
             return bad(format!("head {l}.{h} does not exist: the model has {layers} layers of {heads} heads"));
         }
-        for (what, tok) in [("target", self.target), ("contrast", self.contrast)] {
-            if let Some(id) = tok.filter(|&id| id as usize >= t.vocab_size) {
+        let storage = self.storage.iter().flat_map(|p| {
+            p.value_tokens.iter().map(|&id| ("storage value", id)).chain(p.input_tokens.iter().map(|&id| ("storage input", id)))
+        });
+        for (what, id) in
+            [("target", self.target), ("contrast", self.contrast)].into_iter().filter_map(|(w, t)| Some((w, t?))).chain(storage)
+        {
+            if id as usize >= t.vocab_size {
                 return bad(format!("{what} token id {id} is outside the vocabulary of {}", t.vocab_size));
             }
+        }
+        if let Some(p) = self.storage.as_ref().filter(|p| p.heads == 0 || p.positions == 0) {
+            return bad(format!("the storage reading needs at least one head and one position (asked {} and {})", p.heads, p.positions));
         }
         Ok(())
     }
@@ -233,6 +248,13 @@ impl<'a> Engine<'a> {
         if let (Some(l), true) = (self.opts.lens_layer, self.opts.lens_k > 0 && self.dims.image_tokens > 0) {
             plan.add(Hook::resid_pre(l), &self.image_rows(), &[])?;
         }
+        if self.opts.storage.is_some() {
+            // The best heads are known only after the pass: every layer's input, every position.
+            let all: Vec<usize> = (0..self.dims.seq).collect();
+            for l in 0..layers {
+                plan.add(Hook::resid_pre(l), &all, &[])?;
+            }
+        }
         if !self.opts.decompose.is_empty() {
             for l in 0..self.opts.decompose_layer.unwrap_or(layers) {
                 plan.add(Hook::attn_out(l), &self.opts.decompose, &[])?;
@@ -338,7 +360,7 @@ impl<'a> Engine<'a> {
     /// Step 4, one head: `u_j = alpha_j v_j W_O^h` for every position j, each added to x^l and
     /// projected; with `attention`, the head's attention of the last query comes back too. Head
     /// h reads key/value head `h / (heads / kv_heads)` (grouped-query attention).
-    async fn position_scores(
+    pub(crate) async fn position_scores(
         &mut self,
         fwd: &Forward,
         layer: usize,
@@ -346,15 +368,8 @@ impl<'a> Engine<'a> {
         entering: f32,
         attention: bool,
     ) -> Result<(Vec<f32>, Vec<f32>), ExplainError> {
-        let Dims { heads, kv_heads, head_dim: hd, seq, .. } = self.dims;
         let mut rec = Recorder::new(self.ctx, "explain: positions");
-        let cap = fwd.pre.captures.attention(layer)?;
-        let alpha = GpuTensor::zeros(self.ctx, &[seq], "alpha");
-        rec.copy_elements(&cap.pattern, head * seq, &alpha, 0, seq)?;
-        let u = GpuTensor::zeros(self.ctx, &[seq, heads * hd], "alpha v");
-        let kv_head = head / (heads / kv_heads);
-        ops::weighted_values(&mut rec, &fwd.pre.cache.values[layer], kv_heads * hd, &alpha, head, kv_head, heads, hd, &u)?;
-        let rows = self.model.language_model.layers[layer].self_attn.o_proj.forward(&mut rec, &u)?;
+        let (alpha, rows) = self.value_outputs(&mut rec, fwd, layer, head)?;
         ops::bias_add(&mut rec, &rows, &fwd.resid_pre[layer])?;
         let lp = project(self.model, &mut rec, &rows, &fwd.resid_final, &self.targets)?;
         rec.submit();
@@ -362,6 +377,26 @@ impl<'a> Engine<'a> {
         check_scores(&format!("the position scores of head {layer}.{head}"), &s)?;
         let attention = if attention { self.reader.f32(&alpha).await? } else { Vec::new() };
         Ok((s.iter().map(|&v| position_score(v, entering)).collect(), attention))
+    }
+
+    /// Head (layer, head)'s value-output vector of every position, `u_j = alpha_j v_j W_O^h`
+    /// (`[seq, d]`), and the last query's attention `alpha` (`[seq]`) it is weighted by (recorded).
+    pub(crate) fn value_outputs(
+        &self,
+        rec: &mut Recorder<'_>,
+        fwd: &Forward,
+        layer: usize,
+        head: usize,
+    ) -> Result<(GpuTensor, GpuTensor), ExplainError> {
+        let Dims { heads, kv_heads, head_dim: hd, seq, .. } = self.dims;
+        let cap = fwd.pre.captures.attention(layer)?;
+        let alpha = GpuTensor::zeros(self.ctx, &[seq], "alpha");
+        rec.copy_elements(&cap.pattern, head * seq, &alpha, 0, seq)?;
+        let u = GpuTensor::zeros(self.ctx, &[seq, heads * hd], "alpha v");
+        let kv_head = head / (heads / kv_heads);
+        ops::weighted_values(rec, &fwd.pre.cache.values[layer], kv_heads * hd, &alpha, head, kv_head, heads, hd, &u)?;
+        let rows = self.model.language_model.layers[layer].self_attn.o_proj.forward(rec, &u)?;
+        Ok((alpha, rows))
     }
 
     /// Step 4: the position scores of the top k heads (best first; the first is the paper's
@@ -395,6 +430,7 @@ impl<'a> Engine<'a> {
         maps: Maps,
         logit_lens: Option<LogitLens>,
         decomposition: Vec<crate::explanation::Decomposition>,
+        storage: Option<crate::explanation::Storage>,
         timings_ms: Timings,
     ) -> Explanation {
         let Dims { layers, heads, seq, image_offset: off, image_tokens: n_img, .. } = self.dims;
@@ -435,6 +471,7 @@ impl<'a> Engine<'a> {
             baseline_map,
             logit_lens,
             decomposition,
+            storage,
             timings_ms,
             bytes_read_back: self.reader.bytes,
             logit_lens_text: None,
@@ -479,6 +516,37 @@ pub async fn explain(
     let position_scores = ms_since(t2);
     let decomposition = e.decompose(&fwd).await?;
     let logit_lens = e.logit_lens(&fwd).await?;
+    let mapped: Vec<(HeadScore, &[f32])> = maps.heads.iter().copied().zip(maps.positions.iter().map(Vec::as_slice)).collect();
+    let storage = e.storage(&fwd, &ranked, &mapped, &scores.entering).await?;
     let timings = Timings { forward, head_scores, position_scores };
-    Ok(e.assemble(&fwd, scores, ranked, maps, logit_lens, decomposition, timings))
+    Ok(e.assemble(&fwd, scores, ranked, maps, logit_lens, decomposition, storage, timings))
+}
+
+/// The last query's attention of head (layer, head) over every position, from one prefill that
+/// captures nothing else: the paper's query-key reading, run again on an edited question (the
+/// question naming another object) to see how much of it the same positions still draw.
+pub async fn last_query_attention(
+    model: &Llava,
+    ctx: &GpuContext,
+    prompt: &Prompt,
+    pixels: &[f32],
+    layer: usize,
+    head: usize,
+) -> Result<Vec<f32>, ExplainError> {
+    let c = &model.config;
+    let (layers, heads) = (c.text.num_hidden_layers, c.text.num_attention_heads);
+    if layer >= layers || head >= heads {
+        return Err(ExplainError::Input(format!("head {layer}.{head} does not exist: the model has {layers} layers of {heads} heads")));
+    }
+    c.check_prompt(prompt, 0).map_err(ExplainError::Input)?;
+    let last = c.prompt_length(prompt) - 1;
+    let mut plan = CapturePlan::new();
+    plan.add(Hook::pattern(layer), &[last], &[head])?;
+    let mut rec = Recorder::new(ctx, "attention of the last query");
+    let pre = model.prefill(&mut rec, prompt, pixels, &plan, 0)?;
+    rec.submit();
+    let pattern = &pre.captures.attention(layer)?.pattern;
+    let alpha = Reader { ctx, bytes: 0 }.f32(pattern).await?;
+    check_scores(&format!("the attention of head {layer}.{head}"), &alpha)?;
+    Ok(alpha)
 }

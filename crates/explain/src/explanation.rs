@@ -70,6 +70,9 @@ pub struct Explanation {
     pub logit_lens: Option<LogitLens>,
     /// Key-input / value-input decomposition at the chosen positions (empty when none).
     pub decomposition: Vec<Decomposition>,
+    /// The information-storage reading at the best heads' top positions, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
     pub timings_ms: Timings,
     /// Bytes read back from the GPU for the explanation (the forward pass's top-5 included).
     pub bytes_read_back: u64,
@@ -101,6 +104,10 @@ impl Explanation {
         }
         self.logit_lens_text =
             self.logit_lens.as_ref().map(|l| LensText { embedding: rows(&l.embedding), residual: l.residual.as_ref().map(rows) });
+        if let Some(st) = self.storage.as_mut() {
+            st.value_token_text = Some(st.value_tokens.iter().map(|&id| text(id)).collect());
+            st.input_token_text = Some(st.input_tokens.iter().map(|&id| text(id)).collect());
+        }
         self.decomposition_text = (!self.decomposition.is_empty()).then(|| {
             let pieces = |ids: &[u32]| ids.iter().map(|&id| text(id)).collect();
             self.decomposition
@@ -157,6 +164,36 @@ pub struct Decomposition {
     pub layer: usize,
     pub key_input_top: Vec<u32>,
     pub value_input_top: Vec<u32>,
+}
+
+/// docs/METHOD.md's information storage: where chosen tokens rank (1 = top of the vocabulary)
+/// through z(.) at the top positions of the best heads, in each position's value-output vector
+/// (`u_j = alpha_j v_j W_O^h`: what the head moves) and in the residual entering the head's layer
+/// (`x^l_j`: what the position holds).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Storage {
+    /// Ranked in the value-output vectors (the paper: the correct colour, then a random one).
+    pub value_tokens: Vec<u32>,
+    /// Ranked in the layer inputs (the paper: the correct object, then a random one).
+    pub input_tokens: Vec<u32>,
+    /// The best heads, best first.
+    pub heads: Vec<StorageHead>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_token_text: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_token_text: Option<Vec<String>>,
+}
+
+/// One head's storage reading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StorageHead {
+    pub head: HeadScore,
+    /// Its top positions by position score, best first (sequence indices).
+    pub positions: Vec<usize>,
+    /// `[position][value token]` ranks.
+    pub value_ranks: Vec<Vec<u32>>,
+    /// `[position][input token]` ranks.
+    pub input_ranks: Vec<Vec<u32>>,
 }
 
 /// The text of one [`Decomposition`]'s tokens.

@@ -16,6 +16,8 @@ mod lens;
 pub mod method;
 mod projection;
 pub mod render;
+mod storage;
 
-pub use engine::{ExplainError, ExplainOptions, explain};
+pub use engine::{ExplainError, ExplainOptions, explain, last_query_attention};
 pub use explanation::{Explanation, HeadScore, SCHEMA};
+pub use storage::StorageProbe;

@@ -4,9 +4,10 @@
 //! scripts/golden/make_tiny_hf.py) against
 //! the authors' formulas computed in HF transformers (scripts/golden/make_fixtures.py): head and
 //! layer scores, every head's position scores (the grouped-query mapping included), the
-//! baseline map, and the image grid each tower makes.
+//! baseline map, the image grid each tower makes, and the information-storage ranks at every
+//! position of the best head.
 
-use llava_lens_explain::{ExplainOptions, explain};
+use llava_lens_explain::{ExplainOptions, StorageProbe, explain, last_query_attention};
 use llava_lens_model::{Checkpoint, Llava, LlavaConfig, LlavaTokenizer, PromptParts, WeightDType};
 use llava_lens_tests::ctx;
 use llava_lens_tests::golden::{Golden, data};
@@ -31,6 +32,45 @@ fn check_scores(e: &llava_lens_explain::Explanation, g: &Golden, label: &str) {
     }
 }
 
+/// Options that map every head and read the storage of every position of the best head for the
+/// fixture's probe tokens.
+fn options(g: &Golden) -> ExplainOptions {
+    let probes = g.ids("storage_tokens");
+    let storage = StorageProbe { heads: 1, positions: usize::MAX, value_tokens: probes.clone(), input_tokens: probes };
+    ExplainOptions { top_k_heads: usize::MAX, storage: Some(storage), ..Default::default() }
+}
+
+/// The storage ranks (value outputs and layer inputs) at every position of the best head equal
+/// transformers' exactly, except where other logits lie within float error of the probe's (the
+/// fixture counts them per reading: the rank may then differ by at most that many).
+fn check_storage(e: &llava_lens_explain::Explanation, g: &Golden, label: &str) {
+    let s = e.storage.as_ref().unwrap_or_else(|| panic!("{label}: no storage reading"));
+    let probes = g.ids("storage_tokens");
+    assert_eq!((s.value_tokens.clone(), s.input_tokens.clone()), (probes.clone(), probes.clone()), "{label}: probe tokens");
+    let h = &s.heads[0];
+    assert_eq!(h.head, e.best_head, "{label}: the storage head is the best head");
+    assert_eq!(h.positions.len(), e.sequence_length, "{label}: every position read");
+    let m = probes.len();
+    let (mut exact, mut tied) = (0, 0);
+    for (name, got, want, near) in [
+        ("value", &h.value_ranks, g.ids("storage_value_ranks"), g.ids("storage_value_near_ties")),
+        ("input", &h.input_ranks, g.ids("storage_input_ranks"), g.ids("storage_input_near_ties")),
+    ] {
+        for (i, &p) in h.positions.iter().enumerate() {
+            for t in 0..m {
+                let (r, w, n) = (got[i][t], want[p * m + t], near[p * m + t]);
+                assert!(
+                    r.abs_diff(w) <= n,
+                    "{label} {name} rank of token {} at position {p}: {r}, transformers {w} ({n} near ties)",
+                    probes[t]
+                );
+                if r == w { exact += 1 } else { tied += 1 }
+            }
+        }
+    }
+    eprintln!("{label} storage: {exact} ranks exact, {tied} within near ties");
+}
+
 #[test]
 fn f32_scores_and_every_heads_positions_match_the_authors_formulas() {
     // (model, grid, image rows): SigLIP keeps every patch and has no class token; the CLIP tower
@@ -46,11 +86,20 @@ fn f32_scores_and_every_heads_positions_match_the_authors_formulas() {
         let weights = Checkpoint::open(&dir).unwrap();
         let llava = pollster::block_on(Llava::load(ctx(), &weights, &config, WeightDType::F32, None)).unwrap();
         let prompt = tok.prompt("What is the color of the dog?", "The color of the dog is").unwrap();
-        let opts = ExplainOptions { top_k_heads: usize::MAX, ..Default::default() };
-        let e = pollster::block_on(explain(&llava, ctx(), &prompt, g.f32("pixel_values"), &opts)).unwrap();
+        let e = pollster::block_on(explain(&llava, ctx(), &prompt, g.f32("pixel_values"), &options(&g))).unwrap();
         assert_eq!(e.target.id, g.ids("explain_target")[0], "{model}: target");
         assert_eq!((e.grid, e.image_tokens), (grid, rows), "{model}: image grid");
         check_scores(&e, &g, model);
+        check_storage(&e, &g, model);
+        // The attention-only pass the analyses rerun on edited questions: the last query's
+        // attention of a head, as transformers returned it.
+        let (seq, n_heads) = (e.sequence_length, e.head_scores[0].len());
+        for (l, h) in [(e.best_head.layer, e.best_head.head), (0, n_heads - 1)] {
+            let alpha = pollster::block_on(last_query_attention(&llava, ctx(), &prompt, g.f32("pixel_values"), l, h)).unwrap();
+            let at = (l * n_heads + h) * seq;
+            let err = max_abs(&alpha, &g.f32("attn_last_row")[at..at + seq]);
+            assert!(err <= 1e-5, "{model} head {l}.{h}: last-query attention vs HF, max abs error {err}");
+        }
         let err = max_abs(&e.baseline_map, g.f32("baseline_map"));
         assert!(err <= 1e-4, "{model} baseline_map: max abs error {err}");
         // The embedding lens reads each image row through the model's own input embeddings
@@ -94,12 +143,12 @@ fn text_context_scores_and_every_heads_positions_match_the_authors_formulas() {
         let parts = PromptParts { image: false, context: TEXT_CONTEXT };
         let prompt = tok.prompt_with(parts, "What is the color of the dog?", "The color of the dog is").unwrap();
         assert_eq!(prompt.ids, g.ids("input_ids"), "{model}: prompt ids");
-        let opts = ExplainOptions { top_k_heads: usize::MAX, ..Default::default() };
-        let e = pollster::block_on(explain(&llava, ctx(), &prompt, &[], &opts)).unwrap();
+        let e = pollster::block_on(explain(&llava, ctx(), &prompt, &[], &options(&g))).unwrap();
         assert_eq!(e.target.id, g.ids("explain_target")[0], "{model}: target");
         // No image: no grid, no patch map, no lens; the scores cover the text's positions.
         assert_eq!((e.grid, e.image_tokens, e.patch_scores.len(), e.sequence_length), (0, 0, 0, prompt.ids.len()), "{model}");
         assert!(e.patch_map.is_none() && e.logit_lens.is_none() && e.baseline_map.is_empty(), "{model}");
         check_scores(&e, &g, &format!("{model} text"));
+        check_storage(&e, &g, &format!("{model} text"));
     }
 }
