@@ -91,6 +91,9 @@ pub fn batch_examples(r: &SceneRecord) -> Vec<serde_json::Value> {
             if let Some(o) = object {
                 e["box"] = serde_json::json!(o.bbox);
                 e["color"] = serde_json::json!(o.color);
+                // The label map marks each object by its id: the exact visible mask.
+                e["mask"] = serde_json::json!(r.mask);
+                e["mask_value"] = serde_json::json!(o.id);
             }
             e
         })

@@ -22,10 +22,10 @@ fn lines(path: &Path) -> Vec<Value> {
 }
 
 /// A line with what differs between two runs of the same example removed: the wall-clock
-/// timings (and, for comparing with `explain`, the batch's own id and example).
+/// timings (and, for comparing with `explain`, the batch's own id, example and mask coverage).
 fn comparable(mut v: Value) -> Value {
     let o = v.as_object_mut().unwrap();
-    for k in ["timings_ms", "id", "example"] {
+    for k in ["timings_ms", "id", "example", "mask_coverage"] {
         o.remove(k);
     }
     v
@@ -89,6 +89,21 @@ fn batch_resumes_after_a_kill_records_bad_rows_and_shards_merge_to_the_whole() {
     let by_id = |id: &str| done.iter().find(|l| l["id"] == id).unwrap().clone();
     assert!(by_id("no-image")["error"].as_str().unwrap().contains("missing.png"), "{}", by_id("no-image"));
     assert!(by_id("no-question")["error"].as_str().unwrap().contains("question is missing or empty"));
+    // The mask as the grid sees it, recomputed from the scene's label map (the model's view is
+    // the whole 168-pixel scene: each patch is a 14-pixel square).
+    let l = by_id("000003-q0");
+    let labels = image::open(dir.join(l["example"]["mask"].as_str().unwrap())).unwrap().into_luma8();
+    let (g, id) = (l["grid"].as_u64().unwrap() as u32, l["example"]["mask_value"].as_u64().unwrap() as u8);
+    let side = labels.width() / g;
+    let want: Vec<f64> = (0..g * g)
+        .map(|p| {
+            let (px, py) = (p % g * side, p / g * side);
+            let n = (0..side * side).filter(|i| labels.get_pixel(px + i % side, py + i / side).0[0] == id).count();
+            n as f64 / (side * side) as f64
+        })
+        .collect();
+    let got: Vec<f64> = l["mask_coverage"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6) && want.iter().any(|&c| c > 0.0), "{got:?} vs {want:?}");
     // The example as read rides along (what reports group and score by).
     let e = &by_id("000003-q0")["example"];
     assert!(e["answer"].is_string() && e["tags"].as_array().is_some_and(|t| t.len() == 3), "{e}");
@@ -185,13 +200,17 @@ fn check_report(dir: &Path, lines: &[Value]) {
     let right = answered.iter().filter(|l| word(&l["top"][0]["text"]) == word(&l["example"]["answer"])).count();
     let acc = report["summary"]["accuracy"].as_f64().unwrap();
     assert!((acc - right as f64 / answered.len() as f64).abs() < 1e-12, "accuracy {acc}");
-    // The pointing game: the top patch's centre, through the crop box, inside the object's box.
-    let boxed: Vec<&&Value> = ok.iter().filter(|l| l["example"]["box"].is_array()).collect();
+    // The pointing game: with a mask (the scenes' label maps), the top patch holds some of the
+    // object; else the top patch's centre, through the crop box, is inside the object's box.
+    let boxed: Vec<&&Value> = ok.iter().filter(|l| l["example"]["box"].is_array() || l["mask_coverage"].is_array()).collect();
     let hits = boxed
         .iter()
         .filter(|l| {
             let s: Vec<f64> = l["patch_scores"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
             let top = (0..s.len()).fold(0, |b, i| if s[i] > s[b] { i } else { b });
+            if let Some(cov) = l["mask_coverage"].as_array() {
+                return cov[top].as_f64().unwrap() > 0.0;
+            }
             let g = l["grid"].as_u64().unwrap() as usize;
             let c = &l["crop"];
             let (cx, cy, cw, ch) =
@@ -203,6 +222,8 @@ fn check_report(dir: &Path, lines: &[Value]) {
         .count();
     let p = &report["summary"]["pointing"];
     assert_eq!(p["examples"].as_u64(), Some(boxed.len() as u64));
+    let masked = ok.iter().filter(|l| l["mask_coverage"].is_array()).count();
+    assert!(masked > 0 && p["with_mask"].as_u64() == Some(masked as u64), "{p}: {masked} lines with a mask");
     assert!((p["hit_rate"].as_f64().unwrap() - hits as f64 / boxed.len() as f64).abs() < 1e-4, "pointing {p} vs {hits}/{}", boxed.len());
     // The same examples run twice rank the heads the same.
     let c = &report["comparisons"][0]["result"];

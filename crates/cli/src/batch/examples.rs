@@ -14,8 +14,22 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The fields an example has; `--column FIELD=NAME` reads FIELD from another column name.
-pub const FIELDS: [&str; 12] =
-    ["id", "image", "context", "question", "answer_prefix", "answer", "target", "contrast", "tags", "box", "color", "object"];
+pub const FIELDS: [&str; 14] = [
+    "id",
+    "image",
+    "context",
+    "question",
+    "answer_prefix",
+    "answer",
+    "target",
+    "contrast",
+    "tags",
+    "box",
+    "mask",
+    "mask_value",
+    "color",
+    "object",
+];
 
 /// One example: what `explain` needs, and what reports read (the expected answer, tags, the
 /// object's box, the colour and object words of the paper's analyses).
@@ -42,6 +56,12 @@ pub struct Example {
     /// `[x0, y0, x1, y1]` in the original image's pixels.
     #[serde(rename = "box", skip_serializing_if = "Option::is_none")]
     pub bbox: Option<[f32; 4]>,
+    /// An image of the original's size marking the object (relative to the file's folder, as
+    /// `image`): pixels equal to `mask_value`, or any non-zero pixel without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask_value: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub color: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -176,6 +196,10 @@ fn example_from(get: &dyn Fn(&str) -> Option<Value>) -> Result<Example, String> 
         None => None,
         Some(v) => Some(parse_box(&v).ok_or_else(|| format!("box is {v}; expected [x0, y0, x1, y1] with x0 < x1 and y0 < y1"))?),
     };
+    let mask_value = match text("mask_value")? {
+        None => None,
+        Some(v) => Some(v.trim().parse::<u32>().map_err(|_| format!("mask_value is {v:?}; expected a pixel value (a whole number)"))?),
+    };
     let (image, context) = (text("image")?.filter(|s| !s.trim().is_empty()), text("context")?.filter(|s| !s.trim().is_empty()));
     if image.is_none() && context.is_none() {
         return Err("neither image nor context is given; an example needs one (or both)".into());
@@ -190,6 +214,8 @@ fn example_from(get: &dyn Fn(&str) -> Option<Value>) -> Result<Example, String> 
         contrast: text("contrast")?,
         tags,
         bbox,
+        mask: text("mask")?.filter(|s| !s.trim().is_empty()),
+        mask_value,
         color: text("color")?,
         object: text("object")?,
     })
@@ -211,9 +237,18 @@ fn parse_box(v: &Value) -> Option<[f32; 4]> {
 impl Example {
     /// The image's path: as written when absolute, else against the examples file's folder.
     pub fn image_path(&self, examples_file: &Path) -> Option<PathBuf> {
-        let p = Path::new(self.image.as_deref()?);
-        Some(if p.is_absolute() { p.to_path_buf() } else { examples_file.parent().unwrap_or(Path::new(".")).join(p) })
+        Some(beside(examples_file, self.image.as_deref()?))
     }
+
+    /// The mask's path, resolved as the image's.
+    pub fn mask_path(&self, examples_file: &Path) -> Option<PathBuf> {
+        Some(beside(examples_file, self.mask.as_deref()?))
+    }
+}
+
+fn beside(examples_file: &Path, name: &str) -> PathBuf {
+    let p = Path::new(name);
+    if p.is_absolute() { p.to_path_buf() } else { examples_file.parent().unwrap_or(Path::new(".")).join(p) }
 }
 
 /// `--shard I/N`: the I-th of N disjoint shares of the ids (1-based), chosen by a hash of the id,
@@ -238,11 +273,15 @@ impl std::str::FromStr for Shard {
 }
 
 impl Shard {
-    /// FNV-1a (64-bit) of the id's bytes: stable across machines, runs and versions.
     pub fn takes(&self, id: &str) -> bool {
-        let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));
-        h % self.count == self.index - 1
+        fnv1a(id.as_bytes()) % self.count == self.index - 1
     }
+}
+
+/// FNV-1a (64-bit): a hash of an id that is the same on every machine, run and version (shards,
+/// file names and the analyses' random words depend on it).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //! ids for array jobs whose outputs merge by concatenation. The next image is decoded and
 //! preprocessed on another thread while the GPU explains the current one.
 
+mod analyses;
 pub mod examples;
 mod journal;
+mod mask;
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -20,14 +22,15 @@ use serde_json::{Value, json};
 
 use crate::explain::{MethodArgs, document};
 use crate::input::{load_model, load_text_side, model_dir};
-use examples::{Columns, Example, Row, Shard};
+use analyses::{Settings, Words};
+use examples::{Columns, Example, Row, Shard, fnv1a};
 use journal::Journal;
 
 #[derive(Debug, Args)]
 pub struct BatchArgs {
     /// Examples: JSON lines, or CSV when the name ends in .csv (docs/BATCH.md lists the fields:
-    /// id, image, context, question, answer_prefix, answer, target, contrast, tags, box, color,
-    /// object).
+    /// id, image, context, question, answer_prefix, answer, target, contrast, tags, box, mask,
+    /// mask_value, color, object).
     /// Image paths are relative to this file's folder.
     #[arg(long)]
     pub examples: PathBuf,
@@ -58,6 +61,17 @@ pub struct BatchArgs {
     /// file then serves every condition, and the outputs share ids for `report`.
     #[arg(long, value_enum, default_value_t = Inputs::Both)]
     pub inputs: Inputs,
+    /// The paper's analyses for examples with color and object fields: the information storage
+    /// of the best heads' top positions, and their attention when the question names another
+    /// object (docs/BATCH.md, "Analyses").
+    #[arg(long)]
+    pub analyses: bool,
+    /// With --analyses: how many of the best heads the storage reading covers.
+    #[arg(long, default_value_t = 1, requires = "analyses")]
+    pub analysis_heads: usize,
+    /// With --analyses: how many top positions of each head (the paper reads 20).
+    #[arg(long, default_value_t = 20, requires = "analyses")]
+    pub analysis_positions: usize,
     #[command(flatten)]
     pub method: MethodArgs,
 }
@@ -100,6 +114,11 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
             r.example = a.inputs.select(e.clone()).map_err(|p| format!("line {}: {p}", r.line));
         }
     }
+    if a.analyses && (a.analysis_heads == 0 || a.analysis_positions == 0) {
+        anyhow::bail!("--analysis-heads and --analysis-positions must be at least 1");
+    }
+    // Drawn from the whole file, so every shard draws the same random words.
+    let words = Words::of(&rows);
     if let Some(m) = &a.maps {
         std::fs::create_dir_all(m).with_context(|| format!("--maps {}: creating the folder", m.display()))?;
     }
@@ -160,9 +179,10 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
                 Ok(example) if example.image.is_some() => {
                     let (at, pre) = next.next().context("the image loader stopped early")?;
                     debug_assert_eq!(at, i);
-                    pre.map_err(|e| anyhow::anyhow!(e)).and_then(|pre| explain_row(a, &m, &model_name, example, Some(&pre), &row.id))
+                    pre.map_err(|e| anyhow::anyhow!(e))
+                        .and_then(|pre| explain_row(a, &m, &model_name, example, Some(&pre), &row.id, &words))
                 }
-                Ok(example) => explain_row(a, &m, &model_name, example, None, &row.id),
+                Ok(example) => explain_row(a, &m, &model_name, example, None, &row.id, &words),
             };
             let line = match result {
                 Ok(mut v) => {
@@ -205,7 +225,8 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One example through `explain`'s document, as a JSON value (the map PNG written if asked).
+/// One example through `explain`'s document, as a JSON value (the map PNG written if asked),
+/// with the example's analyses when `--analyses` asks.
 fn explain_row(
     a: &BatchArgs,
     m: &crate::input::LoadedModel,
@@ -213,11 +234,19 @@ fn explain_row(
     example: &Example,
     pre: Option<&Preprocessed>,
     id: &str,
+    words: &Words,
 ) -> anyhow::Result<Value> {
     let tok = &m.tokenizer;
     let parts = PromptParts { image: pre.is_some(), context: example.context.as_deref().unwrap_or("") };
-    let prompt = tok.prompt_with(parts, &example.question, &example.answer_prefix)?;
-    m.config.check_prompt(&prompt, 0).map_err(|e| anyhow::anyhow!(e))?;
+    let make_prompt = |question: &str, prefix: &str| -> anyhow::Result<llava_lens_model::Prompt> {
+        let prompt = tok.prompt_with(parts, question, prefix)?;
+        m.config.check_prompt(&prompt, 0).map_err(|e| anyhow::anyhow!(e))?;
+        Ok(prompt)
+    };
+    let prompt = make_prompt(&example.question, &example.answer_prefix)?;
+    let settings = Settings { heads: a.analysis_heads, positions: a.analysis_positions };
+    let plan = a.analyses.then(|| analyses::plan(example, id, words, tok, settings));
+    let probe = plan.as_ref().and_then(|p| p.as_ref().ok()).map(|(probe, _)| probe.clone());
     let done = document(
         &m.model,
         &m.ctx,
@@ -229,12 +258,32 @@ fn explain_row(
         example.target.as_deref(),
         example.contrast.as_deref(),
         &a.method,
+        probe,
     )?;
     if let (Some(folder), Some(png)) = (&a.maps, &done.png) {
         let path = folder.join(map_file_name(id));
         png.save(&path).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(serde_json::to_value(&done.explanation)?)
+    let mut line = serde_json::to_value(&done.explanation)?;
+    // The mask as the patch grid sees it: reports score the map against it.
+    if let (Some(path), Some(pre), Some(crop)) = (example.mask_path(&a.examples), pre, done.explanation.crop.as_ref()) {
+        line["mask_coverage"] = json!(mask::coverage(&path, example.mask_value, pre.original, crop, done.explanation.grid)?);
+    }
+    match plan {
+        None => {}
+        Some(Err(skipped)) => line["analyses"] = json!({ "skipped": skipped }),
+        Some(Ok((_, chosen))) => {
+            let pixels = pre.map_or(&[][..], |p| &p.pixels[..]);
+            let shift = analyses::attention_shift(m, example, &chosen, &done.explanation, &prompt, pixels, make_prompt);
+            let attention = match shift {
+                Ok(s) => serde_json::to_value(s)?,
+                Err(e) if is_device_failure(&e) => return Err(e),
+                Err(e) => json!({ "error": format!("{e:#}") }),
+            };
+            line["analyses"] = json!({ "words": chosen, "attention": attention });
+        }
+    }
+    Ok(line)
 }
 
 /// The line: `id`, the `example` as read (absent when the row could not be read), and `v`'s
@@ -265,8 +314,7 @@ fn map_file_name(id: &str) -> String {
     if safe == id && !id.starts_with('.') {
         format!("{id}.png")
     } else {
-        let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3));
-        format!("{}-{:08x}.png", safe.trim_start_matches('.'), h as u32)
+        format!("{}-{:08x}.png", safe.trim_start_matches('.'), fnv1a(id.as_bytes()) as u32)
     }
 }
 

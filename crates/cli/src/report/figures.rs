@@ -85,3 +85,46 @@ pub fn layer_bars(counts: &[usize], title: &str, y_desc: &str) -> anyhow::Result
     }
     Ok(svg)
 }
+
+/// Groups of two bars (e.g. the correct and a random word), each group labelled under it.
+pub fn paired_bars(groups: &[(String, f64, f64)], names: (&str, &str), title: &str) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (760, 340)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let top = groups.iter().map(|g| g.1.max(g.2)).fold(0.0, f64::max).max(1e-6) * 1.15;
+        let n = groups.len().max(1) as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..n, 0.0..top)?;
+        let label = |x: &f64| groups.get(x.floor() as usize).map(|g| g.0.clone()).unwrap_or_default();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(groups.len() * 2 + 1)
+            .x_label_formatter(&|x| if (x.fract() - 0.5).abs() < 1e-9 { label(x) } else { String::new() })
+            .label_style(("sans-serif", 13))
+            .draw()?;
+        for (k, (name, colour)) in [(names.0, BLUE.mix(0.75)), (names.1, RGBColor(230, 120, 40).mix(0.75))].into_iter().enumerate() {
+            chart
+                .draw_series(groups.iter().enumerate().map(|(i, g)| {
+                    let v = if k == 0 { g.1 } else { g.2 };
+                    let x0 = i as f64 + 0.12 + 0.38 * k as f64;
+                    Rectangle::new([(x0, 0.0), (x0 + 0.36, v)], colour.filled())
+                }))?
+                .label(name)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK.mix(0.3))
+            .background_style(WHITE.mix(0.9))
+            .label_font(("sans-serif", 13))
+            .draw()?;
+        root.present()?;
+    }
+    Ok(svg)
+}

@@ -5,6 +5,7 @@
 //! pair's head rankings agree, with bootstrap intervals. Every figure is also a table (CSV), all
 //! numbers are in report.json, and report.html holds it all in one self-contained file.
 
+mod analyses;
 mod figures;
 pub mod stats;
 
@@ -48,6 +49,7 @@ fn summary(rows: &[&Row], k: usize) -> Value {
         "pointing": stats::pointing(rows),
         "mean_best_head_score": (!rows.is_empty()).then(|| rows.iter().map(|r| r.head_scores[r.best_layer].iter().copied().fold(f32::MIN, f32::max) as f64).sum::<f64>() / rows.len() as f64),
         "top_k": k,
+        "analyses": analyses::summarise(rows),
     })
 }
 
@@ -134,7 +136,26 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
     write("mean_head_scores.svg", &svg_mean)?;
     write("top_k_frequency.svg", &svg_freq)?;
     write("best_head_layers.svg", &svg_layers)?;
-    write("report.html", &html(&report, &[&svg_mean, &svg_freq, &svg_layers]))?;
+    let mut svgs = vec![svg_mean, svg_freq, svg_layers];
+    if let Some(an) = analyses::summarise(&all) {
+        write("analyses.csv", &analyses::csv(&an))?;
+        let mut groups = Vec::new();
+        for (name, m) in [("colour in value outputs", an.value_storage), ("object in layer inputs", an.input_storage)] {
+            groups.extend(m.map(|m| (name.to_string(), m.correct, m.random)));
+        }
+        if !groups.is_empty() {
+            let svg = figures::paired_bars(&groups, ("correct word", "random word"), "Information storage: mean reciprocal rank")?;
+            write("storage_mrr.svg", &svg)?;
+            svgs.push(svg);
+        }
+        if let Some(t) = an.attention {
+            let groups = [("top positions of the best head".to_string(), t.same, t.different)];
+            let svg = figures::paired_bars(&groups, ("question names the object", "names another object"), "Attention drawn")?;
+            write("attention_same_vs_different.svg", &svg)?;
+            svgs.push(svg);
+        }
+    }
+    write("report.html", &html(&report, &svgs.iter().map(String::as_str).collect::<Vec<_>>()))?;
     eprintln!("report of {} examples ({errors} error lines) written to {}", rows.len(), a.out.join("report.html").display());
     Ok(())
 }
@@ -190,6 +211,41 @@ fn html(report: &Value, svgs: &[&str]) -> String {
             )
         })
         .collect();
+    let an = &report["summary"]["analyses"];
+    let mrr = |m: &Value, what: &str| {
+        if m.is_null() {
+            return String::new();
+        }
+        format!(
+            "<li>{what}: mean reciprocal rank {} for the correct word, {} for a random one; the correct one ranks higher in {} of {} readings.</li>",
+            num(&m["correct"]),
+            num(&m["random"]),
+            num(&m["correct_above_random"]),
+            num(&m["readings"])
+        )
+    };
+    let analyses = if an.is_null() {
+        String::new()
+    } else {
+        let t = &an["attention"];
+        let attention = if t.is_null() {
+            String::new()
+        } else {
+            format!(
+                "<li>Attention of the best head's top positions: {} when the question names the object, {} when it names another ({} of {} examples draw more with the same object).</li>",
+                num(&t["same"]),
+                num(&t["different"]),
+                num(&t["same_above_different"]),
+                num(&t["examples"])
+            )
+        };
+        format!(
+            "<h2>The paper's analyses ({} examples)</h2><ul>{}{}{attention}</ul>",
+            num(&an["examples"]),
+            mrr(&an["value_storage"], "The colour in the value outputs of the best heads' top positions"),
+            mrr(&an["input_storage"], "The object in their layer inputs")
+        )
+    };
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>llava-lens report</title>\
          <style>body{{font:15px/1.4 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}}\
@@ -197,7 +253,7 @@ fn html(report: &Value, svgs: &[&str]) -> String {
          td:first-child{{text-align:left}}svg{{max-width:100%;height:auto}}</style></head><body>\
          <h1>llava-lens report</h1><p>{} ({} error lines not counted). Method: Yu &amp; Ananiadou (2024); numbers in report.json and the CSV files beside this page.</p>\
          <table><tr><th></th><th>examples</th><th>accuracy</th><th>pointing: map</th><th>mean attention</th><th>random patch</th>\
-         <th>map mass in box</th><th>importance on image</th><th>after image</th><th>before image</th></tr>{rows}</table>{comparison}{}</body></html>\n",
+         <th>map mass in box</th><th>importance on image</th><th>after image</th><th>before image</th></tr>{rows}</table>{analyses}{comparison}{}</body></html>\n",
         esc(&report["runs"][0].to_string()),
         num(&report["error_lines"]),
         svgs.iter().map(|s| format!("<figure>{s}</figure>")).collect::<String>()

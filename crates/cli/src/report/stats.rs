@@ -27,6 +27,10 @@ pub struct Row {
     /// The object's box in the original image and the region the model saw (x, y, w, h).
     pub bbox: Option<[f32; 4]>,
     pub crop: Option<[f32; 4]>,
+    /// Per patch, the share of it the object's mask covers (`batch` with a `mask` field).
+    pub mask_coverage: Option<Vec<f32>>,
+    /// `batch --analyses` readings, when the line has them.
+    pub analyses: Option<super::analyses::AnalysisRow>,
 }
 
 /// The explained rows of a batch output and how many lines were errors. A line that is neither
@@ -65,6 +69,8 @@ pub fn rows(text: &str, name: &str) -> anyhow::Result<(Vec<Row>, usize)> {
             crop: v.get("crop").and_then(|c| {
                 Some([c.get("x")?, c.get("y")?, c.get("width")?, c.get("height")?].map(|x| x.as_f64().unwrap_or(0.0) as f32))
             }),
+            mask_coverage: v.get("mask_coverage").and_then(floats),
+            analyses: super::analyses::AnalysisRow::of(&v),
         });
     }
     Ok((rows, errors))
@@ -166,12 +172,25 @@ fn patches_in_box(r: &Row) -> Option<Vec<bool>> {
     })
 }
 
-/// The pointing game over the rows with a box: the share whose top patch (centre) falls in the
-/// box, and the mass of the positive map inside it, for the paper's map, mean attention, and a
-/// uniformly random patch (its exact expectation: the share of patches inside).
+/// How much of each patch is the object: the mask's share of its pixels when the row has a mask
+/// (`mask_coverage`), else 1 for the patches whose centre is in the box; None without either.
+fn object_region(r: &Row) -> Option<(Vec<f64>, bool)> {
+    match &r.mask_coverage {
+        Some(c) if c.len() == r.patch_scores.len() && !c.is_empty() => Some((c.iter().map(|&v| v as f64).collect(), true)),
+        _ => patches_in_box(r).map(|b| (b.into_iter().map(|i| i as u8 as f64).collect(), false)),
+    }
+}
+
+/// The pointing game over the rows with a mask or a box: the share whose top patch holds some of
+/// the object (a mask: any of its pixels, as `eval pointing` counts; a box: the patch's centre
+/// inside), and the share of the positive map's mass on the object (each patch weighted by its
+/// object share), for the paper's map, mean attention, and a uniformly random patch (its exact
+/// expectation: the share of patches that would hit, and the mean object share).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Pointing {
     pub examples: usize,
+    /// How many of them were scored against a mask (the rest against a box).
+    pub with_mask: usize,
     pub hit_rate: f64,
     pub hit_rate_mean_attention: f64,
     pub hit_rate_random: f64,
@@ -183,24 +202,26 @@ pub struct Pointing {
 pub fn pointing(rows: &[&Row]) -> Option<Pointing> {
     let mut p = Pointing::default();
     for r in rows {
-        let Some(inside) = patches_in_box(r) else { continue };
+        let Some((weight, mask)) = object_region(r) else { continue };
         let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]).then(b.cmp(&a))).unwrap_or(0);
         let mass = |v: &[f32]| {
             let total: f64 = v.iter().map(|&s| s.max(0.0) as f64).sum();
-            if total > 0.0 { v.iter().zip(&inside).filter(|(_, i)| **i).map(|(&s, _)| s.max(0.0) as f64).sum::<f64>() / total } else { 0.0 }
+            if total > 0.0 { v.iter().zip(&weight).map(|(&s, w)| s.max(0.0) as f64 * w).sum::<f64>() / total } else { 0.0 }
         };
-        let share = inside.iter().filter(|&&i| i).count() as f64 / inside.len() as f64;
+        let n = weight.len() as f64;
         p.examples += 1;
-        p.hit_rate += inside[argmax(&r.patch_scores)] as u8 as f64;
-        p.hit_rate_mean_attention += inside[argmax(&r.baseline_map)] as u8 as f64;
-        p.hit_rate_random += share;
+        p.with_mask += mask as usize;
+        p.hit_rate += (weight[argmax(&r.patch_scores)] > 0.0) as u8 as f64;
+        p.hit_rate_mean_attention += (weight[argmax(&r.baseline_map)] > 0.0) as u8 as f64;
+        p.hit_rate_random += weight.iter().filter(|&&w| w > 0.0).count() as f64 / n;
         p.mass_in_box += mass(&r.patch_scores);
         p.mass_in_box_mean_attention += mass(&r.baseline_map);
-        p.mass_in_box_random += share;
+        p.mass_in_box_random += weight.iter().sum::<f64>() / n;
     }
     let n = p.examples as f64;
     (p.examples > 0).then(|| Pointing {
         examples: p.examples,
+        with_mask: p.with_mask,
         hit_rate: p.hit_rate / n,
         hit_rate_mean_attention: p.hit_rate_mean_attention / n,
         hit_rate_random: p.hit_rate_random / n,
@@ -323,6 +344,8 @@ mod tests {
             answer: Some("purple".into()),
             bbox: Some([0.0, 0.0, 10.0, 5.0]),
             crop: Some([0.0, 0.0, 10.0, 10.0]),
+            mask_coverage: None,
+            analyses: None,
         }
     }
 
@@ -344,6 +367,14 @@ mod tests {
         let p = pointing(&rows).unwrap();
         assert_eq!((p.examples, p.hit_rate, p.hit_rate_mean_attention, p.hit_rate_random), (2, 0.0, 0.0, 0.5));
         assert!((p.mass_in_box - 0.4).abs() < 1e-9 && (p.mass_in_box_mean_attention - 0.3).abs() < 1e-6, "{p:?}");
+        // A mask takes over from the box: a quarter of patch 2 (the map's best) is the object,
+        // and all of patch 0; mean attention's best (patch 3) misses.
+        let mut m = a.clone();
+        m.mask_coverage = Some(vec![1.0, 0.0, 0.25, 0.0]);
+        let p = pointing(&[&m]).unwrap();
+        assert_eq!((p.with_mask, p.hit_rate, p.hit_rate_mean_attention, p.hit_rate_random), (1, 1.0, 0.0, 0.5));
+        // Positive map 0, 2, 3, 0 (sum 5): 3 x 0.25 on the object; the random patch: mean share.
+        assert!((p.mass_in_box - 0.15).abs() < 1e-9 && (p.mass_in_box_random - 0.3125).abs() < 1e-9, "{p:?}");
     }
 
     #[test]
