@@ -6,7 +6,8 @@
 #     options), every check, with the model folders of the test on a second origin;
 #  2. against a static server that answers every missing path with index.html and status 200
 #     (a single-page-app host): the demo model loads and explains with the CLI's numbers.
-# Screenshots and timings land in target/e2e/{served,spa}/.
+#  3. browsing a batch output of the same scene in the page (web/e2e/batch.mjs).
+# Screenshots and timings land in target/e2e/{served,spa,batch}/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/setup-web.sh)"
@@ -56,3 +57,10 @@ until curl -sf "$url" | grep -q 'llava-lens-web'; do
 done
 node web/e2e/run.mjs --page "$url" "${cli_args[@]}"
 node web/e2e/run.mjs --spa "${cli_args[@]}"
+# A batch output of the scene's questions, plus a line that fails, browsed in the page (no model
+# needed): list, tag filter, score sort, a line's views with the batch's numbers.
+{ cat "$work/scene/examples.jsonl"
+  echo '{"id": "broken", "image": "missing.png", "question": "What is the color of the star?", "tags": ["broken"]}'
+} > "$work/scene/batch-examples.jsonl"
+"$bin" batch --examples "$work/scene/batch-examples.jsonl" --out "$work/batch.jsonl" --lens-k 0 2>/dev/null
+node web/e2e/batch.mjs target/dist "$work/batch.jsonl" $(ls "$work"/scene/*.png | grep -v '\.mask\.png$')

@@ -5,6 +5,7 @@
 //! Pure logic (messages, share links, patch geometry) compiles and is tested natively; the page
 //! and the worker exist on wasm32 only.
 
+pub mod batch;
 pub mod files;
 pub mod protocol;
 pub mod share;

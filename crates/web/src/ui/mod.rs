@@ -1,9 +1,10 @@
 //! The page: model panel (demo, URL, files; storage), image input (gallery, file, drop, paste),
-//! question, Run; the answer with its top-5; the patch map beside the mean-attention baseline;
-//! the layers x heads grid; share link and exports. Every model call goes to the worker; a
+//! question, Run; a batch output to browse; the answer with its top-5; the patch map beside the
+//! mean-attention baseline; the layers x heads grid; share link and exports. Every model call goes to the worker; a
 //! share link renders without any model. `?embed=1` shows the explanation alone (documentation
 //! pages), `?model=URL` loads that model instead of the demo, `?dtype=q4` picks its weights.
 
+mod batch;
 mod dom;
 mod faithful;
 mod model;
@@ -400,6 +401,9 @@ fn App() -> impl IntoView {
                         {move || if s.busy.get() { "Explaining..." } else { "Run" }}
                     </button>
                 </section>
+            </Show>
+            <Show when=move || !s.embed>
+                <batch::BatchPanel s=s />
             </Show>
             <Show when=move || s.recorded.get().is_some()>
                 <result::ResultView s=s />
