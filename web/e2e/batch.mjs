@@ -4,7 +4,7 @@
 // No model is needed for this (the numbers are the batch's). Screenshots go to target/e2e/batch/.
 //
 // usage: node web/e2e/batch.mjs DIST_DIR BATCH_JSONL IMAGE...
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { serve } from './serve.mjs';
 import fs from 'node:fs';
 
@@ -19,13 +19,7 @@ const lines = fs.readFileSync(batchPath, 'utf8').split('\n').filter((l) => l.tri
 const explained = lines.filter((l) => !l.error);
 
 const { server, base } = await serve(dist, {}, {});
-const profile = fs.mkdtempSync('/tmp/llava-lens-e2e-batch-');
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch('llava-lens-e2e-batch-');
 const failures = [];
 const check = (ok, what) => { console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`); if (!ok) failures.push(what); };
 try {
@@ -65,7 +59,7 @@ try {
   check(cell.includes(top.best_head.score.toFixed(4).replace(/^(?=\d)/, '+')), `the head grid holds the line's score: "${cell}"`);
   const drawn = await page.getByTestId('map').evaluate((c) => c.width > 0 && c.height > 0);
   check(drawn, 'the map is drawn over the image');
-  const json = JSON.parse(await page.getByTestId('json').innerText());
+  const json = JSON.parse(await page.getByTestId('json').textContent()); // inside a closed <details>
   check(json.best_head.layer === top.best_head.layer && json.patch_scores.length === top.patch_scores.length, 'the JSON view holds the line');
   await page.screenshot({ path: `${out}/1-batch-line.png`, fullPage: true });
 

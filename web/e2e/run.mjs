@@ -16,7 +16,7 @@
 // (CLI_CONTRAST_JSON: the CLI's explanation of the same question with --target ANSWER
 // --contrast none; CLI_FAITHFUL_JSON: `llava-lens faithfulness --operator knockout --steps 8
 // --seeds 2` on it)
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { serve } from './serve.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -180,13 +180,7 @@ const base = pageUrl ? (pageUrl.endsWith('/') ? pageUrl : pageUrl + '/') : ownBa
 const models = ownBase;
 console.log(`page at ${base}${pageUrl ? ' (served by another server)' : spa ? ' (missing paths answer index.html, 200)' : ''}; model folders at ${models}`);
 
-const profile = fs.mkdtempSync('/tmp/llava-lens-e2e-');
-const browser = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch('llava-lens-e2e-');
 const failures = [];
 const check = (ok, what) => { console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`); if (!ok) failures.push(what); };
 
@@ -560,12 +554,7 @@ try {
     await checkCsp(page, 'the page as served');
 
     // A browser without WebGPU: a clear message in the page, not a dead tab.
-    const plainProfile = fs.mkdtempSync('/tmp/llava-lens-e2e-nogpu-');
-    const plain = await chromium.launchPersistentContext(plainProfile, {
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      headless: true,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    });
+    const plain = await launch('llava-lens-e2e-plain-', { webgpu: false });
     try {
       const noGpu = await plain.newPage();
       await noGpu.goto(base);
