@@ -549,6 +549,10 @@ try {
     await broken.goto(base + '#x=1.damaged!');
     await broken.getByTestId('error').waitFor({ timeout: 60_000 });
     check((await broken.getByTestId('error').innerText()).includes('damaged'), 'a damaged link gives a clear error');
+    // The automatic model load on arrival must not hide it: still there once the model is ready.
+    await broken.waitForFunction(() => document.querySelector('[data-testid="status"]')?.textContent.startsWith('ready:'), null, { timeout: 120_000 });
+    check((await broken.getByTestId('error').count()) === 1 && (await broken.getByTestId('error').innerText()).includes('damaged'),
+      'the damaged link\'s error stays after the demo model loads');
     await broken.screenshot({ path: `${out}/4-damaged-link.png`, fullPage: true });
 
     await checkCsp(page, 'the page as served');

@@ -35,11 +35,12 @@ fn post(req: &Request) {
 }
 
 /// Sends the request `make` builds from the panel's source and weight format; false (with the
-/// reason shown) when the panel names no source yet. Replies arrive later, as events.
+/// reason shown) when the panel names no source yet. Replies arrive later, as events. It leaves
+/// the error shown: the automatic check on arrival must not hide one the visitor has not read (a
+/// damaged share link's); the panel's buttons clear it ([`by_click`]).
 fn ask(s: &State, status: &str, make: impl FnOnce(ModelSource, WeightDType) -> Request) -> bool {
     match source(s).and_then(|source| Ok((source, s.dtype.get_untracked().parse::<WeightDType>()?))) {
         Ok((source, dtype)) => {
-            s.error.set(None);
             s.loading.set(true);
             s.status.set(status.into());
             post(&make(source, dtype));
@@ -58,6 +59,14 @@ pub fn check(s: &State, then_load: bool) {
     if ask(s, "checking the model", |source, dtype| Request::Inspect { source, dtype }) {
         s.plan.set(None);
         s.pending_load.set(then_load);
+    }
+}
+
+/// A panel button's action: the visitor acted, so the error they saw gives way.
+fn by_click(s: State, action: impl Fn(&State)) -> impl Fn(leptos::ev::MouseEvent) {
+    move |_| {
+        s.error.set(None);
+        action(&s)
     }
 }
 
@@ -186,12 +195,12 @@ pub fn ModelPanel(s: State) -> impl IntoView {
             <Show when=move || s.link_model_host.get().is_some()>
                 <p class="ask" data-testid="link-model-ask">{move || s.link_model_host.get().map(|h| format!("The link asks to load a model from {h}. Press Load to download it from there."))}</p>
             </Show>
-            <button data-testid="check" on:click=move |_| check(&s, false) disabled=move || s.loading.get()>"Check size"</button>
-            <button data-testid="load" on:click=move |_| check(&s, true) disabled=move || s.loading.get()>"Load"</button>
+            <button data-testid="check" on:click=by_click(s, |s| check(s, false)) disabled=move || s.loading.get()>"Check size"</button>
+            <button data-testid="load" on:click=by_click(s, |s| check(s, true)) disabled=move || s.loading.get()>"Load"</button>
             <Show when=move || s.plan.get().is_some()>
                 <p class="plan" data-testid="plan">{move || s.plan.get().map(|p| plan_text(&p))}</p>
                 <Show when=move || s.plan.get().is_some_and(|p| p.problem.is_none()) && s.loaded.get().is_none()>
-                    <button data-testid="confirm-load" on:click=move |_| load_now(&s) disabled=move || s.loading.get()>{move || s.plan.get().map(|p| if p.download_bytes > 0 { format!("Download {} and load", human_bytes(p.download_bytes)) } else { "Load".into() })}</button>
+                    <button data-testid="confirm-load" on:click=by_click(s, load_now) disabled=move || s.loading.get()>{move || s.plan.get().map(|p| if p.download_bytes > 0 { format!("Download {} and load", human_bytes(p.download_bytes)) } else { "Load".into() })}</button>
                 </Show>
             </Show>
             {bar("download", "bar-download", s.download, true)}
