@@ -39,8 +39,8 @@ impl Words {
     pub fn of(rows: &[Row]) -> Words {
         let (mut colors, mut objects) = (BTreeSet::new(), BTreeSet::new());
         for e in rows.iter().filter_map(|r| r.example.as_ref().ok()) {
-            colors.extend(e.color.as_deref().map(normal));
-            objects.extend(e.object.as_deref().map(normal));
+            colors.extend(e.color.as_deref().map(normal).filter(|w| !w.is_empty()));
+            objects.extend(e.object.as_deref().map(normal).filter(|w| !w.is_empty()));
         }
         Words { colors: colors.into_iter().collect(), objects: objects.into_iter().collect() }
     }
@@ -74,7 +74,7 @@ pub struct Chosen {
 /// neither a colour nor an object) and the words, or why there are none.
 pub fn plan(e: &Example, id: &str, words: &Words, tok: &LlavaTokenizer, s: Settings) -> Result<(StorageProbe, Chosen), String> {
     let pick = |word: &Option<String>, pool: &[String], kind: &str| -> Result<Option<(String, String)>, String> {
-        let Some(w) = word.as_deref() else { return Ok(None) };
+        let Some(w) = word.as_deref().filter(|w| !w.trim().is_empty()) else { return Ok(None) };
         let alt = other(pool, w, id, kind).ok_or_else(|| format!("the file has no {kind} other than {w:?} to draw a random one from"))?;
         Ok(Some((normal(w), alt.to_string())))
     };
@@ -144,11 +144,14 @@ fn replace_word(text: &str, word: &str, by: &str) -> String {
         out.push_str(&text[at..start]);
         if boundary(&lower, start, true) && boundary(&lower, end, false) {
             let capital = text[start..].starts_with(|c: char| c.is_uppercase());
-            let mut r = by.to_string();
-            if capital {
-                r = r[..1].to_uppercase() + &r[1..];
+            let mut chars = by.chars();
+            match (capital, chars.next()) {
+                (true, Some(first)) => {
+                    out.extend(first.to_uppercase());
+                    out.push_str(chars.as_str());
+                }
+                _ => out.push_str(by),
             }
-            out.push_str(&r);
         } else {
             out.push_str(&text[start..end]);
         }
@@ -228,6 +231,10 @@ mod tests {
         assert_eq!(q, "What is the color of the square? Circles aside.");
         assert_eq!(p, "Square: the color of the square is");
         assert_eq!(swap_object(&e, "triangle", "square"), None);
+        // Words outside ASCII, and an empty replacement, are no trouble.
+        let (q, _) = swap_object(&e, "circle", "étoile").unwrap();
+        assert_eq!(q, "What is the color of the étoile? Circles aside.");
+        assert_eq!(swap_object(&e, "circle", "").unwrap().1, ": the color of the  is");
     }
 
     #[test]

@@ -323,6 +323,26 @@ mod tests {
     }
 
     #[test]
+    fn masks_take_a_path_and_a_whole_pixel_value() {
+        let rows = jsonl(concat!(
+            r#"{"id": "m", "image": "a.png", "question": "Q?", "mask": "a.mask.png", "mask_value": 3}"#,
+            "\n",
+            r#"{"id": "t", "image": "a.png", "question": "Q?", "mask": "a.mask.png", "mask_value": "2"}"#,
+            "\n",
+            r#"{"id": "x", "image": "a.png", "question": "Q?", "mask": "a.mask.png", "mask_value": "red"}"#,
+            "\n",
+            r#"{"id": "n", "image": "a.png", "question": "Q?", "mask": "a.mask.png", "mask_value": -1}"#,
+        ));
+        let e = rows[0].example.as_ref().unwrap();
+        assert_eq!((e.mask.as_deref(), e.mask_value), (Some("a.mask.png"), Some(3)));
+        assert_eq!(rows[1].example.as_ref().unwrap().mask_value, Some(2));
+        for r in &rows[2..] {
+            assert!(r.example.as_ref().unwrap_err().contains("mask_value is"), "{r:?}");
+        }
+        assert_eq!(e.mask_path(Path::new("/data/ex.jsonl")), Some(PathBuf::from("/data/a.mask.png")));
+    }
+
+    #[test]
     fn csv_columns_map_to_fields() {
         let cols = Columns::parse(&["question=q".into(), "image=file".into()]).unwrap();
         let rows = read_csv("id,file,q,tags,box\nk1,a.png,Is it red?,\"colour, hard\",1 2 3 4\nk2,b.png,,,\n", &cols).unwrap();
