@@ -7,6 +7,18 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use image::ColorType;
 use llava_lens_explain::explanation::Crop;
+use llava_lens_model::config::VisionConfig;
+use llava_lens_model::preprocess::Preprocessed;
+
+/// [`coverage`] of the patch grid `vision` lays over `pre`: the crop box and grid `explain`'s
+/// document records for this image (`Preprocessed::patch_region`, `VisionConfig::grid`), known
+/// before the GPU runs, so the batch's loader thread reads the mask ahead of it.
+pub fn coverage_of_view(path: &Path, value: Option<u32>, pre: &Preprocessed, vision: &VisionConfig) -> anyhow::Result<Vec<f32>> {
+    // The same call `document` makes, so the box is the one written into the line's `crop`.
+    let (_, c) = pre.patch_region(vision.covered_pixels());
+    let crop = Crop { x: c.x, y: c.y, width: c.width, height: c.height };
+    coverage(path, value, pre.original, &crop, vision.grid())
+}
 
 /// The share of each patch of a `grid x grid` map, drawn over `crop` of the original image, that
 /// the mask marks: pixels equal to `value`, or any non-zero pixel when `value` is None. `original`

@@ -2,7 +2,7 @@
 //! line per example appended as it finishes (docs/BATCH.md). A rerun skips the ids already in
 //! the output, so an interrupted run resumes; `--shard I/N` takes a deterministic share of the
 //! ids for array jobs whose outputs merge by concatenation. The next image is decoded and
-//! preprocessed on another thread while the GPU explains the current one.
+//! preprocessed, and its mask read, on another thread while the GPU explains the current one.
 
 mod analyses;
 pub mod examples;
@@ -104,8 +104,17 @@ impl Inputs {
     }
 }
 
-/// What the loader thread hands over: the example's row index and its preprocessed image.
-type Loaded = (usize, Result<Preprocessed, String>);
+/// What the loader thread hands over: the example's row index and its image made ready.
+type Loaded = (usize, Result<View, String>);
+
+/// An example's image as the loader thread readies it, ahead of the GPU.
+struct View {
+    pre: Preprocessed,
+    /// The mask's `mask_coverage` when the example has a mask. Read here so the GPU does not
+    /// wait on a decode; a bad mask is still its own example's error line, and only once the
+    /// explanation succeeds (`explain_row`), as when the main loop read it.
+    mask: Option<anyhow::Result<Vec<f32>>>,
+}
 
 pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
     let mut rows = examples::read(&a.examples, &Columns::parse(&a.columns)?)?;
@@ -158,16 +167,32 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
         // Two images ahead at most: decoding overlaps the GPU without holding a folder in memory.
         let (send, receive) = mpsc::sync_channel::<Loaded>(2);
         // Only examples with an image go through the loader, in order.
-        let jobs: Vec<(usize, PathBuf)> =
-            todo.iter().enumerate().filter_map(|(i, r)| Some((i, r.example.as_ref().ok()?.image_path(&a.examples)?))).collect();
-        let processor = &processor;
+        let jobs: Vec<(usize, &Example, PathBuf)> = todo
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let e = r.example.as_ref().ok()?;
+                Some((i, e, e.image_path(&a.examples)?))
+            })
+            .collect();
+        let (processor, examples_file) = (&processor, &a.examples);
+        // The patch grid the mask is measured on: the model's, as `document` lays it over the
+        // image. A processor exists only with a vision tower, so this is Some whenever it is Ok.
+        let vision = m.model.config.vision.as_ref();
         scope.spawn(move || {
-            for (i, path) in jobs {
+            for (i, example, path) in jobs {
                 let pre = match processor {
                     Ok(p) => load_image(&path).and_then(|img| preprocess(&img, p, mode)).map_err(|e| e.to_string()),
                     Err(no_vision) => Err(no_vision.clone()),
                 };
-                if send.send((i, pre)).is_err() {
+                let view = pre.map(|pre| {
+                    let mask = example
+                        .mask_path(examples_file)
+                        .zip(vision)
+                        .map(|(mask_path, vision)| mask::coverage_of_view(&mask_path, example.mask_value, &pre, vision));
+                    View { pre, mask }
+                });
+                if send.send((i, view)).is_err() {
                     return; // the main loop stopped (a device failure)
                 }
             }
@@ -177,10 +202,10 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
             let result = match &row.example {
                 Err(problem) => Err(anyhow::anyhow!("{problem}")),
                 Ok(example) if example.image.is_some() => {
-                    let (at, pre) = next.next().context("the image loader stopped early")?;
+                    let (at, view) = next.next().context("the image loader stopped early")?;
                     debug_assert_eq!(at, i);
-                    pre.map_err(|e| anyhow::anyhow!(e))
-                        .and_then(|pre| explain_row(a, &m, &model_name, example, Some(&pre), &row.id, &words))
+                    view.map_err(|e| anyhow::anyhow!(e))
+                        .and_then(|view| explain_row(a, &m, &model_name, example, Some(view), &row.id, &words))
                 }
                 Ok(example) => explain_row(a, &m, &model_name, example, None, &row.id, &words),
             };
@@ -226,16 +251,21 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
 }
 
 /// One example through `explain`'s document, as a JSON value (the map PNG written if asked),
-/// with the example's analyses when `--analyses` asks.
+/// with its mask's coverage when it has one, and the example's analyses when `--analyses` asks.
 fn explain_row(
     a: &BatchArgs,
     m: &crate::input::LoadedModel,
     model_name: &str,
     example: &Example,
-    pre: Option<&Preprocessed>,
+    view: Option<View>,
     id: &str,
     words: &Words,
 ) -> anyhow::Result<Value> {
+    let (pre, mask) = match view {
+        Some(View { pre, mask }) => (Some(pre), mask),
+        None => (None, None),
+    };
+    let pre = pre.as_ref();
     let tok = &m.tokenizer;
     let parts = PromptParts { image: pre.is_some(), context: example.context.as_deref().unwrap_or("") };
     let make_prompt = |question: &str, prefix: &str| -> anyhow::Result<llava_lens_model::Prompt> {
@@ -265,9 +295,9 @@ fn explain_row(
         png.save(&path).with_context(|| format!("writing {}", path.display()))?;
     }
     let mut line = serde_json::to_value(&done.explanation)?;
-    // The mask as the patch grid sees it: reports score the map against it.
-    if let (Some(path), Some(pre), Some(crop)) = (example.mask_path(&a.examples), pre, done.explanation.crop.as_ref()) {
-        line["mask_coverage"] = json!(mask::coverage(&path, example.mask_value, pre.original, crop, done.explanation.grid)?);
+    // The mask as the patch grid sees it (read by the loader): reports score the map against it.
+    if let Some(coverage) = mask {
+        line["mask_coverage"] = json!(coverage?);
     }
     match plan {
         None => {}
