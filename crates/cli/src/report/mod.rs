@@ -38,8 +38,9 @@ pub struct ReportArgs {
     pub seed: u64,
 }
 
-/// The numbers of one group of rows (the whole run, or one tag).
-fn summary(rows: &[&Row], k: usize) -> Value {
+/// The numbers of one group of rows (the whole run, or one tag), with that group's
+/// `analyses::summarise` (passed in: the whole run's also draws the figures, summarised once).
+fn summary(rows: &[&Row], k: usize, analysed: Option<analyses::Analyses>) -> Value {
     let (answered, accuracy) = stats::accuracy(rows);
     json!({
         "examples": rows.len(),
@@ -49,7 +50,7 @@ fn summary(rows: &[&Row], k: usize) -> Value {
         "pointing": stats::pointing(rows),
         "mean_best_head_score": (!rows.is_empty()).then(|| rows.iter().map(|r| r.head_scores[r.best_layer].iter().copied().fold(f32::MIN, f32::max) as f64).sum::<f64>() / rows.len() as f64),
         "top_k": k,
-        "analyses": analyses::summarise(rows),
+        "analyses": analysed,
     })
 }
 
@@ -89,8 +90,12 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
     let tags: BTreeSet<&str> = rows.iter().flat_map(|r| r.tags.iter().map(String::as_str)).collect();
     let by_tag: serde_json::Map<String, Value> = tags
         .iter()
-        .map(|&t| (t.to_string(), summary(&rows.iter().filter(|r| r.tags.iter().any(|x| x == t)).collect::<Vec<_>>(), a.top_k)))
+        .map(|&t| {
+            let tagged: Vec<&Row> = rows.iter().filter(|r| r.tags.iter().any(|x| x == t)).collect();
+            (t.to_string(), summary(&tagged, a.top_k, analyses::summarise(&tagged)))
+        })
         .collect();
+    let analysed = analyses::summarise(&all);
     // The first run is compared as read above, the others are read here.
     let mut others = Vec::new();
     for p in &a.runs[1..] {
@@ -111,7 +116,7 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
         "error_lines": errors,
         "layers": shape.0,
         "heads": shape.1,
-        "summary": summary(&all, a.top_k),
+        "summary": summary(&all, a.top_k, analysed),
         "by_tag": by_tag,
         "mean_head_scores": mean,
         "top_k_frequency": freq,
@@ -137,7 +142,7 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
     write("top_k_frequency.svg", &svg_freq)?;
     write("best_head_layers.svg", &svg_layers)?;
     let mut svgs = vec![svg_mean, svg_freq, svg_layers];
-    if let Some(an) = analyses::summarise(&all) {
+    if let Some(an) = analysed {
         write("analyses.csv", &analyses::csv(&an))?;
         let mut groups = Vec::new();
         for (name, m) in [("colour in value outputs", an.value_storage), ("object in layer inputs", an.input_storage)] {
