@@ -196,6 +196,30 @@ impl LlavaTokenizer {
         }
     }
 
+    /// The words of `text` the vocabulary has no whole piece for, each with the pieces it is read
+    /// as: a model trained on a small vocabulary (the demo model's) has never seen such a word,
+    /// so the page warns that its answer to a question naming it is a guess. Words are runs of
+    /// letters; a word counts as known when its word-initial piece (or the bare piece) exists,
+    /// case as typed.
+    pub fn split_words(&self, text: &str) -> Vec<(String, Vec<String>)> {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        for word in text.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()) {
+            let known = [format!("▁{word}"), format!("Ġ{word}"), word.to_string()].iter().any(|p| self.token_id(p).is_some());
+            if known || out.iter().any(|(w, _)| w == word) {
+                continue;
+            }
+            // SentencePiece marks the word's start itself; a lone start mark is not a piece of
+            // the word. An encoding error leaves the word out (the prompt's encoding reports it).
+            let Ok(ids) = self.encode(word) else { continue };
+            let pieces: Vec<String> =
+                ids.into_iter().filter(|&i| Some(i) != self.bos).filter_map(|i| self.token(i)).filter(|p| p != "▁").collect();
+            if pieces.len() > 1 {
+                out.push((word.to_string(), pieces));
+            }
+        }
+        out
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }

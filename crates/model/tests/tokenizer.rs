@@ -79,6 +79,20 @@ fn a_tokenizer_cut_anywhere_in_its_decoder_is_an_error_naming_the_file_not_a_pan
 }
 
 #[test]
+fn words_without_a_whole_piece_are_named_with_their_pieces() {
+    // The demo model's small vocabulary knows its scenes' words, not "ball".
+    let demo =
+        LlavaTokenizer::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/scenes-tiny/tokenizer.json"), None).unwrap();
+    let split = demo.split_words("What is the color of the ball? The ball, the circle?");
+    assert_eq!(split.len(), 1, "one unknown word, named once: {split:?}");
+    assert_eq!(split[0].0, "ball");
+    assert!(split[0].1.len() > 1 && split[0].1.concat().replace('▁', "") == "ball", "{split:?}");
+    assert!(demo.split_words("What is the color of the circle?").is_empty());
+    // LLaMA's vocabulary has "brown" whole.
+    assert!(tokenizer().split_words("Is the dog brown?").is_empty());
+}
+
+#[test]
 fn tokens_resolve_by_id_word_piece_or_single_token_text() {
     let tok = tokenizer();
     assert_eq!(tok.resolve_token("17354").unwrap(), 17354, "an id");
