@@ -52,6 +52,19 @@ pub struct Legend {
     pub colormap: &'static str,
 }
 
+/// The value range and colour map `scores` are drawn with: what a legend drawn elsewhere (the
+/// page's SVG colour bar) must say.
+pub fn legend(scores: &[f32], palette: Palette) -> Legend {
+    Colours::new(scores, palette).legend()
+}
+
+/// `n` colours evenly spaced from the bottom of `palette`'s range to its top (a colour bar's
+/// gradient stops).
+pub fn ramp(palette: Palette, n: usize) -> Vec<[u8; 3]> {
+    let c = Colours { min: 0.0, max: 1.0, palette };
+    (0..n).map(|i| c.of(i as f32 / (n.max(2) - 1) as f32)).collect()
+}
+
 /// OpenCV's cubic convolution kernel with a = -0.75.
 fn cubic_075(x: f64) -> f64 {
     let a = -0.75;
@@ -274,6 +287,16 @@ mod tests {
         assert_eq!(legend.colormap, "gray");
         // Patch 0 (score 0) is black at 0.8 over gray 128: 0.2 * 128 = 25.6.
         assert_eq!(img.get_pixel(5, 5).0, [26, 26, 26]);
+    }
+
+    #[test]
+    fn legends_and_ramps_match_the_drawn_colours() {
+        let l = legend(&[-0.5, 2.0], Palette::Signed);
+        assert_eq!((l.min, l.max), (-2.0, 2.0), "signed maps are symmetric around 0");
+        let r = ramp(Palette::Signed, 3);
+        let c = Colours::new(&[-0.5, 2.0], Palette::Signed);
+        assert_eq!(r, vec![c.of(-2.0), c.of(0.0), c.of(2.0)]);
+        assert_eq!(ramp(Palette::Gray, 2), vec![[0, 0, 0], [255, 255, 255]]);
     }
 
     #[test]
