@@ -49,6 +49,35 @@ impl Entry {
         let want = self.example.answer.as_deref()?;
         Some(self.answer_given()?.trim().eq_ignore_ascii_case(want.trim()))
     }
+
+    /// What the list shows of this line: a few strings, so that re-drawing the list (a new tag
+    /// or order) copies no explanation.
+    pub fn row(&self) -> Row {
+        let (answer, head, score) = match &self.outcome {
+            Err(e) => (format!("error: {e}"), String::new(), String::new()),
+            Ok(e) => {
+                let a = self.answer_given().unwrap_or_default();
+                let answer = match self.correct() {
+                    Some(true) => format!("{a} (right)"),
+                    Some(false) => format!("{a} (expected {})", self.example.answer.clone().unwrap_or_default()),
+                    None => a,
+                };
+                (answer, format!("{}.{}", e.best_head.layer, e.best_head.head), format!("{:+.4}", e.best_head.score))
+            }
+        };
+        Row { id: self.id.clone(), tags: self.example.tags.join(", "), answer, head, score, failed: self.outcome.is_err() }
+    }
+}
+
+/// One line of the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub id: String,
+    pub tags: String,
+    pub answer: String,
+    pub head: String,
+    pub score: String,
+    pub failed: bool,
 }
 
 #[derive(Deserialize)]
@@ -221,6 +250,10 @@ mod tests {
         assert_eq!(e[1].outcome, Err("image missing".into()));
         assert_eq!((e[0].correct(), e[2].correct(), e[3].correct(), e[1].correct()), (Some(true), Some(false), Some(true), None));
         assert_eq!(tags(&e), ["circle", "present", "square"]);
+        let (right, wrong, failed) = (e[0].row(), e[2].row(), e[1].row());
+        assert_eq!((right.answer.as_str(), right.score.as_str(), right.tags.as_str()), ("red (right)", "+0.5000", "circle"));
+        assert_eq!(wrong.answer, "blue (expected green)");
+        assert!(failed.failed && failed.answer == "error: image missing" && failed.head.is_empty());
         let bad = parse("{\"id\": \"a\"}\n{not json", "x.jsonl").unwrap_err();
         assert!(bad.contains("x.jsonl, line 1: not an explanation"), "{bad}");
         assert!(parse("\n", "empty.jsonl").unwrap_err().contains("holds no lines"));

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod files;
+pub mod notice;
 pub mod protocol;
 pub mod share;
 pub mod view;

@@ -1,14 +1,21 @@
 //! Patch geometry and ranking the page draws with (pure, tested natively).
 
-/// The patch under a point of the drawn map: `(x, y)` in pixels of a `size` x `size` drawing of a
-/// `grid` x `grid` patch map; None outside it.
-pub fn patch_at(x: f64, y: f64, size: f64, grid: usize) -> Option<usize> {
-    if !(0.0..size).contains(&x) || !(0.0..size).contains(&y) || grid == 0 {
+/// The patch under a point `(x, y)` of a drawing whose patch grid (`grid` x `grid`) fills the
+/// box `(x0, y0, w, h)` (the model's crop inside the visitor's picture); None outside it.
+pub fn patch_at(x: f64, y: f64, (x0, y0, w, h): (f64, f64, f64, f64), grid: usize) -> Option<usize> {
+    let (u, v) = ((x - x0) / w, (y - y0) / h);
+    if !(0.0..1.0).contains(&u) || !(0.0..1.0).contains(&v) || grid == 0 {
         return None;
     }
-    let col = ((x / size) * grid as f64) as usize;
-    let row = ((y / size) * grid as f64) as usize;
+    let (col, row) = ((u * grid as f64) as usize, (v * grid as f64) as usize);
     Some(row.min(grid - 1) * grid + col.min(grid - 1))
+}
+
+/// The patch a keyboard arrow moves to from `at` (`dx`, `dy` in patches), staying on the grid.
+pub fn step_patch(at: usize, (dx, dy): (i64, i64), grid: usize) -> usize {
+    let g = grid.max(1) as i64;
+    let (row, col) = ((at as i64 / g + dy).clamp(0, g - 1), (at as i64 % g + dx).clamp(0, g - 1));
+    (row * g + col) as usize
 }
 
 /// Canvas points of a curve sampled on the uniform grid 0, 1/n, ..., 1, in the box at `(x0, y0)`
@@ -57,12 +64,28 @@ mod tests {
 
     #[test]
     fn points_map_to_patches_row_major() {
-        assert_eq!(patch_at(0.0, 0.0, 336.0, 12), Some(0));
-        assert_eq!(patch_at(335.9, 0.0, 336.0, 12), Some(11));
-        assert_eq!(patch_at(0.0, 28.0, 336.0, 12), Some(12));
-        assert_eq!(patch_at(335.9, 335.9, 336.0, 12), Some(143));
-        assert_eq!(patch_at(-1.0, 3.0, 336.0, 12), None);
-        assert_eq!(patch_at(3.0, 336.0, 336.0, 12), None);
+        let full = (0.0, 0.0, 336.0, 336.0);
+        assert_eq!(patch_at(0.0, 0.0, full, 12), Some(0));
+        assert_eq!(patch_at(335.9, 0.0, full, 12), Some(11));
+        assert_eq!(patch_at(0.0, 28.0, full, 12), Some(12));
+        assert_eq!(patch_at(335.9, 335.9, full, 12), Some(143));
+        assert_eq!(patch_at(-1.0, 3.0, full, 12), None);
+        assert_eq!(patch_at(3.0, 336.0, full, 12), None);
+        // A centre crop of a wide picture: the margins are outside the grid.
+        let crop = (100.0, 0.0, 300.0, 300.0);
+        assert_eq!(patch_at(50.0, 10.0, crop, 3), None);
+        assert_eq!(patch_at(100.0, 0.0, crop, 3), Some(0));
+        assert_eq!(patch_at(399.0, 299.0, crop, 3), Some(8));
+        assert_eq!(patch_at(410.0, 10.0, crop, 3), None);
+    }
+
+    #[test]
+    fn arrows_move_the_patch_cursor_within_the_grid() {
+        assert_eq!(step_patch(0, (1, 0), 3), 1);
+        assert_eq!(step_patch(0, (0, 1), 3), 3);
+        assert_eq!(step_patch(0, (-1, -1), 3), 0, "stays at the top-left corner");
+        assert_eq!(step_patch(8, (1, 1), 3), 8, "stays at the bottom-right corner");
+        assert_eq!(step_patch(2, (1, 0), 3), 2, "does not wrap to the next row");
     }
 
     #[test]
