@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the web app needs, skipping whatever is already there at the right version:
 # Trunk 0.21.14, wasm-bindgen-cli equal to Cargo.lock's wasm-bindgen (Trunk.toml pins both),
-# binaryen's wasm-opt 132 and playwright-core from npm (web/package.json), and Debian's Chromium
+# binaryen's wasm-opt 132, playwright-core and axe-core from npm (web/package.json), and Debian's Chromium
 # for the end-to-end test. Prints the PATH additions to eval. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
     $sudo_cmd apt-get update -qq >&2
     $sudo_cmd apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${apt_missing[@]}" >&2
 fi
-if [ ! -x web/node_modules/.bin/wasm-opt ] || [ ! -d web/node_modules/playwright-core ]; then
+if [ ! -x web/node_modules/.bin/wasm-opt ] || [ ! -d web/node_modules/playwright-core ] || [ ! -f web/node_modules/axe-core/axe.min.js ]; then
     (cd web && npm ci --no-audit --no-fund) >&2
 fi
 echo "export PATH=\"$PWD/web/node_modules/.bin:$HOME/.cargo/bin:\$PATH\""

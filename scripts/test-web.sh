@@ -7,7 +7,10 @@
 #  2. against a static server that answers every missing path with index.html and status 200
 #     (a single-page-app host): the demo model loads and explains with the CLI's numbers.
 #  3. browsing a batch output of the same scene in the page (web/e2e/batch.mjs).
-# Screenshots and timings land in target/e2e/{served,spa,batch}/.
+# The first run also checks the page as a product (web/e2e/screen.mjs): the main loop by keyboard
+# alone, the result on one 1280 x 800 screen, axe-core in both themes, the phone layout.
+# Screenshots and timings land in target/e2e/{served,spa,batch}/; the served run's
+# desktop-{light,dark}.png and phone-{light,dark}.png are the ones docs/screenshots/ keeps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/setup-web.sh)"

@@ -6,6 +6,7 @@
 // usage: node web/e2e/batch.mjs DIST_DIR BATCH_JSONL IMAGE...
 import { launch } from './chromium.mjs';
 import { serve } from './serve.mjs';
+import { reporter, openPanel } from './report.mjs';
 import fs from 'node:fs';
 
 const [dist, batchPath, ...images] = process.argv.slice(2);
@@ -20,11 +21,11 @@ const explained = lines.filter((l) => !l.error);
 
 const { server, base } = await serve(dist, {}, {});
 const browser = await launch('llava-lens-e2e-batch-');
-const failures = [];
-const check = (ok, what) => { console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`); if (!ok) failures.push(what); };
+const { check, fail, finish } = reporter();
 try {
   const page = await browser.newPage();
   await page.goto(base);
+  await openPanel(page, 'batch');
   await page.getByTestId('batch-file').setInputFiles(batchPath);
   await page.getByTestId('batch-images').setInputFiles(images);
   await page.getByTestId('batch-list').waitFor({ timeout: 60_000 });
@@ -67,18 +68,13 @@ try {
   const failed = lines.find((l) => l.error);
   if (failed) {
     await page.getByTestId(`batch-row-${failed.id}`).click();
-    const err = await page.getByTestId('error').innerText();
+    const err = await page.getByTestId('error').filter({ hasText: failed.id }).innerText({ timeout: 30_000 });
     check(err.includes(failed.id) && err.includes('the batch recorded an error'), `an error line says so: "${err}"`);
   }
 } catch (e) {
-  failures.push(String(e));
-  console.error(e);
+  fail(e);
 } finally {
   await browser.close();
   server.close();
 }
-if (failures.length) {
-  console.error(`${failures.length} check(s) failed`);
-  process.exit(1);
-}
-console.log('e2e batch: all checks passed');
+finish('e2e batch');

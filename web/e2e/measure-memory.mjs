@@ -4,6 +4,7 @@
 // The values are a repeated pattern (memory, not accuracy, is measured). Prints JSON.
 //
 // usage: node web/e2e/measure-memory.mjs DIST_DIR [DTYPE]   (Trunk build; DTYPE default q4)
+import { openPanel } from './report.mjs';
 import { chromium } from 'playwright-core';
 import { serve } from './serve.mjs';
 import fs from 'node:fs';
@@ -89,6 +90,7 @@ try {
   const page = await browser.newPage();
   const t0 = Date.now();
   await page.goto(`${base}?model=${encodeURIComponent(base + 'big/')}&dtype=${dtype}`);
+  await openPanel(page, 'model');
   await page.locator('[data-testid=confirm-load], [data-testid=error]').first().waitFor({ timeout: 120_000 });
   if (await page.getByTestId('error').count()) throw new Error(await page.getByTestId('error').innerText());
   const plan = await page.getByTestId('plan').innerText();
@@ -96,7 +98,8 @@ try {
   await page.getByTestId('confirm-load').click();
   await page.locator('[data-testid=error], [data-testid=status]:text-matches("^ready")').first().waitFor({ timeout: 1_800_000 });
   if (await page.getByTestId('error').count()) throw new Error(await page.getByTestId('error').innerText());
-  const status = await page.getByTestId('status').innerText();
+  // The status line names the model; its tooltip the adapter and the worker's memory.
+  const status = `${await page.getByTestId('status').innerText()} (${await page.getByTestId('status').getAttribute('title')})`;
   console.log(JSON.stringify({ file_bytes: file.length, dtype, plan, status, download_and_load_ms: Date.now() - t1, page_ms: t1 - t0 }, null, 2));
 } finally {
   await browser.close();

@@ -87,6 +87,9 @@ pub enum Response {
         millis: f64,
         /// The worker's wasm memory after the explanation (its peak so far).
         wasm_memory_bytes: u64,
+        /// Question words the vocabulary has no whole piece for, with their pieces.
+        #[serde(default)]
+        split_words: Vec<(String, Vec<String>)>,
     },
     /// The curves, as the CLI's `results[]` (llava_lens_explain::faithfulness).
     Faithful {

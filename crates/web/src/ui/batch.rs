@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
+use super::state::MapChoice;
 use super::{State, dom};
 use crate::batch::{self, Entry, Order};
 
@@ -31,41 +32,47 @@ fn show(s: State, entries: RwSignal<Vec<Entry>>, selected: RwSignal<Option<usize
     let e = match &entry.outcome {
         Ok(e) => e.clone(),
         Err(problem) => {
-            s.error.set(Some(format!("{}: the batch recorded an error: {problem}", entry.id)));
+            s.fail(format!("{}: the batch recorded an error: {problem}", entry.id));
             return;
         }
     };
     let (Some(image), Some(crop)) = (entry.example.image.clone(), e.crop) else {
-        s.error.set(Some(format!("{}: a text-only example has no image map to show", entry.id)));
+        s.fail(format!("{}: a text-only example has no image map to show", entry.id));
         return;
     };
     let paths: Vec<String> = IMAGES.with(|f| f.borrow().iter().map(path_of).collect());
     let Some(at) = batch::find_image(&paths, &image) else {
-        s.error.set(Some(format!(
+        s.fail(format!(
             "{}: its image {image:?} is not among the {} picked files; pick the folder the examples file's images are in",
             entry.id,
             paths.len()
-        )));
+        ));
         return;
     };
     let Some(file) = IMAGES.with(|f| f.borrow().get(at).cloned()) else { return };
     wasm_bindgen_futures::spawn_local(async move {
         let view = match dom::read_file(&file).await.and_then(|bytes| batch::model_view(&bytes, &crop, 336)) {
             Ok(v) => v,
-            Err(err) => return s.error.set(Some(format!("{}: {}: {err}", entry.id, file.name()))),
+            Err(err) => return s.fail(format!("{}: {}: {err}", entry.id, file.name())),
         };
         let Some(r) = batch::recorded(&entry, view) else { return };
+        let o = &s.out;
         s.error.set(None);
-        s.live.set(None);
-        s.shown_head.set(None);
-        s.share_link.set(None);
-        s.millis.set(None);
-        s.lens_tokens.set(e.logit_lens_text.as_ref().map(|t| t.embedding.clone()));
-        s.head_maps.set(e.head_maps.iter().map(|m| (m.head.layer, m.head.head, m.patch_scores.clone())).collect());
-        s.explanation.set(e.to_json_pretty().ok());
-        s.question.set(r.question.clone());
-        s.prefix.set(r.answer_prefix.clone());
-        s.recorded.set(Some(r));
+        s.run.live.set(None);
+        s.run.millis.set(None);
+        s.view.map.set(MapChoice::Paper);
+        s.view.head_cursor.set(None);
+        o.share_link.set(None);
+        // The batch keeps the model's view only: drawn as the map's picture.
+        o.original.set(None);
+        o.split_words.set(Vec::new());
+        o.lens_tokens.set(e.logit_lens_text.as_ref().map(|t| t.embedding.clone()));
+        o.head_maps.set(e.head_maps.iter().map(|m| (m.head.layer, m.head.head, m.patch_scores.clone())).collect());
+        o.top_k.set(e.top_k_heads_map.as_ref().map(|t| (t.k, t.patch_scores.clone())));
+        o.json.set(e.to_json_pretty().ok());
+        s.input.question.set(r.question.clone());
+        s.input.prefix.set(r.answer_prefix.clone());
+        o.recorded.set(Some(r));
         selected.set(Some(i));
     });
 }
@@ -100,7 +107,7 @@ pub fn BatchPanel(s: State) -> impl IntoView {
                     selected.set(None);
                     entries.set(e);
                 }
-                Err(e) => s.error.set(Some(e)),
+                Err(e) => s.fail(e),
             }
         });
     };
@@ -123,7 +130,6 @@ pub fn BatchPanel(s: State) -> impl IntoView {
     };
     view! {
         <section class="batch" data-testid="batch-panel">
-            <h2>"Batch output"</h2>
             <p class="hint">"Browse the lines of a "<code>"llava-lens batch"</code>" run with the same views: its JSONL file and the images it names (no model needed)."</p>
             <label>"Output (JSONL) "<input type="file" accept=".jsonl,.json,application/json" data-testid="batch-file" on:change=on_output /></label>
             <label>"Images: the folder "<input type="file" node_ref=folder_input data-testid="batch-folder" on:change=on_images /></label>
@@ -143,28 +149,14 @@ pub fn BatchPanel(s: State) -> impl IntoView {
                 <table class="batch-list" data-testid="batch-list">
                     <tr><th>"id"</th><th>"tags"</th><th>"answer"</th><th>"best head"</th><th>"score (nats)"</th></tr>
                     {move || shown().into_iter().map(|i| {
-                        let row = entries.with(|e| e[i].clone());
-                        let answer = match &row.outcome {
-                            Err(e) => format!("error: {e}"),
-                            Ok(_) => {
-                                let a = row.answer_given().unwrap_or_default();
-                                match row.correct() {
-                                    Some(true) => format!("{a} (right)"),
-                                    Some(false) => format!("{a} (expected {})", row.example.answer.clone().unwrap_or_default()),
-                                    None => a,
-                                }
-                            }
-                        };
-                        let (head, score) = match &row.outcome {
-                            Ok(e) => (format!("{}.{}", e.best_head.layer, e.best_head.head), format!("{:+.4}", e.best_head.score)),
-                            Err(_) => (String::new(), String::new()),
-                        };
-                        view! {
-                            <tr class:selected=move || selected.get() == Some(i) class:error=row.outcome.is_err() data-testid=format!("batch-row-{}", row.id)
+                        let row = entries.with(|e| e.get(i).map(Entry::row))?;
+                        Some(view! {
+                            <tr class:selected=move || selected.get() == Some(i) class:error=row.failed data-testid=format!("batch-row-{}", row.id)
                                 on:click=move |_| show(s, entries, selected, i)>
-                                <td>{row.id.clone()}</td><td>{row.example.tags.join(", ")}</td><td>{answer}</td><td>{head}</td><td>{score}</td>
+                                <td><button class="link" on:click=move |ev| { ev.stop_propagation(); show(s, entries, selected, i) }>{row.id.clone()}</button></td>
+                                <td>{row.tags}</td><td>{row.answer}</td><td>{row.head}</td><td>{row.score}</td>
                             </tr>
-                        }
+                        })
                     }).collect_view()}
                 </table>
             </Show>

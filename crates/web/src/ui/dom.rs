@@ -1,16 +1,14 @@
-//! Browser plumbing the page uses: the worker, downloads, URLs, files, canvases.
+//! Browser plumbing the page uses: the worker, downloads, URLs, files, scrolling.
 
 use std::cell::RefCell;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use llava_lens_explain::render::{RenderOptions, render};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::Worker;
 
 use crate::protocol::Request;
-use crate::share::Recorded;
 
 thread_local! {
     pub static WORKER: RefCell<Option<Worker>> = const { RefCell::new(None) };
@@ -162,17 +160,33 @@ pub fn files_of(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
     list.map(|l| (0..l.length()).filter_map(|i| l.get(i)).collect()).unwrap_or_default()
 }
 
-/// Draw `values` over the recorded crop into `canvas` (map plus colour bar).
-pub fn draw(canvas: &web_sys::HtmlCanvasElement, r: &Recorded, values: &[f32], opts: &RenderOptions) -> Result<(f32, f32), String> {
-    let crop = image::load_from_memory(&r.crop_jpeg).map_err(|e| format!("the recorded image is damaged: {e}"))?.to_rgb8();
-    let (img, legend) = render(&crop, values, r.grid, opts).map_err(|e| e.to_string())?;
-    let (w, h) = img.dimensions();
-    let rgba: Vec<u8> = img.pixels().flat_map(|p| [p.0[0], p.0[1], p.0[2], 255]).collect();
-    canvas.set_width(w);
-    canvas.set_height(h);
-    let ctx: web_sys::CanvasRenderingContext2d =
-        canvas.get_context("2d").map_err(|e| format!("{e:?}"))?.ok_or("no 2d context")?.unchecked_into();
-    let data = web_sys::ImageData::new_with_u8_clamped_array_and_sh(wasm_bindgen::Clamped(&rgba), w, h).map_err(|e| format!("{e:?}"))?;
-    ctx.put_image_data(&data, 0.0, 0.0).map_err(|e| format!("{e:?}"))?;
-    Ok((legend.min, legend.max))
+/// Brings the element with `id` into view when part of it is off screen (the result after a
+/// run, on a phone where it lies below the question), without moving keyboard focus.
+pub fn reveal(id: &str) {
+    let Some(win) = web_sys::window() else { return };
+    let Some(el) = win.document().and_then(|d| d.get_element_by_id(id)) else { return };
+    let r = el.get_bounding_client_rect();
+    let height = win.inner_height().ok().and_then(|h| h.as_f64()).unwrap_or(0.0);
+    if r.top() < 0.0 || r.bottom() > height {
+        let opts = web_sys::ScrollIntoViewOptions::new();
+        // Instant: the result is what the visitor waits for.
+        opts.set_behavior(web_sys::ScrollBehavior::Instant);
+        opts.set_block(web_sys::ScrollLogicalPosition::Start);
+        el.scroll_into_view_with_scroll_into_view_options(&opts);
+    }
+}
+
+/// This page's address without `embed=1`: where an embedded view links back to.
+pub fn full_page_url() -> String {
+    let Some(loc) = web_sys::window().map(|w| w.location()) else { return String::new() };
+    let (path, hash) = (loc.pathname().unwrap_or_default(), loc.hash().unwrap_or_default());
+    let query = loc.search().unwrap_or_default();
+    let kept = web_sys::UrlSearchParams::new_with_str(&query).ok().map(|p| {
+        p.delete("embed");
+        p.to_string().as_string().unwrap_or_default()
+    });
+    match kept.filter(|k| !k.is_empty()) {
+        Some(k) => format!("{path}?{k}{hash}"),
+        None => format!("{path}{hash}"),
+    }
 }

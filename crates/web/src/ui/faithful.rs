@@ -85,39 +85,38 @@ pub fn FaithfulView(s: State) -> impl IntoView {
     let operator = RwSignal::new(Operator::Knockout.name().to_string());
     let canvas = NodeRef::<leptos::html::Canvas>::new();
     Effect::new(move |_| {
-        if let (Some(f), Some(c)) = (s.faithful.get(), canvas.get()) {
+        if let (Some(f), Some(c)) = (s.out.faithful.get(), canvas.get()) {
             if let Err(e) = draw(&c, &f) {
-                s.error.set(Some(e));
+                s.fail(e);
             }
         }
     });
     let ask = move |_| match operator.get_untracked().parse::<Operator>() {
         Ok(operator) => {
             s.error.set(None);
-            s.busy.set(true);
-            s.faithful.set(None);
+            s.run.busy.set(true);
+            s.out.faithful.set(None);
             dom::send(&Request::Faithfulness { operator, steps: 8, seeds: 2 });
         }
-        Err(e) => s.error.set(Some(e)),
+        Err(e) => s.fail(e),
     };
     view! {
         <section class="faithful" data-testid="faithfulness">
-            <h2>"How faithful is this map?"</h2>
             <p class="hint">"Remove the patches the map ranks highest first and watch p(answer) fall (deletion: lower area is better); restore them first into an image with every patch removed and watch it rise (insertion: higher is better). Mean attention and random orders are the yardsticks. 8 steps, 2 random orders."</p>
             <label>"Remove a patch by "<select data-testid="faithful-operator" prop:value=move || operator.get() on:change=move |ev| operator.set(event_target_value(&ev))>
                 <option value="knockout">"blocking the answer's attention to it (fast: the image is kept)"</option>
                 <option value="token">"replacing its image token by the mean token"</option>
                 <option value="pixel">"blurring its pixels (re-runs the vision tower)"</option>
             </select></label>
-            <button data-testid="faithful-run" on:click=ask disabled=move || s.busy.get() || s.loaded.get().is_none() || s.live.get().is_none()>"Draw the curves"</button>
-            <Show when=move || s.faithful.get().is_some()>
-                {move || s.faithful.get().and_then(|f| f.warning.map(|w| view! { <p class="warning" data-testid="faithful-warning">{w}</p> }))}
+            <button data-testid="faithful-run" on:click=ask disabled=move || s.run.busy.get() || s.model.loaded.get().is_none() || s.run.live.get().is_none()>"Draw the curves"</button>
+            <Show when=move || s.out.faithful.get().is_some()>
+                {move || s.out.faithful.get().and_then(|f| f.warning.map(|w| view! { <p class="warning" data-testid="faithful-warning">{w}</p> }))}
                 <canvas node_ref=canvas data-testid="faithful-curves"></canvas>
                 <table class="auc" data-testid="faithful-auc">
                     <tr><th>"order"</th><th>"deletion AUC"</th><th>"insertion AUC"</th></tr>
-                    {move || s.faithful.get().map(|f| curves(&f).into_iter().map(|(n, c, v)| auc_row(n, c, v)).collect_view())}
+                    {move || s.out.faithful.get().map(|f| curves(&f).into_iter().map(|(n, c, v)| auc_row(n, c, v)).collect_view())}
                 </table>
-                <p class="timing">{move || s.faithful_ms.get().map(|m| format!("curves computed in {m:.0} ms ({} perturbation)", s.faithful.get().map(|f| f.operator.name()).unwrap_or_default()))}</p>
+                <p class="timing">{move || s.out.faithful_ms.get().map(|m| format!("curves computed in {m:.0} ms ({} perturbation)", s.out.faithful.get().map(|f| f.operator.name()).unwrap_or_default()))}</p>
             </Show>
         </section>
     }

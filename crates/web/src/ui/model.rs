@@ -7,6 +7,7 @@ use wasm_bindgen::JsCast;
 
 use super::State;
 use super::dom::{self, CHOSEN};
+use super::state::Source;
 use crate::files::{Plan, hub_presets, human_bytes};
 use crate::protocol::{ModelSource, Request};
 use llava_lens_model::WeightDType;
@@ -18,12 +19,12 @@ pub const DEMO_MODEL: &str = "models/scenes-tiny/";
 
 /// The source the panel describes now.
 pub fn source(s: &State) -> Result<ModelSource, String> {
-    match s.source_kind.get_untracked().as_str() {
-        "demo" => Ok(ModelSource::Url { url: dom::absolute_url(DEMO_MODEL)? }),
+    match s.model.source.get_untracked() {
+        Source::Demo => Ok(ModelSource::Url { url: dom::absolute_url(DEMO_MODEL)? }),
         // The worker runs from a blob: URL, against which relative URLs mean nothing.
-        "url" => Ok(ModelSource::Url { url: dom::absolute_url(s.model_url.get_untracked().trim())? }),
-        _ if CHOSEN.with(|c| c.borrow().is_empty()) => Err("choose the model's files or folder first".into()),
-        _ => Ok(ModelSource::Files),
+        Source::Url => Ok(ModelSource::Url { url: dom::absolute_url(s.model.url.get_untracked().trim())? }),
+        Source::Files if CHOSEN.with(|c| c.borrow().is_empty()) => Err("Choose the model's files or folder first.".into()),
+        Source::Files => Ok(ModelSource::Files),
     }
 }
 
@@ -39,15 +40,16 @@ fn post(req: &Request) {
 /// the error shown: the automatic check on arrival must not hide one the visitor has not read (a
 /// damaged share link's); the panel's buttons clear it ([`by_click`]).
 fn ask(s: &State, status: &str, make: impl FnOnce(ModelSource, WeightDType) -> Request) -> bool {
-    match source(s).and_then(|source| Ok((source, s.dtype.get_untracked().parse::<WeightDType>()?))) {
-        Ok((source, dtype)) => {
-            s.loading.set(true);
-            s.status.set(status.into());
+    match source(s) {
+        Ok(source) => {
+            let dtype = s.model.dtype.get_untracked();
+            s.model.loading.set(true);
+            s.model.status.set(status.into());
             post(&make(source, dtype));
             true
         }
         Err(e) => {
-            s.error.set(Some(e));
+            s.fail(e);
             false
         }
     }
@@ -55,10 +57,10 @@ fn ask(s: &State, status: &str, make: impl FnOnce(ModelSource, WeightDType) -> R
 
 /// Asks what loading takes; the answer (a [`Plan`]) starts the load itself when it is small.
 pub fn check(s: &State, then_load: bool) {
-    s.link_model_host.set(None);
+    s.model.link_model_host.set(None);
     if ask(s, "checking the model", |source, dtype| Request::Inspect { source, dtype }) {
-        s.plan.set(None);
-        s.pending_load.set(then_load);
+        s.model.plan.set(None);
+        s.model.pending_load.set(then_load);
     }
 }
 
@@ -72,20 +74,20 @@ fn by_click(s: State, action: impl Fn(&State)) -> impl Fn(leptos::ev::MouseEvent
 
 pub fn load_now(s: &State) {
     if ask(s, "loading the model", |source, dtype| Request::Load { source, dtype }) {
-        s.loaded.set(None);
+        s.model.loaded.set(None);
     }
 }
 
 /// What the page does with a plan: load at once when small and fitting, else wait for a click.
 pub fn on_plan(s: &State, p: Plan) {
-    let go = s.pending_load.get_untracked() && p.problem.is_none() && p.download_bytes <= ASK_ABOVE_BYTES;
-    s.pending_load.set(false);
-    s.loading.set(false);
+    let go = s.model.pending_load.get_untracked() && p.problem.is_none() && p.download_bytes <= ASK_ABOVE_BYTES;
+    s.model.pending_load.set(false);
+    s.model.loading.set(false);
     if let Some(problem) = &p.problem {
-        s.error.set(Some(format!("{} cannot run on this GPU: {problem}", p.model)));
+        s.fail(format!("{} cannot run on this GPU: {problem}", p.model));
     }
-    s.status.set(format!("{}: checked", p.model));
-    s.plan.set(Some(p));
+    s.model.status.set(format!("{}: checked", p.model));
+    s.model.plan.set(Some(p));
     if go {
         load_now(s);
     }
@@ -99,12 +101,12 @@ pub fn on_link_model(s: &State) {
         return check(s, true);
     };
     let base = if url.ends_with('/') { url.clone() } else { format!("{url}/") };
-    let stored_whole = s.stored.get_untracked().iter().any(|m| m.url == base && m.complete());
+    let stored_whole = s.model.stored.get_untracked().iter().any(|m| m.url == base && m.complete());
     let other = dom::origin_of(&url).filter(|o| Some(o) != dom::page_origin().as_ref());
     match other {
         Some(origin) if !stored_whole => {
-            s.status.set(format!("this link names a model on {origin}: nothing is downloaded until you press Load"));
-            s.link_model_host.set(Some(origin));
+            s.model.status.set(format!("this link names a model on {origin}: nothing is downloaded until you press Load"));
+            s.model.link_model_host.set(Some(origin));
         }
         _ => check(s, true),
     }
@@ -147,9 +149,9 @@ pub fn ModelPanel(s: State) -> impl IntoView {
         }
     });
     let choose = move |files: Vec<web_sys::File>| {
-        s.chosen.set(files.iter().map(|f| f.name()).collect());
+        s.model.chosen.set(files.iter().map(|f| f.name()).collect());
         CHOSEN.with(|c| *c.borrow_mut() = files);
-        s.source_kind.set("files".into());
+        s.model.source.set(Source::Files);
     };
     let on_files = move |ev: leptos::ev::Event| {
         let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) else { return };
@@ -164,19 +166,18 @@ pub fn ModelPanel(s: State) -> impl IntoView {
     };
     view! {
         <section class="model" data-testid="model-panel">
-            <h2>"Model"</h2>
-            <label>"From "<select data-testid="source" prop:value=move || s.source_kind.get() on:change=move |ev| s.source_kind.set(event_target_value(&ev))>
+            <label>"From "<select data-testid="source" prop:value=move || s.model.source.get().key() on:change=move |ev| s.model.source.set(Source::from_key(&event_target_value(&ev)))>
                 <option value="demo">"the bundled demo model (scenes-tiny)"</option>
                 <option value="url">"a URL (HF-format folder)"</option>
                 <option value="files">"files on this computer"</option>
             </select></label>
-            <Show when=move || s.source_kind.get() == "url">
-                <label>"Folder URL "<input type="text" data-testid="model-url" placeholder="https://huggingface.co/llava-hf/llava-interleave-qwen-0.5b-hf/resolve/main/" prop:value=move || s.model_url.get() on:input=move |ev| s.model_url.set(event_target_value(&ev)) /></label>
+            <Show when=move || s.model.source.get() == Source::Url>
+                <label>"Folder URL "<input type="text" data-testid="model-url" placeholder="https://huggingface.co/llava-hf/llava-interleave-qwen-0.5b-hf/resolve/main/" prop:value=move || s.model.url.get() on:input=move |ev| s.model.url.set(event_target_value(&ev)) /></label>
                 <p>"Real checkpoints on the Hugging Face Hub (the first is the smallest):"</p>
                 <ul class="presets">
                     {hub_presets().into_iter().map(|p| {
                         let (url, label) = (p.url.clone(), p.label());
-                        view! { <li><button data-testid="preset" on:click=move |_| { s.model_url.set(url.clone()); s.dtype.set("q4".into()); }>{label}</button></li> }
+                        view! { <li><button data-testid="preset" on:click=move |_| { s.model.url.set(url.clone()); s.model.dtype.set(WeightDType::Q4); }>{label}</button></li> }
                     }).collect_view()}
                 </ul>
             </Show>
@@ -184,28 +185,27 @@ pub fn ModelPanel(s: State) -> impl IntoView {
                 <label>"Model files: "<input type="file" multiple data-testid="model-files" on:change=on_files /></label>
                 <label>"or a folder: "<input type="file" node_ref=folder_input data-testid="model-folder" on:change=on_files /></label>
                 <span>"(or drop the model's folder, or its config.json, tokenizer.json and safetensors files, here)"</span>
-                <p class="chosen">{move || { let c = s.chosen.get(); if c.is_empty() || s.source_kind.get() != "files" { String::new() } else { format!("chosen: {}", c.join(", ")) } }}</p>
+                <p class="chosen">{move || { let c = s.model.chosen.get(); if c.is_empty() || s.model.source.get() != Source::Files { String::new() } else { format!("chosen: {}", c.join(", ")) } }}</p>
             </div>
-            <label>"Weights on the GPU "<select data-testid="dtype" prop:value=move || s.dtype.get() on:change=move |ev| s.dtype.set(event_target_value(&ev))>
+            <label>"Weights on the GPU "<select data-testid="dtype" prop:value=move || s.model.dtype.get().name() on:change=move |ev| if let Ok(d) = event_target_value(&ev).parse() { s.model.dtype.set(d) }>
                 <option value="f32">"f32 (the paper's precision)"</option>
                 <option value="f16">"f16"</option>
                 <option value="q8">"q8"</option>
                 <option value="q4">"q4 (7B in about 4 GB)"</option>
             </select></label>
-            <Show when=move || s.link_model_host.get().is_some()>
-                <p class="ask" data-testid="link-model-ask">{move || s.link_model_host.get().map(|h| format!("The link asks to load a model from {h}. Press Load to download it from there."))}</p>
+            <Show when=move || s.model.link_model_host.get().is_some()>
+                <p class="ask" data-testid="link-model-ask">{move || s.model.link_model_host.get().map(|h| format!("The link asks to load a model from {h}. Press Load to download it from there."))}</p>
             </Show>
-            <button data-testid="check" on:click=by_click(s, |s| check(s, false)) disabled=move || s.loading.get()>"Check size"</button>
-            <button data-testid="load" on:click=by_click(s, |s| check(s, true)) disabled=move || s.loading.get()>"Load"</button>
-            <Show when=move || s.plan.get().is_some()>
-                <p class="plan" data-testid="plan">{move || s.plan.get().map(|p| plan_text(&p))}</p>
-                <Show when=move || s.plan.get().is_some_and(|p| p.problem.is_none()) && s.loaded.get().is_none()>
-                    <button data-testid="confirm-load" on:click=by_click(s, load_now) disabled=move || s.loading.get()>{move || s.plan.get().map(|p| if p.download_bytes > 0 { format!("Download {} and load", human_bytes(p.download_bytes)) } else { "Load".into() })}</button>
+            <button data-testid="check" on:click=by_click(s, |s| check(s, false)) disabled=move || s.model.loading.get()>"Check size"</button>
+            <button data-testid="load" on:click=by_click(s, |s| check(s, true)) disabled=move || s.model.loading.get()>"Load"</button>
+            <Show when=move || s.model.plan.get().is_some()>
+                <p class="plan" data-testid="plan">{move || s.model.plan.get().map(|p| plan_text(&p))}</p>
+                <Show when=move || s.model.plan.get().is_some_and(|p| p.problem.is_none()) && s.model.loaded.get().is_none()>
+                    <button data-testid="confirm-load" on:click=by_click(s, load_now) disabled=move || s.model.loading.get()>{move || s.model.plan.get().map(|p| if p.download_bytes > 0 { format!("Download {} and load", human_bytes(p.download_bytes)) } else { "Load".into() })}</button>
                 </Show>
             </Show>
-            {bar("download", "bar-download", s.download, true)}
-            {bar("upload to the GPU (tensors)", "bar-upload", s.upload, false)}
-            {bar("explaining", "bar-inference", s.inference, false)}
+            {bar("download", "bar-download", s.model.download, true)}
+            {bar("upload to the GPU (tensors)", "bar-upload", s.model.upload, false)}
         </section>
     }
 }
@@ -214,11 +214,10 @@ pub fn ModelPanel(s: State) -> impl IntoView {
 pub fn StoragePanel(s: State) -> impl IntoView {
     view! {
         <section class="storage" data-testid="storage">
-            <h2>"Stored in this browser"</h2>
-            <p>{move || s.usage.get().map(|(u, q)| format!("{} used of {} the browser allows this site.", human_bytes(u), human_bytes(q)))}</p>
+            <p>{move || s.model.usage.get().map(|(u, q)| format!("{} used of {} the browser allows this site.", human_bytes(u), human_bytes(q)))}</p>
             <table data-testid="stored">
-                <tr><th>"model"</th><th>"size"</th><th>"state"</th><th></th></tr>
-                {move || s.stored.get().into_iter().map(|m| {
+                <tr><th>"model"</th><th>"size"</th><th>"state"</th><th><span class="sr-only">"action"</span></th></tr>
+                {move || s.model.stored.get().into_iter().map(|m| {
                     let key = m.key.clone();
                     let state = if m.damaged {
                         format!("damaged (its manifest is unreadable; {} files): delete it to free the space", m.files.len())

@@ -264,6 +264,7 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
         recorded: Box::new(recorded),
         millis: js_sys::Date::now() - t0,
         wasm_memory_bytes: wasm_memory_bytes(),
+        split_words: s.tokenizer.split_words(question),
     };
     post(&reply);
     // The explanation and its inputs move into LAST (at 7B shapes they are not small).
