@@ -102,3 +102,81 @@ fn three_conditions_from_one_file_and_their_pairwise_comparison() {
     assert!(html.contains("vicuna-tqa.jsonl") && html.contains("llava-tqa.jsonl") && html.contains("vqa.jsonl"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--analyses` on the text condition: no image, so the shared prefix of the question as asked
+/// and with another object is counted in text tokens (the context comes before the question).
+#[test]
+fn analyses_read_a_text_context_without_an_image() {
+    let dir = temp_dir("conditions-analyses");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rows = [
+        ("The dog is brown.", "dog", "brown"),
+        ("A black cat sits on a red sofa.", "cat", "black"),
+        ("The bird on the roof is white.", "bird", "white"),
+    ];
+    let text: String = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (ctx, object, color))| {
+            serde_json::json!({"id": format!("t{i}"), "context": ctx, "question": format!("What is the color of the {object}?"),
+                "answer_prefix": format!("The color of the {object} is"), "object": object, "color": color})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(dir.join("examples.jsonl"), text).unwrap();
+    let st = bin()
+        .current_dir(&dir)
+        .args([
+            "batch",
+            "--examples",
+            "examples.jsonl",
+            "--inputs",
+            "context",
+            "--analyses",
+            "--analysis-positions",
+            "4",
+            "--out",
+            "out.jsonl",
+        ])
+        .arg("--model")
+        .arg(repo("tests/data/tiny-llava"))
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let out = lines(&dir.join("out.jsonl"));
+    assert_eq!(out.len(), rows.len());
+    for (l, (_, object, color)) in out.iter().zip(rows) {
+        let id = l["id"].as_str().unwrap();
+        assert!(l.get("error").is_none() && l["grid"] == 0, "{id}: a text-only explanation: {l}");
+        let w = &l["analyses"]["words"];
+        assert_eq!((w["color"].as_str(), w["object"].as_str()), (Some(color), Some(object)), "{id}: {w}");
+        assert!(w["random_color"] != w["color"] && w["random_object"] != w["object"], "{id}: {w}");
+        let a = &l["analyses"]["attention"];
+        assert!(a.get("error").is_none(), "{id}: {a}");
+        let question = a["question"].as_str().unwrap();
+        assert!(question.contains(w["random_object"].as_str().unwrap()) && !question.contains(object), "{id}: {question}");
+        // Shared: the prompt ids both prompts start with (no image token: one position each),
+        // read independently from `explain` on the edited question.
+        let edited = bin()
+            .current_dir(&dir)
+            .args(["explain", "--context", l["example"]["context"].as_str().unwrap(), "--question", question])
+            .args(["--answer-prefix", a["answer_prefix"].as_str().unwrap(), "--out", "edited.png", "--lens-k", "0", "--model"])
+            .arg(repo("tests/data/tiny-llava"))
+            .output()
+            .unwrap();
+        let edited = common::json_of(edited);
+        let ids = |v: &Value| -> Vec<u64> { v["prompt_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect() };
+        let same_ids = ids(l).iter().zip(&ids(&edited)).take_while(|(a, b)| a == b).count();
+        let shared = a["shared_positions"].as_u64().unwrap() as usize;
+        assert_eq!(shared, same_ids, "{id}: shared positions");
+        assert!(shared > 5 && shared < l["sequence_length"].as_u64().unwrap() as usize, "{id}: the context is shared, the question is not");
+        let positions: Vec<usize> = a["positions"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap() as usize).collect();
+        assert!(positions.iter().all(|&p| p < shared), "{id}: {positions:?} past {shared}");
+        let attention: Vec<f64> = l["position_attention"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let same: f64 = positions.iter().map(|&p| attention[p]).sum();
+        assert!((a["same"].as_f64().unwrap() - same).abs() < 1e-5, "{id}: same {} vs {same}", a["same"]);
+        assert!((0.0..=1.0 + 1e-5).contains(&a["different"].as_f64().unwrap()), "{id}: {a}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
