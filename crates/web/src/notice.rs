@@ -22,8 +22,16 @@ pub fn notice(raw: &str) -> Notice {
         )
     } else if raw.starts_with("the worker stopped") {
         plain("The part of the page that runs the model stopped. Reload the page to start it again; your shared links still work.")
-    } else if raw.contains("requesting a device") || raw.contains("could not open the GPU") {
+    } else if raw.contains("refused a device") {
         plain("The browser refused the page a GPU device. Close other tabs that use the GPU and reload, or try another browser.")
+    } else if raw.starts_with("the GPU ran out of memory (") {
+        plain(
+            "The GPU ran out of memory. Load the model with q4 weights (Model panel), pick a smaller model, or close other tabs that use the GPU.",
+        )
+    } else if raw.starts_with("the GPU reported an error: ") {
+        plain(
+            "The GPU refused a step of the computation: a bug in llava-lens or in this browser's WebGPU. Reloading may help; please report it with the details below.",
+        )
     } else {
         Notice { text: raw.to_string(), detail: None }
     }
@@ -39,6 +47,14 @@ mod tests {
         let n = notice(raw);
         assert!(n.text.contains("no GPU") && !n.text.contains("Backends") && !n.text.contains("vulkan"), "{}", n.text);
         assert_eq!(n.detail.as_deref(), Some(raw));
+        for raw in [
+            "the adapter \"SwiftShader\" refused a device: limits exceeded",
+            "the GPU ran out of memory (Out of Memory)",
+            "the GPU reported an error: Validation Error\n\nCaused by:\n  In a CommandEncoder",
+        ] {
+            let n = notice(raw);
+            assert!(n.detail.as_deref() == Some(raw) && !n.text.contains("Validation") && !n.text.contains("adapter"), "{raw}: {}", n.text);
+        }
         let named = "broken.png is not an image this page can decode";
         assert_eq!(notice(named), Notice { text: named.into(), detail: None }, "messages already in plain words stay as they are");
     }
