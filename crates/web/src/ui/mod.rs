@@ -103,7 +103,10 @@ fn on_response(s: &State, r: Result<Response, String>) {
         }
         Ok(Response::Loaded { model, adapter, weight_bytes, wasm_memory_bytes, .. }) => {
             let hb = crate::files::human_bytes;
-            m.status.set(format!("ready: {model}, {} of weights", hb(weight_bytes)));
+            // The bundled model by its name, not the address it is served from.
+            let demo = dom::absolute_url(model::DEMO_MODEL).is_ok_and(|u| u == model);
+            let name = if demo { "the demo model (scenes-tiny)".to_string() } else { model.clone() };
+            m.status.set(format!("ready: {name}, {} of weights", hb(weight_bytes)));
             m.adapter.set(Some(format!("{adapter}; worker memory {}", hb(wasm_memory_bytes))));
             m.download.set(None);
             m.upload.set(None);
