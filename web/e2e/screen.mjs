@@ -96,8 +96,10 @@ export async function checkPhone(browser, base, check, out, modelReady) {
   const phone = await browser.newPage();
   await phone.setViewportSize({ width: 390, height: 844 });
   await phone.goto(base);
-  await phone.locator(modelReady).first().waitFor({ timeout: 300_000 });
+  // Picked as soon as it shows, most likely before the model is ready: it is explained once the
+  // model is (or at once if it already was).
   await phone.getByTestId('q-0-0').click();
+  await phone.locator(modelReady).first().waitFor({ timeout: 300_000 });
   await phone.getByTestId('result').waitFor({ timeout: 600_000 });
   await idle(phone);
   for (const scheme of ['light', 'dark']) {

@@ -89,9 +89,11 @@ pub fn AskPanel(s: State) -> impl IntoView {
         let (question, prefix) = items.with_value(|it| it[i].questions[q].clone());
         s.input.question.set(question);
         s.input.prefix.set(prefix);
-        // One click explains, once a model is there and free.
+        // One click explains: now when the model is there and free, else as soon as it is.
         if s.model.loaded.get_untracked().is_some() && !s.run.busy.get_untracked() {
             super::explain_fresh(&s);
+        } else {
+            s.run.queued.set(true);
         }
     };
     let thumbs = move || {

@@ -63,6 +63,14 @@ fn explain_fresh(s: &State) {
     run_explain(s, Vec::new());
 }
 
+/// A gallery question picked while the model loaded or another run ran: explained now.
+fn explain_queued(s: &State) {
+    if s.run.queued.get_untracked() {
+        s.run.queued.set(false);
+        explain_fresh(s);
+    }
+}
+
 fn on_ready(s: &State) {
     dom::send(&Request::ListStored);
     if let Some(d) = dom::query_param("dtype").and_then(|d| d.parse::<WeightDType>().ok()) {
@@ -112,6 +120,9 @@ fn on_response(s: &State, r: Result<Response, String>) {
             m.upload.set(None);
             m.loading.set(false);
             m.loaded.set(Some(model));
+            if !s.run.busy.get_untracked() {
+                explain_queued(s);
+            }
         }
         Ok(Response::Explained { explanation: e, recorded: r, millis: ms, wasm_memory_bytes, split_words }) => {
             let o = &s.out;
@@ -132,12 +143,14 @@ fn on_response(s: &State, r: Result<Response, String>) {
             o.faithful.set(None);
             o.share_link.set(None);
             s.run.reveal.set(true);
+            explain_queued(s);
         }
         Ok(Response::Faithful { result, millis }) => {
             s.run.busy.set(false);
             s.run.progress.set(None);
             s.out.faithful_ms.set(Some(millis));
             s.out.faithful.set(Some(*result));
+            explain_queued(s);
         }
         Ok(Response::DeviceLost { message }) => {
             s.run.busy.set(false);

@@ -153,6 +153,8 @@ pub struct Run {
     /// The picture of the explanation asked for last (drawn under its map).
     pub sent_picture: RwSignal<Option<Picture>>,
     pub millis: RwSignal<Option<f64>>,
+    /// A gallery question was picked before the model was ready: explained once it is.
+    pub queued: RwSignal<bool>,
     /// A new result waits to be brought into view once it is drawn.
     pub reveal: RwSignal<bool>,
     /// The worker's wasm memory after the last explanation.
@@ -248,6 +250,7 @@ impl State {
                 live: RwSignal::new(None),
                 sent_picture: RwSignal::new(None),
                 millis: RwSignal::new(None),
+                queued: RwSignal::new(false),
                 reveal: RwSignal::new(false),
                 memory: RwSignal::new(None),
             },
