@@ -60,6 +60,7 @@ fn draw(canvas: &web_sys::HtmlCanvasElement, f: &Faithfulness) -> Result<(), Str
         let _ = ctx.fill_text("1", bx.0 - 14.0, bx.1 + 10.0);
         let _ = ctx.fill_text("0", bx.0 - 14.0, bx.1 + bx.3);
         let _ = ctx.fill_text("share of patches moved →", bx.0 + 80.0, bx.1 + bx.3 + 18.0);
+        let _ = ctx.fill_text("p(answer), 1 = as given, 0 = all removed", bx.0 + 6.0, bx.1 + 14.0);
         // Random orders first, so the map's and mean attention's lines stay on top.
         for (_, colour, c) in curves(f).iter().rev() {
             let Some(v) = normalised(f, c, *side) else { continue };
@@ -111,7 +112,8 @@ pub fn FaithfulView(s: State) -> impl IntoView {
             <button data-testid="faithful-run" on:click=ask disabled=move || s.run.busy.get() || s.model.loaded.get().is_none() || s.run.live.get().is_none()>"Draw the curves"</button>
             <Show when=move || s.out.faithful.get().is_some()>
                 {move || s.out.faithful.get().and_then(|f| f.warning.map(|w| view! { <p class="warning" data-testid="faithful-warning">{w}</p> }))}
-                <canvas node_ref=canvas data-testid="faithful-curves"></canvas>
+                <canvas node_ref=canvas data-testid="faithful-curves" role="img"
+                    aria-label="Deletion and insertion curves of the answer's probability; the table below gives their areas"></canvas>
                 <table class="auc" data-testid="faithful-auc">
                     <tr><th>"order"</th><th>"deletion AUC"</th><th>"insertion AUC"</th></tr>
                     {move || s.out.faithful.get().map(|f| curves(&f).into_iter().map(|(n, c, v)| auc_row(n, c, v)).collect_view())}
