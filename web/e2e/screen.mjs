@@ -99,9 +99,11 @@ export async function checkPhone(browser, base, check, out, modelReady) {
   // Picked as soon as it shows, most likely before the model is ready: it is explained once the
   // model is (or at once if it already was).
   await phone.getByTestId('q-0-0').click();
+  const early = !/^ready/.test(await phone.getByTestId('status').innerText());
   await phone.locator(modelReady).first().waitFor({ timeout: 300_000 });
   await phone.getByTestId('result').waitFor({ timeout: 600_000 });
   await idle(phone);
+  check(true, `a gallery question tapped ${early ? 'before' : 'after'} the model was ready is explained`);
   for (const scheme of ['light', 'dark']) {
     await phone.emulateMedia({ colorScheme: scheme });
     await phone.screenshot({ path: `${out}/phone-${scheme}.png` });
