@@ -357,10 +357,18 @@ try {
     const all = webContrast.head_scores.flatMap((row, l) => row.map((v, h) => ({ l, h, v })));
     const last = all.filter((x) => !ranked.some((r) => r.layer === x.l && r.head === x.h))[0];
     if (last) {
+      // A field edited since the explanation does not leak into the head's extra pass: its map
+      // belongs to the explanation on screen.
+      const prefixAsked = await page.getByTestId('prefix').inputValue();
+      await page.getByTestId('prefix').fill('Edited but not asked');
       await page.getByTestId(`head-${last.l}-${last.h}`).click();
       await page.getByTestId('map-caption').filter({ hasText: `head ${last.l}.${last.h} (clicked)` }).waitFor({ timeout: 600_000 });
+      await idle(page);
       const withHead = JSON.parse(await page.getByTestId('json').textContent());
       check(withHead.head_maps.some((m) => m.head.layer === last.l && m.head.head === last.h), `head ${last.l}.${last.h}, outside the top 3, got its map from the worker`);
+      check(JSON.stringify(withHead.prompt_ids) === JSON.stringify(webContrast.prompt_ids) && (await page.getByTestId('answer').innerText()).startsWith(prefixAsked),
+        'the extra pass for a head uses the explanation\'s own inputs, not fields edited since');
+      await page.getByTestId('prefix').fill(prefixAsked);
     }
     await page.screenshot({ path: `${out}/8-head-clicked.png`, fullPage: true });
 

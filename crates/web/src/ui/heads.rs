@@ -22,7 +22,7 @@ pub fn show_head(s: &State, l: usize, h: usize) {
     if s.out.recorded.get_untracked().is_some_and(|r| r.best_head == (l, h)) {
         return;
     }
-    super::run_explain(s, vec![(l, h)]);
+    super::rerun_with_head(s, l, h);
 }
 
 #[component]

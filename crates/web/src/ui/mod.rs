@@ -34,7 +34,26 @@ use state::{MapChoice, Source, State};
 /// Heads whose maps come with every explanation (the CLI's --top-k-heads in the e2e test).
 const TOP_K_HEADS: usize = 3;
 
-/// Sends the current inputs to the worker, with extra heads to map.
+/// Sends `req` (an explanation) to the worker and waits for it.
+fn send_explain(s: &State, req: Request) {
+    s.error.set(None);
+    s.run.busy.set(true);
+    s.run.progress.set(Some((0, 1)));
+    dom::send(&req);
+    s.run.live.set(Some(req));
+}
+
+/// The last explanation again, with head (l, h)'s map too: its own inputs, even if the visitor
+/// has edited the fields since (the map must belong to the explanation on screen).
+fn rerun_with_head(s: &State, l: usize, h: usize) {
+    let Some(Request::Explain { image_base64, question, answer_prefix, target, contrast, top_k_heads, .. }) = s.run.live.get_untracked()
+    else {
+        return;
+    };
+    send_explain(s, Request::Explain { image_base64, question, answer_prefix, target, contrast, top_k_heads, head_maps: vec![(l, h)] });
+}
+
+/// Sends the current inputs to the worker.
 fn run_explain(s: &State, head_maps: Vec<(usize, usize)>) {
     let Some(bytes) = s.input.image.get_untracked() else {
         s.fail("Choose a picture first: a gallery scene, your own file, a drop or a paste.");
@@ -49,12 +68,8 @@ fn run_explain(s: &State, head_maps: Vec<(usize, usize)>) {
         top_k_heads: TOP_K_HEADS,
         head_maps,
     };
-    s.error.set(None);
-    s.run.busy.set(true);
-    s.run.progress.set(Some((0, 1)));
-    dom::send(&req);
     s.run.sent_picture.set(s.input.picture.get_untracked());
-    s.run.live.set(Some(req));
+    send_explain(s, req);
 }
 
 /// A fresh explanation of the current inputs, shown with the paper's map.
