@@ -45,7 +45,7 @@ pub fn AnswerCard(s: State) -> impl IntoView {
                 .collect_view()
         })
     };
-    let is_demo = move || r().is_some_and(|r| r.model.contains("scenes-tiny"));
+    let is_demo = move || s.out.recorded.with(|r| r.as_ref().is_some_and(|r| super::model::is_demo(&r.model)));
     view! {
         <section class="answer" aria-labelledby="answer-title">
             <h2 id="answer-title">"Answer"</h2>

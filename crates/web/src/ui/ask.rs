@@ -130,7 +130,7 @@ pub fn AskPanel(s: State) -> impl IntoView {
         })
     };
     let chosen_image = move || s.input.image.get().map(|b| dom::data_url(&b));
-    let is_demo = move || s.model.loaded.get().is_some_and(|m| m.contains("scenes-tiny"));
+    let is_demo = move || s.model.loaded.with(|m| m.as_deref().is_some_and(super::model::is_demo));
     view! {
         <section class="ask" aria-labelledby="ask-title">
             <h2 id="ask-title">"Ask"</h2>

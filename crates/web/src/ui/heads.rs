@@ -28,21 +28,32 @@ pub fn show_head(s: &State, l: usize, h: usize) {
 #[component]
 pub fn HeadGrid(s: State) -> impl IntoView {
     let r = move || s.out.recorded.get();
-    let shown = move || match (s.view.map.get(), r()) {
+    // Every cell reads these two: memos of a pair, not a copy of the explanation per cell (a 7B
+    // grid has 1024 cells).
+    let best = Memo::new(move |_| s.out.recorded.with(|r| r.as_ref().map(|r| r.best_head)));
+    let shown = Memo::new(move |_| match (s.view.map.get(), best.get()) {
         (MapChoice::Head(l, h), _) => Some((l, h)),
-        (MapChoice::Paper, Some(r)) => Some(r.best_head),
+        (MapChoice::Paper, b) => b,
         _ => None,
-    };
-    let cursor = move || s.view.head_cursor.get().or_else(|| r().map(|r| r.best_head));
+    });
+    let cursor = Memo::new(move |_| s.view.head_cursor.get().or_else(|| best.get()));
+    let shown = move || shown.get();
+    let cursor = move || cursor.get();
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
-        let (Some(r), Some((l, h))) = (r(), cursor()) else { return };
-        let (layers, heads) = (r.head_scores.len(), r.head_scores.first().map_or(0, Vec::len));
+        let (Some((layers, heads, best)), Some((l, h))) = (
+            s.out
+                .recorded
+                .with_untracked(|r| r.as_ref().map(|r| (r.head_scores.len(), r.head_scores.first().map_or(0, Vec::len), r.best_head))),
+            cursor(),
+        ) else {
+            return;
+        };
         let moved = match ev.key().as_str() {
             "ArrowUp" => (l.saturating_sub(1), h),
             "ArrowDown" => ((l + 1).min(layers.saturating_sub(1)), h),
             "ArrowLeft" => (l, h.saturating_sub(1)),
             "ArrowRight" => (l, (h + 1).min(heads.saturating_sub(1))),
-            "Home" => r.best_head,
+            "Home" => best,
             "Enter" | " " => {
                 ev.prevent_default();
                 return show_head(&s, l, h);
@@ -53,8 +64,8 @@ pub fn HeadGrid(s: State) -> impl IntoView {
         s.view.head_cursor.set(Some(moved));
     };
     let readout = move || {
-        let (r, (l, h)) = (r()?, cursor()?);
-        let v = r.head_scores.get(l)?.get(h)?;
+        let (l, h) = cursor()?;
+        let v = s.out.recorded.with(|r| r.as_ref().and_then(|r| r.head_scores.get(l)?.get(h).copied()))?;
         let state = if Some((l, h)) == shown() { "shown" } else { "Enter shows its map" };
         Some(format!("head {l}.{h}: {v:+.4} nats ({state})"))
     };

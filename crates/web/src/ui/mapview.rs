@@ -4,6 +4,8 @@
 //! the pointer or the keyboard cursor; the highest patches as text. Progress shows here, where
 //! the result will appear.
 
+use std::sync::Arc;
+
 use leptos::prelude::*;
 use llava_lens_explain::render::{Palette, RenderOptions, Upsample, legend, render_on_original};
 use wasm_bindgen::JsCast;
@@ -63,15 +65,19 @@ fn shown(s: &State) -> Option<Shown> {
     })
 }
 
-/// The picture drawn under the map and the crop box in its pixels.
-fn base_of(s: &State) -> Result<(image::RgbImage, CropBox), String> {
+/// The picture drawn under the map and the crop box in its pixels: the visitor's picture (shared,
+/// not copied: the opacity slider redraws on every step), else the recorded view of the model.
+fn base_of(s: &State) -> Result<(Arc<image::RgbImage>, CropBox), String> {
     if let Some(o) = s.out.original.get() {
-        return Ok(((*o.image).clone(), (o.crop.x, o.crop.y, o.crop.width, o.crop.height)));
+        return Ok((o.image, (o.crop.x, o.crop.y, o.crop.width, o.crop.height)));
     }
-    let r = s.out.recorded.get().ok_or("no explanation")?;
-    let crop = image::load_from_memory(&r.crop_jpeg).map_err(|e| format!("the recorded picture is damaged: {e}"))?.to_rgb8();
+    let crop = s.out.recorded.with(|r| {
+        let r = r.as_ref().ok_or("no explanation")?;
+        image::load_from_memory(&r.crop_jpeg).map_err(|e| format!("the recorded picture is damaged: {e}"))
+    })?;
+    let crop = crop.to_rgb8();
     let (w, h) = (crop.width() as f32, crop.height() as f32);
-    Ok((crop, (0.0, 0.0, w, h)))
+    Ok((Arc::new(crop), (0.0, 0.0, w, h)))
 }
 
 fn put(canvas: &web_sys::HtmlCanvasElement, img: &image::RgbImage, crop: CropBox) -> Result<(), String> {
@@ -116,11 +122,11 @@ pub fn MapView(s: State) -> impl IntoView {
     let geometry = RwSignal::new(None::<((u32, u32), CropBox)>);
     Effect::new(move |_| {
         let (Some(sh), op, crisp) = (current.get(), s.view.opacity.get(), s.view.crisp.get()) else { return };
-        let (Some(c), Some(r)) = (canvas.get(), s.out.recorded.get()) else { return };
+        let (Some(c), Some(grid)) = (canvas.get(), s.out.recorded.with(|r| r.as_ref().map(|r| r.grid))) else { return };
         let upsample = if crisp { Upsample::Crisp } else { Upsample::Smooth };
         let opts = RenderOptions { upsample, palette: sh.palette, opacity: op, outline_top: 0, units: sh.units };
         let drawn = base_of(&s).and_then(|(base, crop)| {
-            let img = render_on_original(&base, crop, &sh.values, r.grid, &opts).map_err(|e| e.to_string())?;
+            let img = render_on_original(&base, crop, &sh.values, grid, &opts).map_err(|e| e.to_string())?;
             put(&c, &img, crop)?;
             Ok((img.dimensions(), crop))
         });
@@ -134,7 +140,7 @@ pub fn MapView(s: State) -> impl IntoView {
             super::dom::reveal("result");
         }
     });
-    let grid = move || s.out.recorded.get().map_or(0, |r| r.grid);
+    let grid = move || s.out.recorded.with(|r| r.as_ref().map_or(0, |r| r.grid));
     let point = move |ev: &leptos::ev::MouseEvent| -> Option<usize> {
         let (c, ((w, _), crop)) = (canvas.get_untracked()?, geometry.get_untracked()?);
         let k = f64::from(w) / c.get_bounding_client_rect().width().max(1.0);

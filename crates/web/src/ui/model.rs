@@ -17,6 +17,12 @@ pub const ASK_ABOVE_BYTES: u64 = 200_000_000;
 /// The bundled demo model, served beside the page.
 pub const DEMO_MODEL: &str = "models/scenes-tiny/";
 
+/// Whether a loaded model is the bundled demo (its URL beside the page, or its folder picked by
+/// hand): the page then says what it knows and warns about words it never saw.
+pub fn is_demo(name: &str) -> bool {
+    name.trim_end_matches('/').rsplit('/').next() == Some("scenes-tiny")
+}
+
 /// The source the panel describes now.
 pub fn source(s: &State) -> Result<ModelSource, String> {
     match s.model.source.get_untracked() {
