@@ -35,7 +35,7 @@ pub fn AnswerCard(s: State) -> impl IntoView {
                             <span class="word">{w.clone()}</span>
                             <meter min="0" max="1" value=p.to_string() aria-label=format!("probability of {w}")></meter>
                             <span class="p">{format!("{p:.3}")}</span>
-                            <Show when=move || s.run.live.get().is_some()>
+                            <Show when=move || s.run.live.with(Option::is_some)>
                                 <button class="small" aria-label=format!("explain {a} instead") on:click={let a = a.clone(); move |_| explain_instead(a.clone(), false)}>"explain"</button>
                                 <button class="small" aria-label=format!("explain the answer rather than {b}") on:click={let b = b.clone(); move |_| explain_instead(b.clone(), true)}>"rather than"</button>
                             </Show>

@@ -109,7 +109,7 @@ pub fn FaithfulView(s: State) -> impl IntoView {
                 <option value="token">"replacing its image token by the mean token"</option>
                 <option value="pixel">"blurring its pixels (re-runs the vision tower)"</option>
             </select></label>
-            <button data-testid="faithful-run" on:click=ask disabled=move || s.run.busy.get() || s.model.loaded.get().is_none() || s.run.live.get().is_none()>"Draw the curves"</button>
+            <button data-testid="faithful-run" on:click=ask disabled=move || s.run.busy.get() || s.model.loaded.get().is_none() || s.run.live.with(Option::is_none)>"Draw the curves"</button>
             <Show when=move || s.out.faithful.get().is_some()>
                 {move || s.out.faithful.get().and_then(|f| f.warning.map(|w| view! { <p class="warning" data-testid="faithful-warning">{w}</p> }))}
                 <canvas node_ref=canvas data-testid="faithful-curves" role="img"

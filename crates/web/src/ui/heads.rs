@@ -16,10 +16,10 @@ const NUMBERED_HEADS: usize = 8;
 pub fn show_head(s: &State, l: usize, h: usize) {
     s.view.map.set(MapChoice::Head(l, h));
     s.view.head_cursor.set(Some((l, h)));
-    if s.out.head_maps.get_untracked().iter().any(|m| (m.0, m.1) == (l, h)) || s.run.live.get_untracked().is_none() {
+    if s.out.head_maps.get_untracked().iter().any(|m| (m.0, m.1) == (l, h)) || s.run.live.with_untracked(Option::is_none) {
         return;
     }
-    if s.out.recorded.get_untracked().is_some_and(|r| r.best_head == (l, h)) {
+    if s.out.recorded.with_untracked(|r| r.as_ref().is_some_and(|r| r.best_head == (l, h))) {
         return;
     }
     super::rerun_with_head(s, l, h);

@@ -211,7 +211,7 @@ pub fn MapView(s: State) -> impl IntoView {
     });
     let palette = Signal::derive(move || current.get().map_or(s.view.palette.get(), |sh| sh.palette));
     let units = Signal::derive(move || current.get().map_or("nats", |sh| sh.units));
-    let has_result = move || s.out.recorded.get().is_some();
+    let has_result = move || s.out.recorded.with(Option::is_some);
     let choice = move |c: MapChoice| move || s.view.map.get() == c;
     let head_choice = move || match s.view.map.get() {
         MapChoice::Head(l, h) => Some((l, h)),

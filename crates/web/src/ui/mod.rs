@@ -243,7 +243,7 @@ fn App() -> impl IntoView {
         }
     }
     // A recorded explanation embedded in a documentation page needs no model and no GPU.
-    if !(s.embed && s.out.recorded.get_untracked().is_some()) {
+    if !(s.embed && s.out.recorded.with_untracked(Option::is_some)) {
         start_worker(s);
     }
     ask::listen_for_paste(s);
@@ -270,7 +270,7 @@ fn App() -> impl IntoView {
                 <Panel id="model" title="Model"><model::ModelPanel s=s /></Panel>
             </Show>
             <div class="stage" class:embed=s.embed>
-                <Show when=move || !(s.embed && s.run.live.get().is_none() && s.out.recorded.get().is_some())>
+                <Show when=move || !(s.embed && s.run.live.with(Option::is_none) && s.out.recorded.with(Option::is_some))>
                     <ask::AskPanel s=s />
                 </Show>
                 <mapview::MapView s=s />
@@ -279,10 +279,10 @@ fn App() -> impl IntoView {
                     <heads::HeadGrid s=s />
                 </section>
             </div>
-            <Show when=move || s.out.recorded.get().is_some()>
+            <Show when=move || s.out.recorded.with(Option::is_some)>
                 <Panel id="exports" title="Share and export"><exports::Exports s=s /></Panel>
             </Show>
-            <Show when=move || !s.embed && s.out.recorded.get().is_some() && s.run.live.get().is_some()>
+            <Show when=move || !s.embed && s.out.recorded.with(Option::is_some) && s.run.live.with(Option::is_some)>
                 <Panel id="faithful" title="How faithful is this map?"><faithful::FaithfulView s=s /></Panel>
             </Show>
             <Show when=move || !s.embed>
