@@ -3,11 +3,15 @@
 // Entry points
 //   residual_add  a[i] += b[i]                     i < n            (residual connections)
 //   bias_add      a[r * cols + c] += b[c]          r < n / cols     (nn.Linear bias)
+//   blend_columns a[r * cols + c] = a[r * cols + c] * b[c] + b[cols + c]
+//                                                  r < n / cols     (head ablation: keep 0 or 1,
+//                                                                    then the fill value)
 //
 // Bindings (group 0)
 //   0  params  uniform     AddParams
 //   1  a       read_write  array<f32>  [n]
-//   2  b       read        array<f32>  [n] (residual_add) or [cols] (bias_add)
+//   2  b       read        array<f32>  [n] (residual_add), [cols] (bias_add) or
+//                                      [2 * cols] (blend_columns: keep, then fill)
 
 struct AddParams {
     n: u32,     // elements of a
@@ -39,5 +43,17 @@ fn bias_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let i = index(wid, nwg, lid);
     if (i < params.n) {
         a[i] += b[i % params.cols];
+    }
+}
+
+// Multiplying by exactly 1.0 and adding exactly 0.0 leaves a kept column bit-identical; a removed
+// column (keep 0.0) becomes exactly its fill value.
+@compute @workgroup_size(256, 1, 1)
+fn blend_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = index(wid, nwg, lid);
+    if (i < params.n) {
+        let c = i % params.cols;
+        a[i] = a[i] * b[c] + b[params.cols + c];
     }
 }

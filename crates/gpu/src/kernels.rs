@@ -119,6 +119,7 @@ impl Kernel {
             Kernel::Add => &[
                 EntryPoint { name: "residual_add", bindings: IN_PLACE_WITH_INPUT },
                 EntryPoint { name: "bias_add", bindings: IN_PLACE_WITH_INPUT },
+                EntryPoint { name: "blend_columns", bindings: IN_PLACE_WITH_INPUT },
             ],
             Kernel::Activation => &[
                 EntryPoint { name: "gelu", bindings: IN_PLACE },

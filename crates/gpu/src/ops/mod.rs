@@ -13,7 +13,7 @@ mod reduce;
 mod rope;
 
 pub use activation::{gelu, gelu_tanh, quick_gelu, silu_mul};
-pub use add::{bias_add, residual_add};
+pub use add::{bias_add, blend_columns, residual_add};
 pub use attention::{KeyMask, MAX_HEAD_DIM, MAX_KEYS, attention, attention_capture, attention_with};
 pub use copy::copy;
 pub use explain::{fixed_rms_norm, scatter_heads, weighted_values};

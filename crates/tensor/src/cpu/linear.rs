@@ -43,6 +43,17 @@ pub fn bias_add(y: &mut [f32], b: &[f32]) {
     }
 }
 
+/// `a[r, c] = a[r, c] * keep[c] + fill[c]` for every row (head ablation: keep 0 replaces a
+/// column by its fill, keep 1 leaves it).
+pub fn blend_columns(a: &mut [f32], keep: &[f32], fill: &[f32]) {
+    assert_eq!(keep.len(), fill.len(), "blend_columns: keep and fill differ in length");
+    for row in a.chunks_exact_mut(keep.len()) {
+        for ((v, k), f) in row.iter_mut().zip(keep).zip(fill) {
+            *v = *v * k + f;
+        }
+    }
+}
+
 /// `a += b` (the residual connection `hidden_states = residual + hidden_states`).
 pub fn residual_add(a: &mut [f32], b: &[f32]) {
     assert_eq!(a.len(), b.len(), "residual_add: lengths differ");

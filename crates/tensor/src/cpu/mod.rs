@@ -13,7 +13,7 @@ mod rope;
 pub use activation::{gelu, gelu_tanh, quick_gelu, silu_mul};
 pub use attention::{AttentionShape, attention, attention_masked};
 pub use explain::{fixed_rms_norm, scatter_heads, weighted_values};
-pub use linear::{PatchShape, bias_add, embedding, im2col, matmul, matvec, patch_embed, residual_add};
+pub use linear::{PatchShape, bias_add, blend_columns, embedding, im2col, matmul, matvec, patch_embed, residual_add};
 pub use norm::{layer_norm, rms_norm};
 pub use reduce::{argmax, log_softmax_gather, token_rank, top_k};
 pub use rope::{RopeShape, rope};
