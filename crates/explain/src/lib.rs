@@ -12,6 +12,7 @@
 pub mod engine;
 pub mod explanation;
 pub mod faithfulness;
+pub mod intervene;
 mod lens;
 pub mod method;
 mod projection;

@@ -7,6 +7,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod edits;
 mod error;
 mod layers;
 pub mod llama;
@@ -23,6 +24,7 @@ pub mod weights;
 
 pub use checkpoint::Checkpoint;
 pub use config::LlavaConfig;
+pub use edits::{Edits, RowSource};
 pub use error::{ModelError, check_top};
 pub use llava::{Llava, Prefill, RunOptions, RunOutput};
 pub use tokenizer::{LlavaTokenizer, Prompt, PromptParts};

@@ -13,6 +13,7 @@ use llava_lens_tensor::cpu::{AttentionShape, RopeShape};
 
 use crate::ModelError;
 use crate::config::TextConfig;
+use crate::edits::Edits;
 use crate::layers::{Linear, RmsNorm, rows_of};
 use crate::weights::{Role, Uploader};
 
@@ -141,18 +142,39 @@ impl Llama {
     pub fn forward(
         &self,
         rec: &mut Recorder<'_>,
-        mut x: GpuTensor,
+        x: GpuTensor,
         cache: &mut KvCache,
         plan: &CapturePlan,
         caps: &mut LayerCaptures,
         mask: Option<KeyMask<'_>>,
     ) -> Result<GpuTensor, ModelError> {
+        self.forward_edited(rec, x, 0, cache, plan, caps, mask, &Edits::default())
+    }
+
+    /// [`Llama::forward`] from layer `first` (`x` is the residual entering it; the cache's
+    /// earlier layers are left as they are) with `edits` applied as it goes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_edited(
+        &self,
+        rec: &mut Recorder<'_>,
+        mut x: GpuTensor,
+        first: usize,
+        cache: &mut KvCache,
+        plan: &CapturePlan,
+        caps: &mut LayerCaptures,
+        mask: Option<KeyMask<'_>>,
+        edits: &Edits,
+    ) -> Result<GpuTensor, ModelError> {
         let l = rows_of(&x);
         if cache.len + l > cache.capacity {
             return Err(ModelError::Prompt(format!("{} tokens exceed the context of {} set for this run", cache.len + l, cache.capacity)));
         }
-        for (n, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(rec, x, n, &self.config, cache, plan, caps, mask)?;
+        if let Some(e) = edits.first_layer().filter(|&e| e < first) {
+            return Err(ModelError::Prompt(format!("an edit at layer {e} comes before the pass's first layer {first}")));
+        }
+        for (n, layer) in self.layers.iter().enumerate().skip(first) {
+            edits.apply_resid(rec, n, &x, cache.len)?;
+            x = layer.forward(rec, x, n, &self.config, cache, plan, caps, mask, edits)?;
             // A long prefill's temporaries are ~30 MB per layer at 7B shapes: submit layer by
             // layer so they are freed as it goes instead of all living until the end.
             if l > 1 {
@@ -194,6 +216,7 @@ impl LlamaDecoderLayer {
         plan: &CapturePlan,
         caps: &mut LayerCaptures,
         mask: Option<KeyMask<'_>>,
+        edits: &Edits,
     ) -> Result<GpuTensor, ModelError> {
         let ctx = rec.ctx();
         let (l, pos, hd) = (rows_of(&x), cache.len, c.head_dim);
@@ -223,6 +246,7 @@ impl LlamaDecoderLayer {
             }
             None => ops::attention_with(rec, &q, &cache.keys[n], &cache.values[n], &attn, &shape, None, mask)?,
         }
+        edits.apply_heads(rec, n, &attn, pos, hd)?;
         let attn_out = a.o_proj.forward(rec, &attn)?;
         capture_rows(rec, plan, caps, n, HookPoint::AttnOut, &attn_out)?;
         ops::residual_add(rec, &attn_out, &x)?; // attn_out is now r = x + a

@@ -15,7 +15,7 @@ use crate::layers::Linear;
 use crate::llama::{KvCache, LayerCaptures, Llama};
 use crate::vision::VisionTower;
 use crate::weights::{Role, Uploader, WeightDType, WeightSource};
-use crate::{ModelError, Prompt};
+use crate::{Edits, ModelError, Prompt};
 
 /// `LlavaMultiModalProjector`: linear_1 -> GELU -> linear_2.
 #[derive(Debug)]
@@ -307,6 +307,21 @@ impl Llava {
         extra_tokens: usize,
         mask: Option<KeyMask<'_>>,
     ) -> Result<Prefill, ModelError> {
+        self.prefill_edited(rec, prompt, image_features, plan, extra_tokens, mask, &Edits::default())
+    }
+
+    /// [`Llava::prefill_with_features`] with interventions (`crates/model/src/edits.rs`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn prefill_edited(
+        &self,
+        rec: &mut Recorder<'_>,
+        prompt: &Prompt,
+        image_features: Option<GpuTensor>,
+        plan: &CapturePlan,
+        extra_tokens: usize,
+        mask: Option<KeyMask<'_>>,
+        edits: &Edits,
+    ) -> Result<Prefill, ModelError> {
         let c = &self.config;
         let x = self.inputs_embeds(rec, prompt, image_features.as_ref())?;
         let seq_len = x.shape()[0];
@@ -321,7 +336,7 @@ impl Llava {
         let capacity = (seq_len + extra_tokens).min(c.text.max_position_embeddings.max(seq_len + 1)).min(window);
         let mut cache = KvCache::new(rec.ctx(), &c.text, capacity);
         let mut captures = LayerCaptures::default();
-        let hidden = self.language_model.forward(rec, x, &mut cache, plan, &mut captures, mask)?;
+        let hidden = self.language_model.forward_edited(rec, x, 0, &mut cache, plan, &mut captures, mask, edits)?;
         Ok(Prefill { seq_len, hidden, cache, captures, image_features })
     }
 

@@ -1,0 +1,166 @@
+//! Activation patching: the corrupted input's run with one activation taken from the clean
+//! input's run, and how much of the clean logit difference that restores,
+//! `(LD_patched - LD_corrupted) / (LD_clean - LD_corrupted)` with `LD = logit(target) -
+//! logit(contrast)` at the last position (1: the patched activation carries the whole
+//! difference; 0: none of it).
+//!
+//! Two grids: the residual stream entering each layer at each chosen position, and each head's
+//! output (z, before o_proj) at the last position. A cell changes only its position and the
+//! positions after it from its layer on, so each cell's run starts at its layer and covers only
+//! those positions, reading the earlier ones' keys and values from the corrupted run's cache.
+//! Cells run from the last position backwards, so no cell reads a cache row an earlier cell
+//! wrote.
+
+use llava_lens_model::{Edits, RowSource};
+use serde::{Deserialize, Serialize};
+
+use super::{Intervener, Outcome, Targets};
+use crate::ExplainError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Patching {
+    pub target: u32,
+    pub contrast: u32,
+    pub clean: Outcome,
+    pub corrupted: Outcome,
+    /// The sequence positions of the residual grid's columns.
+    pub positions: Vec<usize>,
+    /// Recovered fraction per `[layer][position]` of `positions`.
+    pub resid: Vec<Vec<f32>>,
+    /// Recovered fraction per `[layer][head]`, each head's output patched at the last position.
+    pub heads: Vec<Vec<f32>>,
+    /// Where the image's positions are in the sequence (for per-layer patch maps).
+    pub image_offset: usize,
+    pub image_tokens: usize,
+    /// Forward passes (whole or partial) the grids took.
+    pub runs: usize,
+}
+
+impl Patching {
+    /// Layer `layer`'s residual-grid row over the image patches (None where a patch's position
+    /// was not patched).
+    pub fn patch_map(&self, layer: usize) -> Vec<Option<f32>> {
+        (0..self.image_tokens)
+            .map(|p| self.positions.iter().position(|&q| q == self.image_offset + p).map(|i| self.resid[layer][i]))
+            .collect()
+    }
+}
+
+/// Patches `clean`'s activations into `corrupted`'s run at `positions` (sequence positions;
+/// every head at the last position besides). `targets.contrast` defaults to the corrupted
+/// input's own answer.
+pub async fn patch(
+    clean: &mut Intervener<'_>,
+    corrupted: &mut Intervener<'_>,
+    positions: &[usize],
+    target: Option<u32>,
+    contrast: Option<u32>,
+) -> Result<Patching, ExplainError> {
+    if clean.seq != corrupted.seq || clean.prompt.image_offset != corrupted.prompt.image_offset {
+        return Err(ExplainError::Input(format!(
+            "activation patching pairs positions one to one: the clean input has {} positions (image at {:?}), the corrupted one {} (image at {:?}); give inputs of the same length",
+            clean.seq, clean.prompt.image_offset, corrupted.seq, corrupted.prompt.image_offset
+        )));
+    }
+    let seq = clean.seq;
+    if let Some(&p) = positions.iter().find(|&&p| p >= seq) {
+        return Err(ExplainError::Input(format!("position {p} is outside the sequence of {seq}")));
+    }
+    let targets = Targets { target: target.unwrap_or(clean.prediction()), contrast: Some(contrast.unwrap_or(corrupted.prediction())) };
+    let contrast = targets.contrast.expect("set above");
+    if targets.target == contrast {
+        return Err(ExplainError::Input(format!(
+            "the clean and corrupted inputs both answer token {contrast}: there is no logit difference to recover; choose a target and a contrast token"
+        )));
+    }
+    let clean_out = clean.base_outcome(targets).await?;
+    let corrupted_out = corrupted.base_outcome(targets).await?;
+    let (ld_clean, ld_corrupted) = (clean_out.logit_diff.expect("contrast set"), corrupted_out.logit_diff.expect("contrast set"));
+    let span = ld_clean - ld_corrupted;
+    if span.abs() < 1e-6 {
+        return Err(ExplainError::Input(format!("the logit difference is {ld_clean} on both inputs: nothing to recover")));
+    }
+    let t = &clean.model.config.text;
+    let (layers, heads) = (t.num_hidden_layers, t.num_attention_heads);
+    let runs_before = corrupted.runs;
+    let recovered = |o: Outcome| (o.logit_diff.expect("contrast set") - ld_corrupted) / span;
+
+    let mut head_grid = vec![vec![0f32; heads]; layers];
+    for (l, row) in head_grid.iter_mut().enumerate() {
+        for (h, cell) in row.iter_mut().enumerate() {
+            *cell = recovered(corrupted.patch_head(clean, l, h, targets).await?);
+        }
+    }
+    let mut resid = vec![vec![0f32; positions.len()]; layers];
+    let mut order: Vec<usize> = (0..positions.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(positions[i]));
+    for i in order {
+        let p = positions[i];
+        for (l, row) in resid.iter_mut().enumerate() {
+            row[i] = recovered(corrupted.patch_resid(clean, l, p, targets).await?);
+        }
+    }
+    let (image_offset, image_tokens) = clean.image_span();
+    Ok(Patching {
+        target: targets.target,
+        contrast,
+        clean: clean_out,
+        corrupted: corrupted_out,
+        positions: positions.to_vec(),
+        resid,
+        heads: head_grid,
+        image_offset,
+        image_tokens,
+        runs: corrupted.runs - runs_before,
+    })
+}
+
+impl Intervener<'_> {
+    /// This run with the residual entering `layer` at `position` taken from `clean`'s run.
+    pub async fn patch_resid(
+        &mut self,
+        clean: &Intervener<'_>,
+        layer: usize,
+        position: usize,
+        targets: Targets,
+    ) -> Result<Outcome, ExplainError> {
+        self.check_patch(clean, layer, position)?;
+        let d = self.model.config.text.hidden_size;
+        let mut edits = Edits::default();
+        edits.resid_rows.insert(layer, vec![(position, RowSource { source: clean.base.resid[layer].clone(), at: position * d })]);
+        self.run_from(&edits, position, None, targets).await
+    }
+
+    /// This run with head (`layer`, `head`)'s output at the last position taken from `clean`'s run.
+    pub async fn patch_head(
+        &mut self,
+        clean: &Intervener<'_>,
+        layer: usize,
+        head: usize,
+        targets: Targets,
+    ) -> Result<Outcome, ExplainError> {
+        let last = self.seq - 1;
+        self.check_patch(clean, layer, last)?;
+        let t = &self.model.config.text;
+        if head >= t.num_attention_heads {
+            return Err(ExplainError::Input(format!("head {layer}.{head} does not exist: layers have {} heads", t.num_attention_heads)));
+        }
+        let mut edits = Edits::default();
+        edits.head_rows.insert(layer, vec![(last, head, RowSource { source: clean.base.z_last[layer].clone(), at: head * t.head_dim })]);
+        self.run_from(&edits, last, None, targets).await
+    }
+
+    fn check_patch(&self, clean: &Intervener<'_>, layer: usize, position: usize) -> Result<(), ExplainError> {
+        let layers = self.model.config.text.num_hidden_layers;
+        if clean.seq != self.seq {
+            return Err(ExplainError::Input(format!("the clean input has {} positions, this one {}", clean.seq, self.seq)));
+        }
+        if layer >= layers {
+            return Err(ExplainError::Input(format!("layer {layer} does not exist: the decoder's layers are 0..={}", layers - 1)));
+        }
+        if position >= self.seq {
+            return Err(ExplainError::Input(format!("position {position} is outside the sequence of {}", self.seq)));
+        }
+        Ok(())
+    }
+}
