@@ -73,7 +73,7 @@ pub struct ExplainArgs {
 }
 
 /// `LAYER.HEAD`, as the JSON and the page name heads.
-fn parse_head(s: &str) -> Result<(usize, usize), String> {
+pub fn parse_head(s: &str) -> Result<(usize, usize), String> {
     let bad = || format!("{s:?} is not LAYER.HEAD (e.g. 14.7)");
     let (l, h) = s.split_once('.').ok_or_else(bad)?;
     Ok((l.trim().parse().map_err(|_| bad())?, h.trim().parse().map_err(|_| bad())?))

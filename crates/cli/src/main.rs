@@ -8,6 +8,7 @@ mod eval;
 mod explain;
 mod faithfulness;
 mod input;
+mod intervene;
 mod output;
 mod report;
 mod run;
@@ -45,6 +46,15 @@ enum Command {
     Report(report::ReportArgs),
     /// Deletion/insertion curves of the map against mean attention and random orders (JSON).
     Faithfulness(faithfulness::FaithfulnessArgs),
+    /// Ablate heads (zero or mean) or knock out image patches, and see the answer change; with
+    /// --curve, heads removed in the paper's order vs random orders.
+    Ablate(intervene::AblateArgs),
+    /// Activation patching from a clean input into a corrupted one: per layer and position of
+    /// the residual stream and per head at the last position, the share of the logit difference
+    /// each restores.
+    Patch(intervene::PatchArgs),
+    /// Generate the answer and explain every token of it with the tokens before it.
+    Answer(intervene::AnswerArgs),
     /// Held-out measurements on generated scenes: accuracy, pointing game, faithfulness table (JSON).
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -73,6 +83,9 @@ fn main() -> anyhow::Result<()> {
         Command::Batch(args) => batch::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Faithfulness(args) => faithfulness::run(&args),
+        Command::Ablate(args) => intervene::ablate(&args),
+        Command::Patch(args) => intervene::patch_cmd(&args),
+        Command::Answer(args) => intervene::answer(&args),
         Command::Scenes(args) => scenes::run(&args),
         Command::Eval(cmd) => eval::run(&cmd),
         Command::MakeTiny { out, seed, gqa } => {

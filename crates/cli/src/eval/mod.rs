@@ -1,6 +1,7 @@
 //! `llava-lens eval`: held-out measurements on generated scenes (a seed never used in training):
 //! answer accuracy, the pointing game, and the faithfulness table.
 
+mod ablation;
 mod accuracy;
 mod faithfulness;
 mod pointing;
@@ -20,6 +21,9 @@ pub enum EvalCommand {
     Pointing(pointing::PointingArgs),
     /// Deletion/insertion AUCs of the map, mean attention and random orders over many scenes.
     Faithfulness(faithfulness::FaithfulnessTableArgs),
+    /// p(correct colour) with the paper's top head ablated vs a random other head, and the
+    /// head-level deletion curve's AUC for the paper's order vs random orders.
+    Ablation(ablation::AblationTableArgs),
 }
 
 pub fn run(cmd: &EvalCommand) -> anyhow::Result<()> {
@@ -27,6 +31,7 @@ pub fn run(cmd: &EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Accuracy(a) => accuracy::run(a),
         EvalCommand::Pointing(a) => pointing::run(a),
         EvalCommand::Faithfulness(a) => faithfulness::run(a),
+        EvalCommand::Ablation(a) => ablation::run(a),
     }
 }
 

@@ -20,12 +20,16 @@ pub mod patching;
 use llava_lens_gpu::capture::{CapturePlan, Hook};
 use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32, read_u32};
 use llava_lens_model::llama::{KvCache, LayerCaptures};
-use llava_lens_model::{Edits, Llava, Prompt};
+use llava_lens_model::{Edits, Llava, LlavaTokenizer, Prompt};
 use serde::{Deserialize, Serialize};
 
 use crate::ExplainError;
 use crate::engine::TOP_TOKENS;
 use crate::explanation::TokenInfo;
+
+/// The `schema` of every intervention document (docs/INTERVENTIONS.md): `ablation`, `patching`
+/// and `answer` documents, each with a `kind` saying which.
+pub const SCHEMA: &str = "llava-lens/intervention/1";
 
 /// The answer distribution of one run: the target's (and contrast's) log-probability and the
 /// model's top tokens.
@@ -47,9 +51,9 @@ impl Outcome {
     }
 
     /// Fills the tokens' texts.
-    pub fn name_tokens(&mut self, decode: &dyn Fn(u32) -> String) {
+    pub fn name_tokens(&mut self, tok: &LlavaTokenizer) {
         for t in std::iter::once(&mut self.target).chain(self.contrast.as_mut()).chain(self.top.iter_mut()) {
-            t.text = Some(decode(t.id));
+            t.text = tok.token(t.id);
         }
     }
 }

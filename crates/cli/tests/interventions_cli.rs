@@ -1,0 +1,133 @@
+//! `ablate`, `patch`, `answer` and `eval ablation` as a user runs them: the bundled demo model on
+//! a held-out scene, and the tiny HF-made Llava (tests/data/tiny-llava) with two images.
+
+mod common;
+
+use common::{bin, json_of, repo, temp_dir};
+use llava_lens_scenes::{SceneSpec, generate};
+use serde_json::Value;
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn tiny(cmd: &str) -> std::process::Command {
+    let mut c = bin();
+    c.args([cmd, "--model"])
+        .arg(repo("tests/data/tiny-llava"))
+        .args(["--question", "What is the color of the dog?", "--answer-prefix", "The color of the dog is", "--image"])
+        .arg(repo("tests/data/images/scene-500x375.png"));
+    c
+}
+
+fn stderr_of(c: &mut std::process::Command) -> String {
+    let out = c.output().unwrap();
+    assert!(!out.status.success(), "expected a failure; stdout {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn ablating_the_demo_models_top_head_and_top_patches_removes_the_answer() {
+    let dir = temp_dir("ablate");
+    std::fs::create_dir_all(&dir).unwrap();
+    let scene = generate(12345, 0, &SceneSpec::default());
+    let image = dir.join("scene.png");
+    scene.image.save(&image).unwrap();
+    let q = scene.questions.iter().find(|q| q.object.is_some()).unwrap();
+    let base = || {
+        let mut c = bin();
+        c.args(["ablate", "--question", &q.question, "--answer-prefix", &q.answer_prefix, "--image"]).arg(&image);
+        c
+    };
+    let v = json_of(base().args(["--top-heads", "1", "--knockout-top", "4", "--mode", "mean"]).output().unwrap());
+    assert_eq!(v["schema"], "llava-lens/intervention/1");
+    assert_eq!(v["kind"], "ablation");
+    let h = &v["heads"];
+    assert_eq!(h["before"]["target"]["text"].as_str().unwrap(), format!("▁{}", q.answer), "the model answers right");
+    let (p0, p1) = (f(&h["before"]["target"]["log_prob"]).exp(), f(&h["after"]["target"]["log_prob"]).exp());
+    assert!(p1 < p0 / 2.0, "mean-ablating the paper's top head halves p(correct) at least: {p0} -> {p1}");
+    let k = &v["knockout"];
+    assert_eq!(k["patches"].as_array().unwrap().len(), 4);
+    assert!(f(&k["after"]["target"]["log_prob"]) < f(&k["before"]["target"]["log_prob"]), "the top patches carry the answer");
+    // The same head named by hand gives the same numbers.
+    let best = &h["heads"][0];
+    let by_hand = json_of(base().args(["--heads", &format!("{}.{}", best[0], best[1]), "--mode", "mean"]).output().unwrap());
+    assert_eq!(by_hand["heads"]["after"], h["after"]);
+    let err = stderr_of(base().args(["--heads", "9.0"]));
+    assert!(err.contains("head 9.0 does not exist"), "{err}");
+    let err = stderr_of(base().args(["--knockout-patches", "4000"]));
+    assert!(err.contains("patch 4000 does not exist"), "{err}");
+    let err = stderr_of(&mut base());
+    assert!(err.contains("nothing to ablate"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_head_deletion_curve_compares_the_papers_order_with_random_ones() {
+    let v = json_of(tiny("ablate").args(["--curve", "--steps", "4", "--seeds", "3"]).output().unwrap());
+    let c = &v["curve"];
+    assert_eq!(c["heads"], 8, "2 layers of 4 heads");
+    let paper = c["paper"]["probs"].as_array().unwrap();
+    assert_eq!(paper.len(), 5);
+    assert_eq!(c["paper"]["removed"], serde_json::json!([0, 2, 4, 6, 8]));
+    assert!((f(&paper[0]) - f(&c["s_orig"])).abs() < 1e-7);
+    assert_eq!(c["random"].as_array().unwrap().len(), 3);
+    // Every order removes every head at the end: the same model, the same probability.
+    let end = f(paper.last().unwrap());
+    for r in c["random"].as_array().unwrap() {
+        assert!((f(r["probs"].as_array().unwrap().last().unwrap()) - end).abs() < 1e-5, "all heads removed is one model");
+    }
+}
+
+#[test]
+fn patching_grids_have_a_cell_per_layer_and_position() {
+    let v = json_of(
+        tiny("patch")
+            .arg("--corrupt-image")
+            .arg(repo("tests/data/images/tall-301x689.png"))
+            .args(["--positions", "image", "--contrast", "100"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(v["kind"], "patching");
+    let p = &v["patching"];
+    let positions = p["positions"].as_array().unwrap();
+    assert_eq!(positions.len(), 16, "the tiny model's 4 x 4 patches");
+    assert_eq!(f(&positions[0]) as u64, p["image_offset"].as_u64().unwrap());
+    assert_eq!(p["resid"].as_array().unwrap().len(), 2);
+    assert!(p["resid"].as_array().unwrap().iter().all(|r| r.as_array().unwrap().len() == 16));
+    assert!(p["heads"].as_array().unwrap().iter().all(|r| r.as_array().unwrap().len() == 4));
+    // The random tiny model answers the same for both images: the contrast is given.
+    assert_eq!(p["contrast"], 100);
+    assert_eq!(p["target"], p["clean"]["top"][0]["id"]);
+    // Patching every image position of layer 0 at once would restore the clean run; one at a
+    // time, each restores part of it.
+    let sum: f64 = p["resid"][0].as_array().unwrap().iter().map(f).sum();
+    assert!(sum.abs() > 1e-3, "the image positions carry the difference: {sum}");
+    let err = stderr_of(&mut tiny("patch"));
+    assert!(err.contains("must differ"), "{err}");
+    let err = stderr_of(tiny("patch").args(["--corrupt-question", "What is the color of the big brown dog on the left?"]));
+    assert!(err.contains("pairs positions one to one"), "{err}");
+    let err =
+        stderr_of(tiny("patch").arg("--corrupt-image").arg(repo("tests/data/images/tall-301x689.png")).args(["--positions", "5,999"]));
+    assert!(err.contains("999 is outside the sequence"), "{err}");
+}
+
+#[test]
+fn every_answer_token_gets_its_own_explanation() {
+    let v = json_of(tiny("answer").args(["--max-tokens", "3"]).output().unwrap());
+    assert_eq!(v["kind"], "answer");
+    let a = &v["answer"];
+    let tokens = a["tokens"].as_array().unwrap();
+    let ex = a["explanations"].as_array().unwrap();
+    assert_eq!(ex.len(), tokens.len());
+    assert!(!tokens.is_empty());
+    let prompt = ex[0]["prompt_ids"].as_array().unwrap().clone();
+    for (i, e) in ex.iter().enumerate() {
+        assert_eq!(e["target"]["id"], tokens[i]);
+        let ids = e["prompt_ids"].as_array().unwrap();
+        assert_eq!(ids.len(), prompt.len() + i, "token {i} is explained after the prompt and the {i} tokens before it");
+        assert_eq!(&ids[prompt.len()..], &tokens[..i]);
+    }
+    assert!(a["text"].is_string());
+}
