@@ -52,6 +52,8 @@ struct Columns {
     top_beats_other: usize,
     auc_paper: Vec<f64>,
     auc_random: Vec<f64>,
+    /// Every head's drop per scene, by (layer, head), and how often each was the top head.
+    by_head: std::collections::BTreeMap<(usize, usize), (Vec<f64>, usize)>,
 }
 
 pub fn run(a: &AblationTableArgs) -> anyhow::Result<()> {
@@ -90,6 +92,11 @@ pub fn run(a: &AblationTableArgs) -> anyhow::Result<()> {
             for h in &ranked[1..] {
                 others.push(drop(&mut iv, (h.layer, h.head))?);
             }
+            for (i, h) in ranked.iter().enumerate() {
+                let e = c.by_head.entry((h.layer, h.head)).or_default();
+                e.0.push(if i == 0 { top } else { others[i - 1] });
+                e.1 += (i == 0) as usize;
+            }
             let other = others.iter().sum::<f64>() / others.len() as f64;
             c.p0.push(p0);
             c.top.push(top);
@@ -116,6 +123,7 @@ pub fn run(a: &AblationTableArgs) -> anyhow::Result<()> {
                 "top_drops_more": c.top_beats_other as f64 / c.p0.len().max(1) as f64,
                 "curve_auc_paper": stat(&c.auc_paper),
                 "curve_auc_random": stat(&c.auc_random),
+                "by_head": c.by_head.iter().map(|(&(l, h), (drops, top))| json!({"head": [l, h], "drop": stat(drops), "top_head_in": top})).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -137,6 +145,21 @@ pub fn run(a: &AblationTableArgs) -> anyhow::Result<()> {
                 f("curve_auc_paper"),
                 f("curve_auc_random")
             )?;
+        }
+        md.push_str("\n| ablation | head | drop of p(correct) when it alone is ablated | scenes where it is the paper's top head |\n|---|---|---|---|\n");
+        for r in &rows {
+            for h in r["by_head"].as_array().into_iter().flatten() {
+                writeln!(
+                    md,
+                    "| {} | {}.{} | {:.3} ± {:.3} | {} |",
+                    r["mode"].as_str().unwrap_or("?"),
+                    h["head"][0],
+                    h["head"][1],
+                    h["drop"]["mean"].as_f64().unwrap_or(f64::NAN),
+                    h["drop"]["sd"].as_f64().unwrap_or(f64::NAN),
+                    h["top_head_in"]
+                )?;
+            }
         }
         std::fs::write(path, md)?;
     }

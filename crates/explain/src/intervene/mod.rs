@@ -29,7 +29,7 @@ use crate::explanation::TokenInfo;
 
 /// The `schema` of every intervention document (docs/INTERVENTIONS.md): `ablation`, `patching`
 /// and `answer` documents, each with a `kind` saying which.
-pub const SCHEMA: &str = "llava-lens/intervention/1";
+pub const SCHEMA: &str = "llava-lens.intervention/1";
 
 /// The answer distribution of one run: the target's (and contrast's) log-probability and the
 /// model's top tokens.
@@ -201,45 +201,13 @@ impl<'a> Intervener<'a> {
         targets: Targets,
     ) -> Result<Outcome, ExplainError> {
         let ctx = self.ctx;
-        let t = &self.model.config.text;
-        let vocab = t.vocab_size;
-        if let Some(&id) = targets.ids().iter().find(|&&id| id as usize >= vocab) {
-            return Err(ExplainError::Input(format!("token id {id} is outside the vocabulary of {vocab}")));
-        }
-        let first = if mask.is_some() { 0 } else { edits.first_layer().unwrap_or(t.num_hidden_layers) };
-        if from > 0 && from > self.base.clean_before {
+        let vocab = self.model.config.text.vocab_size;
+        self.check_targets(targets)?;
+        if from > self.base.clean_before {
             self.rebuild().await?;
         }
         let mut rec = Recorder::new(ctx, "interventions: edited run");
-        let (h, row) = if first == t.num_hidden_layers {
-            // Nothing changes: the base run's own output.
-            (self.base.h_last.clone(), 0)
-        } else {
-            let rows = self.seq - from;
-            let x = GpuTensor::zeros(ctx, &[rows, t.hidden_size], "edited residual");
-            rec.copy_rows(&self.base.resid[first], from, &x, 0, rows)?;
-            let keys = match mask {
-                Some((blocked, _)) => Some(GpuTensor::from_u32(ctx, blocked, &[blocked.len()], "knocked-out keys")?),
-                None => None,
-            };
-            let mask = keys.as_ref().zip(mask).map(|(keys, (_, from))| ops::KeyMask { keys, from });
-            self.base.cache.len = from;
-            self.base.clean_before = self.base.clean_before.min(from);
-            let lm = &self.model.language_model;
-            let h = lm.forward_edited(
-                &mut rec,
-                x,
-                first,
-                &mut self.base.cache,
-                &CapturePlan::new(),
-                &mut LayerCaptures::default(),
-                mask,
-                edits,
-            );
-            self.base.cache.len = self.seq;
-            self.runs += 1;
-            (h?, rows - 1)
-        };
+        let (h, row) = self.record(&mut rec, edits, from, mask)?;
         let (_, ids, lps) = self.model.head(&mut rec, &h, row, TOP_TOKENS.min(vocab))?;
         let own = self.model.target_log_probs(&mut rec, &h, row, &targets.ids())?;
         rec.submit();
@@ -247,6 +215,84 @@ impl<'a> Intervener<'a> {
         llava_lens_model::check_top("the edited run", &top, vocab)?;
         let lp = read_f32(ctx, &own).await?;
         Ok(outcome(top, &lp, targets))
+    }
+
+    fn check_targets(&self, targets: Targets) -> Result<(), ExplainError> {
+        let vocab = self.model.config.text.vocab_size;
+        match targets.ids().into_iter().find(|&id| id as usize >= vocab) {
+            Some(id) => Err(ExplainError::Input(format!("token id {id} is outside the vocabulary of {vocab}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Records one edited run (the caller made sure the cache's rows before `from` are clean);
+    /// returns the last layer's output and the row of the last position in it.
+    fn record(
+        &mut self,
+        rec: &mut Recorder<'_>,
+        edits: &Edits,
+        from: usize,
+        mask: Option<(&[u32], usize)>,
+    ) -> Result<(GpuTensor, usize), ExplainError> {
+        let ctx = self.ctx;
+        let t = &self.model.config.text;
+        let first = if mask.is_some() { 0 } else { edits.first_layer().unwrap_or(t.num_hidden_layers) };
+        if first == t.num_hidden_layers {
+            // Nothing changes: the base run's own output.
+            return Ok((self.base.h_last.clone(), 0));
+        }
+        let rows = self.seq - from;
+        let x = GpuTensor::zeros(ctx, &[rows, t.hidden_size], "edited residual");
+        rec.copy_rows(&self.base.resid[first], from, &x, 0, rows)?;
+        let keys = match mask {
+            Some((blocked, _)) => Some(GpuTensor::from_u32(ctx, blocked, &[blocked.len()], "knocked-out keys")?),
+            None => None,
+        };
+        let mask = keys.as_ref().zip(mask).map(|(keys, (_, from))| ops::KeyMask { keys, from });
+        self.base.cache.len = from;
+        self.base.clean_before = self.base.clean_before.min(from);
+        let lm = &self.model.language_model;
+        let h = lm.forward_edited(rec, x, first, &mut self.base.cache, &CapturePlan::new(), &mut LayerCaptures::default(), mask, edits);
+        self.base.cache.len = self.seq;
+        self.runs += 1;
+        Ok((h?, rows - 1))
+    }
+
+    /// Many edited runs, each `(edits, from)`, recorded back to back and read back together
+    /// (a few readbacks instead of one per run): the targets' log-probabilities of each, in
+    /// order. Runs are recorded in the order given; one that needs cache rows an earlier one
+    /// overwrote first re-runs the base pass (order runs by decreasing `from` to avoid that).
+    pub(crate) async fn run_many(&mut self, runs: &[(Edits, usize)], targets: Targets) -> Result<Vec<Vec<f32>>, ExplainError> {
+        /// Runs per readback: bounds the temporaries alive at once.
+        const BATCH: usize = 64;
+        self.check_targets(targets)?;
+        let n = targets.ids().len();
+        let ids = targets.ids();
+        let mut out = Vec::with_capacity(runs.len());
+        let mut i = 0;
+        while i < runs.len() {
+            if runs[i].1 > self.base.clean_before {
+                self.rebuild().await?;
+            }
+            let mut rec = Recorder::new(self.ctx, "interventions: edited runs");
+            let results = GpuTensor::zeros(self.ctx, &[BATCH * n], "edited runs' log-probabilities");
+            let mut k = 0;
+            while i < runs.len() && k < BATCH && runs[i].1 <= self.base.clean_before {
+                let (edits, from) = &runs[i];
+                let (h, row) = self.record(&mut rec, edits, *from, None)?;
+                let lp = self.model.target_log_probs(&mut rec, &h, row, &ids)?;
+                rec.copy_elements(&lp, 0, &results, k * n, n)?;
+                i += 1;
+                k += 1;
+            }
+            rec.submit();
+            let v = read_f32(self.ctx, &results).await?;
+            out.extend(v.chunks_exact(n).take(k).map(<[f32]>::to_vec));
+        }
+        if let Some(bad) = out.iter().flatten().find(|v| !v.is_finite()) {
+            return Err(llava_lens_model::ModelError::non_finite("an edited run", format!("a log-probability is {bad}")).into());
+        }
+        Ok(out)
     }
 
     /// Re-runs the base pass to restore the cache after suffix runs overwrote it.

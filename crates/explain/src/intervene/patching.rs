@@ -83,21 +83,29 @@ pub async fn patch(
     let t = &clean.model.config.text;
     let (layers, heads) = (t.num_hidden_layers, t.num_attention_heads);
     let runs_before = corrupted.runs;
-    let recovered = |o: Outcome| (o.logit_diff.expect("contrast set") - ld_corrupted) / span;
-
-    let mut head_grid = vec![vec![0f32; heads]; layers];
-    for (l, row) in head_grid.iter_mut().enumerate() {
-        for (h, cell) in row.iter_mut().enumerate() {
-            *cell = recovered(corrupted.patch_head(clean, l, h, targets).await?);
+    let recovered = |lp: &[f32]| (lp[0] - lp[1] - ld_corrupted) / span;
+    // Every cell as (edits, first position run); the head cells (the last position) first, then
+    // the residual cells from the last position backwards: no cell needs a cache row an earlier
+    // one overwrote.
+    let mut cells = Vec::with_capacity(layers * (heads + positions.len()));
+    for l in 0..layers {
+        for h in 0..heads {
+            cells.push(corrupted.head_edit(clean, l, h)?);
         }
     }
-    let mut resid = vec![vec![0f32; positions.len()]; layers];
     let mut order: Vec<usize> = (0..positions.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(positions[i]));
-    for i in order {
-        let p = positions[i];
+    for &i in &order {
+        for l in 0..layers {
+            cells.push(corrupted.resid_edit(clean, l, positions[i])?);
+        }
+    }
+    let lps = corrupted.run_many(&cells, targets).await?;
+    let head_grid: Vec<Vec<f32>> = (0..layers).map(|l| (0..heads).map(|h| recovered(&lps[l * heads + h])).collect()).collect();
+    let mut resid = vec![vec![0f32; positions.len()]; layers];
+    for (j, &i) in order.iter().enumerate() {
         for (l, row) in resid.iter_mut().enumerate() {
-            row[i] = recovered(corrupted.patch_resid(clean, l, p, targets).await?);
+            row[i] = recovered(&lps[layers * heads + j * layers + l]);
         }
     }
     let (image_offset, image_tokens) = clean.image_span();
@@ -124,11 +132,8 @@ impl Intervener<'_> {
         position: usize,
         targets: Targets,
     ) -> Result<Outcome, ExplainError> {
-        self.check_patch(clean, layer, position)?;
-        let d = self.model.config.text.hidden_size;
-        let mut edits = Edits::default();
-        edits.resid_rows.insert(layer, vec![(position, RowSource { source: clean.base.resid[layer].clone(), at: position * d })]);
-        self.run_from(&edits, position, None, targets).await
+        let (edits, from) = self.resid_edit(clean, layer, position)?;
+        self.run_from(&edits, from, None, targets).await
     }
 
     /// This run with head (`layer`, `head`)'s output at the last position taken from `clean`'s run.
@@ -139,6 +144,19 @@ impl Intervener<'_> {
         head: usize,
         targets: Targets,
     ) -> Result<Outcome, ExplainError> {
+        let (edits, from) = self.head_edit(clean, layer, head)?;
+        self.run_from(&edits, from, None, targets).await
+    }
+
+    fn resid_edit(&self, clean: &Intervener<'_>, layer: usize, position: usize) -> Result<(Edits, usize), ExplainError> {
+        self.check_patch(clean, layer, position)?;
+        let d = self.model.config.text.hidden_size;
+        let mut edits = Edits::default();
+        edits.resid_rows.insert(layer, vec![(position, RowSource { source: clean.base.resid[layer].clone(), at: position * d })]);
+        Ok((edits, position))
+    }
+
+    fn head_edit(&self, clean: &Intervener<'_>, layer: usize, head: usize) -> Result<(Edits, usize), ExplainError> {
         let last = self.seq - 1;
         self.check_patch(clean, layer, last)?;
         let t = &self.model.config.text;
@@ -147,7 +165,7 @@ impl Intervener<'_> {
         }
         let mut edits = Edits::default();
         edits.head_rows.insert(layer, vec![(last, head, RowSource { source: clean.base.z_last[layer].clone(), at: head * t.head_dim })]);
-        self.run_from(&edits, last, None, targets).await
+        Ok((edits, last))
     }
 
     fn check_patch(&self, clean: &Intervener<'_>, layer: usize, position: usize) -> Result<(), ExplainError> {
