@@ -21,6 +21,7 @@ import { serve } from './serve.mjs';
 import { reporter, openPanel, idle } from './report.mjs';
 import { shard, readSafetensors } from './safetensors.mjs';
 import { keyboardLoop, checkAxe, checkPhone } from './screen.mjs';
+import { checkWhatIf } from './whatif.mjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -306,6 +307,9 @@ try {
       `faithfulness AUCs match the CLI's (map deletion ${mapDel} vs ${cliFaithful.map.deletion_auc?.toFixed(3)}, insertion ${mapIns} vs ${cliFaithful.map.insertion_auc?.toFixed(3)}; ${faithfulMs} ms)`);
     check(await page.getByTestId('faithful-curves').evaluate((c) => c.width > 0), 'the curves are drawn');
     await page.screenshot({ path: `${out}/12-faithfulness.png`, fullPage: true });
+
+    // What if…: brushed knockout, activation patching on a gallery pair, the whole answer.
+    await checkWhatIf(page, check, out, path.dirname(cliJsonPath));
 
     // Images by paste and by drop replace the input (two different PNGs: the CLI's maps).
     const put = async (how, b64) => page.evaluate(([b64, how]) => {

@@ -3,6 +3,8 @@
 
 use llava_lens_explain::Explanation;
 use llava_lens_explain::faithfulness::{Faithfulness, Operator};
+use llava_lens_explain::intervene::Outcome;
+use llava_lens_explain::intervene::patching::Patching;
 use llava_lens_model::WeightDType;
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +50,46 @@ pub enum Request {
     /// explanation's map, mean attention and `seeds` random orders (the CLI's
     /// `llava-lens faithfulness`).
     Faithfulness { operator: Operator, steps: usize, seeds: usize },
+    /// The last explanation's input with the text after the image blind to `patches` (the
+    /// CLI's `ablate --knockout-patches`).
+    Knockout { patches: Vec<usize> },
+    /// Activation patching from the last explanation's input (clean) into a corrupted one: this
+    /// image and question with the same answer prefix (the CLI's `patch`).
+    Patch { image_base64: String, question: String, positions: PatchPositions },
+    /// Generate the answer to the last explanation's input and explain every token of it (the
+    /// CLI's `answer`).
+    ExplainAnswer { max_tokens: usize },
+}
+
+/// Which residual positions activation patching patches (the CLI's `--positions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchPositions {
+    All,
+    Image,
+    Text,
+}
+
+impl PatchPositions {
+    pub fn name(self) -> &'static str {
+        match self {
+            PatchPositions::All => "all",
+            PatchPositions::Image => "image",
+            PatchPositions::Text => "text",
+        }
+    }
+
+    /// The positions of a sequence of `seq` with the image at `image` (offset, count).
+    pub fn select(self, seq: usize, image: (usize, usize)) -> Vec<usize> {
+        let in_image = |p: usize| (image.0..image.0 + image.1).contains(&p);
+        (0..seq)
+            .filter(|&p| match self {
+                PatchPositions::All => true,
+                PatchPositions::Image => in_image(p),
+                PatchPositions::Text => !in_image(p),
+            })
+            .collect()
+    }
 }
 
 /// Worker -> page.
@@ -96,6 +138,30 @@ pub enum Response {
         result: Box<Faithfulness>,
         millis: f64,
     },
+    /// p(target) and the top tokens before and after a knockout.
+    KnockedOut {
+        patches: Vec<usize>,
+        before: Box<Outcome>,
+        after: Box<Outcome>,
+        millis: f64,
+    },
+    /// Activation patching's grids, with a label for every position (its token, or the image
+    /// patch's row and column) and the two answer words.
+    Patched {
+        patching: Box<Patching>,
+        labels: Vec<String>,
+        target: String,
+        contrast: String,
+        millis: f64,
+    },
+    /// The whole answer: each token's text and its explanation (as the CLI's `answer`), and what
+    /// the page draws for each.
+    AnswerExplained {
+        tokens: Vec<String>,
+        explanations: Vec<Explanation>,
+        recorded: Vec<crate::share::Recorded>,
+        millis: f64,
+    },
     Error {
         message: String,
     },
@@ -137,5 +203,21 @@ mod tests {
         let op = Request::Faithfulness { operator: Operator::Knockout, steps: 8, seeds: 2 }.to_json();
         assert!(op.contains(r#""operator":"knockout""#), "{op}");
         assert!(serde_json::from_str::<Request>(&op.replace("knockout", "both")).is_err(), "an unknown operator is refused");
+        let k = Request::Knockout { patches: vec![3, 14] }.to_json();
+        assert_eq!(k, r#"{"kind":"knockout","patches":[3,14]}"#);
+        let p = Request::Patch { image_base64: "AA==".into(), question: "q".into(), positions: PatchPositions::Image }.to_json();
+        assert!(p.contains(r#""positions":"image""#), "{p}");
+        assert_eq!(
+            serde_json::from_str::<Request>(&p).unwrap(),
+            Request::Patch { image_base64: "AA==".into(), question: "q".into(), positions: PatchPositions::Image }
+        );
+    }
+
+    #[test]
+    fn patch_positions_split_the_sequence_at_the_image() {
+        assert_eq!(PatchPositions::Image.select(8, (2, 3)), vec![2, 3, 4]);
+        assert_eq!(PatchPositions::Text.select(8, (2, 3)), vec![0, 1, 5, 6, 7]);
+        assert_eq!(PatchPositions::All.select(4, (0, 0)), vec![0, 1, 2, 3]);
+        assert_eq!(PatchPositions::Text.select(4, (0, 0)), vec![0, 1, 2, 3], "a text-only prompt is all text");
     }
 }

@@ -36,6 +36,28 @@ pub struct Recorded {
     pub crop_jpeg: Vec<u8>,
 }
 
+impl Recorded {
+    /// What the page draws of explanation `e` (its tokens named), with the model's view of the
+    /// picture as `crop_jpeg`.
+    pub fn of(e: &llava_lens_explain::Explanation, model: &str, question: &str, answer_prefix: &str, crop_jpeg: Vec<u8>) -> Recorded {
+        Recorded {
+            model: model.into(),
+            question: question.into(),
+            answer_prefix: answer_prefix.into(),
+            target: e.target.text.clone().unwrap_or_default(),
+            target_log_prob: e.target.log_prob,
+            top: e.top.iter().map(|t| (t.text.clone().unwrap_or_default(), t.log_prob.exp())).collect(),
+            grid: e.grid,
+            patch_scores: e.patch_scores.clone(),
+            baseline_map: e.baseline_map.clone(),
+            head_scores: e.head_scores.clone(),
+            best_head: (e.best_head.layer, e.best_head.head),
+            contrast: e.contrast.as_ref().and_then(|c| c.text.clone()),
+            crop_jpeg,
+        }
+    }
+}
+
 mod b64 {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;

@@ -11,7 +11,7 @@ use super::{State, dom};
 
 /// Gallery scenes: a seed the demo model never saw in training.
 const GALLERY_SEED: u64 = 12345;
-const GALLERY_SIZE: u64 = 6;
+pub const GALLERY_SIZE: u64 = 6;
 
 #[derive(Clone)]
 struct GalleryItem {
@@ -26,12 +26,19 @@ fn gallery() -> Vec<GalleryItem> {
     (0..GALLERY_SIZE)
         .map(|i| {
             let s = generate(GALLERY_SEED, i, &spec);
-            let mut png = Vec::new();
-            s.image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).expect("in-memory PNG");
+            let png = scene_png(i);
             let questions = s.questions.iter().map(|q| (q.question.clone(), q.answer_prefix.clone())).collect();
             GalleryItem { png, image: image::DynamicImage::ImageRgb8(s.image), questions }
         })
         .collect()
+}
+
+/// Gallery scene `i` as PNG bytes (activation patching's corrupted input).
+pub fn scene_png(i: u64) -> Vec<u8> {
+    let s = generate(GALLERY_SEED, i, &SceneSpec::default());
+    let mut png = Vec::new();
+    s.image.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).expect("in-memory PNG");
+    png
 }
 
 /// An image the user gave (file, drop, paste): checked to decode before it replaces the current one.

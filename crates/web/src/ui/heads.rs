@@ -22,6 +22,11 @@ pub fn show_head(s: &State, l: usize, h: usize) {
     if s.out.recorded.with_untracked(|r| r.as_ref().is_some_and(|r| r.best_head == (l, h))) {
         return;
     }
+    // A later answer word's explanation came with its top heads' maps; the extra pass re-runs
+    // the first word's input.
+    if s.whatif.answer_shown.get_untracked() > 0 {
+        return;
+    }
     super::rerun_with_head(s, l, h);
 }
 

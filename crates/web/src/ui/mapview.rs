@@ -60,6 +60,10 @@ fn shown(s: &State) -> Option<Shown> {
         MapChoice::Head(l, h) if (l, h) == r.best_head => best(),
         MapChoice::Head(l, h) => match s.out.head_maps.get().into_iter().find(|m| (m.0, m.1) == (l, h)) {
             Some(m) => Shown { values: m.2, palette, units: "nats", caption: format!("head {l}.{h} (clicked): {what} per patch (nats)") },
+            None if s.whatif.answer_shown.get() > 0 => Shown {
+                caption: format!("head {l}.{h}: only the top 3 heads are mapped for this answer word; showing the best head's map"),
+                ..best()
+            },
             None => Shown { caption: format!("head {l}.{h}: computing its map…"), ..best() },
         },
     })
@@ -148,6 +152,13 @@ pub fn MapView(s: State) -> impl IntoView {
         patch_at(f64::from(ev.offset_x()) * k, f64::from(ev.offset_y()) * k, bx, grid())
     };
     let values = move || current.get().map(|sh| sh.values).unwrap_or_default();
+    // A brush stroke ends: its patches are knocked out at once.
+    let end_stroke = move || {
+        if s.whatif.stroke.get_untracked() {
+            s.whatif.stroke.set(false);
+            super::whatif::knock_out(&s);
+        }
+    };
     let on_key = move |ev: leptos::ev::KeyboardEvent| {
         let g = grid();
         let step = match ev.key().as_str() {
@@ -156,6 +167,13 @@ pub fn MapView(s: State) -> impl IntoView {
             "ArrowUp" => (0, -1),
             "ArrowDown" => (0, 1),
             "Home" => (0, 0),
+            " " | "Enter" if s.whatif.brushing.get_untracked() => {
+                ev.prevent_default();
+                if let Some(p) = s.view.cursor.get_untracked() {
+                    super::whatif::toggle(&s, p);
+                }
+                return;
+            }
             _ => return,
         };
         ev.prevent_default();
@@ -170,6 +188,7 @@ pub fn MapView(s: State) -> impl IntoView {
         let (Some((size, crop)), g) = (geometry.get(), grid()) else { return Vec::new() };
         let mut boxes: Vec<(String, &'static str)> =
             top_patches(&values(), TOP_PATCHES).into_iter().map(|p| (patch_box(p, g, crop, size), "top")).collect();
+        boxes.extend(s.whatif.brushed.get().into_iter().map(|p| (patch_box(p, g, crop, size), "knocked")));
         if let Some(p) = s.view.cursor.get() {
             boxes.push((patch_box(p, g, crop, size), "cursor"));
         }
@@ -251,7 +270,26 @@ pub fn MapView(s: State) -> impl IntoView {
             <div class="frame" data-empty=move || (!has_result()).to_string()>
                 <canvas node_ref=canvas data-testid="map" tabindex="0" role="img" aria-label=describe
                     aria-describedby="map-caption lens"
-                    on:mousemove=move |ev| s.view.cursor.set(point(&ev))
+                    class:brushing=move || s.whatif.brushing.get()
+                    on:pointermove=move |ev: leptos::ev::PointerEvent| {
+                        let p = point(&ev);
+                        s.view.cursor.set(p);
+                        if let (Some(p), true) = (p, s.whatif.stroke.get_untracked()) {
+                            super::whatif::brush(&s, p);
+                        }
+                    }
+                    on:pointerdown=move |ev: leptos::ev::PointerEvent| {
+                        if !s.whatif.brushing.get_untracked() || s.run.busy.get_untracked() {
+                            return;
+                        }
+                        ev.prevent_default();
+                        s.whatif.stroke.set(true);
+                        if let Some(p) = point(&ev) {
+                            super::whatif::brush(&s, p);
+                        }
+                    }
+                    on:pointerup=move |_| end_stroke()
+                    on:pointerleave=move |_| end_stroke()
                     on:keydown=on_key></canvas>
                 {move || outlines().into_iter().map(|(style, class)| view! { <div class=format!("outline {class}") style=style></div> }).collect_view()}
                 <Show when=move || !has_result()>

@@ -18,6 +18,7 @@ mod mapview;
 mod model;
 mod notice;
 mod state;
+mod whatif;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -86,6 +87,19 @@ fn explain_queued(s: &State) {
     }
 }
 
+/// Shows explanation `e` (drawn as `r`) in the main view: its maps, lens tokens and JSON.
+fn show_explanation(s: &State, e: &llava_lens_explain::Explanation, r: share::Recorded) {
+    let o = &s.out;
+    o.lens_tokens.set(e.logit_lens_text.as_ref().map(|t| t.embedding.clone()));
+    o.head_maps.set(e.head_maps.iter().map(|m| (m.head.layer, m.head.head, m.patch_scores.clone())).collect());
+    o.top_k.set(e.top_k_heads_map.as_ref().map(|t| (t.k, t.patch_scores.clone())));
+    match e.to_json_pretty() {
+        Ok(text) => o.json.set(Some(text)),
+        Err(err) => s.fail(format!("the explanation could not be written as JSON: {err}")),
+    }
+    o.recorded.set(Some(r));
+}
+
 fn on_ready(s: &State) {
     dom::send(&Request::ListStored);
     if let Some(d) = dom::query_param("dtype").and_then(|d| d.parse::<WeightDType>().ok()) {
@@ -144,20 +158,20 @@ fn on_response(s: &State, r: Result<Response, String>) {
             s.run.memory.set(Some(wasm_memory_bytes));
             s.run.busy.set(false);
             s.run.progress.set(None);
-            o.lens_tokens.set(e.logit_lens_text.as_ref().map(|t| t.embedding.clone()));
-            o.head_maps.set(e.head_maps.iter().map(|m| (m.head.layer, m.head.head, m.patch_scores.clone())).collect());
-            o.top_k.set(e.top_k_heads_map.as_ref().map(|t| (t.k, t.patch_scores.clone())));
             o.split_words.set(split_words);
             o.original.set(s.run.sent_picture.get_untracked().zip(e.crop).map(|(p, c)| p.place(c)));
-            match e.to_json_pretty() {
-                Ok(text) => o.json.set(Some(text)),
-                Err(err) => s.fail(format!("the explanation could not be written as JSON: {err}")),
-            }
-            o.recorded.set(Some(*r));
+            show_explanation(s, &e, *r);
             s.run.millis.set(Some(ms));
             o.faithful.set(None);
             o.share_link.set(None);
+            whatif::forget(s);
             s.run.reveal.set(true);
+            explain_queued(s);
+        }
+        Ok(r @ (Response::KnockedOut { .. } | Response::Patched { .. } | Response::AnswerExplained { .. })) => {
+            s.run.busy.set(false);
+            s.run.progress.set(None);
+            whatif::on_response(s, r);
             explain_queued(s);
         }
         Ok(Response::Faithful { result, millis }) => {
@@ -283,6 +297,7 @@ fn App() -> impl IntoView {
                 <Panel id="exports" title="Share and export"><exports::Exports s=s /></Panel>
             </Show>
             <Show when=move || !s.embed && s.out.recorded.with(Option::is_some) && s.run.live.with(Option::is_some)>
+                <Panel id="whatif" title="What if…? Knock out patches, patch activations, explain the whole answer"><whatif::WhatIfView s=s /></Panel>
                 <Panel id="faithful" title="How faithful is this map?"><faithful::FaithfulView s=s /></Panel>
             </Show>
             <Show when=move || !s.embed>

@@ -10,8 +10,12 @@ use llava_lens_explain::faithfulness::Faithfulness;
 use llava_lens_explain::render::Palette;
 use llava_lens_model::WeightDType;
 
+use llava_lens_explain::intervene::Outcome as Dist;
+use llava_lens_explain::intervene::patching::Patching;
+
 use crate::files::{Plan, StoredModel};
 use crate::notice::Notice;
+use crate::protocol::PatchPositions;
 use crate::protocol::Request;
 use crate::share::Recorded;
 
@@ -201,6 +205,46 @@ pub struct ViewState {
     pub head_cursor: RwSignal<Option<(usize, usize)>>,
 }
 
+/// Activation patching's result as the page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchView {
+    pub patching: Patching,
+    /// A label per sequence position (its token, or the patch's row and column).
+    pub labels: Vec<String>,
+    pub target: String,
+    pub contrast: String,
+    pub millis: f64,
+}
+
+/// The whole answer: each token, its explanation's JSON and what the page draws for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerView {
+    pub tokens: Vec<String>,
+    pub explanations: Vec<llava_lens_explain::Explanation>,
+    pub recorded: Vec<Recorded>,
+    pub millis: f64,
+}
+
+/// "What if…": interventions on the last explanation's input.
+#[derive(Clone, Copy)]
+pub struct WhatIf {
+    /// The map takes brush strokes (patches to knock out) instead of only pointing.
+    pub brushing: RwSignal<bool>,
+    /// A stroke is under way (pointer down).
+    pub stroke: RwSignal<bool>,
+    /// The patches brushed so far.
+    pub brushed: RwSignal<Vec<usize>>,
+    /// The knockout's patches and the answer before and after.
+    pub knockout: RwSignal<Option<(Vec<usize>, Dist, Dist, f64)>>,
+    /// The gallery scene patching takes as its corrupted input, and which positions it patches.
+    pub patch_scene: RwSignal<usize>,
+    pub patch_positions: RwSignal<PatchPositions>,
+    pub patching: RwSignal<Option<PatchView>>,
+    pub answer: RwSignal<Option<AnswerView>>,
+    /// Which answer token's explanation the main view shows (0: the first, the usual one).
+    pub answer_shown: RwSignal<usize>,
+}
+
 /// Everything the page shows.
 #[derive(Clone, Copy)]
 pub struct State {
@@ -209,6 +253,7 @@ pub struct State {
     pub run: Run,
     pub out: Outcome,
     pub view: ViewState,
+    pub whatif: WhatIf,
     pub error: RwSignal<Option<Notice>>,
     /// `?embed=1`: the main screen alone, for documentation pages.
     pub embed: bool,
@@ -273,6 +318,17 @@ impl State {
                 palette: RwSignal::new(Palette::Signed),
                 cursor: RwSignal::new(None),
                 head_cursor: RwSignal::new(None),
+            },
+            whatif: WhatIf {
+                brushing: RwSignal::new(false),
+                stroke: RwSignal::new(false),
+                brushed: RwSignal::new(Vec::new()),
+                knockout: RwSignal::new(None),
+                patch_scene: RwSignal::new(1),
+                patch_positions: RwSignal::new(PatchPositions::Image),
+                patching: RwSignal::new(None),
+                answer: RwSignal::new(None),
+                answer_shown: RwSignal::new(0),
             },
             error: RwSignal::new(None),
             embed,

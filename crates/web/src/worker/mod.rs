@@ -4,6 +4,7 @@
 //! Models stream into the GPU one tensor at a time ([`load`]); URL models are kept in the
 //! browser's storage ([`store`]) so a later visit loads offline.
 
+mod intervene;
 mod load;
 mod net;
 mod sources;
@@ -38,6 +39,11 @@ struct LastExplained {
     explanation: llava_lens_explain::Explanation,
     prompt: llava_lens_model::Prompt,
     pixels: Vec<f32>,
+    /// What the interventions' own explanations are drawn with: the question, the answer
+    /// prefix and the model's view of the picture.
+    question: String,
+    prefix: String,
+    crop_jpeg: Vec<u8>,
 }
 
 thread_local! {
@@ -156,6 +162,13 @@ async fn faithful(op: llava_lens_explain::faithfulness::Operator, steps: usize, 
     Ok(())
 }
 
+/// The loaded model and the last explanation, or errors saying what to do first.
+fn session_and_last(what: &str) -> Result<(Rc<Session>, Rc<LastExplained>), String> {
+    let s = SESSION.with(|s| s.borrow().clone()).ok_or("no model is loaded (load one first; after a GPU loss, load it again)")?;
+    let last = LAST.with(|l| l.borrow().clone()).ok_or_else(|| format!("explain an image first: {what} the last explanation's input"))?;
+    Ok((s, last))
+}
+
 async fn list_stored() -> Result<(), String> {
     let models = store::Store::open().await?.list().await?;
     post(&Response::Stored { models, usage: store::usage().await });
@@ -186,6 +199,9 @@ async fn handle(req: Request, files: Vec<web_sys::File>) -> Result<(), String> {
         }
         Request::ListStored => list_stored().await,
         Request::Faithfulness { operator, steps, seeds } => faithful(operator, steps, seeds).await,
+        Request::Knockout { patches } => intervene::knockout(&patches).await,
+        Request::Patch { image_base64, question, positions } => intervene::patch(&image_base64, &question, positions).await,
+        Request::ExplainAnswer { max_tokens } => intervene::answer(max_tokens).await,
         Request::DeleteStored { key } => {
             store::Store::open().await?.delete(&key).await?;
             list_stored().await
@@ -238,26 +254,11 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
     };
     let mut e = explain(&s.model, &s.ctx, &prompt, &pre.pixels, &opts).await.map_err(|e| e.to_string())?;
     e.name_tokens(&s.tokenizer);
-    let top: Vec<(String, f32)> = e.top.iter().map(|t| (t.text.clone().unwrap_or_default(), t.log_prob.exp())).collect();
     // Maps are drawn over the part the patch grid covers (all of it for CLIP-L/336).
     let (view, c) = pre.patch_region(s.model.config.vision_tower().map_err(|e| e.to_string())?.covered_pixels());
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&view).map_err(|e| format!("encoding the crop: {e}"))?;
-    let recorded = Recorded {
-        model: s.name.clone(),
-        question: question.into(),
-        answer_prefix: prefix.into(),
-        target: e.target.text.clone().unwrap_or_default(),
-        target_log_prob: e.target.log_prob,
-        top,
-        grid: e.grid,
-        patch_scores: e.patch_scores.clone(),
-        baseline_map: e.baseline_map.clone(),
-        head_scores: e.head_scores.clone(),
-        best_head: (e.best_head.layer, e.best_head.head),
-        contrast: e.contrast.as_ref().and_then(|c| c.text.clone()),
-        crop_jpeg: jpeg,
-    };
+    let recorded = Recorded::of(&e, &s.name, question, prefix, jpeg.clone());
     e.crop = Some(llava_lens_explain::explanation::Crop { x: c.x, y: c.y, width: c.width, height: c.height });
     let reply = Response::Explained {
         explanation: Box::new(e),
@@ -269,7 +270,15 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
     post(&reply);
     // The explanation and its inputs move into LAST (at 7B shapes they are not small).
     if let Response::Explained { explanation, .. } = reply {
-        LAST.with(|l| *l.borrow_mut() = Some(Rc::new(LastExplained { explanation: *explanation, prompt, pixels: pre.pixels })));
+        let last = LastExplained {
+            explanation: *explanation,
+            prompt,
+            pixels: pre.pixels,
+            question: question.into(),
+            prefix: prefix.into(),
+            crop_jpeg: jpeg,
+        };
+        LAST.with(|l| *l.borrow_mut() = Some(Rc::new(last)));
     }
     Ok(())
 }

@@ -1,0 +1,336 @@
+//! "What if…": interventions on the last explanation's input (docs/INTERVENTIONS.md).
+//!
+//! - Knock out patches: brush over the map (or take the map's top 5) and the answer is computed
+//!   again with the text after the picture unable to attend to them.
+//! - Activation patching: another gallery scene with the same question is run, and each of this
+//!   input's activations in turn is copied into it; the grids say how much of this input's lead
+//!   of its answer over the other's each one restores, per layer and head, per layer and image
+//!   patch (a map per layer), and per layer and text position.
+//! - The whole answer: every generated word explained with the words before it; a click on a word
+//!   shows its explanation in the main view.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use leptos::prelude::*;
+use llava_lens_explain::intervene::Outcome as Dist;
+use wasm_bindgen::JsCast;
+
+use super::mapview::WORD_START;
+use super::state::{AnswerView, PatchView, State};
+use super::{ask, dom};
+use crate::protocol::{PatchPositions, Request, Response};
+use crate::view::{score_color, top_patches};
+
+/// Patches the "top of the map" button knocks out.
+const TOP_KNOCKOUT: usize = 5;
+/// Answer tokens generated and explained.
+const ANSWER_TOKENS: usize = 4;
+
+fn word(piece: &str) -> String {
+    piece.trim_start_matches(WORD_START).to_string()
+}
+
+/// Sends an intervention request; the page waits for it like an explanation.
+fn send(s: &State, req: Request) {
+    s.error.set(None);
+    s.run.busy.set(true);
+    s.run.progress.set(Some((0, 1)));
+    dom::send(&req);
+}
+
+/// A new explanation: the interventions of the last one no longer apply.
+pub fn forget(s: &State) {
+    let w = &s.whatif;
+    w.brushed.set(Vec::new());
+    w.knockout.set(None);
+    w.patching.set(None);
+    w.answer.set(None);
+    w.answer_shown.set(0);
+}
+
+/// Knocks out the brushed patches (none: the knockout is cleared).
+pub fn knock_out(s: &State) {
+    let patches = s.whatif.brushed.get_untracked();
+    if patches.is_empty() {
+        s.whatif.knockout.set(None);
+        return;
+    }
+    send(s, Request::Knockout { patches });
+}
+
+/// Adds patch `p` to the brushed set (a stroke passing over it).
+pub fn brush(s: &State, p: usize) {
+    if !s.whatif.brushed.with_untracked(|b| b.contains(&p)) {
+        s.whatif.brushed.update(|b| b.push(p));
+    }
+}
+
+/// Adds or removes patch `p` (the keyboard's Space on the map's cursor), and knocks out the set.
+pub fn toggle(s: &State, p: usize) {
+    s.whatif.brushed.update(|b| match b.iter().position(|&q| q == p) {
+        Some(i) => {
+            b.remove(i);
+        }
+        None => b.push(p),
+    });
+    knock_out(s);
+}
+
+pub fn on_response(s: &State, r: Response) {
+    let w = &s.whatif;
+    match r {
+        Response::KnockedOut { patches, before, after, millis } => w.knockout.set(Some((patches, *before, *after, millis))),
+        Response::Patched { patching, labels, target, contrast, millis } => {
+            w.patching.set(Some(PatchView { patching: *patching, labels, target, contrast, millis }))
+        }
+        Response::AnswerExplained { tokens, explanations, recorded, millis } => {
+            w.answer_shown.set(0);
+            w.answer.set(Some(AnswerView { tokens, explanations, recorded, millis }));
+        }
+        _ => {}
+    }
+}
+
+/// Shows answer token `i`'s explanation in the main view.
+fn show_token(s: &State, i: usize) {
+    let Some(a) = s.whatif.answer.get_untracked() else { return };
+    let (Some(e), Some(r)) = (a.explanations.get(i), a.recorded.get(i)) else { return };
+    s.whatif.answer_shown.set(i);
+    s.view.map.set(super::state::MapChoice::Paper);
+    super::show_explanation(s, e, r.clone());
+}
+
+fn dist_line(d: &Dist) -> String {
+    d.top.iter().map(|t| format!("{} {:.3}", word(t.text.as_deref().unwrap_or("?")), t.log_prob.exp())).collect::<Vec<_>>().join(", ")
+}
+
+#[component]
+fn Knockout(s: State) -> impl IntoView {
+    let w = s.whatif;
+    let idle = move || !s.run.busy.get();
+    let top5 = move |_| {
+        let Some(scores) = s.out.recorded.with_untracked(|r| r.as_ref().map(|r| r.patch_scores.clone())) else { return };
+        w.brushed.set(top_patches(&scores, TOP_KNOCKOUT));
+        knock_out(&s);
+    };
+    let grid = move || s.out.recorded.with(|r| r.as_ref().map_or(1, |r| r.grid.max(1)));
+    let count = move || {
+        let b = w.brushed.get();
+        let g = grid();
+        if b.is_empty() {
+            "No patch knocked out.".to_string()
+        } else {
+            let mut sorted = b.clone();
+            sorted.sort_unstable();
+            let list: Vec<String> = sorted.iter().map(|p| format!("{},{}", p / g, p % g)).collect();
+            format!("{} patches knocked out (row,column): {}", b.len(), list.join("; "))
+        }
+    };
+    let result = move || {
+        w.knockout.get().map(|(patches, before, after, ms)| {
+            let t = word(before.target.text.as_deref().unwrap_or("?"));
+            let (lp_before, lp_after) = (before.target.log_prob.to_string(), after.target.log_prob.to_string());
+            let listed = patches.iter().map(usize::to_string).collect::<Vec<_>>().join(",");
+            view! {
+                <p class="said" data-testid="knockout-p" data-before=lp_before data-after=lp_after data-patches=listed>
+                    {format!("p({t}): {:.3} → {:.3}", before.prob(), after.prob())}
+                </p>
+                <p data-testid="knockout-top">{format!("Now: {}", dist_line(&after))}</p>
+                <p class="hint">{format!("Before: {}. Computed in {ms:.0} ms.", dist_line(&before))}</p>
+            }
+        })
+    };
+    view! {
+        <section class="whatif-part" aria-labelledby="knockout-title">
+            <h3 id="knockout-title">"Knock out patches"</h3>
+            <p class="hint">"Brush over the picture: the words after it can no longer attend to those patches, and the answer is computed again with the rest of the model untouched. Or focus the map and press Space on a patch."</p>
+            <div class="controls">
+                <button class="toggle" data-testid="brush" aria-pressed=move || w.brushing.get().to_string()
+                    on:click=move |_| w.brushing.update(|b| *b = !*b)>"Brush on the map"</button>
+                <button data-testid="knockout-top5" disabled=move || !idle() on:click=top5>{format!("Top {TOP_KNOCKOUT} of the map")}</button>
+                <button data-testid="knockout-clear" disabled=move || !idle() on:click=move |_| { w.brushed.set(Vec::new()); w.knockout.set(None); }>"Clear"</button>
+            </div>
+            <p data-testid="knockout-count" aria-live="polite">{count}</p>
+            <div aria-live="polite">{result}</div>
+        </section>
+    }
+}
+
+/// Draws layer `layer`'s recovered fractions over the image patches on a small canvas.
+fn draw_layer(canvas: &web_sys::HtmlCanvasElement, cells: &[Option<f32>], grid: usize, limit: f32) -> Result<(), String> {
+    const CELL: usize = 10;
+    let side = (grid * CELL) as u32;
+    canvas.set_width(side);
+    canvas.set_height(side);
+    let ctx: web_sys::CanvasRenderingContext2d =
+        canvas.get_context("2d").map_err(|e| format!("{e:?}"))?.ok_or("no 2d context")?.unchecked_into();
+    for (p, v) in cells.iter().enumerate() {
+        let colour = v.map_or_else(|| "#dddddd".to_string(), |v| score_color(v, limit));
+        ctx.set_fill_style_str(&colour);
+        ctx.fill_rect(((p % grid) * CELL) as f64, ((p / grid) * CELL) as f64, CELL as f64, CELL as f64);
+    }
+    Ok(())
+}
+
+#[component]
+fn LayerMap(layer: usize, cells: Vec<Option<f32>>, grid: usize, limit: f32) -> impl IntoView {
+    let canvas = NodeRef::<leptos::html::Canvas>::new();
+    let best = cells.iter().enumerate().filter_map(|(p, v)| Some((p, (*v)?))).max_by(|a, b| a.1.total_cmp(&b.1));
+    let label = match best {
+        Some((p, v)) => format!("layer {layer}: patch row {}, column {} restores the most ({v:+.3})", p / grid, p % grid),
+        None => format!("layer {layer}: no image patch was patched"),
+    };
+    Effect::new(move |_| {
+        if let Some(c) = canvas.get() {
+            let _ = draw_layer(&c, &cells, grid, limit);
+        }
+    });
+    view! {
+        <figure class="layer-map">
+            <canvas node_ref=canvas data-testid=format!("patch-layer-{layer}") role="img" aria-label=label.clone()></canvas>
+            <figcaption>{format!("L{layer}")}</figcaption>
+        </figure>
+    }
+}
+
+#[component]
+fn Patching(s: State) -> impl IntoView {
+    let w = s.whatif;
+    let idle = move || !s.run.busy.get();
+    let run = move |_| {
+        let png = ask::scene_png(w.patch_scene.get_untracked() as u64);
+        let question = s.out.recorded.with_untracked(|r| r.as_ref().map(|r| r.question.clone())).unwrap_or_default();
+        send(&s, Request::Patch { image_base64: STANDARD.encode(png), question, positions: w.patch_positions.get_untracked() });
+    };
+    let scenes = move || {
+        (0..ask::GALLERY_SIZE as usize).map(|i| view! { <option value=i.to_string()>{format!("Scene {}", i + 1)}</option> }).collect_view()
+    };
+    let result = move || {
+        w.patching.get().map(|pv: PatchView| {
+            let p = &pv.patching;
+            let limit = p.resid.iter().chain(&p.heads).flatten().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            let grid = (p.image_tokens as f64).sqrt().round() as usize;
+            let heads = p
+                .heads
+                .iter()
+                .enumerate()
+                .map(|(l, row)| {
+                    let cells = row
+                        .iter()
+                        .enumerate()
+                        .map(|(h, &v)| {
+                            view! { <td style=format!("background:{}", score_color(v, limit)) data-testid=format!("patch-head-{l}-{h}") title=format!("head {l}.{h}: {v:+.4}")>{format!("{v:+.2}")}</td> }
+                        })
+                        .collect_view();
+                    view! { <tr><th scope="row">{format!("L{l}")}</th>{cells}</tr> }
+                })
+                .collect_view();
+            let maps = (p.image_tokens > 0 && grid * grid == p.image_tokens).then(|| {
+                (0..p.resid.len()).map(|l| view! { <LayerMap layer=l cells=p.patch_map(l) grid=grid limit=limit /> }).collect_view()
+            });
+            let text: Vec<(usize, usize)> = p
+                .positions
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| !(p.image_offset..p.image_offset + p.image_tokens).contains(q))
+                .map(|(i, &q)| (i, q))
+                .collect();
+            let text_table = (!text.is_empty()).then(|| {
+                let head = text.iter().map(|&(_, q)| view! { <th scope="col">{word(pv.labels.get(q).map_or("", String::as_str))}</th> }).collect_view();
+                let rows = p
+                    .resid
+                    .iter()
+                    .enumerate()
+                    .map(|(l, row)| {
+                        let cells = text
+                            .iter()
+                            .map(|&(i, q)| view! { <td style=format!("background:{}", score_color(row[i], limit)) title=format!("layer {l}, position {q}: {:+.4}", row[i])>{format!("{:+.2}", row[i])}</td> })
+                            .collect_view();
+                        view! { <tr><th scope="row">{format!("L{l}")}</th>{cells}</tr> }
+                    })
+                    .collect_view();
+                view! {
+                    <div class="grid-wrap"><table class="patch-text" data-testid="patch-text" aria-label="Text positions: layers down, tokens across">
+                        <thead><tr><td></td>{head}</tr></thead><tbody>{rows}</tbody>
+                    </table></div>
+                }
+            });
+            // Every number, for the end-to-end test and for copying (the grids round them).
+            let numbers = serde_json::to_string(&pv.patching).unwrap_or_default();
+            view! {
+                <p class="said" data-testid="patch-summary" data-json=numbers>{format!(
+                    "This input answers \"{}\" and the other \"{}\": a cell of 1 restores this input's whole lead of \"{}\" over \"{}\", 0 none of it. {} runs, {:.0} ms.",
+                    word(pv.patching.clean.top.first().and_then(|t| t.text.as_deref()).unwrap_or("?")),
+                    word(pv.patching.corrupted.top.first().and_then(|t| t.text.as_deref()).unwrap_or("?")),
+                    word(&pv.target), word(&pv.contrast), pv.patching.runs, pv.millis
+                )}</p>
+                <h4>"Each head's output at the last position"</h4>
+                <div class="grid-wrap"><table class="heads" data-testid="patch-heads" aria-label="Heads: layers down, heads across"><tbody>{heads}</tbody></table></div>
+                {maps.map(|m| view! { <h4>"The residual stream at each image patch, per layer"</h4><div class="layer-maps" data-testid="patch-maps">{m}</div> })}
+                {text_table.map(|t| view! { <h4>"The residual stream at each text position"</h4>{t} })}
+            }
+        })
+    };
+    view! {
+        <section class="whatif-part" aria-labelledby="patching-title">
+            <h3 id="patching-title">"Activation patching"</h3>
+            <p class="hint">"Ask the same question about another scene, then copy one activation at a time from this input into that run: the cells that restore this answer are where the difference is carried."</p>
+            <div class="controls">
+                <label>"Other input"<select data-testid="patch-scene" prop:value=move || w.patch_scene.get().to_string()
+                    on:change=move |ev| w.patch_scene.set(event_target_value(&ev).parse().unwrap_or(1))>{scenes}</select></label>
+                <label>"Positions"<select data-testid="patch-positions" prop:value=move || w.patch_positions.get().name()
+                    on:change=move |ev| w.patch_positions.set(match event_target_value(&ev).as_str() {
+                        "text" => PatchPositions::Text,
+                        "all" => PatchPositions::All,
+                        _ => PatchPositions::Image,
+                    })>
+                    <option value="image">"image patches"</option>
+                    <option value="text">"text"</option>
+                    <option value="all">"all"</option>
+                </select></label>
+                <button data-testid="patch-run" disabled=move || !idle() on:click=run>"Patch"</button>
+            </div>
+            <div data-testid="patch-result">{result}</div>
+        </section>
+    }
+}
+
+#[component]
+fn WholeAnswer(s: State) -> impl IntoView {
+    let w = s.whatif;
+    let idle = move || !s.run.busy.get();
+    let tokens = move || {
+        w.answer.get().map(|a| {
+            a.tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let p = a.explanations.get(i).map_or(0.0, |e| e.target.log_prob.exp());
+                    view! {
+                        <button class="token" data-testid=format!("answer-token-{i}") aria-pressed=move || (w.answer_shown.get() == i).to_string()
+                            aria-label=format!("answer word {}: {} (p {p:.3}): show its explanation", i + 1, word(t))
+                            on:click=move |_| show_token(&s, i)>{word(t)}</button>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    view! {
+        <section class="whatif-part" aria-labelledby="answer-all-title">
+            <h3 id="answer-all-title">"The whole answer"</h3>
+            <p class="hint">"The paper explains the first word of the answer. Generate the rest and explain each word with the words before it; click a word to see its map and heads."</p>
+            <button data-testid="answer-run" disabled=move || !idle() on:click=move |_| send(&s, Request::ExplainAnswer { max_tokens: ANSWER_TOKENS })>
+                {format!("Explain every word (up to {ANSWER_TOKENS})")}</button>
+            <p class="tokens" data-testid="answer-tokens" role="group" aria-label="Answer words">{tokens}</p>
+        </section>
+    }
+}
+
+#[component]
+pub fn WhatIfView(s: State) -> impl IntoView {
+    view! {
+        <Knockout s=s />
+        <Patching s=s />
+        <WholeAnswer s=s />
+    }
+}

@@ -1,0 +1,97 @@
+// The "What if…?" panel against the CLI (docs/INTERVENTIONS.md): patches brushed on the map are
+// knocked out with the numbers of `llava-lens ablate --knockout-patches`, activation patching on
+// a gallery pair gives `llava-lens patch`'s grids, and the whole answer gives `llava-lens
+// answer`'s tokens and explanations. CLI documents come from scripts/test-web.sh:
+// cli-knockout.json, cli-patch.json, cli-answer.json beside the other CLI files.
+import fs from 'node:fs';
+import { openPanel, idle } from './report.mjs';
+
+const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+
+/** Runs the panel's three interventions on the explanation on screen (scene 0, question 0). */
+export async function checkWhatIf(page, check, out, cliDir) {
+  const cliKnock = JSON.parse(fs.readFileSync(`${cliDir}/cli-knockout.json`, 'utf8')).knockout;
+  const cliPatch = JSON.parse(fs.readFileSync(`${cliDir}/cli-patch.json`, 'utf8')).patching;
+  const cliAnswer = JSON.parse(fs.readFileSync(`${cliDir}/cli-answer.json`, 'utf8')).answer;
+  const web = JSON.parse(await page.getByTestId('json').textContent());
+  await openPanel(page, 'whatif');
+
+  // Brush: one stroke along a row of the map from the first of the CLI's patches to the last
+  // (test-web.sh chose them as a run of one row through the map's best patch).
+  await page.getByTestId('brush').click();
+  const map = page.getByTestId('map');
+  await map.scrollIntoViewIfNeeded();
+  const box = await map.boundingBox();
+  const g = web.grid;
+  const centre = (p) => [box.x + ((p % g) + 0.5) * box.width / g, box.y + (Math.floor(p / g) + 0.5) * box.height / g];
+  const patches = [...cliKnock.patches].sort((a, b) => a - b);
+  const [x0, y0] = centre(patches[0]);
+  const [x1, y1] = centre(patches[patches.length - 1]);
+  await page.mouse.move(x0, y0);
+  await page.mouse.down();
+  await page.mouse.move(x1, y1, { steps: 4 * patches.length });
+  await page.mouse.up();
+  const result = page.getByTestId('knockout-p');
+  await result.waitFor({ timeout: 600_000 });
+  await idle(page);
+  const brushed = (await result.getAttribute('data-patches')).split(',').map(Number).sort((a, b) => a - b);
+  check(JSON.stringify(brushed) === JSON.stringify(patches), `a stroke over the map brushes the CLI's patches (${brushed} vs ${patches})`);
+  const after = Number(await result.getAttribute('data-after'));
+  const before = Number(await result.getAttribute('data-before'));
+  const dAfter = Math.abs(after - cliKnock.after.target.log_prob);
+  const dBefore = Math.abs(before - cliKnock.before.target.log_prob);
+  check(dAfter <= 2e-4 && dBefore <= 2e-4,
+    `the knockout changes the answer as the CLI predicts: log p ${before.toFixed(4)} -> ${after.toFixed(4)} (CLI ${cliKnock.before.target.log_prob.toFixed(4)} -> ${cliKnock.after.target.log_prob.toFixed(4)}; diffs ${dBefore.toExponential(1)}, ${dAfter.toExponential(1)})`);
+  check(after < before, `knocking out the best patch's row lowers p(answer) (${(await result.innerText()).trim()})`);
+  check((await page.locator('.frame .outline.knocked').count()) === patches.length, 'the knocked-out patches are marked on the map');
+  // Keyboard: Home puts the map's cursor on its best patch (inside the stroke), Space takes it
+  // out of the set and knocks out the rest.
+  const old = await result.getAttribute('data-patches');
+  await map.focus();
+  await page.keyboard.press('Home');
+  await page.keyboard.press('Space');
+  await page.waitForFunction((o) => document.querySelector('[data-testid=knockout-p]')?.dataset.patches !== o, old, { timeout: 600_000 });
+  await idle(page);
+  const toggled = (await result.getAttribute('data-patches')).split(',').map(Number);
+  const best = web.patch_scores.indexOf(Math.max(...web.patch_scores));
+  check(toggled.length === patches.length - 1 && !toggled.includes(best), `Space on the map's cursor (the best patch) takes it out of the knockout (${toggled})`);
+  await page.getByTestId('brush').click();
+  await page.screenshot({ path: `${out}/13-knockout.png`, fullPage: true });
+
+  // Activation patching: scene 2 (index 1) of the gallery with the same question, image positions.
+  await page.getByTestId('patch-scene').selectOption('1');
+  await page.getByTestId('patch-positions').selectOption('image');
+  const tp = Date.now();
+  await page.getByTestId('patch-run').click();
+  await page.getByTestId('patch-summary').waitFor({ timeout: 900_000 });
+  await idle(page);
+  const patchMs = Date.now() - tp;
+  const wp = JSON.parse(await page.getByTestId('patch-summary').getAttribute('data-json'));
+  fs.writeFileSync(`${out}/web-patch.json`, JSON.stringify(wp, null, 1));
+  check(wp.target === cliPatch.target && wp.contrast === cliPatch.contrast && JSON.stringify(wp.positions) === JSON.stringify(cliPatch.positions),
+    `patching a gallery pair: the CLI's answer pair (${wp.target} vs ${wp.contrast}) and positions (${wp.positions.length})`);
+  const dHeads = maxDiff(wp.heads.flat(), cliPatch.heads.flat());
+  const dResid = maxDiff(wp.resid.flat(), cliPatch.resid.flat());
+  check(dHeads <= 5e-4 && dResid <= 5e-4, `patching grids within 5e-4 of the CLI (heads ${dHeads.toExponential(1)}, residual ${dResid.toExponential(1)}; ${wp.runs} runs in ${patchMs} ms)`);
+  check((await page.locator('[data-testid^=patch-layer-]').count()) === wp.resid.length, 'a patch map per layer is drawn');
+  await page.screenshot({ path: `${out}/14-patching.png`, fullPage: true });
+
+  // The whole answer: the CLI's tokens, and a later token's explanation in the main view.
+  await page.getByTestId('answer-run').click();
+  await page.getByTestId('answer-token-0').waitFor({ timeout: 900_000 });
+  await idle(page);
+  const words = await page.locator('[data-testid^=answer-token-]').allInnerTexts();
+  const cliWords = cliAnswer.explanations.map((e) => e.target.text.replace(/^▁/, ''));
+  check(JSON.stringify(words) === JSON.stringify(cliWords), `the whole answer: the CLI's tokens (${words.join(' ')})`);
+  const i = Math.min(1, words.length - 1);
+  await page.getByTestId(`answer-token-${i}`).click();
+  const shown = JSON.parse(await page.getByTestId('json').textContent());
+  const want = cliAnswer.explanations[i];
+  const dTok = maxDiff(shown.head_scores.flat(), want.head_scores.flat());
+  const dMap = maxDiff(shown.patch_scores, want.patch_scores);
+  check(shown.target.id === want.target.id && JSON.stringify(shown.prompt_ids) === JSON.stringify(want.prompt_ids) && dTok <= 1e-3 && dMap <= 1e-3,
+    `answer token ${i} shows its own explanation, the CLI's (head scores ${dTok.toExponential(1)}, patch scores ${dMap.toExponential(1)})`);
+  check((await page.getByTestId('explained').innerText()).includes(words[i]), `the answer card explains "${words[i]}"`);
+  await page.screenshot({ path: `${out}/15-whole-answer.png`, fullPage: true });
+  await page.getByTestId('answer-token-0').click();
+}
