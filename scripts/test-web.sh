@@ -46,7 +46,8 @@ answer=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv
     --top-k-heads 3 --target "$answer" --contrast none --out "$work/cli-contrast-map.png" --json "$work/cli-contrast.json" >/dev/null
 "$bin" faithfulness --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
     --operator knockout --steps 8 --seeds 2 > "$work/cli-faithful.json"
-# What if…: a knockout of five patches of the map's best patch's row (what the e2e test brushes),
+# What if…: a knockout of five patches of the map's best patch's row (what the e2e test brushes)
+# and the zero ablation of the best head,
 # activation patching from scene 0 into scene 1 (the gallery's second picture, same question),
 # and the whole answer (web/e2e/whatif.mjs compares the page with these).
 knock=$(node -e '
@@ -56,7 +57,7 @@ knock=$(node -e '
   console.log([0, 1, 2, 3, 4].map((k) => row * g + c0 + k).join(","));
 ' "$work/cli.json")
 "$bin" ablate --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
-    --knockout-patches "$knock" > "$work/cli-knockout.json"
+    --knockout-patches "$knock" --top-heads 1 > "$work/cli-knockout.json"
 "$bin" scenes --out "$work/scene1" --n 1 --start 1 --seed 12345 >/dev/null
 "$bin" patch --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
     --corrupt-image "$work/scene1/$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").split("\n")[0]).image)' "$work/scene1/scenes.jsonl")" \

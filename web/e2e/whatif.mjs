@@ -10,7 +10,8 @@ const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])),
 
 /** Runs the panel's three interventions on the explanation on screen (scene 0, question 0). */
 export async function checkWhatIf(page, check, out, cliDir) {
-  const cliKnock = JSON.parse(fs.readFileSync(`${cliDir}/cli-knockout.json`, 'utf8')).knockout;
+  const cliAblate = JSON.parse(fs.readFileSync(`${cliDir}/cli-knockout.json`, 'utf8'));
+  const cliKnock = cliAblate.knockout;
   const cliPatch = JSON.parse(fs.readFileSync(`${cliDir}/cli-patch.json`, 'utf8')).patching;
   const cliAnswer = JSON.parse(fs.readFileSync(`${cliDir}/cli-answer.json`, 'utf8')).answer;
   const web = JSON.parse(await page.getByTestId('json').textContent());
@@ -57,6 +58,18 @@ export async function checkWhatIf(page, check, out, cliDir) {
   check(toggled.length === patches.length - 1 && !toggled.includes(best), `Space on the map's cursor (the best patch) takes it out of the knockout (${toggled})`);
   await page.getByTestId('brush').click();
   await page.screenshot({ path: `${out}/13-knockout.png`, fullPage: true });
+
+  // Ablation: the best head (clicked in the head grid, which puts the cursor on it), zeroed.
+  await page.getByTestId(`head-${web.best_head.layer}-${web.best_head.head}`).click();
+  await idle(page);
+  await page.getByTestId('ablate-zero').click();
+  const ablated = page.getByTestId('ablate-p');
+  await ablated.waitFor({ timeout: 600_000 });
+  await idle(page);
+  const [cliHead] = cliAblate.heads.heads;
+  const dAbl = Math.abs(Number(await ablated.getAttribute('data-after')) - cliAblate.heads.after.target.log_prob);
+  check((await ablated.getAttribute('data-heads')) === `${cliHead[0]}.${cliHead[1]}` && dAbl <= 2e-4,
+    `zero-ablating the best head ${cliHead[0]}.${cliHead[1]} gives the CLI's log p(answer) (diff ${dAbl.toExponential(1)}): "${(await ablated.innerText()).trim()}"`);
 
   // Activation patching: scene 2 (index 1) of the gallery with the same question, image positions.
   await page.getByTestId('patch-scene').selectOption('1');

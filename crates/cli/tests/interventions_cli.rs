@@ -40,7 +40,7 @@ fn ablating_the_demo_models_top_head_and_top_patches_removes_the_answer() {
         c
     };
     let v = json_of(base().args(["--top-heads", "1", "--knockout-top", "4", "--mode", "mean"]).output().unwrap());
-    assert_eq!(v["schema"], "llava-lens/intervention/1");
+    assert_eq!(v["schema"], "llava-lens.intervention/1");
     assert_eq!(v["kind"], "ablation");
     let h = &v["heads"];
     assert_eq!(h["before"]["target"]["text"].as_str().unwrap(), format!("▁{}", q.answer), "the model answers right");

@@ -4,6 +4,7 @@
 use llava_lens_explain::Explanation;
 use llava_lens_explain::faithfulness::{Faithfulness, Operator};
 use llava_lens_explain::intervene::Outcome;
+use llava_lens_explain::intervene::ablation::{Ablation, HeadAblation};
 use llava_lens_explain::intervene::patching::Patching;
 use llava_lens_model::WeightDType;
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,8 @@ pub enum Request {
     /// The last explanation's input with the text after the image blind to `patches` (the
     /// CLI's `ablate --knockout-patches`).
     Knockout { patches: Vec<usize> },
+    /// The last explanation's input with `heads` ablated (the CLI's `ablate --heads`).
+    Ablate { heads: Vec<(usize, usize)>, mode: Ablation },
     /// Activation patching from the last explanation's input (clean) into a corrupted one: this
     /// image and question with the same answer prefix (the CLI's `patch`).
     Patch { image_base64: String, question: String, positions: PatchPositions },
@@ -145,6 +148,11 @@ pub enum Response {
         after: Box<Outcome>,
         millis: f64,
     },
+    /// The answer with heads ablated, beside the unablated one.
+    Ablated {
+        ablation: Box<HeadAblation>,
+        millis: f64,
+    },
     /// Activation patching's grids, with a label for every position (its token, or the image
     /// patch's row and column) and the two answer words.
     Patched {
@@ -203,6 +211,8 @@ mod tests {
         let op = Request::Faithfulness { operator: Operator::Knockout, steps: 8, seeds: 2 }.to_json();
         assert!(op.contains(r#""operator":"knockout""#), "{op}");
         assert!(serde_json::from_str::<Request>(&op.replace("knockout", "both")).is_err(), "an unknown operator is refused");
+        let a = Request::Ablate { heads: vec![(2, 0)], mode: Ablation::Mean }.to_json();
+        assert_eq!(a, r#"{"kind":"ablate","heads":[[2,0]],"mode":"mean"}"#);
         let k = Request::Knockout { patches: vec![3, 14] }.to_json();
         assert_eq!(k, r#"{"kind":"knockout","patches":[3,14]}"#);
         let p = Request::Patch { image_base64: "AA==".into(), question: "q".into(), positions: PatchPositions::Image }.to_json();

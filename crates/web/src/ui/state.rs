@@ -225,6 +225,9 @@ pub struct AnswerView {
     pub millis: f64,
 }
 
+/// A knockout's patches, the answer before and after, and its time (ms).
+pub type Knocked = (Vec<usize>, Dist, Dist, f64);
+
 /// "What if…": interventions on the last explanation's input.
 #[derive(Clone, Copy)]
 pub struct WhatIf {
@@ -235,7 +238,9 @@ pub struct WhatIf {
     /// The patches brushed so far.
     pub brushed: RwSignal<Vec<usize>>,
     /// The knockout's patches and the answer before and after.
-    pub knockout: RwSignal<Option<(Vec<usize>, Dist, Dist, f64)>>,
+    pub knockout: RwSignal<Option<Knocked>>,
+    /// The last head ablation (heads, mode) and the answer before and after.
+    pub ablation: RwSignal<Option<(llava_lens_explain::intervene::ablation::HeadAblation, f64)>>,
     /// The gallery scene patching takes as its corrupted input, and which positions it patches.
     pub patch_scene: RwSignal<usize>,
     pub patch_positions: RwSignal<PatchPositions>,
@@ -324,6 +329,7 @@ impl State {
                 stroke: RwSignal::new(false),
                 brushed: RwSignal::new(Vec::new()),
                 knockout: RwSignal::new(None),
+                ablation: RwSignal::new(None),
                 patch_scene: RwSignal::new(1),
                 patch_positions: RwSignal::new(PatchPositions::Image),
                 patching: RwSignal::new(None),

@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use leptos::prelude::*;
 use llava_lens_explain::intervene::Outcome as Dist;
+use llava_lens_explain::intervene::ablation::Ablation;
 use wasm_bindgen::JsCast;
 
 use super::mapview::WORD_START;
@@ -43,6 +44,7 @@ pub fn forget(s: &State) {
     let w = &s.whatif;
     w.brushed.set(Vec::new());
     w.knockout.set(None);
+    w.ablation.set(None);
     w.patching.set(None);
     w.answer.set(None);
     w.answer_shown.set(0);
@@ -80,6 +82,7 @@ pub fn on_response(s: &State, r: Response) {
     let w = &s.whatif;
     match r {
         Response::KnockedOut { patches, before, after, millis } => w.knockout.set(Some((patches, *before, *after, millis))),
+        Response::Ablated { ablation, millis } => w.ablation.set(Some((*ablation, millis))),
         Response::Patched { patching, labels, target, contrast, millis } => {
             w.patching.set(Some(PatchView { patching: *patching, labels, target, contrast, millis }))
         }
@@ -326,10 +329,54 @@ fn WholeAnswer(s: State) -> impl IntoView {
     }
 }
 
+/// Ablates the head under the head grid's cursor (the best head when there is none).
+#[component]
+fn Ablate(s: State) -> impl IntoView {
+    let w = s.whatif;
+    let idle = move || !s.run.busy.get();
+    let head = move || s.view.head_cursor.get().or_else(|| s.out.recorded.with(|r| r.as_ref().map(|r| r.best_head)));
+    let run = move |mode: Ablation| {
+        if let Some(h) = head() {
+            send(&s, Request::Ablate { heads: vec![h], mode });
+        }
+    };
+    let result = move || {
+        w.ablation.get().map(|(a, ms)| {
+            let t = word(a.before.target.text.as_deref().unwrap_or("?"));
+            let named: Vec<String> = a.heads.iter().map(|(l, h)| format!("{l}.{h}")).collect();
+            let mode = match a.mode {
+                Ablation::Zero => "zero",
+                Ablation::Mean => "mean",
+            };
+            let (lp_before, lp_after) = (a.before.target.log_prob.to_string(), a.after.target.log_prob.to_string());
+            view! {
+                <p class="said" data-testid="ablate-p" data-before=lp_before data-after=lp_after data-heads=named.join(",") data-mode=mode>
+                    {format!("Head {} {mode}-ablated: p({t}) {:.3} → {:.3}", named.join(", "), a.before.prob(), a.after.prob())}
+                </p>
+                <p>{format!("Now: {}. Computed in {ms:.0} ms.", dist_line(&a.after))}</p>
+            }
+        })
+    };
+    view! {
+        <section class="whatif-part" aria-labelledby="ablate-title">
+            <h3 id="ablate-title">"Ablate a head"</h3>
+            <p class="hint">"Remove one head's output at every position (zero, or its mean over the prompt) and compute the answer again: a head's causal effect, beside the paper's one-pass score. The head is the one under the head grid's cursor."</p>
+            <div class="controls">
+                <button data-testid="ablate-zero" disabled=move || !idle() || head().is_none() on:click=move |_| run(Ablation::Zero)>
+                    {move || head().map_or("Zero-ablate".to_string(), |(l, h)| format!("Zero-ablate head {l}.{h}"))}</button>
+                <button data-testid="ablate-mean" disabled=move || !idle() || head().is_none() on:click=move |_| run(Ablation::Mean)>
+                    {move || head().map_or("Mean-ablate".to_string(), |(l, h)| format!("Mean-ablate head {l}.{h}"))}</button>
+            </div>
+            <div aria-live="polite">{result}</div>
+        </section>
+    }
+}
+
 #[component]
 pub fn WhatIfView(s: State) -> impl IntoView {
     view! {
         <Knockout s=s />
+        <Ablate s=s />
         <Patching s=s />
         <WholeAnswer s=s />
     }

@@ -5,6 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use llava_lens_explain::ExplainOptions;
+use llava_lens_explain::intervene::ablation::Ablation;
 use llava_lens_explain::intervene::answer::{explain_answer, extended};
 use llava_lens_explain::intervene::{Intervener, Targets, patching};
 use llava_lens_model::preprocess::{ResizeMode, decode_image, preprocess};
@@ -34,6 +35,20 @@ pub(super) async fn knockout(patches: &[usize]) -> Result<(), String> {
         after: Box::new(after),
         millis: js_sys::Date::now() - t0,
     });
+    Ok(())
+}
+
+pub(super) async fn ablate(heads: &[(usize, usize)], mode: Ablation) -> Result<(), String> {
+    let (s, last) = session_and_last("an ablation changes the model on")?;
+    let t0 = js_sys::Date::now();
+    post(&Response::Progress { stage: "inference".into(), done: 0, total: 1 });
+    let e = &last.explanation;
+    let targets = Targets { target: e.target.id, contrast: e.contrast.as_ref().map(|c| c.id) };
+    let mut iv = Intervener::new(&s.model, &s.ctx, &last.prompt, &last.pixels).await.map_err(err)?;
+    let mut a = iv.ablate(heads, mode, targets).await.map_err(err)?;
+    a.before.name_tokens(&s.tokenizer);
+    a.after.name_tokens(&s.tokenizer);
+    post(&Response::Ablated { ablation: Box::new(a), millis: js_sys::Date::now() - t0 });
     Ok(())
 }
 
@@ -82,7 +97,7 @@ pub(super) async fn answer(max_tokens: usize) -> Result<(), String> {
     let mut recorded = Vec::with_capacity(explanations.len());
     for (i, e) in explanations.iter_mut().enumerate() {
         e.name_tokens(&s.tokenizer);
-        e.crop = last.explanation.crop.clone();
+        e.crop = last.explanation.crop;
         // Each token's prefix is the answer prefix and the tokens before it.
         let before = s.tokenizer.decode(&extended(&last.prompt, &a.tokens[..i]).ids[last.prompt.ids.len()..]).map_err(err)?;
         let prefix = format!("{}{}{before}", last.prefix, if last.prefix.is_empty() || before.is_empty() { "" } else { " " });

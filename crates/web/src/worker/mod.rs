@@ -200,6 +200,7 @@ async fn handle(req: Request, files: Vec<web_sys::File>) -> Result<(), String> {
         Request::ListStored => list_stored().await,
         Request::Faithfulness { operator, steps, seeds } => faithful(operator, steps, seeds).await,
         Request::Knockout { patches } => intervene::knockout(&patches).await,
+        Request::Ablate { heads, mode } => intervene::ablate(&heads, mode).await,
         Request::Patch { image_base64, question, positions } => intervene::patch(&image_base64, &question, positions).await,
         Request::ExplainAnswer { max_tokens } => intervene::answer(max_tokens).await,
         Request::DeleteStored { key } => {
