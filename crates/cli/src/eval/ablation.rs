@@ -13,11 +13,9 @@ use llava_lens_explain::intervene::{Intervener, Targets};
 use llava_lens_explain::method::rank_heads;
 use llava_lens_explain::{ExplainOptions, explain};
 use llava_lens_model::WeightDType;
-use llava_lens_model::preprocess::ImageProcessor;
 use serde_json::json;
 
 use super::{SceneSet, ask, pixels};
-use crate::input::{load_model, load_text_side, model_dir};
 
 #[derive(Debug, Args)]
 pub struct AblationTableArgs {
@@ -57,14 +55,7 @@ struct Columns {
 }
 
 pub fn run(a: &AblationTableArgs) -> anyhow::Result<()> {
-    if let Some(p) = &a.markdown {
-        crate::output::check_writable(p, crate::output::Kind::Text, "--markdown")?;
-    }
-    let dir = model_dir(a.scenes.model.as_deref())?;
-    let (config, tok) = load_text_side(&dir)?;
-    let processor = ImageProcessor::load(&dir, &config)?;
-    let spec = a.scenes.spec(&config)?;
-    let m = load_model(&dir, config, tok, a.dtype)?;
+    let super::Setup { dir, m, processor, spec } = a.scenes.setup(a.dtype, a.markdown.as_deref().map(|p| (p, "--markdown")))?;
     let t = &m.model.config.text;
     let total = t.num_hidden_layers * t.num_attention_heads;
     if total < 2 {
@@ -73,8 +64,7 @@ pub fn run(a: &AblationTableArgs) -> anyhow::Result<()> {
     let mut cols: Vec<Columns> = a.mode.iter().map(|_| Columns::default()).collect();
     let bar = indicatif::ProgressBar::new(a.scenes.n);
     for scene in a.scenes.scenes(&spec) {
-        let present: Vec<_> = scene.questions.iter().filter(|q| q.object.is_some()).collect();
-        let q = present[scene.index as usize % present.len()];
+        let q = super::one_present(&scene);
         let asked = ask(&m.tokenizer, q)?;
         let px = pixels(&scene, &processor)?;
         let targets = Targets { target: asked.answer, contrast: None };

@@ -11,12 +11,10 @@ use clap::Args;
 use llava_lens_explain::faithfulness::faithfulness;
 use llava_lens_explain::{ExplainOptions, explain};
 use llava_lens_model::WeightDType;
-use llava_lens_model::preprocess::ImageProcessor;
 use serde_json::json;
 
 use super::{SceneSet, ask, pixels};
 use crate::faithfulness::{Operators, parse_operators};
-use crate::input::{load_model, load_text_side, model_dir};
 
 #[derive(Debug, Args)]
 pub struct FaithfulnessTableArgs {
@@ -75,20 +73,12 @@ struct OperatorStats {
 }
 
 pub fn run(a: &FaithfulnessTableArgs) -> anyhow::Result<()> {
-    if let Some(p) = &a.markdown {
-        crate::output::check_writable(p, crate::output::Kind::Text, "--markdown")?;
-    }
-    let dir = model_dir(a.scenes.model.as_deref())?;
-    let (config, tok) = load_text_side(&dir)?;
-    let processor = ImageProcessor::load(&dir, &config)?;
-    let spec = a.scenes.spec(&config)?;
-    let m = load_model(&dir, config, tok, a.dtype)?;
+    let super::Setup { dir, m, processor, spec } = a.scenes.setup(a.dtype, a.markdown.as_deref().map(|p| (p, "--markdown")))?;
     let ops = a.operator.0.clone();
     let mut stats = vec![OperatorStats::default(); ops.len()];
     let bar = indicatif::ProgressBar::new(a.scenes.n);
     for scene in a.scenes.scenes(&spec) {
-        let present: Vec<_> = scene.questions.iter().filter(|q| q.object.is_some()).collect();
-        let q = present[scene.index as usize % present.len()];
+        let q = super::one_present(&scene);
         let asked = ask(&m.tokenizer, q)?;
         let px = pixels(&scene, &processor)?;
         let opts = ExplainOptions { target: Some(asked.answer), lens_k: 0, ..Default::default() };

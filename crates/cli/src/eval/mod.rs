@@ -6,11 +6,13 @@ mod accuracy;
 mod faithfulness;
 mod pointing;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use llava_lens_model::preprocess::{ImageProcessor, ResizeMode, preprocess};
-use llava_lens_model::{LlavaConfig, LlavaTokenizer, Prompt};
+use llava_lens_model::{LlavaConfig, LlavaTokenizer, Prompt, WeightDType};
+
+use crate::input::{LoadedModel, load_model, load_text_side, model_dir};
 use llava_lens_scenes::{Question, Scene, SceneSpec, generate};
 
 #[derive(Debug, Subcommand)]
@@ -88,6 +90,35 @@ impl SceneSet {
     pub fn scenes<'a>(&'a self, spec: &'a SceneSpec) -> impl Iterator<Item = Scene> + 'a {
         (0..self.n).map(move |i| generate(self.seed, i, spec))
     }
+
+    /// What a held-out evaluation starts from: `out` (a file it will write, named by `flag`)
+    /// checked first, then the model with its processor and the scene spec at its size.
+    pub fn setup(&self, dtype: WeightDType, out: Option<(&Path, &str)>) -> anyhow::Result<Setup> {
+        if let Some((p, flag)) = out {
+            crate::output::check_writable(p, crate::output::Kind::Text, flag)?;
+        }
+        let dir = model_dir(self.model.as_deref())?;
+        let (config, tok) = load_text_side(&dir)?;
+        let processor = ImageProcessor::load(&dir, &config)?;
+        let spec = self.spec(&config)?;
+        let m = load_model(&dir, config, tok, dtype)?;
+        Ok(Setup { dir, m, processor, spec })
+    }
+}
+
+/// A loaded evaluation: the model folder, the model, its image processor, the scene spec.
+pub struct Setup {
+    pub dir: PathBuf,
+    pub m: LoadedModel,
+    pub processor: ImageProcessor,
+    pub spec: SceneSpec,
+}
+
+/// The scene's present-object question that `eval faithfulness` and `eval ablation` ask (one per
+/// scene, chosen by the scene's index).
+pub fn one_present(scene: &Scene) -> &Question {
+    let present: Vec<&Question> = scene.questions.iter().filter(|q| q.object.is_some()).collect();
+    present[scene.index as usize % present.len()]
 }
 
 /// A question made ready for the model: prompt, pixels and the answer's token.
