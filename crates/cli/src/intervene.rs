@@ -265,3 +265,53 @@ pub fn answer(args: &AnswerArgs) -> anyhow::Result<()> {
     crate::print_out(serde_json::to_string_pretty(&doc)?)?;
     Ok(())
 }
+
+#[derive(Debug, Args)]
+pub struct ZoomArgs {
+    #[command(flatten)]
+    pub input: ModelInput,
+    /// The window's side as a share of the model's view (0.5: half the side).
+    #[arg(long, default_value_t = 0.5)]
+    pub zoom: f32,
+    /// Random windows of the same size to compare with.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: usize,
+    /// Token whose probability is reported, by id or text (default: the model's answer).
+    #[arg(long)]
+    pub target: Option<String>,
+}
+
+pub fn zoom(args: &ZoomArgs) -> anyhow::Result<()> {
+    use llava_lens_explain::intervene::zoom::{Zoomed, ask_cropped, map_window, random_window, window_box};
+    if !(args.zoom > 0.0 && args.zoom <= 1.0) {
+        anyhow::bail!("--zoom {} is not a share of the picture's side in (0, 1]", args.zoom);
+    }
+    let Loaded { dir, tokenizer: tok, prompt, image, original, ctx, model } = args.input.load(0)?;
+    let (Some(pre), Some(original)) = (image, original) else { anyhow::bail!("zooming crops the picture: give --image") };
+    let processor = ImageProcessor::load(&dir, &model.config)?;
+    let vision = model.config.vision_tower()?;
+    let grid = vision.grid();
+    let mut iv = pollster::block_on(Intervener::new(&model, &ctx, &prompt, &pre.pixels))?;
+    let t = targets(&tok, args.target.as_deref(), None, iv.prediction())?;
+    let before = named(pollster::block_on(iv.base_outcome(t))?, &tok);
+    let opts = ExplainOptions { target: Some(t.target), lens_k: 0, ..Default::default() };
+    let e = pollster::block_on(explain(&model, &ctx, &prompt, &pre.pixels, &opts))?;
+    let region = pre.patch_region(vision.covered_pixels()).1;
+    let side = ((args.zoom * grid as f32).round() as usize).clamp(1, grid);
+    let ask = |w| -> anyhow::Result<Zoomed> {
+        let crop = window_box(w, grid, region);
+        let outcome = named(pollster::block_on(ask_cropped(&model, &ctx, &prompt, &original, &processor, crop, t))?, &tok);
+        Ok(Zoomed { window: w, crop, outcome })
+    };
+    let by_map = ask(map_window(&e.patch_scores, grid, side))?;
+    let random = (0..args.seeds as u64).map(|s| ask(random_window(grid, side, s))).collect::<anyhow::Result<Vec<_>>>()?;
+    let mean_random = random.iter().map(|z| z.outcome.prob()).sum::<f32>() / random.len().max(1) as f32;
+    summary(&format!("zoomed on the map's {side}x{side} window"), &before, &by_map.outcome);
+    eprintln!("  random {side}x{side} windows: mean p {mean_random:.4} over {}", random.len());
+    let doc = json!({
+        "schema": SCHEMA, "kind": "zoom", "model": dir, "image": args.input.image, "question": args.input.question,
+        "zoom": args.zoom, "grid": grid, "before": before, "map": by_map, "random": random, "random_mean_prob": mean_random,
+    });
+    crate::print_out(serde_json::to_string_pretty(&doc)?)?;
+    Ok(())
+}

@@ -55,6 +55,8 @@ enum Command {
     Patch(intervene::PatchArgs),
     /// Generate the answer and explain every token of it with the tokens before it.
     Answer(intervene::AnswerArgs),
+    /// Crop the picture to the window the map points at and ask again, beside random windows.
+    Zoom(intervene::ZoomArgs),
     /// Held-out measurements on generated scenes: accuracy, pointing game, faithfulness table (JSON).
     #[command(subcommand)]
     Eval(eval::EvalCommand),
@@ -86,6 +88,7 @@ fn main() -> anyhow::Result<()> {
         Command::Ablate(args) => intervene::ablate(&args),
         Command::Patch(args) => intervene::patch_cmd(&args),
         Command::Answer(args) => intervene::answer(&args),
+        Command::Zoom(args) => intervene::zoom(&args),
         Command::Scenes(args) => scenes::run(&args),
         Command::Eval(cmd) => eval::run(&cmd),
         Command::MakeTiny { out, seed, gqa } => {

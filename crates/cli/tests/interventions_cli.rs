@@ -131,3 +131,45 @@ fn every_answer_token_gets_its_own_explanation() {
     }
     assert!(a["text"].is_string());
 }
+
+#[test]
+fn zooming_crops_to_the_maps_window_and_to_random_ones() {
+    let dir = temp_dir("zoom");
+    std::fs::create_dir_all(&dir).unwrap();
+    let scene = generate(12345, 0, &SceneSpec::default());
+    let image = dir.join("scene.png");
+    scene.image.save(&image).unwrap();
+    let q = scene.questions.iter().find(|q| q.object.is_some()).unwrap();
+    let base = || {
+        let mut c = bin();
+        c.args(["zoom", "--question", &q.question, "--answer-prefix", &q.answer_prefix, "--image"]).arg(&image);
+        c
+    };
+    let v = json_of(base().args(["--zoom", "0.5", "--seeds", "3"]).output().unwrap());
+    assert_eq!(v["kind"], "zoom");
+    let grid = v["grid"].as_u64().unwrap() as usize;
+    let w = &v["map"]["window"];
+    let side = w["side"].as_u64().unwrap() as usize;
+    assert_eq!(side, grid / 2);
+    // The map's window holds the explanation's best patch.
+    let e = json_of(
+        bin()
+            .args(["explain", "--question", &q.question, "--answer-prefix", &q.answer_prefix, "--lens-k", "0", "--out"])
+            .arg(dir.join("m.png"))
+            .arg("--image")
+            .arg(&image)
+            .output()
+            .unwrap(),
+    );
+    let scores: Vec<f64> = e["patch_scores"].as_array().unwrap().iter().map(f).collect();
+    let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b])).unwrap();
+    let (row, col) = (w["row"].as_u64().unwrap() as usize, w["col"].as_u64().unwrap() as usize);
+    assert!((row..row + side).contains(&(best / grid)) && (col..col + side).contains(&(best % grid)), "window {w} holds patch {best}");
+    let crop = &v["map"]["crop"];
+    assert!(f(&crop["x"]) >= 0.0 && f(&crop["x"]) + f(&crop["width"]) <= scene.image.width() as f64 + 1e-3, "{crop}");
+    assert!((f(&crop["width"]) - scene.image.width() as f64 / 2.0).abs() < 1e-3, "half the side: {crop}");
+    assert_eq!(v["random"].as_array().unwrap().len(), 3);
+    let err = stderr_of(base().args(["--zoom", "1.5"]));
+    assert!(err.contains("--zoom 1.5 is not a share"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

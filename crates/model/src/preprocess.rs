@@ -31,7 +31,7 @@ pub enum ResizeMode {
 
 /// The region of the original image the model sees, in original pixels (may extend past the
 /// image in pad-to-square mode).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CropBox {
     pub x: f32,
     pub y: f32,

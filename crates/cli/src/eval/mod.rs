@@ -5,6 +5,7 @@ mod ablation;
 mod accuracy;
 mod faithfulness;
 mod pointing;
+mod zoom;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,8 @@ pub enum EvalCommand {
     /// p(correct colour) with the paper's top head ablated vs a random other head, and the
     /// head-level deletion curve's AUC for the paper's order vs random orders.
     Ablation(ablation::AblationTableArgs),
+    /// Accuracy on the map's window cropped and asked again, against random windows.
+    Zoom(zoom::ZoomTableArgs),
 }
 
 pub fn run(cmd: &EvalCommand) -> anyhow::Result<()> {
@@ -34,6 +37,7 @@ pub fn run(cmd: &EvalCommand) -> anyhow::Result<()> {
         EvalCommand::Pointing(a) => pointing::run(a),
         EvalCommand::Faithfulness(a) => faithfulness::run(a),
         EvalCommand::Ablation(a) => ablation::run(a),
+        EvalCommand::Zoom(a) => zoom::run(a),
     }
 }
 

@@ -16,6 +16,7 @@
 pub mod ablation;
 pub mod answer;
 pub mod patching;
+pub mod zoom;
 
 use llava_lens_gpu::capture::{CapturePlan, Hook};
 use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32, read_u32};
