@@ -47,7 +47,7 @@ answer=$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv
 "$bin" faithfulness --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
     --operator knockout --steps 8 --seeds 2 > "$work/cli-faithful.json"
 # What if…: a knockout of five patches of the map's best patch's row (what the e2e test brushes)
-# and the zero ablation of the best head,
+# and the zero ablation of the best head, zooming on the map's window,
 # activation patching from scene 0 into scene 1 (the gallery's second picture, same question),
 # and the whole answer (web/e2e/whatif.mjs compares the page with these).
 knock=$(node -e '
@@ -62,6 +62,8 @@ knock=$(node -e '
 "$bin" patch --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
     --corrupt-image "$work/scene1/$(node -e 'console.log(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8").split("\n")[0]).image)' "$work/scene1/scenes.jsonl")" \
     --positions image > "$work/cli-patch.json" 2>/dev/null
+"$bin" zoom --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
+    --zoom 0.5 --seeds 3 > "$work/cli-zoom.json" 2>/dev/null
 "$bin" answer --image "$work/scene/$(dec "$image")" --question "$(dec "$question")" --answer-prefix "$(dec "$prefix")" \
     --max-tokens 4 > "$work/cli-answer.json" 2>/dev/null
 cli_args=(target/dist "$work/cli.json" "$work/scene/scenes.jsonl" "$work/cli-contrast.json" "$work/cli-faithful.json")

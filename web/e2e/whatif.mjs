@@ -13,6 +13,7 @@ export async function checkWhatIf(page, check, out, cliDir) {
   const cliAblate = JSON.parse(fs.readFileSync(`${cliDir}/cli-knockout.json`, 'utf8'));
   const cliKnock = cliAblate.knockout;
   const cliPatch = JSON.parse(fs.readFileSync(`${cliDir}/cli-patch.json`, 'utf8')).patching;
+  const cliZoom = JSON.parse(fs.readFileSync(`${cliDir}/cli-zoom.json`, 'utf8'));
   const cliAnswer = JSON.parse(fs.readFileSync(`${cliDir}/cli-answer.json`, 'utf8')).answer;
   const web = JSON.parse(await page.getByTestId('json').textContent());
   await openPanel(page, 'whatif');
@@ -88,6 +89,18 @@ export async function checkWhatIf(page, check, out, cliDir) {
   check(dHeads <= 5e-4 && dResid <= 5e-4, `patching grids within 5e-4 of the CLI (heads ${dHeads.toExponential(1)}, residual ${dResid.toExponential(1)}; ${wp.runs} runs in ${patchMs} ms)`);
   check((await page.locator('[data-testid^=patch-layer-]').count()) === wp.resid.length, 'a patch map per layer is drawn');
   await page.screenshot({ path: `${out}/14-patching.png`, fullPage: true });
+
+  // Zoom and re-ask: the map's window and three random ones, as the CLI's `zoom --seeds 3`.
+  await page.getByTestId('zoom-run').click();
+  const zoomed = page.getByTestId('zoom-p');
+  await zoomed.waitFor({ timeout: 600_000 });
+  await idle(page);
+  const [wMap, wRandom] = JSON.parse(await zoomed.getAttribute('data-json'));
+  const sameWindow = (a, b) => a.row === b.row && a.col === b.col && a.side === b.side;
+  const dZoom = Math.max(Math.abs(wMap.outcome.target.log_prob - cliZoom.map.outcome.target.log_prob),
+    ...wRandom.map((r, i) => Math.abs(r.outcome.target.log_prob - cliZoom.random[i].outcome.target.log_prob)));
+  check(sameWindow(wMap.window, cliZoom.map.window) && wRandom.length === cliZoom.random.length && wRandom.every((r, i) => sameWindow(r.window, cliZoom.random[i].window)) && dZoom <= 2e-4,
+    `zooming on the map's window asks again as the CLI does (window ${JSON.stringify(wMap.window)}, log p diff ${dZoom.toExponential(1)}): "${(await zoomed.innerText()).trim()}"`);
 
   // The whole answer: the CLI's tokens, and a later token's explanation in the main view.
   await page.getByTestId('answer-run').click();

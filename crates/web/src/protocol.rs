@@ -6,6 +6,7 @@ use llava_lens_explain::faithfulness::{Faithfulness, Operator};
 use llava_lens_explain::intervene::Outcome;
 use llava_lens_explain::intervene::ablation::{Ablation, HeadAblation};
 use llava_lens_explain::intervene::patching::Patching;
+use llava_lens_explain::intervene::zoom::Zoomed;
 use llava_lens_model::WeightDType;
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,9 @@ pub enum Request {
     /// Generate the answer to the last explanation's input and explain every token of it (the
     /// CLI's `answer`).
     ExplainAnswer { max_tokens: usize },
+    /// Crop the last explanation's picture to the map's window (`zoom` of the side) and ask again,
+    /// beside `seeds` random windows (the CLI's `zoom`).
+    Zoom { zoom: f32, seeds: usize },
 }
 
 /// Which residual positions activation patching patches (the CLI's `--positions`).
@@ -168,6 +172,15 @@ pub enum Response {
         tokens: Vec<String>,
         explanations: Vec<Explanation>,
         recorded: Vec<crate::share::Recorded>,
+        millis: f64,
+    },
+    /// The answer on the map's window and on random windows, with the map's window as JPEG.
+    Zoomed {
+        before: Box<Outcome>,
+        by_map: Box<Zoomed>,
+        random: Vec<Zoomed>,
+        #[serde(with = "crate::share::b64")]
+        window_jpeg: Vec<u8>,
         millis: f64,
     },
     Error {

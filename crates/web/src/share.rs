@@ -58,7 +58,7 @@ impl Recorded {
     }
 }
 
-mod b64 {
+pub(crate) mod b64 {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use serde::{Deserialize, Deserializer, Serializer};

@@ -319,6 +319,9 @@ impl<'a> Intervener<'a> {
             blocked[off + p] = 1;
         }
         let from = off + n;
+        if from >= self.seq {
+            return Err(ExplainError::Input("the prompt ends with the image: no text after it could be blind to its patches".into()));
+        }
         self.run_from(&Edits::default(), from, Some((&blocked, from)), targets).await
     }
 }

@@ -225,6 +225,16 @@ pub struct AnswerView {
     pub millis: f64,
 }
 
+/// Zoom and re-ask's result as the page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoomView {
+    pub before: Dist,
+    pub by_map: llava_lens_explain::intervene::zoom::Zoomed,
+    pub random: Vec<llava_lens_explain::intervene::zoom::Zoomed>,
+    pub window_jpeg: Vec<u8>,
+    pub millis: f64,
+}
+
 /// A knockout's patches, the answer before and after, and its time (ms).
 pub type Knocked = (Vec<usize>, Dist, Dist, f64);
 
@@ -246,6 +256,8 @@ pub struct WhatIf {
     pub patch_positions: RwSignal<PatchPositions>,
     pub patching: RwSignal<Option<PatchView>>,
     pub answer: RwSignal<Option<AnswerView>>,
+    /// The answer on the map's window and on random ones, with the window as JPEG.
+    pub zoomed: RwSignal<Option<ZoomView>>,
     /// Which answer token's explanation the main view shows (0: the first, the usual one).
     pub answer_shown: RwSignal<usize>,
 }
@@ -334,6 +346,7 @@ impl State {
                 patch_positions: RwSignal::new(PatchPositions::Image),
                 patching: RwSignal::new(None),
                 answer: RwSignal::new(None),
+                zoomed: RwSignal::new(None),
                 answer_shown: RwSignal::new(0),
             },
             error: RwSignal::new(None),

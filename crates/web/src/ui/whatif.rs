@@ -17,13 +17,16 @@ use llava_lens_explain::intervene::ablation::Ablation;
 use wasm_bindgen::JsCast;
 
 use super::mapview::WORD_START;
-use super::state::{AnswerView, PatchView, State};
+use super::state::{AnswerView, PatchView, State, ZoomView};
 use super::{ask, dom};
 use crate::protocol::{PatchPositions, Request, Response};
 use crate::view::{score_color, top_patches};
 
 /// Patches the "top of the map" button knocks out.
 const TOP_KNOCKOUT: usize = 5;
+/// Zoom and re-ask: the window's side as a share of the picture's, and random windows compared.
+const ZOOM: f32 = 0.5;
+const ZOOM_SEEDS: usize = 3;
 /// Answer tokens generated and explained.
 const ANSWER_TOKENS: usize = 4;
 
@@ -47,6 +50,7 @@ pub fn forget(s: &State) {
     w.ablation.set(None);
     w.patching.set(None);
     w.answer.set(None);
+    w.zoomed.set(None);
     w.answer_shown.set(0);
 }
 
@@ -85,6 +89,9 @@ pub fn on_response(s: &State, r: Response) {
         Response::Ablated { ablation, millis } => w.ablation.set(Some((*ablation, millis))),
         Response::Patched { patching, labels, target, contrast, millis } => {
             w.patching.set(Some(PatchView { patching: *patching, labels, target, contrast, millis }))
+        }
+        Response::Zoomed { before, by_map, random, window_jpeg, millis } => {
+            w.zoomed.set(Some(ZoomView { before: *before, by_map: *by_map, random, window_jpeg, millis }))
         }
         Response::AnswerExplained { tokens, explanations, recorded, millis } => {
             w.answer_shown.set(0);
@@ -373,11 +380,41 @@ fn Ablate(s: State) -> impl IntoView {
 }
 
 #[component]
+fn Zoom(s: State) -> impl IntoView {
+    let w = s.whatif;
+    let idle = move || !s.run.busy.get();
+    let result = move || {
+        w.zoomed.get().map(|z: ZoomView| {
+            let t = word(z.before.target.text.as_deref().unwrap_or("?"));
+            let mean = z.random.iter().map(|r| r.outcome.prob()).sum::<f32>() / z.random.len().max(1) as f32;
+            let numbers = serde_json::to_string(&(&z.by_map, &z.random)).unwrap_or_default();
+            let win = z.by_map.window;
+            view! {
+                <img class="zoomed" src=format!("data:image/jpeg;base64,{}", STANDARD.encode(&z.window_jpeg)) alt=format!("the map's window: rows {} to {}, columns {} to {} of the patch grid", win.row, win.row + win.side - 1, win.col, win.col + win.side - 1) />
+                <p class="said" data-testid="zoom-p" data-json=numbers>
+                    {format!("p({t}): {:.3} on the whole picture → {:.3} on the map's window; {:.3} on average over {} random windows of that size", z.before.prob(), z.by_map.outcome.prob(), mean, z.random.len())}
+                </p>
+                <p>{format!("On the map's window the model says: {}. Computed in {:.0} ms.", dist_line(&z.by_map.outcome), z.millis)}</p>
+            }
+        })
+    };
+    view! {
+        <section class="whatif-part" aria-labelledby="zoom-title">
+            <h3 id="zoom-title">"Zoom and ask again"</h3>
+            <p class="hint">"Crop the picture to the part the map points at (half its side) and ask the same question; random crops of the same size are the comparison. A model that only knows small objects may fail on the enlarged one: that is a finding about the model, not the map."</p>
+            <button data-testid="zoom-run" disabled=move || !idle() on:click=move |_| send(&s, Request::Zoom { zoom: ZOOM, seeds: ZOOM_SEEDS })>"Zoom on the map's window"</button>
+            <div aria-live="polite">{result}</div>
+        </section>
+    }
+}
+
+#[component]
 pub fn WhatIfView(s: State) -> impl IntoView {
     view! {
         <Knockout s=s />
         <Ablate s=s />
         <Patching s=s />
+        <Zoom s=s />
         <WholeAnswer s=s />
     }
 }

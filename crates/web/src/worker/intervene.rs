@@ -107,3 +107,39 @@ pub(super) async fn answer(max_tokens: usize) -> Result<(), String> {
     post(&Response::AnswerExplained { tokens, explanations, recorded, millis: js_sys::Date::now() - t0 });
     Ok(())
 }
+
+pub(super) async fn zoom(zoom: f32, seeds: usize) -> Result<(), String> {
+    use llava_lens_explain::intervene::zoom::{Zoomed, ask_cropped, map_window, random_window, window_box};
+    let (s, last) = session_and_last("zooming crops")?;
+    if !(zoom > 0.0 && zoom <= 1.0) {
+        return Err(format!("zoom {zoom} is not a share of the picture's side in (0, 1]"));
+    }
+    let t0 = js_sys::Date::now();
+    post(&Response::Progress { stage: "inference".into(), done: 0, total: 1 });
+    let e = &last.explanation;
+    let region = e.crop.ok_or("the explanation has no picture to crop")?;
+    let region = llava_lens_model::preprocess::CropBox { x: region.x, y: region.y, width: region.width, height: region.height };
+    let grid = e.grid.max(1);
+    let side = ((zoom * grid as f32).round() as usize).clamp(1, grid);
+    let targets = Targets { target: e.target.id, contrast: e.contrast.as_ref().map(|c| c.id) };
+    let mut iv = Intervener::new(&s.model, &s.ctx, &last.prompt, &last.pixels).await.map_err(err)?;
+    let mut before = iv.base_outcome(targets).await.map_err(err)?;
+    before.name_tokens(&s.tokenizer);
+    let ask = async |w| -> Result<Zoomed, String> {
+        let crop = window_box(w, grid, region);
+        let mut outcome = ask_cropped(&s.model, &s.ctx, &last.prompt, &last.image, &s.processor, crop, targets).await.map_err(err)?;
+        outcome.name_tokens(&s.tokenizer);
+        Ok(Zoomed { window: w, crop, outcome })
+    };
+    let by_map = ask(map_window(&e.patch_scores, grid, side)).await?;
+    let mut random = Vec::with_capacity(seeds);
+    for seed in 0..seeds.min(16) as u64 {
+        random.push(ask(random_window(grid, side, seed)).await?);
+    }
+    let c = by_map.crop;
+    let part = image::imageops::crop_imm(&last.image, c.x.max(0.0) as u32, c.y.max(0.0) as u32, c.width.max(1.0) as u32, c.height.max(1.0) as u32).to_image();
+    let mut window_jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut window_jpeg, 90).encode_image(&part).map_err(|e| format!("encoding the window: {e}"))?;
+    post(&Response::Zoomed { before: Box::new(before), by_map: Box::new(by_map), random, window_jpeg, millis: js_sys::Date::now() - t0 });
+    Ok(())
+}

@@ -44,6 +44,8 @@ struct LastExplained {
     question: String,
     prefix: String,
     crop_jpeg: Vec<u8>,
+    /// The picture as the visitor gave it (zooming crops it).
+    image: image::RgbImage,
 }
 
 thread_local! {
@@ -203,6 +205,7 @@ async fn handle(req: Request, files: Vec<web_sys::File>) -> Result<(), String> {
         Request::Ablate { heads, mode } => intervene::ablate(&heads, mode).await,
         Request::Patch { image_base64, question, positions } => intervene::patch(&image_base64, &question, positions).await,
         Request::ExplainAnswer { max_tokens } => intervene::answer(max_tokens).await,
+        Request::Zoom { zoom, seeds } => intervene::zoom(zoom, seeds).await,
         Request::DeleteStored { key } => {
             store::Store::open().await?.delete(&key).await?;
             list_stored().await
@@ -278,6 +281,7 @@ async fn explain_one(s: &Session, image_b64: &str, ask: &Ask<'_>) -> Result<(), 
             question: question.into(),
             prefix: prefix.into(),
             crop_jpeg: jpeg,
+            image: img,
         };
         LAST.with(|l| *l.borrow_mut() = Some(Rc::new(last)));
     }
