@@ -7,6 +7,10 @@ import fs from 'node:fs';
 import { openPanel, idle } from './report.mjs';
 
 const maxDiff = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+// The page (SwiftShader) and the CLI (lavapipe) round differently: even without an intervention
+// the log-probabilities of unlikely tokens differ by up to about 8e-4 (the explanation's top 5).
+// Outcomes are compared as probabilities within 2e-4 and log-probabilities within 5e-3 (measured so far: up to 1.2e-3).
+const sameOutcome = (lpWeb, lpCli) => Math.abs(Math.exp(lpWeb) - Math.exp(lpCli)) <= 2e-4 && Math.abs(lpWeb - lpCli) <= 5e-3;
 
 /** Runs the panel's three interventions on the explanation on screen (scene 0, question 0). */
 export async function checkWhatIf(page, check, out, cliDir) {
@@ -68,9 +72,10 @@ export async function checkWhatIf(page, check, out, cliDir) {
   await ablated.waitFor({ timeout: 600_000 });
   await idle(page);
   const [cliHead] = cliAblate.heads.heads;
-  const dAbl = Math.abs(Number(await ablated.getAttribute('data-after')) - cliAblate.heads.after.target.log_prob);
-  check((await ablated.getAttribute('data-heads')) === `${cliHead[0]}.${cliHead[1]}` && dAbl <= 2e-4,
-    `zero-ablating the best head ${cliHead[0]}.${cliHead[1]} gives the CLI's log p(answer) (diff ${dAbl.toExponential(1)}): "${(await ablated.innerText()).trim()}"`);
+  const lpAbl = Number(await ablated.getAttribute('data-after'));
+  const dAbl = Math.abs(lpAbl - cliAblate.heads.after.target.log_prob);
+  check((await ablated.getAttribute('data-heads')) === `${cliHead[0]}.${cliHead[1]}` && sameOutcome(lpAbl, cliAblate.heads.after.target.log_prob),
+    `zero-ablating the best head ${cliHead[0]}.${cliHead[1]} gives the CLI's p(answer) (log p diff ${dAbl.toExponential(1)}): "${(await ablated.innerText()).trim()}"`);
 
   // Activation patching: scene 2 (index 1) of the gallery with the same question, image positions.
   await page.getByTestId('patch-scene').selectOption('1');
@@ -97,9 +102,10 @@ export async function checkWhatIf(page, check, out, cliDir) {
   await idle(page);
   const [wMap, wRandom] = JSON.parse(await zoomed.getAttribute('data-json'));
   const sameWindow = (a, b) => a.row === b.row && a.col === b.col && a.side === b.side;
-  const dZoom = Math.max(Math.abs(wMap.outcome.target.log_prob - cliZoom.map.outcome.target.log_prob),
-    ...wRandom.map((r, i) => Math.abs(r.outcome.target.log_prob - cliZoom.random[i].outcome.target.log_prob)));
-  check(sameWindow(wMap.window, cliZoom.map.window) && wRandom.length === cliZoom.random.length && wRandom.every((r, i) => sameWindow(r.window, cliZoom.random[i].window)) && dZoom <= 2e-4,
+  const pairs = [[wMap, cliZoom.map], ...wRandom.map((r, i) => [r, cliZoom.random[i]])].filter(([, c]) => c);
+  const dZoom = Math.max(...pairs.map(([w, c]) => Math.abs(w.outcome.target.log_prob - c.outcome.target.log_prob)));
+  check(sameWindow(wMap.window, cliZoom.map.window) && wRandom.length === cliZoom.random.length && wRandom.every((r, i) => sameWindow(r.window, cliZoom.random[i].window))
+    && pairs.every(([w, c]) => sameOutcome(w.outcome.target.log_prob, c.outcome.target.log_prob)),
     `zooming on the map's window asks again as the CLI does (window ${JSON.stringify(wMap.window)}, log p diff ${dZoom.toExponential(1)}): "${(await zoomed.innerText()).trim()}"`);
 
   // The whole answer: the CLI's tokens, and a later token's explanation in the main view.

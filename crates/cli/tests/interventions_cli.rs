@@ -173,3 +173,19 @@ fn zooming_crops_to_the_maps_window_and_to_random_ones() {
     assert!(err.contains("--zoom 1.5 is not a share"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn the_held_out_evaluations_of_ablation_and_zoom_run_on_a_few_scenes() {
+    let v = json_of(bin().args(["eval", "ablation", "--n", "2", "--seeds", "2", "--mode", "zero"]).output().unwrap());
+    let r = &v["results"][0];
+    assert_eq!(r["mode"], "zero");
+    assert_eq!(r["scenes"], 2);
+    assert_eq!(r["by_head"].as_array().unwrap().len(), 4, "the demo model's 4 heads");
+    let tops: u64 = r["by_head"].as_array().unwrap().iter().map(|h| h["top_head_in"].as_u64().unwrap()).sum();
+    assert_eq!(tops, 2, "one top head per scene");
+    assert!(f(&r["drop_top_head"]["mean"]) <= f(&r["p_correct"]["mean"]) + 1e-9, "a drop is at most the probability");
+    let z = json_of(bin().args(["eval", "zoom", "--n", "2", "--seeds", "2"]).output().unwrap());
+    assert_eq!(z["window_patches"], 6);
+    assert_eq!(f(&z["random_window"]["n"]), 4.0);
+    assert!(f(&z["map_window"]["window_on_object"]) >= 0.5, "the map's window holds the asked object: {}", z["map_window"]);
+}

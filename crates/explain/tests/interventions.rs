@@ -203,3 +203,26 @@ fn each_answer_token_is_explained_with_the_tokens_before_it() {
         assert_eq!(e.patch_scores, want.patch_scores);
     }
 }
+
+/// An ablation in a later layer starts there from the base run's residual; the same edits on a
+/// whole prefill from the embeddings give the same answer.
+#[test]
+fn ablating_from_a_later_layer_equals_a_whole_edited_prefill() {
+    use llava_lens_explain::intervene::ablation::Ablation;
+    let mut iv = intervener("clean");
+    let t = targets();
+    let a = pollster::block_on(iv.ablate(&[(1, 2)], Ablation::Zero, t)).unwrap();
+    let edits = pollster::block_on(iv.ablation_edits(&[(1, 2)], Ablation::Zero)).unwrap();
+    assert_eq!(edits.first_layer(), Some(1));
+    let m = model();
+    let mut rec = Recorder::new(ctx(), "whole edited prefill");
+    let s = m.config.vision_tower().unwrap().image_size;
+    let px = GpuTensor::from_f32(ctx(), fixture().f32("pixel_values_clean"), &[3, s, s], "px").unwrap();
+    let f = m.image_features(&mut rec, &px).unwrap();
+    let pre = m.prefill_edited(&mut rec, &iv.prompt, Some(f), &CapturePlan::new(), 0, None, &edits).unwrap();
+    let lp = m.target_log_probs(&mut rec, &pre.hidden, iv.seq - 1, &[t.target]).unwrap();
+    rec.submit();
+    let want = pollster::block_on(read_f32(ctx(), &lp)).unwrap()[0];
+    assert!((a.after.target.log_prob - want).abs() < 1e-5, "from layer 1: {} vs whole: {want}", a.after.target.log_prob);
+    assert!((a.after.target.log_prob - a.before.target.log_prob).abs() > 1e-3, "the ablation changed the answer");
+}

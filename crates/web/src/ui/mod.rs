@@ -168,7 +168,13 @@ fn on_response(s: &State, r: Result<Response, String>) {
             s.run.reveal.set(true);
             explain_queued(s);
         }
-        Ok(r @ (Response::KnockedOut { .. } | Response::Ablated { .. } | Response::Patched { .. } | Response::AnswerExplained { .. } | Response::Zoomed { .. })) => {
+        Ok(
+            r @ (Response::KnockedOut { .. }
+            | Response::Ablated { .. }
+            | Response::Patched { .. }
+            | Response::AnswerExplained { .. }
+            | Response::Zoomed { .. }),
+        ) => {
             s.run.busy.set(false);
             s.run.progress.set(None);
             whatif::on_response(s, r);

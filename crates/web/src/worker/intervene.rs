@@ -137,9 +137,13 @@ pub(super) async fn zoom(zoom: f32, seeds: usize) -> Result<(), String> {
         random.push(ask(random_window(grid, side, seed)).await?);
     }
     let c = by_map.crop;
-    let part = image::imageops::crop_imm(&last.image, c.x.max(0.0) as u32, c.y.max(0.0) as u32, c.width.max(1.0) as u32, c.height.max(1.0) as u32).to_image();
+    let part =
+        image::imageops::crop_imm(&last.image, c.x.max(0.0) as u32, c.y.max(0.0) as u32, c.width.max(1.0) as u32, c.height.max(1.0) as u32)
+            .to_image();
     let mut window_jpeg = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut window_jpeg, 90).encode_image(&part).map_err(|e| format!("encoding the window: {e}"))?;
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut window_jpeg, 90)
+        .encode_image(&part)
+        .map_err(|e| format!("encoding the window: {e}"))?;
     post(&Response::Zoomed { before: Box::new(before), by_map: Box::new(by_map), random, window_jpeg, millis: js_sys::Date::now() - t0 });
     Ok(())
 }
