@@ -32,6 +32,11 @@ pub struct AblateArgs {
     /// zero: the heads' outputs become 0; mean: their mean over the prompt's positions.
     #[arg(long, default_value = "zero")]
     pub mode: Ablation,
+    /// With --mode mean: the heads' mean outputs over every example of this file (each example's
+    /// mean over its positions, averaged over the examples; `batch`'s JSONL or CSV) instead of
+    /// over this prompt's positions.
+    #[arg(long)]
+    pub mean_over: Option<PathBuf>,
     /// Image patches the text after the image may not attend to (row-major indices into the
     /// grid, comma-separated).
     #[arg(long, value_delimiter = ',')]
@@ -82,7 +87,49 @@ fn summary(what: &str, before: &Outcome, after: &Outcome) {
     );
 }
 
+/// The mean head outputs of `layers` over the examples of `file`, and how many examples were
+/// used (rows that fail to read or load are skipped with a warning).
+fn dataset_means(
+    file: &std::path::Path,
+    layers: &[usize],
+    tok: &LlavaTokenizer,
+    model: &llava_lens_model::Llava,
+    ctx: &llava_lens_gpu::GpuContext,
+    dir: &std::path::Path,
+    pad: bool,
+) -> anyhow::Result<(std::collections::BTreeMap<usize, Vec<f32>>, usize)> {
+    use crate::batch::examples::{Columns, read};
+    let rows = read(file, &Columns::default())?;
+    let processor = ImageProcessor::load(dir, &model.config)?;
+    let mode = if pad { ResizeMode::PadToSquare } else { ResizeMode::CenterCrop };
+    let mut per_example = Vec::new();
+    for row in &rows {
+        let one = |e: &crate::batch::examples::Example| -> anyhow::Result<std::collections::BTreeMap<usize, Vec<f32>>> {
+            let image = e.image_path(file);
+            let parts = PromptParts { image: image.is_some(), context: e.context.as_deref().unwrap_or("") };
+            let prompt = tok.prompt_with(parts, &e.question, &e.answer_prefix)?;
+            let pixels = match &image {
+                Some(p) => preprocess(&load_image(p)?, &processor, mode)?.pixels,
+                None => Vec::new(),
+            };
+            let mut iv = pollster::block_on(Intervener::new(model, ctx, &prompt, &pixels))?;
+            Ok(pollster::block_on(iv.head_means(layers))?)
+        };
+        match row.example.as_ref().map_err(|e| anyhow::anyhow!("{e}")).and_then(one) {
+            Ok(m) => per_example.push(m),
+            Err(e) => eprintln!("--mean-over {}: skipping {} (line {}): {e}", file.display(), row.id, row.line),
+        }
+    }
+    if per_example.is_empty() {
+        anyhow::bail!("--mean-over {}: no example could be run, so there is no mean", file.display());
+    }
+    Ok((llava_lens_explain::intervene::ablation::mean_of(&per_example), per_example.len()))
+}
+
 pub fn ablate(args: &AblateArgs) -> anyhow::Result<()> {
+    if args.mean_over.is_some() && args.mode != Ablation::Mean {
+        anyhow::bail!("--mean-over gives the mean that --mode mean ablates to: add --mode mean");
+    }
     let nothing = args.heads.is_empty() && args.top_heads.is_none() && args.knockout_patches.is_empty() && args.knockout_top.is_none();
     if nothing && !args.curve {
         anyhow::bail!("nothing to ablate: give --heads, --top-heads, --knockout-patches, --knockout-top or --curve");
@@ -105,6 +152,12 @@ pub fn ablate(args: &AblateArgs) -> anyhow::Result<()> {
         heads.extend(all.iter().take(n).map(|h| (h.layer, h.head)).filter(|h| !args.heads.contains(h)));
     }
     if !heads.is_empty() {
+        if let Some(file) = &args.mean_over {
+            let layers: Vec<usize> = heads.iter().map(|h| h.0).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            let (means, used) = dataset_means(file, &layers, &tok, &model, &ctx, &dir, args.input.pad_to_square)?;
+            iv.use_means(means)?;
+            doc["mean_over"] = json!({"file": file, "examples": used});
+        }
         let mut a = pollster::block_on(iv.ablate(&heads, args.mode, t))?;
         a.before.name_tokens(&tok);
         a.after.name_tokens(&tok);

@@ -189,3 +189,43 @@ fn the_held_out_evaluations_of_ablation_and_zoom_run_on_a_few_scenes() {
     assert_eq!(f(&z["random_window"]["n"]), 4.0);
     assert!(f(&z["map_window"]["window_on_object"]) >= 0.5, "the map's window holds the asked object: {}", z["map_window"]);
 }
+
+#[test]
+fn mean_ablation_over_a_file_of_examples() {
+    let dir = temp_dir("mean-over");
+    std::fs::create_dir_all(&dir).unwrap();
+    let scene = generate(12345, 0, &SceneSpec::default());
+    scene.image.save(dir.join("scene.png")).unwrap();
+    let q = scene.questions.iter().find(|q| q.object.is_some()).unwrap();
+    let row = |image: &str| serde_json::json!({"image": image, "question": q.question, "answer_prefix": q.answer_prefix}).to_string();
+    let ablate = |extra: &[&str]| {
+        let mut c = bin();
+        c.args(["ablate", "--heads", "2.0", "--question", &q.question, "--answer-prefix", &q.answer_prefix, "--image"])
+            .arg(dir.join("scene.png"))
+            .args(extra);
+        c
+    };
+    let own = json_of(ablate(&["--mode", "mean"]).output().unwrap());
+    // A file of the same example (twice) and a row whose image is missing: the mean over it is
+    // the prompt's own mean, so the answers agree.
+    std::fs::write(dir.join("same.jsonl"), format!("{}\n{}\n{}\n", row("scene.png"), row("missing.png"), row("scene.png"))).unwrap();
+    let out = ablate(&["--mode", "mean", "--mean-over"]).arg(dir.join("same.jsonl")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let same = json_of(out);
+    assert_eq!(same["mean_over"]["examples"], 2);
+    assert!(stderr.contains("skipping") && stderr.contains("missing.png"), "{stderr}");
+    let (a, b) = (f(&own["heads"]["after"]["target"]["log_prob"]), f(&same["heads"]["after"]["target"]["log_prob"]));
+    assert!((a - b).abs() < 1e-5, "the mean over copies of the prompt is its own mean: {a} vs {b}");
+    // Other scenes give another mean, so another answer.
+    let other = generate(12345, 1, &SceneSpec::default());
+    other.image.save(dir.join("other.png")).unwrap();
+    std::fs::write(dir.join("other.jsonl"), row("other.png") + "\n").unwrap();
+    let o = json_of(ablate(&["--mode", "mean", "--mean-over"]).arg(dir.join("other.jsonl")).output().unwrap());
+    assert!((f(&o["heads"]["after"]["target"]["log_prob"]) - a).abs() > 1e-4, "another scene's mean is another fill");
+    std::fs::write(dir.join("none.jsonl"), row("missing.png") + "\n").unwrap();
+    let err = stderr_of(ablate(&["--mode", "mean", "--mean-over"]).arg(dir.join("none.jsonl")));
+    assert!(err.contains("no example could be run"), "{err}");
+    let err = stderr_of(ablate(&["--mean-over"]).arg(dir.join("same.jsonl")));
+    assert!(err.contains("add --mode mean"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -82,6 +82,25 @@ impl<'a> Intervener<'a> {
         Ok(())
     }
 
+    /// Each of `layers`' per-head outputs averaged over this prompt's positions (`[heads *
+    /// head_dim]` per layer): a mean ablation's fill, or one example's share of a dataset's mean.
+    pub async fn head_means(&mut self, layers: &[usize]) -> Result<BTreeMap<usize, Vec<f32>>, ExplainError> {
+        self.z_means(layers).await?;
+        Ok(layers.iter().map(|l| (*l, self.z_means[l].clone())).collect())
+    }
+
+    /// Mean ablation fills from elsewhere (a dataset's mean, [`mean_of`]) instead of this
+    /// prompt's own: every layer given here uses them.
+    pub fn use_means(&mut self, means: BTreeMap<usize, Vec<f32>>) -> Result<(), ExplainError> {
+        let t = &self.model.config.text;
+        let w = t.num_attention_heads * t.head_dim;
+        if let Some((l, m)) = means.iter().find(|(l, m)| **l >= t.num_hidden_layers || m.len() != w) {
+            return Err(ExplainError::Input(format!("mean head outputs for layer {l} hold {} values; the model takes {w}", m.len())));
+        }
+        self.z_means.extend(means);
+        Ok(())
+    }
+
     /// The edits that ablate `heads`.
     pub async fn ablation_edits(&mut self, heads: &[HeadId], mode: Ablation) -> Result<Edits, ExplainError> {
         let t = &self.model.config.text;
@@ -213,4 +232,34 @@ pub fn random_order(total: usize, heads_per_layer: usize, seed: u64) -> Vec<Head
         order.swap(i, rng.below(i as u64 + 1) as usize);
     }
     order.into_iter().map(|i| (i / heads_per_layer, i % heads_per_layer)).collect()
+}
+
+/// The mean of several inputs' head means (each input weighted equally, whatever its length).
+pub fn mean_of(per_input: &[BTreeMap<usize, Vec<f32>>]) -> BTreeMap<usize, Vec<f32>> {
+    let mut sum: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for m in per_input {
+        for (l, v) in m {
+            let s = sum.entry(*l).or_insert_with(|| vec![0.0; v.len()]);
+            s.iter_mut().zip(v).for_each(|(a, b)| *a += *b as f64);
+        }
+    }
+    let n = per_input.len().max(1) as f64;
+    sum.into_iter().map(|(l, s)| (l, s.into_iter().map(|x| (x / n) as f32).collect())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dataset_mean_weighs_every_input_once() {
+        let a = BTreeMap::from([(0, vec![1.0, 2.0]), (3, vec![0.0, 0.0])]);
+        let b = BTreeMap::from([(0, vec![3.0, -2.0]), (3, vec![4.0, 8.0])]);
+        assert_eq!(mean_of(&[a, b]), BTreeMap::from([(0, vec![2.0, 0.0]), (3, vec![2.0, 4.0])]));
+        assert!(mean_of(&[]).is_empty());
+        assert_eq!(random_order(6, 3, 1).len(), 6);
+        let mut o = random_order(6, 3, 1);
+        o.sort_unstable();
+        assert_eq!(o, vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)], "every head once");
+    }
 }
