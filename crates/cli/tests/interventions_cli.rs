@@ -26,19 +26,43 @@ fn stderr_of(c: &mut std::process::Command) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Held-out scene 0 (seed 12345) saved in a fresh folder, and its first present-object question.
+struct DemoScene {
+    dir: std::path::PathBuf,
+    image: std::path::PathBuf,
+    scene: llava_lens_scenes::Scene,
+    q: llava_lens_scenes::Question,
+}
+
+impl DemoScene {
+    fn new(name: &str) -> DemoScene {
+        let dir = temp_dir(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let scene = generate(12345, 0, &SceneSpec::default());
+        let image = dir.join("scene.png");
+        scene.image.save(&image).unwrap();
+        let q = scene.questions.iter().find(|q| q.object.is_some()).unwrap().clone();
+        DemoScene { dir, image, scene, q }
+    }
+
+    /// `llava-lens CMD` on the scene and its question.
+    fn cmd(&self, cmd: &str) -> std::process::Command {
+        let mut c = bin();
+        c.args([cmd, "--question", &self.q.question, "--answer-prefix", &self.q.answer_prefix, "--image"]).arg(&self.image);
+        c
+    }
+}
+
+impl Drop for DemoScene {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn ablating_the_demo_models_top_head_and_top_patches_removes_the_answer() {
-    let dir = temp_dir("ablate");
-    std::fs::create_dir_all(&dir).unwrap();
-    let scene = generate(12345, 0, &SceneSpec::default());
-    let image = dir.join("scene.png");
-    scene.image.save(&image).unwrap();
-    let q = scene.questions.iter().find(|q| q.object.is_some()).unwrap();
-    let base = || {
-        let mut c = bin();
-        c.args(["ablate", "--question", &q.question, "--answer-prefix", &q.answer_prefix, "--image"]).arg(&image);
-        c
-    };
+    let d = DemoScene::new("ablate");
+    let (q, base) = (&d.q, || d.cmd("ablate"));
     let v = json_of(base().args(["--top-heads", "1", "--knockout-top", "4", "--mode", "mean"]).output().unwrap());
     assert_eq!(v["schema"], "llava-lens.intervention/1");
     assert_eq!(v["kind"], "ablation");
@@ -59,7 +83,6 @@ fn ablating_the_demo_models_top_head_and_top_patches_removes_the_answer() {
     assert!(err.contains("patch 4000 does not exist"), "{err}");
     let err = stderr_of(&mut base());
     assert!(err.contains("nothing to ablate"), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -134,17 +157,8 @@ fn every_answer_token_gets_its_own_explanation() {
 
 #[test]
 fn zooming_crops_to_the_maps_window_and_to_random_ones() {
-    let dir = temp_dir("zoom");
-    std::fs::create_dir_all(&dir).unwrap();
-    let scene = generate(12345, 0, &SceneSpec::default());
-    let image = dir.join("scene.png");
-    scene.image.save(&image).unwrap();
-    let q = scene.questions.iter().find(|q| q.object.is_some()).unwrap();
-    let base = || {
-        let mut c = bin();
-        c.args(["zoom", "--question", &q.question, "--answer-prefix", &q.answer_prefix, "--image"]).arg(&image);
-        c
-    };
+    let d = DemoScene::new("zoom");
+    let (q, image, scene, dir, base) = (&d.q, &d.image, &d.scene, &d.dir, || d.cmd("zoom"));
     let v = json_of(base().args(["--zoom", "0.5", "--seeds", "3"]).output().unwrap());
     assert_eq!(v["kind"], "zoom");
     let grid = v["grid"].as_u64().unwrap() as usize;
@@ -157,7 +171,7 @@ fn zooming_crops_to_the_maps_window_and_to_random_ones() {
             .args(["explain", "--question", &q.question, "--answer-prefix", &q.answer_prefix, "--lens-k", "0", "--out"])
             .arg(dir.join("m.png"))
             .arg("--image")
-            .arg(&image)
+            .arg(image)
             .output()
             .unwrap(),
     );
@@ -171,7 +185,6 @@ fn zooming_crops_to_the_maps_window_and_to_random_ones() {
     assert_eq!(v["random"].as_array().unwrap().len(), 3);
     let err = stderr_of(base().args(["--zoom", "1.5"]));
     assert!(err.contains("--zoom 1.5 is not a share"), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -227,5 +240,4 @@ fn mean_ablation_over_a_file_of_examples() {
     assert!(err.contains("no example could be run"), "{err}");
     let err = stderr_of(ablate(&["--mean-over"]).arg(dir.join("same.jsonl")));
     assert!(err.contains("add --mode mean"), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }
