@@ -49,6 +49,13 @@ pub fn score_color(score: f32, limit: f32) -> String {
     format!("rgb({},{},{})", c[0], c[1], c[2])
 }
 
+/// A heat-map cell's style: its score's colour, and text that stays readable on it (white on the
+/// strongest colours).
+pub fn cell_style(score: f32, limit: f32) -> String {
+    let light = limit > 0.0 && score.abs() > 0.6 * limit;
+    format!("background:{};color:{}", score_color(score, limit), if light { "white" } else { "black" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +99,15 @@ mod tests {
     fn top_patches_are_ranked_and_stable() {
         assert_eq!(top_patches(&[0.1, 0.5, 0.5, -1.0], 3), vec![1, 2, 0]);
         assert_eq!(top_patches(&[1.0], 5), vec![0]);
+    }
+
+    #[test]
+    fn cell_text_stays_readable() {
+        assert!(cell_style(0.9, 1.0).ends_with("color:white"), "strong red");
+        assert!(cell_style(-0.9, 1.0).ends_with("color:white"), "strong blue");
+        assert!(cell_style(0.2, 1.0).ends_with("color:black"), "pale");
+        assert!(cell_style(0.5, 0.0).ends_with("color:black"), "no scale: neutral");
+        assert!(cell_style(0.9, 1.0).starts_with(&format!("background:{}", score_color(0.9, 1.0))));
     }
 
     #[test]

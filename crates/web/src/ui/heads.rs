@@ -87,11 +87,7 @@ pub fn HeadGrid(s: State) -> impl IntoView {
                         .iter()
                         .enumerate()
                         .map(|(h, &v)| {
-                            let style = format!(
-                                "background:{};color:{}",
-                                crate::view::score_color(v, limit),
-                                if limit > 0.0 && v.abs() > 0.6 * limit { "white" } else { "black" }
-                            );
+                            let style = crate::view::cell_style(v, limit);
                             view! {
                                 <td role="gridcell" id=format!("head-{l}-{h}") data-testid=format!("head-{l}-{h}")
                                     class:shown=move || shown() == Some((l, h)) class:cursor=move || cursor() == Some((l, h))

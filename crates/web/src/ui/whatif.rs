@@ -20,7 +20,7 @@ use super::mapview::WORD_START;
 use super::state::{AnswerView, PatchView, State, ZoomView};
 use super::{ask, dom};
 use crate::protocol::{PatchPositions, Request, Response};
-use crate::view::{score_color, top_patches};
+use crate::view::{cell_style, score_color, top_patches};
 
 /// Patches the "top of the map" button knocks out.
 const TOP_KNOCKOUT: usize = 5;
@@ -229,7 +229,7 @@ fn Patching(s: State) -> impl IntoView {
                         .iter()
                         .enumerate()
                         .map(|(h, &v)| {
-                            view! { <td style=format!("background:{}", score_color(v, limit)) data-testid=format!("patch-head-{l}-{h}") title=format!("head {l}.{h}: {v:+.4}")>{format!("{v:+.2}")}</td> }
+                            view! { <td style=cell_style(v, limit) data-testid=format!("patch-head-{l}-{h}") title=format!("head {l}.{h}: {v:+.4}")>{format!("{v:+.2}")}</td> }
                         })
                         .collect_view();
                     view! { <tr><th scope="row">{format!("L{l}")}</th>{cells}</tr> }
@@ -254,7 +254,7 @@ fn Patching(s: State) -> impl IntoView {
                     .map(|(l, row)| {
                         let cells = text
                             .iter()
-                            .map(|&(i, q)| view! { <td style=format!("background:{}", score_color(row[i], limit)) title=format!("layer {l}, position {q}: {:+.4}", row[i])>{format!("{:+.2}", row[i])}</td> })
+                            .map(|&(i, q)| view! { <td style=cell_style(row[i], limit) title=format!("layer {l}, position {q}: {:+.4}", row[i])>{format!("{:+.2}", row[i])}</td> })
                             .collect_view();
                         view! { <tr><th scope="row">{format!("L{l}")}</th>{cells}</tr> }
                     })
