@@ -15,16 +15,14 @@
 //!   untouched. The KV cache of the prefix up to the end of the image is computed once and
 //!   reused; each step runs only the text after the image.
 
-use std::cell::RefCell;
-
 use llava_lens_gpu::capture::CapturePlan;
-use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32};
-use llava_lens_model::llama::{KvCache, LayerCaptures};
+use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, read_f32};
 use llava_lens_model::{Llava, Prompt};
 use llava_lens_tensor::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::ExplainError;
+use crate::intervene::{Intervener, Targets};
 use crate::method::rank_desc;
 
 /// The smallest gap between p(target) with every patch and with none for which the curves are
@@ -145,17 +143,20 @@ pub struct Faithfulness {
 /// The model input with `removed` patches perturbed.
 struct Inputs<'a> {
     model: &'a Llava,
+    ctx: &'a GpuContext,
     prompt: &'a Prompt,
     pixels: &'a [f32],
     features: Vec<f32>,
     mean_feature: Vec<f32>,
-    /// Knockout: the KV cache of the positions up to the end of the image, and the embeddings of
-    /// the text after it (built on first use).
-    prefix: RefCell<Option<(KvCache, GpuTensor)>>,
+    /// Knockout: the interventions' runner of this input (crates/explain/src/intervene), whose
+    /// knockout re-runs only the text after the image on the prefix's KV cache (built on first
+    /// use).
+    knockout: Option<Intervener<'a>>,
 }
 
 impl Inputs<'_> {
-    async fn prob(&self, ctx: &GpuContext, op: Operator, removed: &[usize], target: u32) -> Result<f32, ExplainError> {
+    async fn prob(&mut self, op: Operator, removed: &[usize], target: u32) -> Result<f32, ExplainError> {
+        let ctx = self.ctx;
         let c = &self.model.config;
         let mut rec = Recorder::new(ctx, "faithfulness");
         let plan = CapturePlan::new();
@@ -169,7 +170,7 @@ impl Inputs<'_> {
                 let t = GpuTensor::from_f32(ctx, &f, &[c.image_tokens(), d], "edited image features")?;
                 self.model.prefill_with_features(&mut rec, self.prompt, Some(t), &plan, 0, None)?
             }
-            Operator::Knockout => return self.knockout_prob(ctx, removed, target).await,
+            Operator::Knockout => return self.knockout_prob(removed, target).await,
             Operator::Pixel => {
                 let v = c.vision_tower()?;
                 let (s, ps, g) = (v.image_size, v.patch_size, v.grid());
@@ -192,47 +193,16 @@ impl Inputs<'_> {
 
     /// p(target) with the text after the image blind to the `removed` patches, reusing the image
     /// prefix's KV cache.
-    async fn knockout_prob(&self, ctx: &GpuContext, removed: &[usize], target: u32) -> Result<f32, ExplainError> {
-        let c = &self.model.config;
-        let off = self.prompt.image_offset.ok_or_else(|| ExplainError::Input("knockout needs an image in the prompt".into()))?;
-        let (n, d) = (c.image_tokens(), c.text.hidden_size);
-        let seq = self.prompt.ids.len() - 1 + n;
-        let prefix_len = off + n;
-        let lm = &self.model.language_model;
-        let mut rec = Recorder::new(ctx, "knockout");
-        let lp = {
-            let mut slot = self.prefix.borrow_mut();
-            if slot.is_none() {
-                let f = GpuTensor::from_f32(ctx, &self.features, &[n, d], "image features")?;
-                let x = self.model.inputs_embeds(&mut rec, self.prompt, Some(&f))?;
-                let (prefix, rest) = (
-                    GpuTensor::zeros(ctx, &[prefix_len, d], "prefix"),
-                    GpuTensor::zeros(ctx, &[seq - prefix_len, d], "text after the image"),
-                );
-                rec.copy_rows(&x, 0, &prefix, 0, prefix_len)?;
-                rec.copy_rows(&x, prefix_len, &rest, 0, seq - prefix_len)?;
-                let mut cache = KvCache::new(ctx, &c.text, seq);
-                lm.forward(&mut rec, prefix, &mut cache, &CapturePlan::new(), &mut LayerCaptures::default(), None)?;
-                *slot = Some((cache, rest));
-            }
-            let (cache, rest) = slot.as_mut().expect("built above");
-            cache.len = prefix_len;
-            let mut blocked = vec![0u32; seq];
-            for &p in removed {
-                blocked[off + p] = 1;
-            }
-            let keys = GpuTensor::from_u32(ctx, &blocked, &[seq], "knocked-out keys")?;
-            let mask = ops::KeyMask { keys: &keys, from: prefix_len };
-            let h = lm.forward(&mut rec, rest.clone(), cache, &CapturePlan::new(), &mut LayerCaptures::default(), Some(mask))?;
-            self.model.target_log_probs(&mut rec, &h, seq - prefix_len - 1, &[target])?
-        };
-        rec.submit();
-        Ok(read_f32(ctx, &lp).await?[0].exp())
+    async fn knockout_prob(&mut self, removed: &[usize], target: u32) -> Result<f32, ExplainError> {
+        if self.knockout.is_none() {
+            self.knockout = Some(Intervener::new(self.model, self.ctx, self.prompt, self.pixels).await?);
+        }
+        let iv = self.knockout.as_mut().expect("built above");
+        Ok(iv.knockout(removed, Targets { target, contrast: None }).await?.prob())
     }
 
     async fn curve(
-        &self,
-        ctx: &GpuContext,
+        &mut self,
         op: Operator,
         name: &str,
         order: &[usize],
@@ -249,14 +219,14 @@ impl Inputs<'_> {
             } else if m == n {
                 ends.1
             } else {
-                self.prob(ctx, op, &order[..m], target).await?
+                self.prob(op, &order[..m], target).await?
             });
             insertion.push(if m == 0 {
                 ends.1
             } else if m == n {
                 ends.0
             } else {
-                self.prob(ctx, op, &order[m..], target).await?
+                self.prob(op, &order[m..], target).await?
             });
         }
         let norm = |p: &[f32]| normalise_curve(p, ends.0, ends.1).map(|c| auc(&c));
@@ -290,19 +260,17 @@ pub async fn faithfulness(
     let (n, d) = (c.image_tokens(), c.text.hidden_size);
     // The unperturbed projector output, once (token operator).
     let mut rec = Recorder::new(ctx, "faithfulness: features");
-    let s = c.vision_tower()?.image_size;
-    let px = GpuTensor::from_f32(ctx, pixels, &[3, s, s], "pixel_values")?;
-    let feats = model.image_features(&mut rec, &px)?;
+    let feats = model.features_for(&mut rec, prompt, pixels)?.expect("the prompt has an image (checked above)");
     rec.submit();
     let features = read_f32(ctx, &feats).await?;
     let mean_feature: Vec<f32> = (0..d).map(|j| (0..n).map(|p| features[p * d + j]).sum::<f32>() / n as f32).collect();
-    let inputs = Inputs { model, prompt, pixels, features, mean_feature, prefix: RefCell::new(None) };
+    let mut inputs = Inputs { model, ctx, prompt, pixels, features, mean_feature, knockout: None };
     let target = explanation.target.id;
     let all: Vec<usize> = (0..n).collect();
-    let ends = (inputs.prob(ctx, op, &[], target).await?, inputs.prob(ctx, op, &all, target).await?);
+    let ends = (inputs.prob(op, &[], target).await?, inputs.prob(op, &all, target).await?);
     let steps = steps.clamp(1, n);
-    let map = inputs.curve(ctx, op, "map", &rank_desc(&explanation.patch_scores), steps, target, ends).await?;
-    let mean_attention = inputs.curve(ctx, op, "mean_attention", &rank_desc(&explanation.baseline_map), steps, target, ends).await?;
+    let map = inputs.curve(op, "map", &rank_desc(&explanation.patch_scores), steps, target, ends).await?;
+    let mean_attention = inputs.curve(op, "mean_attention", &rank_desc(&explanation.baseline_map), steps, target, ends).await?;
     let mut random = Vec::new();
     for seed in 0..seeds as u64 {
         let mut order = all.clone();
@@ -310,7 +278,7 @@ pub async fn faithfulness(
         for i in (1..n).rev() {
             order.swap(i, rng.below(i as u64 + 1) as usize);
         }
-        random.push(inputs.curve(ctx, op, &format!("random seed {seed}"), &order, steps, target, ends).await?);
+        random.push(inputs.curve(op, &format!("random seed {seed}"), &order, steps, target, ends).await?);
     }
     let mean = |f: fn(&Curve) -> Option<f32>| {
         let v: Vec<f32> = random.iter().filter_map(f).collect();

@@ -280,19 +280,25 @@ impl Llava {
         plan: &CapturePlan,
         extra_tokens: usize,
     ) -> Result<Prefill, ModelError> {
+        let image_features = self.features_for(rec, prompt, pixels)?;
+        self.prefill_with_features(rec, prompt, image_features, plan, extra_tokens, None)
+    }
+
+    /// The projector's output for `pixels` (recorded), checked against the prompt: None for a
+    /// text-only prompt, which takes no pixels.
+    pub fn features_for(&self, rec: &mut Recorder<'_>, prompt: &Prompt, pixels: &[f32]) -> Result<Option<GpuTensor>, ModelError> {
         if !prompt.has_image() {
             if !pixels.is_empty() {
                 return Err(ModelError::Prompt("an image was given with a text-only prompt (it has no image token)".into()));
             }
-            return self.prefill_with_features(rec, prompt, None, plan, extra_tokens, None);
+            return Ok(None);
         }
         let s = self.config.vision_tower()?.image_size;
         if pixels.len() != 3 * s * s {
             return Err(ModelError::Prompt(format!("pixel_values hold {} values; the model takes 3 x {s} x {s}", pixels.len())));
         }
         let pixels_t = GpuTensor::from_f32(rec.ctx(), pixels, &[3, s, s], "pixel_values")?;
-        let image_features = self.image_features(rec, &pixels_t)?;
-        self.prefill_with_features(rec, prompt, Some(image_features), plan, extra_tokens, None)
+        Ok(Some(self.image_features(rec, &pixels_t)?))
     }
 
     /// [`Llava::prefill`] from given image features `[image tokens, hidden]` (the projector's

@@ -80,8 +80,8 @@ struct Base {
     /// Each layer's per-head outputs at the last position: `[heads * head_dim]`.
     z_last: Vec<GpuTensor>,
     cache: KvCache,
-    /// The last layer's output at the last position, `[1, hidden]`.
-    h_last: GpuTensor,
+    /// The last layer's output, `[seq, hidden]`.
+    hidden: GpuTensor,
     /// Positions from here on in `cache` were overwritten by a suffix run (they hold an edited
     /// run's keys and values); a suffix run from `p` needs the rows before `p` clean.
     clean_before: usize,
@@ -109,21 +109,9 @@ impl<'a> Intervener<'a> {
     pub async fn new(model: &'a Llava, ctx: &'a GpuContext, prompt: &Prompt, pixels: &[f32]) -> Result<Self, ExplainError> {
         let c = &model.config;
         c.check_prompt(prompt, 0).map_err(ExplainError::Input)?;
-        let features = if prompt.has_image() {
-            let s = c.vision_tower()?.image_size;
-            if pixels.len() != 3 * s * s {
-                return Err(ExplainError::Input(format!("pixel_values hold {} values; the model takes 3 x {s} x {s}", pixels.len())));
-            }
-            let mut rec = Recorder::new(ctx, "interventions: image features");
-            let px = GpuTensor::from_f32(ctx, pixels, &[3, s, s], "pixel_values")?;
-            let f = model.image_features(&mut rec, &px)?;
-            rec.submit();
-            Some(f)
-        } else if !pixels.is_empty() {
-            return Err(ExplainError::Input("an image was given with a text-only prompt (it has no image token)".into()));
-        } else {
-            None
-        };
+        let mut rec = Recorder::new(ctx, "interventions: image features");
+        let features = model.features_for(&mut rec, prompt, pixels)?;
+        rec.submit();
         let seq = c.prompt_length(prompt);
         let base = Self::base_run(model, ctx, prompt, features.clone(), seq).await?;
         Ok(Intervener { model, ctx, prompt: prompt.clone(), features, seq, base, runs: 1, z_means: Default::default() })
@@ -155,17 +143,14 @@ impl<'a> Intervener<'a> {
             let cap = pre.captures.row(Hook::resid_pre(l))?;
             debug_assert_eq!(cap.rows, all);
             resid.push(cap.values.clone());
-            let z = GpuTensor::zeros(ctx, &[heads * hd], "base z at the last position");
-            rec.copy_elements(&pre.captures.attention(l)?.z, 0, &z, 0, heads * hd)?;
-            z_last.push(z);
+            // [1, heads, head_dim]: the capture's own buffer, kept.
+            z_last.push(pre.captures.attention(l)?.z.clone());
         }
-        debug_assert!(resid.iter().all(|r| r.len() == seq * d));
-        let h_last = GpuTensor::zeros(ctx, &[1, d], "base output at the last position");
-        rec.copy_rows(&pre.hidden, last, &h_last, 0, 1)?;
+        debug_assert!(resid.iter().all(|r| r.len() == seq * d) && z_last.iter().all(|z| z.len() == heads * hd));
         rec.submit();
         let top: Vec<(u32, f32)> = read_u32(ctx, &ids).await?.into_iter().zip(read_f32(ctx, &lps).await?).collect();
         llava_lens_model::check_top("the base run", &top, t.vocab_size)?;
-        Ok(Base { resid, z_last, cache: pre.cache, h_last, clean_before: seq, top })
+        Ok(Base { resid, z_last, cache: pre.cache, hidden: pre.hidden, clean_before: seq, top })
     }
 
     /// The model's own top token of the base run.
@@ -240,7 +225,7 @@ impl<'a> Intervener<'a> {
         let first = if mask.is_some() { 0 } else { edits.first_layer().unwrap_or(t.num_hidden_layers) };
         if first == t.num_hidden_layers {
             // Nothing changes: the base run's own output.
-            return Ok((self.base.h_last.clone(), 0));
+            return Ok((self.base.hidden.clone(), self.seq - 1));
         }
         let rows = self.seq - from;
         let x = GpuTensor::zeros(ctx, &[rows, t.hidden_size], "edited residual");
