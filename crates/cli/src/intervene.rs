@@ -4,11 +4,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use llava_lens_explain::intervene::ablation::{Ablation, HeadId};
 use llava_lens_explain::intervene::answer::explain_answer;
-use llava_lens_explain::intervene::patching::patch;
+use llava_lens_explain::intervene::patching::{Positions, patch};
 use llava_lens_explain::intervene::{Intervener, Outcome, SCHEMA, Targets};
 use llava_lens_explain::method::rank_desc;
 use llava_lens_explain::{ExplainOptions, explain};
@@ -146,10 +145,10 @@ pub fn ablate(args: &AblateArgs) -> anyhow::Result<()> {
         None
     };
     let mut doc = json!({"schema": SCHEMA, "kind": "ablation", "model": dir, "image": args.input.image, "question": args.input.question});
+    let ranking = ranked.as_ref().map(|e| llava_lens_explain::method::rank_heads(&e.head_scores)).unwrap_or_default();
     let mut heads = args.heads.clone();
-    if let (Some(n), Some(e)) = (args.top_heads, &ranked) {
-        let all = llava_lens_explain::method::rank_heads(&e.head_scores);
-        heads.extend(all.iter().take(n).map(|h| (h.layer, h.head)).filter(|h| !args.heads.contains(h)));
+    if let Some(n) = args.top_heads {
+        heads.extend(ranking.iter().take(n).map(|h| (h.layer, h.head)).filter(|h| !args.heads.contains(h)));
     }
     if !heads.is_empty() {
         if let Some(file) = &args.mean_over {
@@ -175,8 +174,6 @@ pub fn ablate(args: &AblateArgs) -> anyhow::Result<()> {
         doc["knockout"] = json!({"patches": patches, "before": before, "after": after});
     }
     if args.curve {
-        let e = ranked.as_ref().context("the ranking was computed above")?;
-        let ranking = llava_lens_explain::method::rank_heads(&e.head_scores);
         let total = ranking.len();
         let c = pollster::block_on(iv.ablation_curves(&ranking, args.mode, args.curve_heads.unwrap_or(total), args.steps, args.seeds, t))?;
         eprintln!(
@@ -213,16 +210,12 @@ pub struct PatchArgs {
     pub contrast: Option<String>,
 }
 
-/// Sequence positions named on the command line.
+/// Sequence positions named on the command line: all, image, text, last, or a list.
 pub fn parse_positions(s: &str, seq: usize, image: (usize, usize)) -> anyhow::Result<Vec<usize>> {
-    let (off, n) = image;
-    let out: Vec<usize> = match s.trim() {
-        "all" => (0..seq).collect(),
-        "image" if n > 0 => (off..off + n).collect(),
-        "image" => anyhow::bail!("--positions image: the prompt has no image"),
-        "text" => (0..seq).filter(|p| !(off..off + n).contains(p)).collect(),
-        "last" => vec![seq - 1],
-        list => list
+    let out: Vec<usize> = match s.trim().parse::<Positions>() {
+        Ok(Positions::Image) if image.1 == 0 => anyhow::bail!("--positions image: the prompt has no image"),
+        Ok(named) => named.select(seq, image),
+        Err(_) => s
             .split(',')
             .map(|p| {
                 p.trim().parse::<usize>().map_err(|_| anyhow::anyhow!("--positions: {p:?} is not a position (or all, image, text, last)"))
@@ -335,7 +328,8 @@ pub struct ZoomArgs {
 }
 
 pub fn zoom(args: &ZoomArgs) -> anyhow::Result<()> {
-    use llava_lens_explain::intervene::zoom::{Zoomed, ask_cropped, map_window, random_window, window_box};
+    use llava_lens_explain::intervene::zoom::{ZoomInput, zoom};
+    // Checked before the model loads (the engine checks it again).
     if !(args.zoom > 0.0 && args.zoom <= 1.0) {
         anyhow::bail!("--zoom {} is not a share of the picture's side in (0, 1]", args.zoom);
     }
@@ -343,27 +337,27 @@ pub fn zoom(args: &ZoomArgs) -> anyhow::Result<()> {
     let (Some(pre), Some(original)) = (image, original) else { anyhow::bail!("zooming crops the picture: give --image") };
     let processor = ImageProcessor::load(&dir, &model.config)?;
     let vision = model.config.vision_tower()?;
-    let grid = vision.grid();
-    let mut iv = pollster::block_on(Intervener::new(&model, &ctx, &prompt, &pre.pixels))?;
-    let t = targets(&tok, args.target.as_deref(), None, iv.prediction())?;
-    let before = named(pollster::block_on(iv.base_outcome(t))?, &tok);
-    let opts = ExplainOptions { target: Some(t.target), lens_k: 0, ..Default::default() };
+    let target = args.target.as_deref().map(|t| tok.resolve_token(t)).transpose()?;
+    let opts = ExplainOptions { target, lens_k: 0, ..Default::default() };
     let e = pollster::block_on(explain(&model, &ctx, &prompt, &pre.pixels, &opts))?;
-    let region = pre.patch_region(vision.covered_pixels()).1;
-    let side = ((args.zoom * grid as f32).round() as usize).clamp(1, grid);
-    let ask = |w| -> anyhow::Result<Zoomed> {
-        let crop = window_box(w, grid, region);
-        let outcome = named(pollster::block_on(ask_cropped(&model, &ctx, &prompt, &original, &processor, crop, t))?, &tok);
-        Ok(Zoomed { window: w, crop, outcome })
+    let input = ZoomInput {
+        prompt: &prompt,
+        pixels: &pre.pixels,
+        original: &original,
+        processor: &processor,
+        region: pre.patch_region(vision.covered_pixels()).1,
+        grid: vision.grid(),
+        scores: &e.patch_scores,
     };
-    let by_map = ask(map_window(&e.patch_scores, grid, side))?;
-    let random = (0..args.seeds as u64).map(|s| ask(random_window(grid, side, s))).collect::<anyhow::Result<Vec<_>>>()?;
-    let mean_random = random.iter().map(|z| z.outcome.prob()).sum::<f32>() / random.len().max(1) as f32;
-    summary(&format!("zoomed on the map's {side}x{side} window"), &before, &by_map.outcome);
-    eprintln!("  random {side}x{side} windows: mean p {mean_random:.4} over {}", random.len());
+    let t = Targets { target: e.target.id, contrast: None };
+    let mut z = pollster::block_on(zoom(&model, &ctx, &input, args.zoom, 0..args.seeds as u64, t))?;
+    z.name_tokens(&tok);
+    let side = z.map.window.side;
+    summary(&format!("zoomed on the map's {side}x{side} window"), &z.before, &z.map.outcome);
+    eprintln!("  random {side}x{side} windows: mean p {:.4} over {}", z.random_mean_prob(), z.random.len());
     let doc = json!({
         "schema": SCHEMA, "kind": "zoom", "model": dir, "image": args.input.image, "question": args.input.question,
-        "zoom": args.zoom, "grid": grid, "before": before, "map": by_map, "random": random, "random_mean_prob": mean_random,
+        "zoom": args.zoom, "grid": input.grid, "before": z.before, "map": z.map, "random": z.random, "random_mean_prob": z.random_mean_prob(),
     });
     crate::print_out(serde_json::to_string_pretty(&doc)?)?;
     Ok(())

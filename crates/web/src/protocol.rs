@@ -69,35 +69,7 @@ pub enum Request {
 }
 
 /// Which residual positions activation patching patches (the CLI's `--positions`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PatchPositions {
-    All,
-    Image,
-    Text,
-}
-
-impl PatchPositions {
-    pub fn name(self) -> &'static str {
-        match self {
-            PatchPositions::All => "all",
-            PatchPositions::Image => "image",
-            PatchPositions::Text => "text",
-        }
-    }
-
-    /// The positions of a sequence of `seq` with the image at `image` (offset, count).
-    pub fn select(self, seq: usize, image: (usize, usize)) -> Vec<usize> {
-        let in_image = |p: usize| (image.0..image.0 + image.1).contains(&p);
-        (0..seq)
-            .filter(|&p| match self {
-                PatchPositions::All => true,
-                PatchPositions::Image => in_image(p),
-                PatchPositions::Text => !in_image(p),
-            })
-            .collect()
-    }
-}
+pub use llava_lens_explain::intervene::patching::Positions as PatchPositions;
 
 /// Worker -> page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

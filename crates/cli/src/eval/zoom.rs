@@ -5,8 +5,8 @@
 //! colour) and mean p(correct) of each, and how often each window holds part of the asked object.
 
 use clap::Args;
-use llava_lens_explain::intervene::zoom::{Window, ask_cropped, map_window, random_window, window_box};
-use llava_lens_explain::intervene::{Intervener, Outcome, Targets};
+use llava_lens_explain::intervene::zoom::{Window, ZoomInput, zoom};
+use llava_lens_explain::intervene::{Outcome, Targets};
 use llava_lens_explain::{ExplainOptions, explain};
 use llava_lens_model::WeightDType;
 use llava_lens_model::preprocess::{ResizeMode, preprocess};
@@ -67,29 +67,26 @@ pub fn run(a: &ZoomTableArgs) -> anyhow::Result<()> {
         let asked = ask(&m.tokenizer, q)?;
         let pre = preprocess(&scene.image, &processor, ResizeMode::CenterCrop)?;
         let targets = Targets { target: asked.answer, contrast: None };
-        let mut iv = pollster::block_on(Intervener::new(&m.model, &m.ctx, &asked.prompt, &pre.pixels))?;
-        whole.add(&pollster::block_on(iv.base_outcome(targets))?, asked.answer, true);
         let opts = ExplainOptions { target: Some(asked.answer), lens_k: 0, ..Default::default() };
         let e = pollster::block_on(explain(&m.model, &m.ctx, &asked.prompt, &pre.pixels, &opts))?;
-        let region = pre.patch_region(vision.covered_pixels()).1;
-        let cover = &patch_coverage(&scene.labels, scene.objects.len() as u8, grid)[q.object.expect("a present object") as usize];
-        let try_window = |w: Window, t: &mut Tally| -> anyhow::Result<()> {
-            let on = (w.row..w.row + w.side).any(|r: usize| (w.col..w.col + w.side).any(|c| cover[r * grid + c] > 0.0));
-            let o = pollster::block_on(ask_cropped(
-                &m.model,
-                &m.ctx,
-                &asked.prompt,
-                &scene.image,
-                &processor,
-                window_box(w, grid, region),
-                targets,
-            ))?;
-            t.add(&o, asked.answer, on);
-            Ok(())
+        let input = ZoomInput {
+            prompt: &asked.prompt,
+            pixels: &pre.pixels,
+            original: &scene.image,
+            processor: &processor,
+            region: pre.patch_region(vision.covered_pixels()).1,
+            grid,
+            scores: &e.patch_scores,
         };
-        try_window(map_window(&e.patch_scores, grid, side), &mut by_map)?;
-        for s in 0..a.seeds as u64 {
-            try_window(random_window(grid, side, scene.index * 1000 + s), &mut random)?;
+        // Random windows of their own per scene.
+        let seeds = scene.index * 1000..scene.index * 1000 + a.seeds as u64;
+        let z = pollster::block_on(zoom(&m.model, &m.ctx, &input, a.zoom, seeds, targets))?;
+        let cover = &patch_coverage(&scene.labels, scene.objects.len() as u8, grid)[q.object.expect("a present object") as usize];
+        let on = |w: Window| (w.row..w.row + w.side).any(|r| (w.col..w.col + w.side).any(|c| cover[r * grid + c] > 0.0));
+        whole.add(&z.before, asked.answer, true);
+        by_map.add(&z.map.outcome, asked.answer, on(z.map.window));
+        for r in &z.random {
+            random.add(&r.outcome, asked.answer, on(r.window));
         }
         bar.inc(1);
     }

@@ -17,6 +17,49 @@ use serde::{Deserialize, Serialize};
 use super::{Intervener, Outcome, Targets};
 use crate::ExplainError;
 
+/// Which residual positions to patch, by name (the CLI's `--positions`, the page's choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Positions {
+    All,
+    Image,
+    Text,
+    Last,
+}
+
+impl Positions {
+    pub const ALL: [Positions; 4] = [Positions::All, Positions::Image, Positions::Text, Positions::Last];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Positions::All => "all",
+            Positions::Image => "image",
+            Positions::Text => "text",
+            Positions::Last => "last",
+        }
+    }
+
+    /// The positions of a sequence of `seq` with the image at `image` (offset, count).
+    pub fn select(self, seq: usize, image: (usize, usize)) -> Vec<usize> {
+        let in_image = |p: usize| (image.0..image.0 + image.1).contains(&p);
+        (0..seq)
+            .filter(|&p| match self {
+                Positions::All => true,
+                Positions::Image => in_image(p),
+                Positions::Text => !in_image(p),
+                Positions::Last => p + 1 == seq,
+            })
+            .collect()
+    }
+}
+
+impl std::str::FromStr for Positions {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Positions::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| format!("{s:?} is not all, image, text or last"))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Patching {
     pub target: u32,

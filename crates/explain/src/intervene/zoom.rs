@@ -60,6 +60,16 @@ pub struct Zoomed {
     pub outcome: Outcome,
 }
 
+/// The part `crop` (original pixels) of `original`, at least one pixel, inside the picture.
+pub fn crop_part(original: &image::RgbImage, crop: CropBox) -> image::RgbImage {
+    let (w, h) = original.dimensions();
+    let x0 = (crop.x.max(0.0).floor() as u32).min(w - 1);
+    let y0 = (crop.y.max(0.0).floor() as u32).min(h - 1);
+    let x1 = ((crop.x + crop.width).ceil() as u32).clamp(x0 + 1, w);
+    let y1 = ((crop.y + crop.height).ceil() as u32).clamp(y0 + 1, h);
+    image::imageops::crop_imm(original, x0, y0, x1 - x0, y1 - y0).to_image()
+}
+
 /// The prompt asked again about the part `crop` (original pixels) of `original`.
 #[allow(clippy::too_many_arguments)]
 pub async fn ask_cropped(
@@ -71,15 +81,80 @@ pub async fn ask_cropped(
     crop: CropBox,
     targets: Targets,
 ) -> Result<Outcome, ExplainError> {
-    let (w, h) = original.dimensions();
-    let x0 = (crop.x.max(0.0).floor() as u32).min(w - 1);
-    let y0 = (crop.y.max(0.0).floor() as u32).min(h - 1);
-    let x1 = ((crop.x + crop.width).ceil() as u32).clamp(x0 + 1, w);
-    let y1 = ((crop.y + crop.height).ceil() as u32).clamp(y0 + 1, h);
-    let part = image::imageops::crop_imm(original, x0, y0, x1 - x0, y1 - y0).to_image();
-    let pre = preprocess(&part, processor, ResizeMode::CenterCrop)?;
+    let pre = preprocess(&crop_part(original, crop), processor, ResizeMode::CenterCrop)?;
     let mut iv = Intervener::new(model, ctx, prompt, &pre.pixels).await?;
     iv.base_outcome(targets).await
+}
+
+/// What [`zoom`] found: the answer on the whole picture, on the map's window and on random ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Zoom {
+    pub before: Outcome,
+    pub map: Zoomed,
+    pub random: Vec<Zoomed>,
+}
+
+impl Zoom {
+    /// Fills every outcome's token texts.
+    pub fn name_tokens(&mut self, tok: &llava_lens_model::LlavaTokenizer) {
+        for o in std::iter::once(&mut self.before)
+            .chain(std::iter::once(&mut self.map.outcome))
+            .chain(self.random.iter_mut().map(|r| &mut r.outcome))
+        {
+            o.name_tokens(tok);
+        }
+    }
+
+    /// Mean p(target) over the random windows.
+    pub fn random_mean_prob(&self) -> f32 {
+        self.random.iter().map(|z| z.outcome.prob()).sum::<f32>() / self.random.len().max(1) as f32
+    }
+}
+
+/// What zooming needs of one explained input.
+#[derive(Debug)]
+pub struct ZoomInput<'a> {
+    pub prompt: &'a Prompt,
+    /// The model's input for the whole picture, and the picture as given.
+    pub pixels: &'a [f32],
+    pub original: &'a image::RgbImage,
+    pub processor: &'a ImageProcessor,
+    /// The box the patch grid covers in the original picture, the grid, and the map over it.
+    pub region: CropBox,
+    pub grid: usize,
+    pub scores: &'a [f32],
+}
+
+/// Asks again on the map's window of `zoom` of the side and on random windows of that size (one
+/// per seed), beside the whole picture.
+pub async fn zoom(
+    model: &Llava,
+    ctx: &GpuContext,
+    input: &ZoomInput<'_>,
+    zoom: f32,
+    seeds: std::ops::Range<u64>,
+    targets: Targets,
+) -> Result<Zoom, ExplainError> {
+    if !(zoom > 0.0 && zoom <= 1.0) {
+        return Err(ExplainError::Input(format!("zoom {zoom} is not a share of the picture's side in (0, 1]")));
+    }
+    let grid = input.grid.max(1);
+    if input.scores.len() != grid * grid {
+        return Err(ExplainError::Input(format!("the map has {} patches; a {grid} x {grid} grid has {}", input.scores.len(), grid * grid)));
+    }
+    let side = ((zoom * grid as f32).round() as usize).clamp(1, grid);
+    let before = Intervener::new(model, ctx, input.prompt, input.pixels).await?.base_outcome(targets).await?;
+    let ask = async |window: Window| -> Result<Zoomed, ExplainError> {
+        let crop = window_box(window, grid, input.region);
+        let outcome = ask_cropped(model, ctx, input.prompt, input.original, input.processor, crop, targets).await?;
+        Ok(Zoomed { window, crop, outcome })
+    };
+    let map = ask(map_window(input.scores, grid, side)).await?;
+    let mut random = Vec::with_capacity(seeds.end.saturating_sub(seeds.start) as usize);
+    for seed in seeds {
+        random.push(ask(random_window(grid, side, seed)).await?);
+    }
+    Ok(Zoom { before, map, random })
 }
 
 #[cfg(test)]

@@ -289,11 +289,7 @@ fn Patching(s: State) -> impl IntoView {
                 <label>"Other input"<select data-testid="patch-scene" prop:value=move || w.patch_scene.get().to_string()
                     on:change=move |ev| w.patch_scene.set(event_target_value(&ev).parse().unwrap_or(1))>{scenes}</select></label>
                 <label>"Positions"<select data-testid="patch-positions" prop:value=move || w.patch_positions.get().name()
-                    on:change=move |ev| w.patch_positions.set(match event_target_value(&ev).as_str() {
-                        "text" => PatchPositions::Text,
-                        "all" => PatchPositions::All,
-                        _ => PatchPositions::Image,
-                    })>
+                    on:change=move |ev| w.patch_positions.set(event_target_value(&ev).parse().unwrap_or(PatchPositions::Image))>
                     <option value="image">"image patches"</option>
                     <option value="text">"text"</option>
                     <option value="all">"all"</option>

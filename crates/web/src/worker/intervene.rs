@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use llava_lens_explain::ExplainOptions;
 use llava_lens_explain::intervene::ablation::Ablation;
-use llava_lens_explain::intervene::answer::{explain_answer, extended};
+use llava_lens_explain::intervene::answer::explain_answer;
 use llava_lens_explain::intervene::{Intervener, Targets, patching};
 use llava_lens_model::preprocess::{ResizeMode, decode_image, preprocess};
 
@@ -18,12 +18,16 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// The last explanation's token, and its contrast if it had one.
+fn targets_of(e: &llava_lens_explain::Explanation) -> Targets {
+    Targets { target: e.target.id, contrast: e.contrast.as_ref().map(|c| c.id) }
+}
+
 pub(super) async fn knockout(patches: &[usize]) -> Result<(), String> {
     let (s, last) = session_and_last("a knockout removes patches of")?;
     let t0 = js_sys::Date::now();
     post(&Response::Progress { stage: "inference".into(), done: 0, total: 1 });
-    let e = &last.explanation;
-    let targets = Targets { target: e.target.id, contrast: e.contrast.as_ref().map(|c| c.id) };
+    let targets = targets_of(&last.explanation);
     let mut iv = Intervener::new(&s.model, &s.ctx, &last.prompt, &last.pixels).await.map_err(err)?;
     let mut before = iv.base_outcome(targets).await.map_err(err)?;
     let mut after = iv.knockout(patches, targets).await.map_err(err)?;
@@ -42,8 +46,7 @@ pub(super) async fn ablate(heads: &[(usize, usize)], mode: Ablation) -> Result<(
     let (s, last) = session_and_last("an ablation changes the model on")?;
     let t0 = js_sys::Date::now();
     post(&Response::Progress { stage: "inference".into(), done: 0, total: 1 });
-    let e = &last.explanation;
-    let targets = Targets { target: e.target.id, contrast: e.contrast.as_ref().map(|c| c.id) };
+    let targets = targets_of(&last.explanation);
     let mut iv = Intervener::new(&s.model, &s.ctx, &last.prompt, &last.pixels).await.map_err(err)?;
     let mut a = iv.ablate(heads, mode, targets).await.map_err(err)?;
     a.before.name_tokens(&s.tokenizer);
@@ -99,7 +102,7 @@ pub(super) async fn answer(max_tokens: usize) -> Result<(), String> {
         e.name_tokens(&s.tokenizer);
         e.crop = last.explanation.crop;
         // Each token's prefix is the answer prefix and the tokens before it.
-        let before = s.tokenizer.decode(&extended(&last.prompt, &a.tokens[..i]).ids[last.prompt.ids.len()..]).map_err(err)?;
+        let before = s.tokenizer.decode(&a.tokens[..i]).map_err(err)?;
         let prefix = format!("{}{}{before}", last.prefix, if last.prefix.is_empty() || before.is_empty() { "" } else { " " });
         recorded.push(Recorded::of(e, &s.name, &last.question, prefix.trim(), last.crop_jpeg.clone()));
     }
@@ -109,41 +112,35 @@ pub(super) async fn answer(max_tokens: usize) -> Result<(), String> {
 }
 
 pub(super) async fn zoom(zoom: f32, seeds: usize) -> Result<(), String> {
-    use llava_lens_explain::intervene::zoom::{Zoomed, ask_cropped, map_window, random_window, window_box};
+    use llava_lens_explain::intervene::zoom::{ZoomInput, crop_part};
     let (s, last) = session_and_last("zooming crops")?;
-    if !(zoom > 0.0 && zoom <= 1.0) {
-        return Err(format!("zoom {zoom} is not a share of the picture's side in (0, 1]"));
-    }
     let t0 = js_sys::Date::now();
     post(&Response::Progress { stage: "inference".into(), done: 0, total: 1 });
     let e = &last.explanation;
-    let region = e.crop.ok_or("the explanation has no picture to crop")?;
-    let region = llava_lens_model::preprocess::CropBox { x: region.x, y: region.y, width: region.width, height: region.height };
-    let grid = e.grid.max(1);
-    let side = ((zoom * grid as f32).round() as usize).clamp(1, grid);
-    let targets = Targets { target: e.target.id, contrast: e.contrast.as_ref().map(|c| c.id) };
-    let mut iv = Intervener::new(&s.model, &s.ctx, &last.prompt, &last.pixels).await.map_err(err)?;
-    let mut before = iv.base_outcome(targets).await.map_err(err)?;
-    before.name_tokens(&s.tokenizer);
-    let ask = async |w| -> Result<Zoomed, String> {
-        let crop = window_box(w, grid, region);
-        let mut outcome = ask_cropped(&s.model, &s.ctx, &last.prompt, &last.image, &s.processor, crop, targets).await.map_err(err)?;
-        outcome.name_tokens(&s.tokenizer);
-        Ok(Zoomed { window: w, crop, outcome })
+    let c = e.crop.ok_or("the explanation has no picture to crop")?;
+    let input = ZoomInput {
+        prompt: &last.prompt,
+        pixels: &last.pixels,
+        original: &last.image,
+        processor: &s.processor,
+        region: llava_lens_model::preprocess::CropBox { x: c.x, y: c.y, width: c.width, height: c.height },
+        grid: e.grid,
+        scores: &e.patch_scores,
     };
-    let by_map = ask(map_window(&e.patch_scores, grid, side)).await?;
-    let mut random = Vec::with_capacity(seeds);
-    for seed in 0..seeds.min(16) as u64 {
-        random.push(ask(random_window(grid, side, seed)).await?);
-    }
-    let c = by_map.crop;
-    let part =
-        image::imageops::crop_imm(&last.image, c.x.max(0.0) as u32, c.y.max(0.0) as u32, c.width.max(1.0) as u32, c.height.max(1.0) as u32)
-            .to_image();
+    let mut z = llava_lens_explain::intervene::zoom::zoom(&s.model, &s.ctx, &input, zoom, 0..seeds.min(16) as u64, targets_of(e))
+        .await
+        .map_err(err)?;
+    z.name_tokens(&s.tokenizer);
     let mut window_jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut window_jpeg, 90)
-        .encode_image(&part)
+        .encode_image(&crop_part(&last.image, z.map.crop))
         .map_err(|e| format!("encoding the window: {e}"))?;
-    post(&Response::Zoomed { before: Box::new(before), by_map: Box::new(by_map), random, window_jpeg, millis: js_sys::Date::now() - t0 });
+    post(&Response::Zoomed {
+        before: Box::new(z.before),
+        by_map: Box::new(z.map),
+        random: z.random,
+        window_jpeg,
+        millis: js_sys::Date::now() - t0,
+    });
     Ok(())
 }
