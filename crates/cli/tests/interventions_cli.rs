@@ -241,3 +241,25 @@ fn mean_ablation_over_a_file_of_examples() {
     let err = stderr_of(ablate(&["--mean-over"]).arg(dir.join("same.jsonl")));
     assert!(err.contains("add --mode mean"), "{err}");
 }
+
+/// A photo that is not from the generator (500 x 375), on a model that is not the demo's: the
+/// window lies inside the part of the photo the model sees (the centre crop).
+#[test]
+fn zooming_a_photo_stays_inside_the_models_view() {
+    let v = json_of(tiny("zoom").args(["--zoom", "0.5", "--seeds", "2"]).output().unwrap());
+    // The part of the photo the model sees, as explain reports it (about 378 x 375 in the middle
+    // of 500 x 375: the resize rounds to whole pixels).
+    let dir = temp_dir("zoom-photo");
+    std::fs::create_dir_all(&dir).unwrap();
+    let e = json_of(tiny("explain").args(["--lens-k", "0", "--out"]).arg(dir.join("m.png")).output().unwrap());
+    let _ = std::fs::remove_dir_all(dir);
+    let view = &e["crop"];
+    let (x0, w, h) = (f(&view["x"]), f(&view["width"]), f(&view["height"]));
+    assert!(x0 > 50.0 && w < 400.0, "a centre crop of the wide photo: {view}");
+    for z in std::iter::once(&v["map"]).chain(v["random"].as_array().unwrap()) {
+        let c = &z["crop"];
+        assert!(f(&c["x"]) >= x0 - 1e-3 && f(&c["x"]) + f(&c["width"]) <= x0 + w + 1e-3, "{c} inside {view}");
+        assert!(f(&c["y"]) >= -1e-3 && f(&c["y"]) + f(&c["height"]) <= h + 1e-3, "{c} inside {view}");
+        assert!((f(&c["width"]) - w / 2.0).abs() < 1e-3 && (f(&c["height"]) - h / 2.0).abs() < 1e-3, "half the view's sides: {c}");
+    }
+}
