@@ -263,3 +263,65 @@ fn zooming_a_photo_stays_inside_the_models_view() {
         assert!((f(&c["width"]) - w / 2.0).abs() < 1e-3 && (f(&c["height"]) - h / 2.0).abs() < 1e-3, "half the view's sides: {c}");
     }
 }
+
+/// `batch --zoom` on generated scenes: each line's map window answers as `llava-lens zoom` does
+/// on the same example, and the report's zoom accuracies are the lines' own counts.
+#[test]
+fn batch_zoom_lines_match_the_zoom_command_and_the_report_counts_them() {
+    let dir = temp_dir("batch-zoom");
+    let st = bin().args(["scenes", "--n", "2", "--seed", "12345", "--out"]).arg(&dir).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let all = std::fs::read_to_string(dir.join("examples.jsonl")).unwrap();
+    let kept: Vec<&str> = all.lines().filter(|l| l.contains("\"color\"")).take(3).collect();
+    std::fs::write(dir.join("subset.jsonl"), kept.join("\n") + "\n").unwrap();
+    let st = bin()
+        .current_dir(&dir)
+        .args(["batch", "--examples", "subset.jsonl", "--out", "out.jsonl", "--lens-k", "0", "--zoom", "0.5", "--zoom-seeds", "2"])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let out: Vec<Value> =
+        std::fs::read_to_string(dir.join("out.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(out.len(), kept.len());
+    let word = |v: &Value| v.as_str().unwrap().trim_start_matches(['▁', 'Ġ']).trim().to_lowercase();
+    let (mut right_map, mut right_random, mut answered) = (0.0, 0.0, 0.0);
+    for l in &out {
+        let z = &l["zoom"];
+        assert_eq!((f(&z["fraction"]), z["window_patches"].as_u64()), (0.5, Some(6)), "{z}");
+        assert_eq!(z["random"].as_array().unwrap().len(), 2);
+        assert_eq!(z["before"]["target"]["id"], l["target"]["id"], "the explained token is the target");
+        let answer = l["example"]["answer"].as_str().expect("scene questions carry their answer").to_lowercase();
+        answered += 1.0;
+        right_map += (word(&z["map"]["outcome"]["top"][0]["text"]) == answer) as u8 as f64;
+        let r = z["random"].as_array().unwrap();
+        right_random += r.iter().filter(|r| word(&r["outcome"]["top"][0]["text"]) == answer).count() as f64 / r.len() as f64;
+    }
+    // The first line against the zoom command on the same example.
+    let e: Value = serde_json::from_str(kept[0]).unwrap();
+    let v = json_of(
+        bin()
+            .args(["zoom", "--zoom", "0.5", "--seeds", "1"])
+            .args(["--question", e["question"].as_str().unwrap(), "--answer-prefix", e["answer_prefix"].as_str().unwrap(), "--image"])
+            .arg(dir.join(e["image"].as_str().unwrap()))
+            .output()
+            .unwrap(),
+    );
+    let z = &out[0]["zoom"];
+    assert_eq!(v["map"]["window"], z["map"]["window"]);
+    let (a, b) = (f(&v["map"]["outcome"]["target"]["log_prob"]), f(&z["map"]["outcome"]["target"]["log_prob"]));
+    assert!((a - b).abs() < 1e-5, "the map window's answer: zoom {a}, batch {b}");
+
+    let st = bin().current_dir(&dir).args(["report", "out.jsonl", "--out", "report"]).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("report/report.json")).unwrap()).unwrap();
+    let s = &r["summary"]["zoom"];
+    assert_eq!(s["answered"], 3);
+    assert!((f(&s["accuracy_map_window"]) - right_map / answered).abs() < 1e-9, "{s}");
+    assert!((f(&s["accuracy_random_window"]) - right_random / answered).abs() < 1e-9, "{s}");
+    let csv = std::fs::read_to_string(dir.join("report/zoom.csv")).unwrap();
+    assert!(csv.starts_with("picture,accuracy") && csv.lines().count() == 4, "{csv}");
+    assert!(std::fs::read_to_string(dir.join("report/report.html")).unwrap().contains("Zoom and ask again (3 examples"));
+    let err = stderr_of(bin().current_dir(&dir).args(["batch", "--examples", "subset.jsonl", "--out", "x.jsonl", "--zoom", "0"]));
+    assert!(err.contains("--zoom 0 is not a share"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -8,6 +8,7 @@ mod analyses;
 pub mod examples;
 mod journal;
 mod mask;
+mod zoom;
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -72,6 +73,14 @@ pub struct BatchArgs {
     /// With --analyses: how many top positions of each head (the paper reads 20).
     #[arg(long, default_value_t = 20, requires = "analyses")]
     pub analysis_positions: usize,
+    /// Zoom and re-ask: crop each image to the map's window of this share of the side, ask
+    /// again, and ask on random windows of the same size; `report` compares their accuracy
+    /// (docs/BATCH.md, "Zoom").
+    #[arg(long)]
+    pub zoom: Option<f32>,
+    /// With --zoom: random windows per example (seeded by the example's id).
+    #[arg(long, default_value_t = 3, requires = "zoom")]
+    pub zoom_seeds: usize,
     #[command(flatten)]
     pub method: MethodArgs,
 }
@@ -114,6 +123,8 @@ struct View {
     /// wait on a decode; a bad mask is still its own example's error line, and only once the
     /// explanation succeeds (`explain_row`), as when the main loop read it.
     mask: Option<anyhow::Result<Vec<f32>>>,
+    /// The picture as given, kept for `--zoom` (its windows are cut from it).
+    original: Option<image::RgbImage>,
 }
 
 pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
@@ -125,6 +136,9 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
     }
     if a.analyses && (a.analysis_heads == 0 || a.analysis_positions == 0) {
         anyhow::bail!("--analysis-heads and --analysis-positions must be at least 1");
+    }
+    if let Some(z) = a.zoom.filter(|z| !(*z > 0.0 && *z <= 1.0)) {
+        anyhow::bail!("--zoom {z} is not a share of the picture's side in (0, 1]");
     }
     // Drawn from the whole file, so every shard draws the same random words.
     let words = Words::of(&rows);
@@ -179,18 +193,21 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
         // The patch grid the mask is measured on: the model's, as `document` lays it over the
         // image. A processor exists only with a vision tower, so this is Some whenever it is Ok.
         let vision = m.model.config.vision.as_ref();
+        let keep_original = a.zoom.is_some();
         scope.spawn(move || {
             for (i, example, path) in jobs {
-                let pre = match processor {
-                    Ok(p) => load_image(&path).and_then(|img| preprocess(&img, p, mode)).map_err(|e| e.to_string()),
+                let loaded = match processor {
+                    Ok(p) => load_image(&path)
+                        .and_then(|img| Ok((preprocess(&img, p, mode)?, keep_original.then_some(img))))
+                        .map_err(|e| e.to_string()),
                     Err(no_vision) => Err(no_vision.clone()),
                 };
-                let view = pre.map(|pre| {
+                let view = loaded.map(|(pre, original)| {
                     let mask = example
                         .mask_path(examples_file)
                         .zip(vision)
                         .map(|(mask_path, vision)| mask::coverage_of_view(&mask_path, example.mask_value, &pre, vision));
-                    View { pre, mask }
+                    View { pre, mask, original }
                 });
                 if send.send((i, view)).is_err() {
                     return; // the main loop stopped (a device failure)
@@ -205,9 +222,9 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
                     let (at, view) = next.next().context("the image loader stopped early")?;
                     debug_assert_eq!(at, i);
                     view.map_err(|e| anyhow::anyhow!(e))
-                        .and_then(|view| explain_row(a, &m, &model_name, example, Some(view), &row.id, &words))
+                        .and_then(|view| explain_row(a, &m, &model_name, example, Some(view), &row.id, &words, processor))
                 }
-                Ok(example) => explain_row(a, &m, &model_name, example, None, &row.id, &words),
+                Ok(example) => explain_row(a, &m, &model_name, example, None, &row.id, &words, processor),
             };
             let line = match result {
                 Ok(mut v) => {
@@ -251,7 +268,9 @@ pub fn run(a: &BatchArgs) -> anyhow::Result<()> {
 }
 
 /// One example through `explain`'s document, as a JSON value (the map PNG written if asked),
-/// with its mask's coverage when it has one, and the example's analyses when `--analyses` asks.
+/// with its mask's coverage when it has one, the example's analyses when `--analyses` asks, and
+/// its zoomed answers when `--zoom` does.
+#[allow(clippy::too_many_arguments)]
 fn explain_row(
     a: &BatchArgs,
     m: &crate::input::LoadedModel,
@@ -260,10 +279,11 @@ fn explain_row(
     view: Option<View>,
     id: &str,
     words: &Words,
+    processor: &Result<ImageProcessor, String>,
 ) -> anyhow::Result<Value> {
-    let (pre, mask) = match view {
-        Some(View { pre, mask }) => (Some(pre), mask),
-        None => (None, None),
+    let (pre, mask, original) = match view {
+        Some(View { pre, mask, original }) => (Some(pre), mask, original),
+        None => (None, None, None),
     };
     let pre = pre.as_ref();
     let tok = &m.tokenizer;
@@ -312,6 +332,10 @@ fn explain_row(
             };
             line["analyses"] = json!({ "words": chosen, "attention": attention });
         }
+    }
+    if let (Some(fraction), Some(pre), Some(original), Ok(processor)) = (a.zoom, pre, &original, processor) {
+        let zoomed = zoom::zoom_row(m, &done.explanation, &prompt, pre, original, processor, fraction, a.zoom_seeds, id)?;
+        line["zoom"] = serde_json::to_value(zoomed)?;
     }
     Ok(line)
 }

@@ -8,6 +8,7 @@
 mod analyses;
 mod figures;
 pub mod stats;
+mod zoom;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -51,6 +52,7 @@ fn summary(rows: &[&Row], k: usize, analysed: Option<analyses::Analyses>) -> Val
         "mean_best_head_score": (!rows.is_empty()).then(|| rows.iter().map(|r| r.head_scores[r.best_layer].iter().copied().fold(f32::MIN, f32::max) as f64).sum::<f64>() / rows.len() as f64),
         "top_k": k,
         "analyses": analysed,
+        "zoom": zoom::summarise(rows),
     })
 }
 
@@ -160,6 +162,9 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<()> {
             svgs.push(svg);
         }
     }
+    if let Some(z) = zoom::summarise(&all) {
+        write("zoom.csv", &zoom::csv(&z))?;
+    }
     write("report.html", &html(&report, &svgs.iter().map(String::as_str).collect::<Vec<_>>()))?;
     eprintln!("report of {} examples ({errors} error lines) written to {}", rows.len(), a.out.join("report.html").display());
     Ok(())
@@ -176,11 +181,15 @@ fn html(report: &Value, svgs: &[&str]) -> String {
     let row = |name: &str, s: &Value| {
         let p = &s["pointing"];
         let sh = &s["position_shares"];
+        let z = &s["zoom"];
         format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(name),
             num(&s["examples"]),
             num(&s["accuracy"]),
+            num(&z["accuracy_map_window"]),
+            num(&z["accuracy_random_window"]),
+            num(&z["accuracy_map_minus_random"]),
             num(&p["hit_rate"]),
             num(&p["hit_rate_mean_attention"]),
             num(&p["hit_rate_random"]),
@@ -229,6 +238,23 @@ fn html(report: &Value, svgs: &[&str]) -> String {
             num(&m["readings"])
         )
     };
+    let z = &report["summary"]["zoom"];
+    let zoomed = if z.is_null() {
+        String::new()
+    } else {
+        format!(
+            "<h2>Zoom and ask again ({} examples, {} with an answer)</h2><p>Cropped to the map's window, the answer is right in {} of the examples \
+             (on the whole picture {}); cropped to a random window of the same size, in {}. Mean p(target): whole {}, map's window {}, random {}.</p>",
+            num(&z["examples"]),
+            num(&z["answered"]),
+            num(&z["accuracy_map_window"]),
+            num(&z["accuracy_whole"]),
+            num(&z["accuracy_random_window"]),
+            num(&z["mean_p_whole"]),
+            num(&z["mean_p_map_window"]),
+            num(&z["mean_p_random_window"])
+        )
+    };
     let analyses = if an.is_null() {
         String::new()
     } else {
@@ -257,8 +283,8 @@ fn html(report: &Value, svgs: &[&str]) -> String {
          table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.2rem .5rem;text-align:right}}\
          td:first-child{{text-align:left}}svg{{max-width:100%;height:auto}}</style></head><body>\
          <h1>llava-lens report</h1><p>{} ({} error lines not counted). Method: Yu &amp; Ananiadou (2024); numbers in report.json and the CSV files beside this page.</p>\
-         <table><tr><th></th><th>examples</th><th>accuracy</th><th>pointing: map</th><th>mean attention</th><th>random patch</th>\
-         <th>map mass in box</th><th>importance on image</th><th>after image</th><th>before image</th></tr>{rows}</table>{analyses}{comparison}{}</body></html>\n",
+         <table><tr><th></th><th>examples</th><th>accuracy</th><th>zoomed on the map</th><th>on a random window</th><th>map &minus; random</th><th>pointing: map</th><th>mean attention</th><th>random patch</th>\
+         <th>map mass in box</th><th>importance on image</th><th>after image</th><th>before image</th></tr>{rows}</table>{zoomed}{analyses}{comparison}{}</body></html>\n",
         esc(&report["runs"][0].to_string()),
         num(&report["error_lines"]),
         svgs.iter().map(|s| format!("<figure>{s}</figure>")).collect::<String>()

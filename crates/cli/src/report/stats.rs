@@ -31,6 +31,8 @@ pub struct Row {
     pub mask_coverage: Option<Vec<f32>>,
     /// `batch --analyses` readings, when the line has them.
     pub analyses: Option<super::analyses::AnalysisRow>,
+    /// `batch --zoom` answers, when the line has them.
+    pub zoom: Option<super::zoom::ZoomRow>,
 }
 
 /// The explained rows of a batch output and how many lines were errors. A line that is neither
@@ -71,6 +73,7 @@ pub fn rows(text: &str, name: &str) -> anyhow::Result<(Vec<Row>, usize)> {
             }),
             mask_coverage: v.get("mask_coverage").and_then(floats),
             analyses: super::analyses::AnalysisRow::of(&v),
+            zoom: super::zoom::ZoomRow::of(&v),
         });
     }
     Ok((rows, errors))
@@ -147,7 +150,7 @@ pub fn mean_shares(rows: &[&Row]) -> Option<Shares> {
 }
 
 /// A token's text without the vocabulary's word-start mark, lower case.
-fn word(t: &str) -> String {
+pub fn word(t: &str) -> String {
     t.trim_start_matches(['▁', 'Ġ']).trim().to_lowercase()
 }
 
@@ -325,10 +328,10 @@ fn percentiles(v: &mut [f64]) -> [f64; 2] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn row(id: &str, heads: Vec<Vec<f32>>) -> Row {
+    pub fn row(id: &str, heads: Vec<Vec<f32>>) -> Row {
         Row {
             id: id.into(),
             tags: vec![],
@@ -346,6 +349,7 @@ mod tests {
             crop: Some([0.0, 0.0, 10.0, 10.0]),
             mask_coverage: None,
             analyses: None,
+            zoom: None,
         }
     }
 
