@@ -1,7 +1,8 @@
 // The "What if…?" panel against the CLI (docs/INTERVENTIONS.md): patches brushed on the map are
 // knocked out with the numbers of `llava-lens ablate --knockout-patches`, activation patching on
 // a gallery pair gives `llava-lens patch`'s grids, and the whole answer gives `llava-lens
-// answer`'s tokens and explanations. CLI documents come from scripts/test-web.sh:
+// answer`'s tokens and explanations; a share link carries them all. CLI documents come from
+// scripts/test-web.sh:
 // cli-knockout.json, cli-patch.json, cli-answer.json beside the other CLI files.
 import fs from 'node:fs';
 import { openPanel, idle } from './report.mjs';
@@ -125,5 +126,43 @@ export async function checkWhatIf(page, check, out, cliDir) {
     `answer token ${i} shows its own explanation, the CLI's (head scores ${dTok.toExponential(1)}, patch scores ${dMap.toExponential(1)})`);
   check((await page.getByTestId('explained').innerText()).includes(words[i]), `the answer card explains "${words[i]}"`);
   await page.screenshot({ path: `${out}/15-whole-answer.png`, fullPage: true });
+  await checkSharedWhatIf(page, check, out, words);
   await page.getByTestId('answer-token-0').click();
+}
+
+/** A share link made now carries every result above: a fresh page shows the same numbers (the
+ * same attributes, byte for byte) with the panel's buttons off, as it has no input to run on. */
+async function checkSharedWhatIf(page, check, out, words) {
+  const attrs = async (p) => ({
+    knockout: await p.getByTestId('knockout-p').evaluate((e) => [e.dataset.before, e.dataset.after, e.dataset.patches].join('|')),
+    ablation: await p.getByTestId('ablate-p').evaluate((e) => [e.dataset.before, e.dataset.after, e.dataset.heads, e.dataset.mode].join('|')),
+    patching: await p.getByTestId('patch-summary').getAttribute('data-json'),
+    zoom: await p.getByTestId('zoom-p').getAttribute('data-json'),
+    words: await p.locator('[data-testid^=answer-token-]').allInnerTexts(),
+    shownWord: await p.locator('[data-testid^=answer-token-][aria-pressed=true]').innerText(),
+  });
+  const here = await attrs(page);
+  await openPanel(page, 'exports');
+  await page.getByTestId('share').click();
+  const link = await page.getByTestId('share-link').innerText();
+  const shared = await page.context().newPage();
+  try {
+    await shared.goto(link);
+    await shared.getByTestId('result').waitFor({ timeout: 60_000 });
+    await openPanel(shared, 'whatif');
+    await shared.getByTestId('patch-summary').waitFor({ timeout: 60_000 });
+    const there = await attrs(shared);
+    for (const k of Object.keys(here)) {
+      check(JSON.stringify(there[k]) === JSON.stringify(here[k]), `the share link carries the ${k} result as shown (${String(here[k]).slice(0, 60)}…)`);
+    }
+    check((await shared.getByTestId('explained').innerText()).includes(here.shownWord), `the shared page shows answer word "${here.shownWord}", as the page did`);
+    await shared.getByTestId('answer-token-0').click();
+    check((await shared.getByTestId('explained').innerText()).includes(words[0]), 'a shared answer word shows its own explanation');
+    const off = await Promise.all(['patch-run', 'zoom-run', 'answer-run', 'brush'].map((id) => shared.getByTestId(id).isDisabled()));
+    check(off.every(Boolean) && (await shared.getByTestId('panel-whatif').innerText()).includes('Recorded in the share link.'),
+      'without an input to run on, the shared panel only shows (its buttons are off, its times say recorded)');
+    await shared.screenshot({ path: `${out}/16-shared-whatif.png`, fullPage: true });
+  } finally {
+    await shared.close();
+  }
 }

@@ -213,6 +213,7 @@ pub fn recorded(entry: &Entry, crop_jpeg: Vec<u8>) -> Option<Recorded> {
         best_head: (e.best_head.layer, e.best_head.head),
         contrast: e.contrast.as_ref().map(text),
         crop_jpeg,
+        whatif: None,
     })
 }
 

@@ -83,9 +83,14 @@ impl Patching {
     /// Layer `layer`'s residual-grid row over the image patches (None where a patch's position
     /// was not patched).
     pub fn patch_map(&self, layer: usize) -> Vec<Option<f32>> {
-        (0..self.image_tokens)
-            .map(|p| self.positions.iter().position(|&q| q == self.image_offset + p).map(|i| self.resid[layer][i]))
-            .collect()
+        // One pass over the positions (a share link's may be long): the first cell of a patch wins.
+        let mut cells = vec![None; self.image_tokens];
+        for (i, &q) in self.positions.iter().enumerate() {
+            if let Some(cell) = q.checked_sub(self.image_offset).and_then(|p| cells.get_mut(p)) {
+                cell.get_or_insert(self.resid[layer][i]);
+            }
+        }
+        cells
     }
 }
 

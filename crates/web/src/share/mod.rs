@@ -2,6 +2,8 @@
 //! without the model (and without sending anything to a server: fragments never leave the
 //! browser). Format: `#x=1.<base64url(deflate(json))>`.
 
+pub mod whatif;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,10 @@ pub struct Recorded {
     /// The model's view of the image (JPEG).
     #[serde(with = "b64")]
     pub crop_jpeg: Vec<u8>,
+    /// "What if…" results on the same input, when the page had any (links made before they
+    /// existed open without them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whatif: Option<whatif::SharedWhatIf>,
 }
 
 impl Recorded {
@@ -54,6 +60,7 @@ impl Recorded {
             best_head: (e.best_head.layer, e.best_head.head),
             contrast: e.contrast.as_ref().and_then(|c| c.text.clone()),
             crop_jpeg,
+            whatif: None,
         }
     }
 }
@@ -104,7 +111,7 @@ pub fn decode(fragment: &str) -> Result<Recorded, String> {
 }
 
 /// The most top tokens a link may carry.
-const MAX_TOP: usize = 100;
+pub(crate) const MAX_TOP: usize = 100;
 
 /// Everything the page reads from a decoded link, checked before anything is drawn: the grid
 /// and head grid within the caps a model's config has (crates/model/src/config/limits.rs),
@@ -146,23 +153,33 @@ pub fn check(r: &Recorded) -> Result<(), String> {
     if let Some(v) = numbers.into_iter().find(|v| !v.is_finite()) {
         return Err(format!("it holds a non-finite number ({v})"));
     }
-    let (w, h) = image::ImageReader::new(std::io::Cursor::new(&r.crop_jpeg))
+    check_image(&r.crop_jpeg, r.grid)?;
+    match &r.whatif {
+        Some(w) => whatif::check(w, r),
+        None => Ok(()),
+    }
+}
+
+/// A recorded image: it decodes (by its header) to a square of `min_side` to
+/// `render::MAX_DRAW_SIDE` pixels a side.
+pub(crate) fn check_image(bytes: &[u8], min_side: usize) -> Result<(), String> {
+    let (w, h) = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| e.to_string())
         .and_then(|i| i.into_dimensions().map_err(|e| e.to_string()))
         .map_err(|e| format!("its image does not decode ({e})"))?;
     let max = llava_lens_explain::render::MAX_DRAW_SIDE;
-    if w != h || (w as usize) < r.grid || w > max {
-        return Err(format!("its image is {w} x {h}; a square of {} to {max} pixels a side is needed for its grid", r.grid));
+    if w != h || (w as usize) < min_side || w > max {
+        return Err(format!("its image is {w} x {h}; a square of {min_side} to {max} pixels a side is needed for its grid"));
     }
     Ok(())
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Recorded {
+    pub fn sample() -> Recorded {
         Recorded {
             model: "models/scenes-tiny".into(),
             question: "What is the color of the star?".into(),
@@ -177,10 +194,11 @@ mod tests {
             best_head: (1, 1),
             contrast: None,
             crop_jpeg: jpeg(8, 8),
+            whatif: None,
         }
     }
 
-    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
         let mut out = Vec::new();
         image::RgbImage::from_pixel(w, h, image::Rgb([200, 10, 10]))
             .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg)

@@ -10,7 +10,9 @@ use crate::share;
 #[component]
 pub fn Exports(s: State) -> impl IntoView {
     let share_now = move |_| {
-        if let Some(r) = s.out.recorded.get_untracked() {
+        if let Some(mut r) = s.out.recorded.get_untracked() {
+            // The link carries the "What if…" results shown with the explanation.
+            r.whatif = super::whatif::shared(&s);
             let frag = share::encode(&r);
             if let Some(w) = web_sys::window() {
                 let _ = w.location().set_hash(&frag);

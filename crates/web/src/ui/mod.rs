@@ -253,9 +253,12 @@ fn App() -> impl IntoView {
     // A share link renders at once, without the model.
     if let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok()).filter(|h| h.len() > 1) {
         match share::decode(&hash) {
-            Ok(r) => {
+            Ok(mut r) => {
                 s.input.question.set(r.question.clone());
                 s.input.prefix.set(r.answer_prefix.clone());
+                if let Some(w) = r.whatif.take() {
+                    whatif::restore(&s, w, &r.crop_jpeg);
+                }
                 s.out.recorded.set(Some(r));
                 s.model.status.set("showing a shared explanation (recorded; no model needed)".into());
             }
@@ -302,8 +305,11 @@ fn App() -> impl IntoView {
             <Show when=move || s.out.recorded.with(Option::is_some)>
                 <Panel id="exports" title="Share and export"><exports::Exports s=s /></Panel>
             </Show>
-            <Show when=move || !s.embed && s.out.recorded.with(Option::is_some) && s.run.live.with(Option::is_some)>
+            // A share link's "What if…" results show without the model (its buttons stay off).
+            <Show when=move || !s.embed && s.out.recorded.with(Option::is_some) && (s.run.live.with(Option::is_some) || whatif::has_results(&s))>
                 <Panel id="whatif" title="What if…? Knock out patches, patch activations, explain the whole answer"><whatif::WhatIfView s=s /></Panel>
+            </Show>
+            <Show when=move || !s.embed && s.out.recorded.with(Option::is_some) && s.run.live.with(Option::is_some)>
                 <Panel id="faithful" title="How faithful is this map?"><faithful::FaithfulView s=s /></Panel>
             </Show>
             <Show when=move || !s.embed>

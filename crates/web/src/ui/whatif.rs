@@ -20,6 +20,7 @@ use super::mapview::WORD_START;
 use super::state::{AnswerView, PatchView, State, ZoomView};
 use super::{ask, dom};
 use crate::protocol::{PatchPositions, Request, Response};
+use crate::share::whatif::{SharedAnswer, SharedKnockout, SharedPatching, SharedWhatIf, SharedZoom};
 use crate::view::{cell_style, score_color, top_patches};
 
 /// Patches the "top of the map" button knocks out.
@@ -32,6 +33,84 @@ const ANSWER_TOKENS: usize = 4;
 
 fn word(piece: &str) -> String {
     piece.trim_start_matches(WORD_START).to_string()
+}
+
+/// An intervention can run: the model answered this input here (not a share link) and is idle.
+fn can_run(s: &State) -> bool {
+    !s.run.busy.get() && s.run.live.with(Option::is_some)
+}
+
+/// The time a result took, or that it came recorded in a link.
+fn took(millis: f64) -> String {
+    if millis.is_finite() { format!("Computed in {millis:.0} ms.") } else { "Recorded in the share link.".into() }
+}
+
+/// Whether any "What if…" result is shown (a share link's included).
+pub fn has_results(s: &State) -> bool {
+    let w = &s.whatif;
+    w.knockout.with(Option::is_some)
+        || w.ablation.with(Option::is_some)
+        || w.patching.with(Option::is_some)
+        || w.zoomed.with(Option::is_some)
+        || w.answer.with(Option::is_some)
+}
+
+/// The results shown now, as a share link carries them (None when there are none). Answer words'
+/// records drop their picture: the link's own serves them all.
+pub fn shared(s: &State) -> Option<SharedWhatIf> {
+    let w = &s.whatif;
+    let out = SharedWhatIf {
+        knockout: w.knockout.get_untracked().map(|(patches, before, after, _)| SharedKnockout { patches, before, after }),
+        ablation: w.ablation.get_untracked().map(|(a, _)| a),
+        patching: w.patching.get_untracked().map(|p| SharedPatching {
+            patching: p.patching,
+            labels: p.labels,
+            target: p.target,
+            contrast: p.contrast,
+        }),
+        zoom: w.zoomed.get_untracked().map(|z| SharedZoom {
+            before: z.before,
+            by_map: z.by_map,
+            random: z.random,
+            window_jpeg: z.window_jpeg,
+        }),
+        answer: w.answer.get_untracked().map(|a| SharedAnswer {
+            tokens: a.tokens,
+            recorded: a.recorded.into_iter().map(|r| crate::share::Recorded { crop_jpeg: Vec::new(), whatif: None, ..r }).collect(),
+            shown: w.answer_shown.get_untracked(),
+        }),
+    };
+    (!out.is_empty()).then_some(out)
+}
+
+/// Shows a link's results (checked when the link was decoded); they carry no times, and with
+/// no model here the panel's buttons stay off.
+pub fn restore(s: &State, shared: SharedWhatIf, crop_jpeg: &[u8]) {
+    let w = &s.whatif;
+    if let Some(k) = shared.knockout {
+        w.brushed.set(k.patches.clone());
+        w.knockout.set(Some((k.patches, k.before, k.after, f64::NAN)));
+    }
+    w.ablation.set(shared.ablation.map(|a| (a, f64::NAN)));
+    w.patching.set(shared.patching.map(|p| PatchView {
+        patching: p.patching,
+        labels: p.labels,
+        target: p.target,
+        contrast: p.contrast,
+        millis: f64::NAN,
+    }));
+    w.zoomed.set(shared.zoom.map(|z| ZoomView {
+        before: z.before,
+        by_map: z.by_map,
+        random: z.random,
+        window_jpeg: z.window_jpeg,
+        millis: f64::NAN,
+    }));
+    if let Some(a) = shared.answer {
+        w.answer_shown.set(a.shown);
+        let recorded = a.recorded.into_iter().map(|r| crate::share::Recorded { crop_jpeg: crop_jpeg.to_vec(), ..r }).collect();
+        w.answer.set(Some(AnswerView { tokens: a.tokens, explanations: Vec::new(), recorded, millis: f64::NAN }));
+    }
 }
 
 /// Sends an intervention request; the page waits for it like an explanation.
@@ -104,10 +183,14 @@ pub fn on_response(s: &State, r: Response) {
 /// Shows answer token `i`'s explanation in the main view.
 fn show_token(s: &State, i: usize) {
     let Some(a) = s.whatif.answer.get_untracked() else { return };
-    let (Some(e), Some(r)) = (a.explanations.get(i), a.recorded.get(i)) else { return };
+    let Some(r) = a.recorded.get(i) else { return };
     s.whatif.answer_shown.set(i);
     s.view.map.set(super::state::MapChoice::Paper);
-    super::show_explanation(s, e, r.clone());
+    match a.explanations.get(i) {
+        Some(e) => super::show_explanation(s, e, r.clone()),
+        // A share link's words: what was recorded is all there is to draw.
+        None => s.out.recorded.set(Some(r.clone())),
+    }
 }
 
 fn dist_line(d: &Dist) -> String {
@@ -117,7 +200,7 @@ fn dist_line(d: &Dist) -> String {
 #[component]
 fn Knockout(s: State) -> impl IntoView {
     let w = s.whatif;
-    let idle = move || !s.run.busy.get();
+    let idle = move || can_run(&s);
     let top5 = move |_| {
         let Some(scores) = s.out.recorded.with_untracked(|r| r.as_ref().map(|r| r.patch_scores.clone())) else { return };
         w.brushed.set(top_patches(&scores, TOP_KNOCKOUT));
@@ -146,7 +229,7 @@ fn Knockout(s: State) -> impl IntoView {
                     {format!("p({t}): {:.3} → {:.3}", before.prob(), after.prob())}
                 </p>
                 <p data-testid="knockout-top">{format!("Now: {}", dist_line(&after))}</p>
-                <p class="hint">{format!("Before: {}. Computed in {ms:.0} ms.", dist_line(&before))}</p>
+                <p class="hint">{format!("Before: {}. {}", dist_line(&before), took(ms))}</p>
             }
         })
     };
@@ -156,7 +239,7 @@ fn Knockout(s: State) -> impl IntoView {
             <p class="hint">"Brush over the picture: the words after it can no longer attend to those patches, and the answer is computed again with the rest of the model untouched. Or focus the map and press Space on a patch."</p>
             <div class="controls">
                 <button class="toggle" data-testid="brush" aria-pressed=move || w.brushing.get().to_string()
-                    on:click=move |_| w.brushing.update(|b| *b = !*b)>"Brush on the map"</button>
+                    disabled=move || s.run.live.with(Option::is_none) on:click=move |_| w.brushing.update(|b| *b = !*b)>"Brush on the map"</button>
                 <button data-testid="knockout-top5" disabled=move || !idle() on:click=top5>{format!("Top {TOP_KNOCKOUT} of the map")}</button>
                 <button data-testid="knockout-clear" disabled=move || !idle() on:click=move |_| { w.brushed.set(Vec::new()); w.knockout.set(None); }>"Clear"</button>
             </div>
@@ -206,7 +289,7 @@ fn LayerMap(layer: usize, cells: Vec<Option<f32>>, grid: usize, limit: f32) -> i
 #[component]
 fn Patching(s: State) -> impl IntoView {
     let w = s.whatif;
-    let idle = move || !s.run.busy.get();
+    let idle = move || can_run(&s);
     let run = move |_| {
         let png = ask::scene_png(w.patch_scene.get_untracked() as u64);
         let question = s.out.recorded.with_untracked(|r| r.as_ref().map(|r| r.question.clone())).unwrap_or_default();
@@ -269,10 +352,10 @@ fn Patching(s: State) -> impl IntoView {
             let numbers = serde_json::to_string(&pv.patching).unwrap_or_default();
             view! {
                 <p class="said" data-testid="patch-summary" data-json=numbers>{format!(
-                    "This input answers \"{}\" and the other \"{}\": a cell of 1 restores this input's whole lead of \"{}\" over \"{}\", 0 none of it. {} runs, {:.0} ms.",
+                    "This input answers \"{}\" and the other \"{}\": a cell of 1 restores this input's whole lead of \"{}\" over \"{}\", 0 none of it. {} runs. {}",
                     word(pv.patching.clean.top.first().and_then(|t| t.text.as_deref()).unwrap_or("?")),
                     word(pv.patching.corrupted.top.first().and_then(|t| t.text.as_deref()).unwrap_or("?")),
-                    word(&pv.target), word(&pv.contrast), pv.patching.runs, pv.millis
+                    word(&pv.target), word(&pv.contrast), pv.patching.runs, took(pv.millis)
                 )}</p>
                 <h4>"Each head's output at the last position"</h4>
                 <div class="grid-wrap"><table class="heads" data-testid="patch-heads" aria-label="Heads: layers down, heads across"><tbody>{heads}</tbody></table></div>
@@ -304,14 +387,14 @@ fn Patching(s: State) -> impl IntoView {
 #[component]
 fn WholeAnswer(s: State) -> impl IntoView {
     let w = s.whatif;
-    let idle = move || !s.run.busy.get();
+    let idle = move || can_run(&s);
     let tokens = move || {
         w.answer.get().map(|a| {
             a.tokens
                 .iter()
                 .enumerate()
                 .map(|(i, t)| {
-                    let p = a.explanations.get(i).map_or(0.0, |e| e.target.log_prob.exp());
+                    let p = a.recorded.get(i).map_or(0.0, |r| r.target_log_prob.exp());
                     view! {
                         <button class="token" data-testid=format!("answer-token-{i}") aria-pressed=move || (w.answer_shown.get() == i).to_string()
                             aria-label=format!("answer word {}: {} (p {p:.3}): show its explanation", i + 1, word(t))
@@ -336,7 +419,7 @@ fn WholeAnswer(s: State) -> impl IntoView {
 #[component]
 fn Ablate(s: State) -> impl IntoView {
     let w = s.whatif;
-    let idle = move || !s.run.busy.get();
+    let idle = move || can_run(&s);
     let head = move || s.view.head_cursor.get().or_else(|| s.out.recorded.with(|r| r.as_ref().map(|r| r.best_head)));
     let run = move |mode: Ablation| {
         if let Some(h) = head() {
@@ -356,7 +439,7 @@ fn Ablate(s: State) -> impl IntoView {
                 <p class="said" data-testid="ablate-p" data-before=lp_before data-after=lp_after data-heads=named.join(",") data-mode=mode>
                     {format!("Head {} {mode}-ablated: p({t}) {:.3} → {:.3}", named.join(", "), a.before.prob(), a.after.prob())}
                 </p>
-                <p>{format!("Now: {}. Computed in {ms:.0} ms.", dist_line(&a.after))}</p>
+                <p>{format!("Now: {}. {}", dist_line(&a.after), took(ms))}</p>
             }
         })
     };
@@ -378,7 +461,7 @@ fn Ablate(s: State) -> impl IntoView {
 #[component]
 fn Zoom(s: State) -> impl IntoView {
     let w = s.whatif;
-    let idle = move || !s.run.busy.get();
+    let idle = move || can_run(&s);
     let result = move || {
         w.zoomed.get().map(|z: ZoomView| {
             let t = word(z.before.target.text.as_deref().unwrap_or("?"));
@@ -390,7 +473,7 @@ fn Zoom(s: State) -> impl IntoView {
                 <p class="said" data-testid="zoom-p" data-json=numbers>
                     {format!("p({t}): {:.3} on the whole picture → {:.3} on the map's window; {:.3} on average over {} random windows of that size", z.before.prob(), z.by_map.outcome.prob(), mean, z.random.len())}
                 </p>
-                <p>{format!("On the map's window the model says: {}. Computed in {:.0} ms.", dist_line(&z.by_map.outcome), z.millis)}</p>
+                <p>{format!("On the map's window the model says: {}. {}", dist_line(&z.by_map.outcome), took(z.millis))}</p>
             }
         })
     };
