@@ -128,16 +128,16 @@ impl ExplainOptions {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn clock() -> Option<std::time::Instant> {
+pub(crate) fn clock() -> Option<std::time::Instant> {
     Some(std::time::Instant::now())
 }
 
 #[cfg(target_arch = "wasm32")]
-fn clock() -> Option<std::time::Instant> {
+pub(crate) fn clock() -> Option<std::time::Instant> {
     None
 }
 
-fn ms_since(t: Option<std::time::Instant>) -> Option<f64> {
+pub(crate) fn ms_since(t: Option<std::time::Instant>) -> Option<f64> {
     t.map(|t| t.elapsed().as_secs_f64() * 1e3)
 }
 
@@ -163,6 +163,10 @@ pub(crate) struct Dims {
 /// each layer's attention (r^l) and after the last layer (x^L).
 pub(crate) struct Forward {
     pub pre: Prefill,
+    /// The image positions' residual entering the lens layer (`[image tokens, d]`), when the
+    /// residual lens is on: it depends only on the prompt, so a continued pass keeps the prompt
+    /// pass's.
+    pub lens_rows: Option<GpuTensor>,
     pub resid_pre: Vec<GpuTensor>,
     pub resid_mid: Vec<GpuTensor>,
     pub resid_final: GpuTensor,
@@ -200,10 +204,16 @@ pub(crate) struct Engine<'a> {
     pub reader: Reader<'a>,
     /// The explained token, then the contrast token if any.
     targets: Vec<u32>,
+    /// Sequence position of the pass's first row: 0 for a whole prefill, the KV cache's length
+    /// for a pass that continues one (the whole answer, crates/explain/src/intervene/answer.rs).
+    /// Capture rows and output rows count from it.
+    pub start: usize,
+    /// KV-cache rows a whole prefill reserves for continued passes.
+    pub reserve: usize,
 }
 
 impl<'a> Engine<'a> {
-    fn new(model: &'a Llava, ctx: &'a GpuContext, prompt: &'a Prompt, opts: &'a ExplainOptions) -> Result<Self, ExplainError> {
+    pub(crate) fn new(model: &'a Llava, ctx: &'a GpuContext, prompt: &'a Prompt, opts: &'a ExplainOptions) -> Result<Self, ExplainError> {
         let c = &model.config;
         let t = &c.text;
         let seq = c.prompt_length(prompt);
@@ -223,7 +233,12 @@ impl<'a> Engine<'a> {
             image_offset: prompt.image_offset.unwrap_or(0),
             image_tokens: if prompt.has_image() { c.image_tokens() } else { 0 },
         };
-        Ok(Engine { model, ctx, prompt, opts, dims, reader: Reader { ctx, bytes: 0 }, targets: Vec::new() })
+        Ok(Engine { model, ctx, prompt, opts, dims, reader: Reader { ctx, bytes: 0 }, targets: Vec::new(), start: 0, reserve: 0 })
+    }
+
+    /// The last position's row within the pass.
+    pub(crate) fn last_in_pass(&self) -> usize {
+        self.dims.last - self.start
     }
 
     fn image_rows(&self) -> Vec<usize> {
@@ -234,8 +249,9 @@ impl<'a> Engine<'a> {
     /// after the last layer, each layer's per-head outputs and attention pattern; the image
     /// positions' residual at the lens layer; the attention and MLP outputs at the positions to
     /// decompose.
-    fn plan(&self) -> Result<CapturePlan, ExplainError> {
-        let Dims { layers, heads, last, .. } = self.dims;
+    pub(crate) fn plan(&self) -> Result<CapturePlan, ExplainError> {
+        let Dims { layers, heads, .. } = self.dims;
+        let last = self.last_in_pass();
         let all_heads: Vec<usize> = (0..heads).collect();
         let mut plan = CapturePlan::new();
         for l in 0..layers {
@@ -245,6 +261,16 @@ impl<'a> Engine<'a> {
             plan.add(Hook::pattern(l), &[last], &all_heads)?;
         }
         plan.add(Hook::resid_post(layers - 1), &[last], &[])?;
+        if self.start > 0 {
+            // A continued pass holds only its own rows; its lens rows are the prompt pass's
+            // (`Forward::lens_rows`).
+            if self.opts.storage.is_some() || !self.opts.decompose.is_empty() {
+                return Err(ExplainError::Input(
+                    "the storage reading and the decomposition read earlier positions: they need a whole prefill".into(),
+                ));
+            }
+            return Ok(plan);
+        }
         if let (Some(l), true) = (self.opts.lens_layer, self.opts.lens_k > 0 && self.dims.image_tokens > 0) {
             plan.add(Hook::resid_pre(l), &self.image_rows(), &[])?;
         }
@@ -267,11 +293,37 @@ impl<'a> Engine<'a> {
     /// Step 2: the prefill, the model's top tokens from the same pass, and the last position's
     /// residual rows in tensors of their own. Non-finite logits are an error that names the first
     /// layer whose input was already non-finite.
-    async fn forward(&mut self, pixels: &[f32], plan: &CapturePlan) -> Result<Forward, ExplainError> {
-        let Dims { layers, last, vocab, .. } = self.dims;
+    pub(crate) async fn forward(&mut self, pixels: &[f32]) -> Result<Forward, ExplainError> {
+        let plan = self.plan()?;
         let mut rec = Recorder::new(self.ctx, "explain: forward");
-        let pre = self.model.prefill(&mut rec, self.prompt, pixels, plan, 0)?;
-        let (_, top_ids, top_lp) = self.model.head(&mut rec, &pre.hidden, last, TOP_TOKENS.min(vocab))?;
+        let pre = self.model.prefill(&mut rec, self.prompt, pixels, &plan, self.reserve)?;
+        let lens_rows = match self.opts.lens_layer.filter(|_| self.opts.lens_k > 0 && self.dims.image_tokens > 0) {
+            Some(layer) => {
+                let cap = pre.captures.row(Hook::resid_pre(layer))?;
+                let first = cap
+                    .rows
+                    .iter()
+                    .position(|&r| r == self.dims.image_offset)
+                    .ok_or_else(|| ExplainError::Input(format!("{}: the image rows were not captured", Hook::resid_pre(layer))))?;
+                let x = GpuTensor::zeros(self.ctx, &[self.dims.image_tokens, self.dims.hidden], "lens rows");
+                rec.copy_rows(&cap.values, first, &x, 0, self.dims.image_tokens)?;
+                Some(x)
+            }
+            None => None,
+        };
+        self.finish_forward(rec, pre, lens_rows).await
+    }
+
+    /// The model's top tokens and the last position's residual rows of a recorded pass (whole or
+    /// continued), submitted and checked.
+    pub(crate) async fn finish_forward(
+        &mut self,
+        mut rec: Recorder<'_>,
+        pre: Prefill,
+        lens_rows: Option<GpuTensor>,
+    ) -> Result<Forward, ExplainError> {
+        let Dims { layers, vocab, .. } = self.dims;
+        let (_, top_ids, top_lp) = self.model.head(&mut rec, &pre.hidden, self.last_in_pass(), TOP_TOKENS.min(vocab))?;
         let resid_pre = (0..layers).map(|l| self.last_row(&mut rec, &pre, Hook::resid_pre(l))).collect::<Result<Vec<_>, _>>()?;
         let resid_mid = (0..layers).map(|l| self.last_row(&mut rec, &pre, Hook::resid_mid(l))).collect::<Result<Vec<_>, _>>()?;
         let resid_final = self.last_row(&mut rec, &pre, Hook::resid_post(layers - 1))?;
@@ -281,16 +333,17 @@ impl<'a> Engine<'a> {
             let cause = self.locate_non_finite(&resid_pre, &resid_final).await;
             return Err(ModelError::non_finite(stage, format!("{detail}; {cause}")).into());
         }
-        Ok(Forward { pre, resid_pre, resid_mid, resid_final, top })
+        Ok(Forward { pre, lens_rows, resid_pre, resid_mid, resid_final, top })
     }
 
     /// The last position's row of a residual capture, in a `[d]` tensor of its own.
     fn last_row(&self, rec: &mut Recorder<'_>, pre: &Prefill, hook: Hook) -> Result<GpuTensor, ExplainError> {
         let cap = pre.captures.row(hook)?;
+        let last = self.last_in_pass();
         let i = cap
             .rows
             .iter()
-            .position(|&r| r == self.dims.last)
+            .position(|&r| r == last)
             .ok_or_else(|| ExplainError::Input(format!("{hook}: the last position was not captured")))?;
         let t = GpuTensor::zeros(self.ctx, &[self.dims.hidden], "residual row");
         rec.copy_rows(&cap.values, i, &t, 0, 1)?;
@@ -318,7 +371,7 @@ impl<'a> Engine<'a> {
     /// Step 3: every head, attention layer and MLP scored by one projection whose rows are
     /// `[l * heads + h] = x^l + o^{l,h}`, then `x^l` (layers rows), `r^l` (layers rows), `x^L`.
     async fn head_scores(&mut self, fwd: &Forward) -> Result<Scores, ExplainError> {
-        let Dims { layers, heads, head_dim: hd, hidden: d, seq, last, .. } = self.dims;
+        let Dims { layers, heads, head_dim: hd, hidden: d, seq, .. } = self.dims;
         let mut rec = Recorder::new(self.ctx, "explain: head scores");
         let n_rows = layers * heads + 2 * layers + 1;
         let rows = GpuTensor::zeros(self.ctx, &[n_rows, d], "projection rows");
@@ -336,7 +389,7 @@ impl<'a> Engine<'a> {
         }
         rec.copy_rows(&fwd.resid_final, 0, &rows, n_rows - 1, 1)?;
         let lp = project(self.model, &mut rec, &rows, &fwd.resid_final, &self.targets)?;
-        let own = self.model.target_log_probs(&mut rec, &fwd.pre.hidden, last, &self.targets)?;
+        let own = self.model.target_log_probs(&mut rec, &fwd.pre.hidden, self.last_in_pass(), &self.targets)?;
         rec.submit();
         let scores = row_scores(&self.reader.f32(&lp).await?, self.targets.len() > 1);
         let attention_sum = self.reader.f32(&attention_sum).await?;
@@ -502,24 +555,29 @@ pub async fn explain(
     opts: &ExplainOptions,
 ) -> Result<Explanation, ExplainError> {
     let mut e = Engine::new(model, ctx, prompt, opts)?;
-    let plan = e.plan()?;
     let t0 = clock();
-    let fwd = e.forward(pixels, &plan).await?;
-    let forward = ms_since(t0);
-    e.targets = std::iter::once(opts.target.unwrap_or(fwd.top[0].0)).chain(opts.contrast).collect();
-    let t1 = clock();
-    let scores = e.head_scores(&fwd).await?;
-    let ranked = rank_heads(&scores.heads);
-    let head_scores = ms_since(t1);
-    let t2 = clock();
-    let maps = e.head_maps(&fwd, &scores, &ranked).await?;
-    let position_scores = ms_since(t2);
-    let decomposition = e.decompose(&fwd).await?;
-    let logit_lens = e.logit_lens(&fwd).await?;
-    let mapped: Vec<(HeadScore, &[f32])> = maps.heads.iter().copied().zip(maps.positions.iter().map(Vec::as_slice)).collect();
-    let storage = e.storage(&fwd, &ranked, &mapped, &scores.entering).await?;
-    let timings = Timings { forward, head_scores, position_scores };
-    Ok(e.assemble(&fwd, scores, ranked, maps, logit_lens, decomposition, storage, timings))
+    let fwd = e.forward(pixels).await?;
+    e.explain_forward(&fwd, ms_since(t0)).await
+}
+
+impl Engine<'_> {
+    /// Steps 3 to 6 on a pass's [`Forward`] (which took `forward` ms).
+    pub(crate) async fn explain_forward(&mut self, fwd: &Forward, forward: Option<f64>) -> Result<Explanation, ExplainError> {
+        self.targets = std::iter::once(self.opts.target.unwrap_or(fwd.top[0].0)).chain(self.opts.contrast).collect();
+        let t1 = clock();
+        let scores = self.head_scores(fwd).await?;
+        let ranked = rank_heads(&scores.heads);
+        let head_scores = ms_since(t1);
+        let t2 = clock();
+        let maps = self.head_maps(fwd, &scores, &ranked).await?;
+        let position_scores = ms_since(t2);
+        let decomposition = self.decompose(fwd).await?;
+        let logit_lens = self.logit_lens(fwd).await?;
+        let mapped: Vec<(HeadScore, &[f32])> = maps.heads.iter().copied().zip(maps.positions.iter().map(Vec::as_slice)).collect();
+        let storage = self.storage(fwd, &ranked, &mapped, &scores.entering).await?;
+        let timings = Timings { forward, head_scores, position_scores };
+        Ok(self.assemble(fwd, scores, ranked, maps, logit_lens, decomposition, storage, timings))
+    }
 }
 
 /// The last query's attention of head (layer, head) over every position, from one prefill that

@@ -19,7 +19,7 @@ impl Engine<'_> {
             return Ok(None); // off, or a text-only prompt (no image positions to read)
         }
         let (model, ctx) = (self.model, self.ctx);
-        let (n, d, vocab) = (self.dims.image_tokens, self.dims.hidden, self.dims.vocab);
+        let (n, vocab) = (self.dims.image_tokens, self.dims.vocab);
         let lm = &model.language_model;
         let mut rec = Recorder::new(ctx, "explain: logit lens");
         let emb_logits = GpuTensor::zeros(ctx, &[n, vocab], "embedding lens logits");
@@ -28,17 +28,9 @@ impl Engine<'_> {
         ops::matmul(&mut rec, features, &lm.embed_tokens, &emb_logits)?;
         let emb_ids = top_ids(&mut rec, &emb_logits, vocab, k)?;
         // The residual lens needs its layer planned before the forward pass (`lens_layer`).
-        let resid_ids = match self.opts.lens_layer {
-            Some(layer) => {
-                let cap = fwd.pre.captures.row(Hook::resid_pre(layer))?;
-                let first = cap
-                    .rows
-                    .iter()
-                    .position(|&r| r == self.dims.image_offset)
-                    .ok_or_else(|| ExplainError::Input(format!("{}: the image rows were not captured", Hook::resid_pre(layer))))?;
-                let x = GpuTensor::zeros(ctx, &[n, d], "lens rows");
-                rec.copy_rows(&cap.values, first, &x, 0, n)?;
-                let logits = z_logits(model, &mut rec, &x, &fwd.resid_final)?;
+        let resid_ids = match &fwd.lens_rows {
+            Some(x) => {
+                let logits = z_logits(model, &mut rec, x, &fwd.resid_final)?;
                 Some(top_ids(&mut rec, &logits, vocab, k)?)
             }
             None => None,

@@ -186,11 +186,20 @@ fn knockout_reuses_the_prefix_and_equals_a_full_masked_run() {
     assert!(err.contains("patch 16 does not exist: the image has 16 patches"), "{err}");
 }
 
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// The whole answer shares the prompt's KV cache (one prefill, then one continued pass a token);
+/// each token's explanation equals `explain` with the longer prefix, a whole prefill, within
+/// float rounding (the last row's attention runs as a decode there, inside the prefill here).
 #[test]
 fn each_answer_token_is_explained_with_the_tokens_before_it() {
     let (m, p) = (model(), prompt());
     let px = fixture().f32("pixel_values_clean");
-    let opts = ExplainOptions { lens_k: 0, ..Default::default() };
+    // The residual lens at layer 1 comes from the prompt's pass for every token.
+    let opts = ExplainOptions { lens_k: 3, lens_layer: Some(1), top_k_heads: 2, ..Default::default() };
     let a = pollster::block_on(explain_answer(m, ctx(), &p, px, &opts, 3, None)).unwrap();
     assert_eq!(a.tokens.len(), 3);
     assert_eq!(a.explanations.len(), 3);
@@ -199,9 +208,25 @@ fn each_answer_token_is_explained_with_the_tokens_before_it() {
         assert_eq!(e.prediction, a.tokens[i], "token {i} is the greedy next token after the tokens before it");
         assert_eq!(e.prompt_ids, extended(&p, &a.tokens[..i]).ids, "token {i}'s prefix");
         let want = pollster::block_on(explain(m, ctx(), &extended(&p, &a.tokens[..i]), px, &opts)).unwrap();
-        assert_eq!(e.head_scores, want.head_scores, "token {i}: the same as explain with the longer prefix");
-        assert_eq!(e.patch_scores, want.patch_scores);
+        let d_heads = max_diff(&e.head_scores.concat(), &want.head_scores.concat());
+        let d_positions = max_diff(&e.position_scores, &want.position_scores);
+        let d_attention = max_diff(&e.position_attention, &want.position_attention);
+        assert!(d_heads < 1e-5 && d_positions < 1e-5 && d_attention < 1e-6, "token {i}: {d_heads} {d_positions} {d_attention}");
+        assert!((e.target.log_prob - want.target.log_prob).abs() < 1e-5 && e.best_head == want.best_head, "token {i}");
+        assert_eq!(e.top.iter().map(|t| t.id).collect::<Vec<_>>(), want.top.iter().map(|t| t.id).collect::<Vec<_>>());
+        assert_eq!(e.logit_lens, want.logit_lens, "token {i}: the lens of the image positions, read through this token's z");
+        assert_eq!(e.sequence_length, want.sequence_length);
     }
+    // The storage reading needs every position's rows: each token then gets a whole prefill,
+    // and the answer is the same.
+    let probe = llava_lens_explain::StorageProbe { heads: 1, positions: 2, value_tokens: vec![a.tokens[0]], input_tokens: vec![] };
+    let with_storage = ExplainOptions { lens_k: 0, storage: Some(probe), ..Default::default() };
+    let b = pollster::block_on(explain_answer(m, ctx(), &p, px, &with_storage, 3, None)).unwrap();
+    assert_eq!(b.tokens, a.tokens);
+    assert!(b.explanations.iter().all(|e| e.storage.is_some()));
+    // An end-of-sequence token stops the answer before it is explained.
+    let c = pollster::block_on(explain_answer(m, ctx(), &p, px, &opts, 3, Some(a.tokens[1]))).unwrap();
+    assert_eq!(c.tokens, a.tokens[..1], "stopped at the second token");
 }
 
 /// An ablation in a later layer starts there from the base run's residual; the same edits on a
