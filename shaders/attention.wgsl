@@ -8,6 +8,11 @@
 //   main_capture  also writes the probabilities of chosen (row, head) pairs to `pattern` and the
 //                 per-head outputs (before o_proj) of chosen pairs to `z`: TransformerLens'
 //                 attn.hook_pattern and attn.hook_z restricted to the capture plan's rows/heads.
+//   main_segments queries in segments that each continue a shared prefix with keys of their own
+//                 (the batched passes of activation patching): row r's segment starts at row
+//                 segments[2r] of q / k_own / v_own and continues the first segments[2r + 1]
+//                 keys of k / v (the shared KV cache); r attends causally to those and to its
+//                 segment's own rows up to itself. n_keys is unused (each row has its own).
 //
 // Bindings (group 0)
 //   0  params        uniform     AttentionParams
@@ -21,6 +26,9 @@
 //   8  z             read_write  array<f32>  [row slots, head slots, head_dim]               (capture)
 //   9  key_mask      read        array<u32>  [n_keys] 1 = key blocked for queries at positions
 //                                            >= mask_from (attention knockout); read only then
+//   10  segments     read        array<u32>  [n_queries, 2] (first own row, shared keys)  (segments)
+//   11  k_own        read        array<f32>  [n_queries, k_stride]                        (segments)
+//   12  v_own        read        array<f32>  [n_queries, v_stride]                        (segments)
 //
 // Limits: n_keys <= MAX_KEYS and head_dim <= MAX_HEAD_DIM (checked by the host); the score row
 // lives in workgroup memory (13.5 KiB, inside WebGPU's 16 KiB baseline).
@@ -196,5 +204,92 @@ fn main_capture(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         if (captured) {
             z[slot * params.head_dim + d] = o;
         }
+    }
+}
+
+@group(0) @binding(10) var<storage, read> segments: array<u32>;
+@group(0) @binding(11) var<storage, read> k_own: array<f32>;
+@group(0) @binding(12) var<storage, read> v_own: array<f32>;
+
+struct SegmentTask {
+    row: u32,
+    head: u32,
+    kv_head: u32,
+    own_start: u32,  // the segment's first row in q, k_own and v_own
+    prefix: u32,     // keys read from the shared cache (the segment's first position)
+    visible: u32,    // prefix + (row - own_start) + 1
+}
+
+fn segment_task(wid: vec3<u32>, nwg: vec3<u32>) -> SegmentTask {
+    let g = wid.y * nwg.x + wid.x;
+    let row = g / params.n_heads;
+    let head = g % params.n_heads;
+    let kv_head = head / (params.n_heads / params.n_kv_heads);
+    if (row >= params.n_queries) {
+        return SegmentTask(row, head, kv_head, 0u, 0u, 0u);
+    }
+    let own_start = segments[2u * row];
+    let prefix = segments[2u * row + 1u];
+    return SegmentTask(row, head, kv_head, own_start, prefix, prefix + row - own_start + 1u);
+}
+
+// Key j of the task's sequence: the shared cache's row j, or its own row j - prefix.
+fn segment_score(t: SegmentTask, j: u32) -> f32 {
+    let hd = params.head_dim;
+    var s = 0.0;
+    if (j < t.prefix) {
+        let kb = j * params.k_stride + params.k_offset + t.kv_head * hd;
+        for (var d = 0u; d < hd; d++) {
+            s += q_row[d] * k[kb + d];
+        }
+    } else {
+        let kb = (t.own_start + j - t.prefix) * params.k_stride + params.k_offset + t.kv_head * hd;
+        for (var d = 0u; d < hd; d++) {
+            s += q_row[d] * k_own[kb + d];
+        }
+    }
+    return s * params.scale;
+}
+
+@compute @workgroup_size(128, 1, 1)
+fn main_segments(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let t = segment_task(wid, nwg);
+    if (t.row >= params.n_queries) {
+        return;
+    }
+    let hd = params.head_dim;
+    for (var d = lid; d < hd; d += WG) {
+        q_row[d] = q[t.row * params.q_stride + params.q_offset + t.head * hd + d];
+    }
+    workgroupBarrier();
+    var m = -3.402823e38;
+    for (var j = lid; j < t.visible; j += WG) {
+        let s = segment_score(t, j);
+        probs[j] = s;
+        m = max(m, s);
+    }
+    let row_max = reduce_max(m, lid);
+    var sum = 0.0;
+    for (var j = lid; j < t.visible; j += WG) {
+        let e = exp(probs[j] - row_max);
+        probs[j] = e;
+        sum += e;
+    }
+    let total = reduce_sum(sum, lid);
+    for (var j = lid; j < t.visible; j += WG) {
+        probs[j] = probs[j] / total;
+    }
+    workgroupBarrier();
+    for (var d = lid; d < hd; d += WG) {
+        let col = params.v_offset + t.kv_head * hd + d;
+        var o = 0.0;
+        for (var j = 0u; j < t.prefix; j++) {
+            o += probs[j] * v[j * params.v_stride + col];
+        }
+        for (var j = t.prefix; j < t.visible; j++) {
+            o += probs[j] * v_own[(t.own_start + j - t.prefix) * params.v_stride + col];
+        }
+        out[out_index(Task(t.row, t.head, t.kv_head, t.visible), d)] = o;
     }
 }

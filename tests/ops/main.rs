@@ -13,4 +13,5 @@ mod linear;
 mod norm;
 mod reduce;
 mod rope;
+mod segments;
 mod split;

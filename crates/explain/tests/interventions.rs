@@ -149,8 +149,23 @@ fn patching_grids_are_the_single_cells() {
             assert!((row[i] - want).abs() < 1e-4, "resid cell ({l}, {pos}): grid {} vs single {want}", row[i]);
         }
     }
+    for (l, row) in p.heads.iter().enumerate() {
+        for (h, &cell) in row.iter().enumerate() {
+            let o = pollster::block_on(fresh.patch_head(&fresh_clean, l, h, t)).unwrap();
+            let want = (o.logit_diff.unwrap() - ld_corrupt) / (ld_clean - ld_corrupt);
+            assert!((cell - want).abs() < 1e-4, "head cell {l}.{h}: grid {cell} vs single {want}");
+        }
+    }
     let moved = p.resid.iter().flatten().chain(p.heads.iter().flatten()).filter(|v| v.abs() > 1e-3).count();
     assert!(moved > 0, "some cell recovers part of the difference");
+    // The grids come from batched passes (one per layer here); split into passes of at most 8
+    // rows (one cell a pass where a suffix is longer), they are the same.
+    let (mut small_clean, mut small) = (intervener("clean"), intervener("corrupt"));
+    small.rows_per_pass = 8;
+    let q = pollster::block_on(patch(&mut small_clean, &mut small, &positions, None, Some(p.contrast))).unwrap();
+    let d = p.resid.iter().flatten().zip(q.resid.iter().flatten()).chain(p.heads.iter().flatten().zip(q.heads.iter().flatten()));
+    assert!(d.map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) < 1e-5);
+    assert!(q.runs > p.runs, "smaller passes, more of them: {} vs {}", q.runs, p.runs);
     assert_eq!(p.patch_map(0).iter().filter(|v| v.is_some()).count(), 2, "two image patches were patched");
     let err = pollster::block_on(patch(&mut clean, &mut corrupt, &[seq], None, None)).unwrap_err().to_string();
     assert!(err.contains(&format!("position {seq} is outside")), "{err}");

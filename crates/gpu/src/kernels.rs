@@ -131,10 +131,18 @@ impl Kernel {
                 EntryPoint { name: "rms_norm", bindings: &[(0, Uniform), (1, Read), (2, Read), (4, ReadWrite)] },
                 EntryPoint { name: "layer_norm", bindings: &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite)] },
             ],
-            Kernel::Rope => &[EntryPoint { name: "rope", bindings: IN_PLACE }],
-            Kernel::Attention => {
-                &[EntryPoint { name: "main", bindings: ATTENTION }, EntryPoint { name: "main_capture", bindings: ATTENTION_CAPTURE }]
-            }
+            Kernel::Rope => &[
+                EntryPoint { name: "rope", bindings: IN_PLACE },
+                EntryPoint { name: "rope_rows", bindings: &[(0, Uniform), (1, ReadWrite), (2, Read)] },
+            ],
+            Kernel::Attention => &[
+                EntryPoint { name: "main", bindings: ATTENTION },
+                EntryPoint { name: "main_capture", bindings: ATTENTION_CAPTURE },
+                EntryPoint {
+                    name: "main_segments",
+                    bindings: &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite), (10, Read), (11, Read), (12, Read)],
+                },
+            ],
             Kernel::PatchEmbed => &[EntryPoint { name: "im2col", bindings: &[(0, Uniform), (1, Read), (2, ReadWrite)] }],
             Kernel::Reduce => &[
                 EntryPoint { name: "top_k", bindings: &[(0, Uniform), (1, Read), (3, ReadWrite), (4, ReadWrite)] },

@@ -42,9 +42,14 @@ impl Edits {
 
     /// Writes layer `layer`'s residual rows into `x`, whose rows are positions `start..`.
     pub(crate) fn apply_resid(&self, rec: &mut Recorder<'_>, layer: usize, x: &GpuTensor, start: usize) -> Result<(), ModelError> {
+        self.apply_resid_in(rec, layer, x, RowSpan::whole(x, start))
+    }
+
+    /// [`Edits::apply_resid`] on the rows of `x` that `span` covers.
+    pub(crate) fn apply_resid_in(&self, rec: &mut Recorder<'_>, layer: usize, x: &GpuTensor, span: RowSpan) -> Result<(), ModelError> {
         let d = x.shape()[1];
         for (pos, src) in self.resid_rows.get(&layer).into_iter().flatten() {
-            let row = row_in(*pos, start, x, layer, "residual")?;
+            let row = span.row_of(*pos, layer, "residual")?;
             rec.copy_elements(&src.source, src.at, x, row * d, d)?;
         }
         Ok(())
@@ -63,9 +68,21 @@ impl Edits {
         if let Some(blend) = self.head_blend.get(&layer) {
             ops::blend_columns(rec, z, blend)?;
         }
+        self.apply_head_rows_in(rec, layer, z, RowSpan::whole(z, start), head_dim)
+    }
+
+    /// Writes layer `layer`'s per-position head values into the rows of z that `span` covers.
+    pub(crate) fn apply_head_rows_in(
+        &self,
+        rec: &mut Recorder<'_>,
+        layer: usize,
+        z: &GpuTensor,
+        span: RowSpan,
+        head_dim: usize,
+    ) -> Result<(), ModelError> {
         let width = z.shape()[1];
         for (pos, head, src) in self.head_rows.get(&layer).into_iter().flatten() {
-            let row = row_in(*pos, start, z, layer, "head output")?;
+            let row = span.row_of(*pos, layer, "head output")?;
             if (head + 1) * head_dim > width {
                 return Err(ModelError::Prompt(format!("head {layer}.{head} does not exist ({} heads)", width / head_dim)));
             }
@@ -75,13 +92,28 @@ impl Edits {
     }
 }
 
-/// The row of position `pos` in a pass over positions `start..start + rows`, or an error naming it.
-fn row_in(pos: usize, start: usize, x: &GpuTensor, layer: usize, what: &str) -> Result<usize, ModelError> {
-    let rows = x.shape()[0];
-    pos.checked_sub(start).filter(|&r| r < rows).ok_or_else(|| {
-        ModelError::Prompt(format!(
-            "the {what} edit at layer {layer}, position {pos}, is outside this pass (positions {start}..{})",
-            start + rows
-        ))
-    })
+/// Where a pass's positions sit in its tensors: rows `row..row + rows` are positions
+/// `from..from + rows` (a whole pass: `row` 0; a segment of a batched pass: its own rows).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowSpan {
+    pub from: usize,
+    pub row: usize,
+    pub rows: usize,
+}
+
+impl RowSpan {
+    fn whole(x: &GpuTensor, from: usize) -> RowSpan {
+        RowSpan { from, row: 0, rows: x.shape()[0] }
+    }
+
+    /// The row of position `pos`, or an error naming the edit.
+    fn row_of(self, pos: usize, layer: usize, what: &str) -> Result<usize, ModelError> {
+        pos.checked_sub(self.from).filter(|&r| r < self.rows).map(|r| self.row + r).ok_or_else(|| {
+            ModelError::Prompt(format!(
+                "the {what} edit at layer {layer}, position {pos}, is outside this pass (positions {}..{})",
+                self.from,
+                self.from + self.rows
+            ))
+        })
+    }
 }

@@ -17,6 +17,7 @@ pub mod pillow;
 pub mod preprocess;
 pub mod presets;
 pub mod processor;
+mod segments;
 pub mod tiny;
 pub mod tokenizer;
 pub mod vision;

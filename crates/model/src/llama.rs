@@ -221,9 +221,7 @@ impl LlamaDecoderLayer {
         let ctx = rec.ctx();
         let (l, pos, hd) = (rows_of(&x), cache.len, c.head_dim);
         capture_rows(rec, plan, caps, n, HookPoint::ResidPre, &x)?;
-        let h = self.input_layernorm.forward(rec, &x)?;
-        let a = &self.self_attn;
-        let (q, k, v) = (a.q_proj.forward(rec, &h)?, a.k_proj.forward(rec, &h)?, a.v_proj.forward(rec, &h)?);
+        let (q, k, v) = self.project_qkv(rec, &x)?;
         let rope = |heads: usize| RopeShape {
             n_rows: l,
             n_heads: heads,
@@ -247,13 +245,37 @@ impl LlamaDecoderLayer {
             None => ops::attention_with(rec, &q, &cache.keys[n], &cache.values[n], &attn, &shape, None, mask)?,
         }
         edits.apply_heads(rec, n, &attn, pos, hd)?;
-        let attn_out = a.o_proj.forward(rec, &attn)?;
+        self.after_attention(rec, x, &attn, n, c, plan, caps)
+    }
+
+    /// The input norm and the q, k, v projections of `x`.
+    pub(crate) fn project_qkv(&self, rec: &mut Recorder<'_>, x: &GpuTensor) -> Result<(GpuTensor, GpuTensor, GpuTensor), ModelError> {
+        let h = self.input_layernorm.forward(rec, x)?;
+        let a = &self.self_attn;
+        Ok((a.q_proj.forward(rec, &h)?, a.k_proj.forward(rec, &h)?, a.v_proj.forward(rec, &h)?))
+    }
+
+    /// Everything after attention: o_proj of the heads' outputs `z`, the residual, the MLP and its
+    /// residual, with the planned captures; returns the layer's output.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn after_attention(
+        &self,
+        rec: &mut Recorder<'_>,
+        x: GpuTensor,
+        z: &GpuTensor,
+        n: usize,
+        c: &TextConfig,
+        plan: &CapturePlan,
+        caps: &mut LayerCaptures,
+    ) -> Result<GpuTensor, ModelError> {
+        let l = rows_of(&x);
+        let attn_out = self.self_attn.o_proj.forward(rec, z)?;
         capture_rows(rec, plan, caps, n, HookPoint::AttnOut, &attn_out)?;
         ops::residual_add(rec, &attn_out, &x)?; // attn_out is now r = x + a
         capture_rows(rec, plan, caps, n, HookPoint::ResidMid, &attn_out)?;
         let h = self.post_attention_layernorm.forward(rec, &attn_out)?;
         let gu = self.gate_up_proj.forward(rec, &h)?;
-        let m = GpuTensor::zeros(ctx, &[l, c.intermediate_size], "silu_mul");
+        let m = GpuTensor::zeros(rec.ctx(), &[l, c.intermediate_size], "silu_mul");
         ops::silu_mul(rec, &gu, c.intermediate_size, &m)?;
         let f = self.down_proj.forward(rec, &m)?;
         capture_rows(rec, plan, caps, n, HookPoint::MlpOut, &f)?;

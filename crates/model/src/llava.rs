@@ -455,9 +455,30 @@ impl Llava {
 
     /// The log-probabilities of `targets` at row `row` of `h` (recorded, not read).
     pub fn target_log_probs(&self, rec: &mut Recorder<'_>, h: &GpuTensor, row: usize, targets: &[u32]) -> Result<GpuTensor, ModelError> {
-        let logits = self.logits_at(rec, h, row)?;
-        let idx = GpuTensor::from_u32(rec.ctx(), targets, &[1, targets.len()], "targets")?;
-        let lp = GpuTensor::zeros(rec.ctx(), &[targets.len()], "target log-probs");
+        self.target_log_probs_rows(rec, h, &[row], targets)
+    }
+
+    /// [`Llava::target_log_probs`] at each of `rows` of `h`, in one final norm and one lm_head
+    /// product: `[rows.len(), targets.len()]` (recorded, not read).
+    pub fn target_log_probs_rows(
+        &self,
+        rec: &mut Recorder<'_>,
+        h: &GpuTensor,
+        rows: &[usize],
+        targets: &[u32],
+    ) -> Result<GpuTensor, ModelError> {
+        let ctx = rec.ctx();
+        let lm = &self.language_model;
+        let m = rows.len();
+        let picked = GpuTensor::zeros(ctx, &[m, lm.config.hidden_size], "rows to read");
+        for (i, &row) in rows.iter().enumerate() {
+            rec.copy_rows(h, row, &picked, i, 1)?;
+        }
+        let normed = lm.norm.forward(rec, &picked)?;
+        let logits = lm.lm_head.forward(rec, &normed)?;
+        let idx: Vec<u32> = rows.iter().flat_map(|_| targets.iter().copied()).collect();
+        let idx = GpuTensor::from_u32(ctx, &idx, &[m, targets.len()], "targets")?;
+        let lp = GpuTensor::zeros(ctx, &[m * targets.len()], "target log-probs");
         ops::log_softmax_gather(rec, &logits, self.config.text.vocab_size, &idx, &lp)?;
         Ok(lp)
     }

@@ -15,6 +15,7 @@
 
 pub mod ablation;
 pub mod answer;
+mod batched;
 pub mod patching;
 pub mod zoom;
 
@@ -102,6 +103,8 @@ pub struct Intervener<'a> {
     pub runs: usize,
     /// Mean ablation's fill: each layer's per-head output averaged over the positions.
     z_means: std::collections::BTreeMap<usize, Vec<f32>>,
+    /// Most rows one batched pass of patching cells stacks (crates/explain/src/intervene/batched.rs).
+    pub rows_per_pass: usize,
 }
 
 impl<'a> Intervener<'a> {
@@ -114,7 +117,17 @@ impl<'a> Intervener<'a> {
         rec.submit();
         let seq = c.prompt_length(prompt);
         let base = Self::base_run(model, ctx, prompt, features.clone(), seq).await?;
-        Ok(Intervener { model, ctx, prompt: prompt.clone(), features, seq, base, runs: 1, z_means: Default::default() })
+        Ok(Intervener {
+            model,
+            ctx,
+            prompt: prompt.clone(),
+            features,
+            seq,
+            base,
+            runs: 1,
+            z_means: Default::default(),
+            rows_per_pass: batched::ROWS_PER_PASS,
+        })
     }
 
     async fn base_run(
@@ -203,7 +216,7 @@ impl<'a> Intervener<'a> {
         Ok(outcome(top, &lp, targets))
     }
 
-    fn check_targets(&self, targets: Targets) -> Result<(), ExplainError> {
+    pub(crate) fn check_targets(&self, targets: Targets) -> Result<(), ExplainError> {
         let vocab = self.model.config.text.vocab_size;
         match targets.ids().into_iter().find(|&id| id as usize >= vocab) {
             Some(id) => Err(ExplainError::Input(format!("token id {id} is outside the vocabulary of {vocab}"))),
@@ -213,7 +226,7 @@ impl<'a> Intervener<'a> {
 
     /// Records one edited run (the caller made sure the cache's rows before `from` are clean);
     /// returns the last layer's output and the row of the last position in it.
-    fn record(
+    pub(crate) fn record(
         &mut self,
         rec: &mut Recorder<'_>,
         edits: &Edits,
@@ -244,45 +257,8 @@ impl<'a> Intervener<'a> {
         Ok((h?, rows - 1))
     }
 
-    /// Many edited runs, each `(edits, from)`, recorded back to back and read back together
-    /// (a few readbacks instead of one per run): the targets' log-probabilities of each, in
-    /// order. Runs are recorded in the order given; one that needs cache rows an earlier one
-    /// overwrote first re-runs the base pass (order runs by decreasing `from` to avoid that).
-    pub(crate) async fn run_many(&mut self, runs: &[(Edits, usize)], targets: Targets) -> Result<Vec<Vec<f32>>, ExplainError> {
-        /// Runs per readback: bounds the temporaries alive at once.
-        const BATCH: usize = 64;
-        self.check_targets(targets)?;
-        let n = targets.ids().len();
-        let ids = targets.ids();
-        let mut out = Vec::with_capacity(runs.len());
-        let mut i = 0;
-        while i < runs.len() {
-            if runs[i].1 > self.base.clean_before {
-                self.rebuild().await?;
-            }
-            let mut rec = Recorder::new(self.ctx, "interventions: edited runs");
-            let results = GpuTensor::zeros(self.ctx, &[BATCH * n], "edited runs' log-probabilities");
-            let mut k = 0;
-            while i < runs.len() && k < BATCH && runs[i].1 <= self.base.clean_before {
-                let (edits, from) = &runs[i];
-                let (h, row) = self.record(&mut rec, edits, *from, None)?;
-                let lp = self.model.target_log_probs(&mut rec, &h, row, &ids)?;
-                rec.copy_elements(&lp, 0, &results, k * n, n)?;
-                i += 1;
-                k += 1;
-            }
-            rec.submit();
-            let v = read_f32(self.ctx, &results).await?;
-            out.extend(v.chunks_exact(n).take(k).map(<[f32]>::to_vec));
-        }
-        if let Some(bad) = out.iter().flatten().find(|v| !v.is_finite()) {
-            return Err(llava_lens_model::ModelError::non_finite("an edited run", format!("a log-probability is {bad}")).into());
-        }
-        Ok(out)
-    }
-
     /// Re-runs the base pass to restore the cache after suffix runs overwrote it.
-    async fn rebuild(&mut self) -> Result<(), ExplainError> {
+    pub(crate) async fn rebuild(&mut self) -> Result<(), ExplainError> {
         self.base = Self::base_run(self.model, self.ctx, &self.prompt, self.features.clone(), self.seq).await?;
         self.runs += 1;
         Ok(())

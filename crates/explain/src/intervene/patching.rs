@@ -7,9 +7,8 @@
 //! Two grids: the residual stream entering each layer at each chosen position, and each head's
 //! output (z, before o_proj) at the last position. A cell changes only its position and the
 //! positions after it from its layer on, so each cell's run starts at its layer and covers only
-//! those positions, reading the earlier ones' keys and values from the corrupted run's cache.
-//! Cells run from the last position backwards, so no cell reads a cache row an earlier cell
-//! wrote.
+//! those positions, reading the earlier ones' keys and values from the corrupted run's cache;
+//! the cells starting at one layer run together in batched passes (batched.rs).
 
 use llava_lens_model::{Edits, RowSource};
 use serde::{Deserialize, Serialize};
@@ -132,9 +131,8 @@ pub async fn patch(
     let (layers, heads) = (t.num_hidden_layers, t.num_attention_heads);
     let runs_before = corrupted.runs;
     let recovered = |lp: &[f32]| (lp[0] - lp[1] - ld_corrupted) / span;
-    // Every cell as (edits, first position run); the head cells (the last position) first, then
-    // the residual cells from the last position backwards: no cell needs a cache row an earlier
-    // one overwrote.
+    // Every cell as (edits, first position run): the head cells, then the residual cells from
+    // the last position backwards (shorter suffixes first, so a batched pass packs them densely).
     let mut cells = Vec::with_capacity(layers * (heads + positions.len()));
     for l in 0..layers {
         for h in 0..heads {

@@ -11,6 +11,7 @@ mod linear;
 mod norm;
 mod reduce;
 mod rope;
+mod segments;
 
 pub use activation::{gelu, gelu_tanh, quick_gelu, silu_mul};
 pub use add::{bias_add, blend_columns, residual_add};
@@ -21,6 +22,7 @@ pub use linear::{GemmTile, embedding, im2col, matmul, matmul_tiled, matvec, matv
 pub use norm::{layer_norm, rms_norm};
 pub use reduce::{argmax, log_softmax_gather, token_rank, top_k};
 pub use rope::rope;
+pub use segments::{Segments, attention_segments, rope_rows};
 
 use crate::error::ensure;
 use crate::{GpuError, GpuTensor};

@@ -99,9 +99,67 @@ pub fn attention_masked(q: &[f32], k: &[f32], v: &[f32], s: AttentionShape, bloc
     (out, probs)
 }
 
+/// Queries that continue a shared prefix, each group with keys of its own: the batched passes
+/// of activation patching, where every patched copy of the sequence reads the same earlier
+/// positions from one KV cache. Segment `(from, rows)` owns the next `rows` rows of `q`,
+/// `k_own` and `v_own` (positions `from..from + rows`); its row `i` attends causally to the
+/// cache's keys `0..from` and to its own rows `0..=i`. Strides and offsets are `s`'s for both
+/// the cache and the own keys and values; `s.n_queries` is the total of the segments' rows.
+pub fn attention_segments(
+    q: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    k_own: &[f32],
+    v_own: &[f32],
+    s: AttentionShape,
+    segments: &[(usize, usize)],
+) -> Vec<f32> {
+    let hd = s.head_dim;
+    let width = s.n_heads * hd;
+    let mut out = vec![0.0f32; s.n_queries * width];
+    let mut row = 0;
+    for &(prefix, rows) in segments {
+        // The segment's keys laid end to end: the cache's prefix, then its own rows.
+        let gather = |cache: &[f32], own: &[f32], stride: usize| -> Vec<f32> {
+            let mut keys = cache[..prefix * stride].to_vec();
+            keys.extend_from_slice(&own[row * stride..(row + rows) * stride]);
+            keys
+        };
+        let (k, v) = (gather(k_cache, k_own, s.k_stride), gather(v_cache, v_own, s.v_stride));
+        let shape = AttentionShape { n_queries: rows, n_keys: prefix + rows, causal: true, ..s };
+        let (o, _) = attention(&q[row * s.q_stride..(row + rows) * s.q_stride], &k, &v, shape);
+        out[row * width..(row + rows) * width].copy_from_slice(&o);
+        row += rows;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_segment_over_a_prefix_equals_the_whole_sequence_s_last_rows() {
+        // 5 positions; a segment continuing the first 3 from the cache equals rows 3..5 of the
+        // whole causal pass; a segment of one row continuing 4 equals row 4.
+        let (heads, kv, hd) = (2, 1, 3);
+        let s = AttentionShape::packed(5, 5, heads, kv, hd, true);
+        let q: Vec<f32> = (0..5 * heads * hd).map(|i| (i as f32 * 0.37).sin()).collect();
+        let k: Vec<f32> = (0..5 * kv * hd).map(|i| (i as f32 * 0.91).cos()).collect();
+        let v: Vec<f32> = (0..5 * kv * hd).map(|i| i as f32 * 0.1).collect();
+        let (whole, _) = attention(&q, &k, &v, s);
+        let w = heads * hd;
+        let own = |m: &[f32], rows: std::ops::Range<usize>| -> Vec<f32> { m[rows.start * kv * hd..rows.end * kv * hd].to_vec() };
+        let (mut k_own, mut v_own) = (own(&k, 3..5), own(&v, 3..5));
+        k_own.extend(own(&k, 4..5));
+        v_own.extend(own(&v, 4..5));
+        let mut q_seg = q[3 * w..5 * w].to_vec();
+        q_seg.extend_from_slice(&q[4 * w..5 * w]);
+        let shape = AttentionShape { n_queries: 3, ..s };
+        let out = attention_segments(&q_seg, &k, &v, &k_own, &v_own, shape, &[(3, 2), (4, 1)]);
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-6);
+        assert!(close(&out[..2 * w], &whole[3 * w..5 * w]) && close(&out[2 * w..], &whole[4 * w..]), "{out:?} vs {whole:?}");
+    }
 
     #[test]
     fn one_key_copies_its_value_and_rows_sum_to_one() {

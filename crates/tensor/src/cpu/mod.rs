@@ -11,9 +11,9 @@ mod reduce;
 mod rope;
 
 pub use activation::{gelu, gelu_tanh, quick_gelu, silu_mul};
-pub use attention::{AttentionShape, attention, attention_masked};
+pub use attention::{AttentionShape, attention, attention_masked, attention_segments};
 pub use explain::{fixed_rms_norm, scatter_heads, weighted_values};
 pub use linear::{PatchShape, bias_add, blend_columns, embedding, im2col, matmul, matvec, patch_embed, residual_add};
 pub use norm::{layer_norm, rms_norm};
 pub use reduce::{argmax, log_softmax_gather, token_rank, top_k};
-pub use rope::{RopeShape, rope};
+pub use rope::{RopeShape, rope, rope_rows};

@@ -32,6 +32,16 @@ pub fn rope(x: &mut [f32], s: RopeShape) {
     }
 }
 
+/// [`rope`] with row `r` at position `positions[r]` (rows of several sequences stacked, as the
+/// batched passes of activation patching hold them); `s.pos_offset` is ignored.
+pub fn rope_rows(x: &mut [f32], s: RopeShape, positions: &[usize]) {
+    assert_eq!(positions.len(), s.n_rows, "one position per row");
+    for (r, &pos) in positions.iter().enumerate() {
+        let row = RopeShape { n_rows: 1, pos_offset: pos, ..s };
+        rope(&mut x[r * s.row_stride..], row);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
