@@ -37,6 +37,7 @@ pub struct GpuContext {
     binding_limit: u64,
     pub(crate) pipelines: Arc<PipelineCache>,
     pub(crate) memory: Arc<MemoryStats>,
+    pub(crate) uniforms: Arc<crate::uniforms::UniformPool>,
     /// 16 bytes bound where an entry point's binding carries nothing (the scales of f32 weights).
     pub(crate) dummy: wgpu::Buffer,
     errors: Arc<ReportedErrors>,
@@ -140,6 +141,7 @@ impl GpuContext {
             binding_limit,
             pipelines: Arc::default(),
             memory: Arc::default(),
+            uniforms: Arc::default(),
             dummy,
             errors,
         })
@@ -175,6 +177,18 @@ impl GpuContext {
     /// Device memory held in llava-lens's tensors and weights: live and peak bytes.
     pub fn memory(&self) -> &MemoryStats {
         &self.memory
+    }
+
+    /// Uniform data in one new buffer per dispatch (true) or in pooled chunks (false, the
+    /// default): for benchmarks measuring the difference.
+    pub fn set_uniform_buffer_per_dispatch(&self, on: bool) {
+        self.uniforms.per_dispatch.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A readback's staging buffer and submit, counted.
+    pub(crate) fn count_readback(&self) {
+        crate::memory::HostCounters::add(&self.memory.host.buffers);
+        crate::memory::HostCounters::add(&self.memory.host.submits);
     }
 
     /// Largest storage binding the planner may use, in bytes.

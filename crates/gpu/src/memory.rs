@@ -13,12 +13,58 @@ use wgpu::util::DeviceExt;
 pub struct MemoryStats {
     live: AtomicU64,
     peak: AtomicU64,
+    pub(crate) host: HostCounters,
+}
+
+/// Host-side work, counted for benchmarks (the per-token cost of decoding on the CPU is the
+/// same on every GPU): buffers of any kind and bind groups created, dispatches recorded, submits.
+#[derive(Debug, Default)]
+pub(crate) struct HostCounters {
+    pub buffers: AtomicU64,
+    pub bind_groups: AtomicU64,
+    pub dispatches: AtomicU64,
+    pub submits: AtomicU64,
+}
+
+impl HostCounters {
+    pub fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of the host counters; the difference of two is the work between them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostCounts {
+    pub buffers: u64,
+    pub bind_groups: u64,
+    pub dispatches: u64,
+    pub submits: u64,
+}
+
+impl std::ops::Sub for HostCounts {
+    type Output = HostCounts;
+    fn sub(self, o: HostCounts) -> HostCounts {
+        HostCounts {
+            buffers: self.buffers - o.buffers,
+            bind_groups: self.bind_groups - o.bind_groups,
+            dispatches: self.dispatches - o.dispatches,
+            submits: self.submits - o.submits,
+        }
+    }
 }
 
 impl MemoryStats {
     fn alloc(&self, bytes: u64) {
         let now = self.live.fetch_add(bytes, Ordering::Relaxed) + bytes;
         self.peak.fetch_max(now, Ordering::Relaxed);
+        HostCounters::add(&self.host.buffers);
+    }
+
+    /// The host counters now.
+    pub fn host_counts(&self) -> HostCounts {
+        let h = &self.host;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        HostCounts { buffers: get(&h.buffers), bind_groups: get(&h.bind_groups), dispatches: get(&h.dispatches), submits: get(&h.submits) }
     }
 
     fn free(&self, bytes: u64) {

@@ -55,7 +55,8 @@ impl PipelineCache {
                         Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
                         Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
                     },
-                    has_dynamic_offset: false,
+                    // Uniform data lives in shared chunks, bound at each dispatch's slot.
+                    has_dynamic_offset: access == Access::Uniform,
                     min_binding_size: None,
                 },
                 count: None,

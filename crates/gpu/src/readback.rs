@@ -41,6 +41,7 @@ pub async fn read_buffer(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, s
     });
     let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
     enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
+    ctx.count_readback();
     ctx.queue.submit([enc.finish()]);
     let state = Arc::new(Mutex::new(MapState::default()));
     let cb_state = state.clone();

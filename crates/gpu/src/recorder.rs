@@ -1,7 +1,9 @@
 //! Recording dispatches: one command encoder, consecutive dispatches share one compute pass.
 
 use bytemuck::Pod;
-use wgpu::util::DeviceExt;
+
+use crate::memory::HostCounters;
+use crate::uniforms::UniformSlots;
 
 use crate::kernels::Kernel;
 use crate::pipelines::PipelineKey;
@@ -40,6 +42,7 @@ pub struct Recorder<'a> {
     dispatches: usize,
     /// Timestamps written at the start and end of the (first) compute pass: benchmarks only.
     timestamps: Option<wgpu::QuerySet>,
+    uniforms: UniformSlots,
 }
 
 impl std::fmt::Debug for Recorder<'_> {
@@ -51,7 +54,7 @@ impl std::fmt::Debug for Recorder<'_> {
 impl<'a> Recorder<'a> {
     pub fn new(ctx: &'a GpuContext, label: &str) -> Self {
         let encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-        Recorder { ctx, encoder, pass: None, dispatches: 0, timestamps: None }
+        Recorder { ctx, encoder, pass: None, dispatches: 0, timestamps: None, uniforms: UniformSlots::default() }
     }
 
     /// A recorder whose compute pass writes GPU timestamps 0 (start) and 1 (end) into
@@ -86,12 +89,10 @@ impl<'a> Recorder<'a> {
     ) {
         let key = PipelineKey { kernel, entry, overrides: overrides.to_vec() };
         let pipeline = self.ctx.pipelines.get(&self.ctx.device, &key);
-        let uniform = self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(entry),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        let (chunk, offset) = self.uniforms.push(self.ctx, bytemuck::bytes_of(params));
+        let size = std::num::NonZeroU64::new(size_of::<P>() as u64);
+        let uniform = wgpu::BufferBinding { buffer: &chunk, offset: 0, size };
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(uniform) }];
         entries.extend(bindings.iter().map(|(b, r)| wgpu::BindGroupEntry { binding: *b, resource: r.clone() }));
         let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(entry),
@@ -109,9 +110,12 @@ impl<'a> Recorder<'a> {
             self.encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("llava-lens"), timestamp_writes }).forget_lifetime()
         });
         pass.set_pipeline(&pipeline.pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
+        pass.set_bind_group(0, &bind_group, &[offset]);
         pass.dispatch_workgroups(x, y, 1);
         self.dispatches += 1;
+        let host = &self.ctx.memory.host;
+        HostCounters::add(&host.bind_groups);
+        HostCounters::add(&host.dispatches);
     }
 
     /// Copies `bytes` bytes between buffers (ends the current compute pass). Tensors use
@@ -166,17 +170,24 @@ impl<'a> Recorder<'a> {
         self.pass = None;
         let fresh = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("llava-lens") });
         let done = std::mem::replace(&mut self.encoder, fresh);
+        HostCounters::add(&self.ctx.memory.host.submits);
         self.ctx.queue.submit([done.finish()])
     }
 
+    /// The recorded commands, for the caller to submit (their uniform chunks are not reused).
     pub fn finish(mut self) -> wgpu::CommandBuffer {
         self.pass = None;
         self.encoder.finish()
     }
 
-    pub fn submit(self) -> wgpu::SubmissionIndex {
+    pub fn submit(mut self) -> wgpu::SubmissionIndex {
         let ctx = self.ctx;
-        ctx.queue.submit([self.finish()])
+        self.pass = None;
+        let mut uniforms = std::mem::take(&mut self.uniforms);
+        HostCounters::add(&ctx.memory.host.submits);
+        let index = ctx.queue.submit([self.encoder.finish()]);
+        uniforms.release(ctx);
+        index
     }
 }
 

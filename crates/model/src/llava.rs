@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use llava_lens_gpu::capture::{CapturePlan, Hook};
 use llava_lens_gpu::ops::KeyMask;
-use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32, read_u32};
+use llava_lens_gpu::{GpuContext, GpuTensor, HostCounts, Recorder, ops, read_f32, read_u32};
 
 use crate::config::{FeatureSelect, LlavaConfig};
 use crate::layers::Linear;
@@ -89,6 +89,12 @@ pub struct RunOutput {
     /// i.e. in wasm, whose caller times with performance.now()).
     pub prefill_time: Option<Duration>,
     pub decode_time: Option<Duration>,
+    /// The host's work over the decode steps (each step records, submits and reads one token):
+    /// summed counts, and the time spent recording (None where there is no clock).
+    pub decode_host: HostCounts,
+    pub decode_encode_time: Option<Duration>,
+    /// Decode steps run (tokens after the first).
+    pub decode_steps: usize,
 }
 
 /// A recorded prefill: the last layer's output `[seq, hidden]`, the KV cache, the planned
@@ -421,24 +427,31 @@ impl Llava {
         let decode_start = now();
         let mut next = out.top.first().map(|t| t.0).unwrap_or(0);
         let no_plan = CapturePlan::new();
+        let counts_before = ctx.memory().host_counts();
+        let mut encode = Duration::ZERO;
         for step in 0..opts.max_new_tokens {
             out.tokens.push(next);
             if Some(next) == opts.eos || step + 1 == opts.max_new_tokens || cache.len >= cache.capacity {
                 break;
             }
+            let encode_start = now();
             let mut rec = Recorder::new(ctx, "decode");
             let id_t = GpuTensor::from_u32(ctx, &[next], &[1], "token")?;
             let x = GpuTensor::zeros(ctx, &[1, d], "embed");
             ops::embedding(&mut rec, &id_t, &self.language_model.embed_tokens, &x)?;
             let h = self.language_model.forward(&mut rec, x, &mut cache, &no_plan, &mut LayerCaptures::default(), None)?;
             let (_, top_ids, _) = self.head(&mut rec, &h, 0, 1)?;
+            encode += elapsed(encode_start).unwrap_or_default();
             rec.submit();
+            out.decode_steps += 1;
             next = read_u32(ctx, &top_ids).await?[0];
             if next as usize >= self.config.text.vocab_size {
                 return Err(ModelError::non_finite(format!("decoding token {}", step + 2), "the logits are not finite (no top token)"));
             }
         }
         out.decode_time = elapsed(decode_start);
+        out.decode_host = ctx.memory().host_counts() - counts_before;
+        out.decode_encode_time = out.decode_time.map(|_| encode);
         Ok(out)
     }
 

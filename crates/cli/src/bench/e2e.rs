@@ -51,6 +51,12 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     // Warm-up: pipeline compilation, first-touch allocation.
     pollster::block_on(model.run(&ctx, &prompt, &pixels, &RunOptions { max_new_tokens: 2, eos: None, ..Default::default() }))?;
     ctx.memory().reset_peak();
+    // The decode steps' host work the old way first (a new uniform buffer per dispatch), then
+    // the measured run with pooled uniforms.
+    ctx.set_uniform_buffer_per_dispatch(true);
+    let old_way = pollster::block_on(model.run(&ctx, &prompt, &pixels, &opts))?;
+    ctx.set_uniform_buffer_per_dispatch(false);
+    ctx.memory().reset_peak();
     let out = pollster::block_on(model.run(&ctx, &prompt, &pixels, &opts))?;
     let prefill = out.prefill_time.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
     let decode = out.decode_time.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN);
@@ -85,7 +91,25 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
         "estimated_gpu_bytes": estimate,
         "within_estimate": peak <= estimate,
         "fits_7b_q4_budget": (args.preset == "llava-1.5-7b" && args.dtype == WeightDType::Q4).then_some(peak <= BUDGET_7B_Q4),
+        // The host's work per decode token (the same on every GPU): what a static plan removes.
+        "decode_host_per_token": per_token(&out),
+        "decode_host_per_token_uniform_buffer_per_dispatch": per_token(&old_way),
+        "decode_tokens_per_s_uniform_buffer_per_dispatch": old_way.decode_steps as f64 / old_way.decode_time.map_or(f64::NAN, |d| d.as_secs_f64()),
     });
     crate::print_out(record)?;
     Ok(())
+}
+
+/// The decode steps' host counts and recording time, per token.
+fn per_token(out: &llava_lens_model::RunOutput) -> serde_json::Value {
+    let n = out.decode_steps.max(1) as f64;
+    let h = out.decode_host;
+    json!({
+        "tokens": out.decode_steps,
+        "dispatches": h.dispatches as f64 / n,
+        "bind_groups_created": h.bind_groups as f64 / n,
+        "buffers_created": h.buffers as f64 / n,
+        "submits": h.submits as f64 / n,
+        "encode_ms": out.decode_encode_time.map(|t| t.as_secs_f64() * 1e3 / n),
+    })
 }
