@@ -49,7 +49,7 @@ struct AttentionParams {
     scale: f32,
     n_head_slots: u32,  // capture: head slots per row slot
     mask_from: u32,     // first query position whose attention honours key_mask (NONE: no mask)
-    _pad1: u32,
+    n_row_slots: u32,   // capture: row slots (flash_attention.wgsl's capture pass)
 }
 
 @group(0) @binding(0) var<uniform> params: AttentionParams;

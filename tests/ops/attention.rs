@@ -81,7 +81,9 @@ fn limits_are_clear_errors() {
     let kv = upload(&vec![0.0; 4 * (ops::MAX_KEYS + 1)], &[ops::MAX_KEYS + 1, 4]);
     let out = Guarded::new("out", &[1, 4]);
     let mut rec = Recorder::new(ctx(), "attention");
-    let err = ops::attention(&mut rec, &q, &kv, &kv, out.tensor(), &s).unwrap_err().to_string();
+    // The per-query kernel's limit (the flash kernel, chosen for such shapes, has none).
+    let per_query = ops::AttentionKernel::PerQuery;
+    let err = ops::attention_using(&mut rec, per_query, &q, &kv, &kv, out.tensor(), &s, None, None).unwrap_err().to_string();
     assert!(err.contains("3073 keys"), "{err}");
     let bad_gqa = AttentionShape::packed(1, 1, 3, 2, 4, true);
     let err = ops::attention(&mut rec, &q, &kv, &kv, out.tensor(), &bad_gqa).unwrap_err().to_string();

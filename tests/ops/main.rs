@@ -9,6 +9,7 @@ mod capture;
 mod copy;
 mod errors;
 mod explain;
+mod flash_attention;
 mod linear;
 mod norm;
 mod reduce;

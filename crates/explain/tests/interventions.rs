@@ -141,8 +141,10 @@ fn patching_grids_are_the_single_cells() {
     let mut fresh = intervener("corrupt");
     let fresh_clean = intervener("clean");
     for (l, row) in p.resid.iter().enumerate() {
-        // Before the image the two inputs are the same tokens: patching there changes nothing.
-        assert!(row[0].abs() < 1e-5, "layer {l}, position 0 (before the image): {}", row[0]);
+        // Before the image the two inputs are the same tokens: patching there changes nothing
+        // (up to rounding: the base run's attention is the flash kernel's, a batched pass's the
+        // segments kernel's, which sum in another order).
+        assert!(row[0].abs() < 1e-4, "layer {l}, position 0 (before the image): {}", row[0]);
         for (i, &pos) in positions.iter().enumerate() {
             let o = pollster::block_on(fresh.patch_resid(&fresh_clean, l, pos, t)).unwrap();
             let want = (o.logit_diff.unwrap() - ld_corrupt) / (ld_clean - ld_corrupt);
@@ -164,7 +166,8 @@ fn patching_grids_are_the_single_cells() {
     small.rows_per_pass = 8;
     let q = pollster::block_on(patch(&mut small_clean, &mut small, &positions, None, Some(p.contrast))).unwrap();
     let d = p.resid.iter().flatten().zip(q.resid.iter().flatten()).chain(p.heads.iter().flatten().zip(q.heads.iter().flatten()));
-    assert!(d.map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) < 1e-5);
+    let worst = d.map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(worst < 1e-4, "passes of 8 rows vs one per layer: {worst}");
     assert!(q.runs > p.runs, "smaller passes, more of them: {} vs {}", q.runs, p.runs);
     assert_eq!(p.patch_map(0).iter().filter(|v| v.is_some()).count(), 2, "two image patches were patched");
     let err = pollster::block_on(patch(&mut clean, &mut corrupt, &[seq], None, None)).unwrap_err().to_string();

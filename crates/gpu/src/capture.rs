@@ -192,6 +192,8 @@ pub struct AttentionCapture {
     n_keys: usize,
     head_dim: usize,
     pub(crate) row_slots: GpuTensor,
+    /// The query row of each row slot (the flash kernel's capture pass walks the slots).
+    pub(crate) row_list: GpuTensor,
     pub(crate) head_slots: GpuTensor,
     /// `[rows, heads, n_keys]` probabilities (masked keys 0).
     pub pattern: GpuTensor,
@@ -224,6 +226,7 @@ impl AttentionCapture {
             n_keys: s.n_keys,
             head_dim: s.head_dim,
             row_slots: GpuTensor::from_u32(ctx, &slots(s.n_queries, &sel.rows), &[s.n_queries], "capture row slots")?,
+            row_list: GpuTensor::from_u32(ctx, &sel.rows.iter().map(|&r| r as u32).collect::<Vec<_>>(), &[sel.rows.len()], "capture rows")?,
             head_slots: GpuTensor::from_u32(ctx, &slots(s.n_heads, &sel.heads), &[s.n_heads], "capture head slots")?,
             pattern: GpuTensor::zeros(ctx, &[nr, nh, s.n_keys], "attn.hook_pattern"),
             z: GpuTensor::zeros(ctx, &[nr, nh, s.head_dim], "attn.hook_z"),

@@ -10,6 +10,7 @@ pub enum Kernel {
     Norm,
     Rope,
     Attention,
+    FlashAttention,
     PatchEmbed,
     Reduce,
     Copy,
@@ -33,13 +34,14 @@ pub struct EntryPoint {
 use Access::{Read, ReadWrite, Uniform};
 
 impl Kernel {
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 11] = [
         Kernel::Linear,
         Kernel::Add,
         Kernel::Activation,
         Kernel::Norm,
         Kernel::Rope,
         Kernel::Attention,
+        Kernel::FlashAttention,
         Kernel::PatchEmbed,
         Kernel::Reduce,
         Kernel::Copy,
@@ -54,6 +56,7 @@ impl Kernel {
             Kernel::Norm => "norm.wgsl",
             Kernel::Rope => "rope.wgsl",
             Kernel::Attention => "attention.wgsl",
+            Kernel::FlashAttention => "flash_attention.wgsl",
             Kernel::PatchEmbed => "patch_embed.wgsl",
             Kernel::Reduce => "reduce.wgsl",
             Kernel::Copy => "copy.wgsl",
@@ -69,6 +72,7 @@ impl Kernel {
             Kernel::Norm => include_str!("../../../shaders/norm.wgsl"),
             Kernel::Rope => include_str!("../../../shaders/rope.wgsl"),
             Kernel::Attention => include_str!("../../../shaders/attention.wgsl"),
+            Kernel::FlashAttention => include_str!("../../../shaders/flash_attention.wgsl"),
             Kernel::PatchEmbed => include_str!("../../../shaders/patch_embed.wgsl"),
             Kernel::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Kernel::Copy => include_str!("../../../shaders/copy.wgsl"),
@@ -84,7 +88,7 @@ impl Kernel {
             Kernel::Activation => "ActivationParams",
             Kernel::Norm => "NormParams",
             Kernel::Rope => "RopeParams",
-            Kernel::Attention => "AttentionParams",
+            Kernel::Attention | Kernel::FlashAttention => "AttentionParams",
             Kernel::PatchEmbed => "PatchParams",
             Kernel::Reduce => "ReduceParams",
             Kernel::Copy => "CopyParams",
@@ -141,6 +145,23 @@ impl Kernel {
                 EntryPoint {
                     name: "main_segments",
                     bindings: &[(0, Uniform), (1, Read), (2, Read), (3, Read), (4, ReadWrite), (10, Read), (11, Read), (12, Read)],
+                },
+            ],
+            Kernel::FlashAttention => &[
+                EntryPoint { name: "flash", bindings: ATTENTION },
+                EntryPoint {
+                    name: "flash_capture",
+                    bindings: &[
+                        (0, Uniform),
+                        (1, Read),
+                        (2, Read),
+                        (3, Read),
+                        (5, Read),
+                        (6, Read),
+                        (7, ReadWrite),
+                        (8, ReadWrite),
+                        (9, Read),
+                    ],
                 },
             ],
             Kernel::PatchEmbed => &[EntryPoint { name: "im2col", bindings: &[(0, Uniform), (1, Read), (2, ReadWrite)] }],

@@ -68,7 +68,7 @@ uniform_params!(
         scale: f32,
         n_head_slots: u32,
         mask_from: u32,
-        _pad1: u32,
+        n_row_slots: u32,
     }
 );
 
@@ -127,6 +127,7 @@ mod tests {
         check::<NormParams>(Kernel::Norm);
         check::<RopeParams>(Kernel::Rope);
         check::<AttentionParams>(Kernel::Attention);
+        check::<AttentionParams>(Kernel::FlashAttention);
         check::<PatchParams>(Kernel::PatchEmbed);
         check::<ReduceParams>(Kernel::Reduce);
         check::<CopyParams>(Kernel::Copy);

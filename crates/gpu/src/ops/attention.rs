@@ -8,10 +8,38 @@ use crate::params::AttentionParams;
 use crate::recorder::Groups;
 use crate::{GpuError, GpuTensor, Recorder};
 
-/// Longest key sequence: the score row lives in workgroup memory (`shaders/attention.wgsl`).
+/// Longest key sequence of the per-query kernel: its score row lives in workgroup memory
+/// (`shaders/attention.wgsl`). The flash kernel has no such limit.
 pub const MAX_KEYS: usize = 3072;
-/// Largest head dimension the kernel stages.
+/// Largest head dimension the per-query kernel stages.
 pub const MAX_HEAD_DIM: usize = 256;
+/// Largest head dimension the flash kernel stages (`shaders/flash_attention.wgsl`).
+pub const FLASH_MAX_HEAD_DIM: usize = 128;
+/// Query rows one flash workgroup takes.
+const FLASH_ROWS: usize = 8;
+
+/// Which attention kernel runs a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// `attention.wgsl`: a workgroup per (query, head), the score row in workgroup memory
+    /// (decode: one query, keys up to [`MAX_KEYS`]).
+    PerQuery,
+    /// `flash_attention.wgsl`: 8 queries of a head per workgroup, keys in tiles with an online
+    /// softmax; captures by a second pass over the captured rows only. Any number of keys.
+    Flash,
+}
+
+impl AttentionKernel {
+    /// Flash where its head dimension fits and there are 8 queries to share a workgroup or more
+    /// keys than the per-query kernel holds; per-query otherwise (decode).
+    pub fn for_shape(s: &AttentionShape) -> AttentionKernel {
+        if s.head_dim <= FLASH_MAX_HEAD_DIM && (s.n_queries >= FLASH_ROWS || s.n_keys > MAX_KEYS) {
+            AttentionKernel::Flash
+        } else {
+            AttentionKernel::PerQuery
+        }
+    }
+}
 
 fn params(
     s: &AttentionShape,
@@ -22,8 +50,7 @@ fn params(
     n_head_slots: usize,
 ) -> Result<AttentionParams, GpuError> {
     let op = "attention";
-    ensure(s.n_keys <= MAX_KEYS, op, || format!("{} keys exceed the kernel's {MAX_KEYS}", s.n_keys))?;
-    ensure(s.head_dim > 0 && s.head_dim <= MAX_HEAD_DIM, op, || format!("head_dim {} is outside 1..={MAX_HEAD_DIM}", s.head_dim))?;
+    ensure(s.head_dim > 0, op, || "head_dim 0".to_string())?;
     ensure(s.n_kv_heads > 0 && s.n_heads.is_multiple_of(s.n_kv_heads), op, || {
         format!("{} heads do not share {} kv heads evenly", s.n_heads, s.n_kv_heads)
     })?;
@@ -100,21 +127,68 @@ pub fn attention_with(
     cap: Option<&AttentionCapture>,
     mask: Option<KeyMask<'_>>,
 ) -> Result<(), GpuError> {
+    attention_using(rec, AttentionKernel::for_shape(s), q, k, v, out, s, cap, mask)
+}
+
+/// [`attention_with`] on a chosen kernel (tests and benchmarks run both on the same inputs).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_using(
+    rec: &mut Recorder<'_>,
+    kernel: AttentionKernel,
+    q: &GpuTensor,
+    k: &GpuTensor,
+    v: &GpuTensor,
+    out: &GpuTensor,
+    s: &AttentionShape,
+    cap: Option<&AttentionCapture>,
+    mask: Option<KeyMask<'_>>,
+) -> Result<(), GpuError> {
+    let op = "attention";
     if let Some(c) = cap {
         c.check(s)?;
     }
     if let Some(m) = mask {
-        need("attention", "key mask", m.keys, s.n_keys)?;
+        need(op, "key mask", m.keys, s.n_keys)?;
     }
     let mut p = params(s, q, k, v, out, cap.map_or(0, |c| c.heads.len()))?;
     p.mask_from = mask.map_or(u32::MAX, |m| m.from.min(u32::MAX as usize) as u32);
     let dummy = rec.ctx().dummy.as_entire_binding();
-    let mut bindings =
-        vec![(1, q.binding()), (2, k.binding()), (3, v.binding()), (4, out.binding()), (9, mask.map_or(dummy, |m| m.keys.binding()))];
-    if let Some(c) = cap {
-        bindings.extend([(5, c.row_slots.binding()), (6, c.head_slots.binding()), (7, c.pattern.binding()), (8, c.z.binding())]);
+    let mask_binding = (9, mask.map_or(dummy, |m| m.keys.binding()));
+    let (q_b, k_b, v_b) = ((1, q.binding()), (2, k.binding()), (3, v.binding()));
+    match kernel {
+        AttentionKernel::PerQuery => {
+            ensure(s.n_keys <= MAX_KEYS, op, || format!("{} keys exceed the per-query kernel's {MAX_KEYS}", s.n_keys))?;
+            ensure(s.head_dim <= MAX_HEAD_DIM, op, || format!("head_dim {} is outside 1..={MAX_HEAD_DIM}", s.head_dim))?;
+            let mut bindings = vec![q_b, k_b, v_b, (4, out.binding()), mask_binding];
+            if let Some(c) = cap {
+                bindings.extend([(5, c.row_slots.binding()), (6, c.head_slots.binding()), (7, c.pattern.binding()), (8, c.z.binding())]);
+            }
+            let entry = if cap.is_some() { "main_capture" } else { "main" };
+            rec.dispatch(Kernel::Attention, entry, &[], &p, &bindings, Groups::Linear((s.n_queries * s.n_heads) as u32));
+        }
+        AttentionKernel::Flash => {
+            ensure(s.head_dim <= FLASH_MAX_HEAD_DIM, op, || {
+                format!("head_dim {} is outside the flash kernel's 1..={FLASH_MAX_HEAD_DIM}", s.head_dim)
+            })?;
+            let bindings = [q_b.clone(), k_b.clone(), v_b.clone(), (4, out.binding()), mask_binding.clone()];
+            let groups = Groups::Linear(u32_of(op, s.n_queries.div_ceil(FLASH_ROWS) * s.n_heads)?);
+            rec.dispatch(Kernel::FlashAttention, "flash", &[], &p, &bindings, groups);
+            if let Some(c) = cap {
+                p.n_row_slots = u32_of(op, c.rows.len())?;
+                let bindings = [
+                    q_b,
+                    k_b,
+                    v_b,
+                    (5, c.row_list.binding()),
+                    (6, c.head_slots.binding()),
+                    (7, c.pattern.binding()),
+                    (8, c.z.binding()),
+                    mask_binding,
+                ];
+                let groups = Groups::Linear(u32_of(op, c.rows.len() * s.n_heads)?);
+                rec.dispatch(Kernel::FlashAttention, "flash_capture", &[], &p, &bindings, groups);
+            }
+        }
     }
-    let entry = if cap.is_some() { "main_capture" } else { "main" };
-    rec.dispatch(Kernel::Attention, entry, &[], &p, &bindings, Groups::Linear((s.n_queries * s.n_heads) as u32));
     Ok(())
 }

@@ -15,7 +15,9 @@ mod segments;
 
 pub use activation::{gelu, gelu_tanh, quick_gelu, silu_mul};
 pub use add::{bias_add, blend_columns, residual_add};
-pub use attention::{KeyMask, MAX_HEAD_DIM, MAX_KEYS, attention, attention_capture, attention_with};
+pub use attention::{
+    AttentionKernel, FLASH_MAX_HEAD_DIM, KeyMask, MAX_HEAD_DIM, MAX_KEYS, attention, attention_capture, attention_using, attention_with,
+};
 pub use copy::copy;
 pub use explain::{fixed_rms_norm, scatter_heads, weighted_values};
 pub use linear::{GemmTile, embedding, im2col, matmul, matmul_tiled, matvec, matvec_lanes, matvec_with_lanes, patch_embed};
