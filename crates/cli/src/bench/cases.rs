@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 
-use llava_lens_gpu::ops::{self, GemmTile};
+use llava_lens_gpu::ops::{self, AttentionKernel, GemmTile};
 use llava_lens_gpu::{GpuContext, GpuError, GpuMatrix, GpuTensor, Recorder};
 use llava_lens_tensor::cpu::{self, AttentionShape};
 use llava_lens_tensor::{DType, HostMatrix, Rng};
@@ -39,6 +39,7 @@ pub enum Case {
         keys: usize,
         heads: usize,
         head_dim: usize,
+        kernel: AttentionKernel,
     },
     LogSoftmaxGather {
         rows: usize,
@@ -66,8 +67,13 @@ pub fn all(quick: bool) -> Vec<Case> {
         }
     }
     let heads = if quick { 4 } else { 32 };
-    cases.push(Case::Attention { queries: d(616), keys: d(616), heads, head_dim: 128 });
-    cases.push(Case::Attention { queries: 1, keys: d(616), heads, head_dim: 128 });
+    // The paper's prompt (616 positions) on both kernels, prefill and decode; and a prefill past
+    // the per-query kernel's 3072 keys (Llava-NeXT's 2880 image tokens and a prompt), flash only.
+    for kernel in [AttentionKernel::Flash, AttentionKernel::PerQuery] {
+        cases.push(Case::Attention { queries: d(616), keys: d(616), heads, head_dim: 128, kernel });
+        cases.push(Case::Attention { queries: 1, keys: d(616), heads, head_dim: 128, kernel });
+    }
+    cases.push(Case::Attention { queries: d(3200), keys: d(3200), heads, head_dim: 128, kernel: AttentionKernel::Flash });
     // The explanation's batched head scores: 32 x 32 heads + 32 baselines over the vocabulary.
     cases.push(Case::LogSoftmaxGather { rows: d(1056), vocab: d(32064) });
     cases
@@ -118,7 +124,7 @@ impl Case {
             Case::Copy { bytes } | Case::CopyBuffer { bytes } => json!({ "bytes": bytes }),
             Case::Matvec { n, k, .. } => json!({ "n": n, "k": k }),
             Case::Matmul { m, n, k, .. } => json!({ "m": m, "n": n, "k": k }),
-            Case::Attention { queries, keys, heads, head_dim } => {
+            Case::Attention { queries, keys, heads, head_dim, .. } => {
                 json!({ "queries": queries, "keys": keys, "heads": heads, "head_dim": head_dim })
             }
             Case::LogSoftmaxGather { rows, vocab } => json!({ "rows": rows, "vocab": vocab }),
@@ -206,7 +212,7 @@ impl Case {
                     cpu: Some(Box::new(move || drop(cpu::matmul(&x, m, &host)))),
                 }
             }
-            Case::Attention { queries, keys, heads, head_dim } => {
+            Case::Attention { queries, keys, heads, head_dim, kernel } => {
                 let s = AttentionShape::packed(queries, keys, heads, heads, head_dim, true);
                 let mut rng = Rng::new(5);
                 let (q, kk, v) = (
@@ -222,13 +228,17 @@ impl Case {
                 let out = GpuTensor::zeros(ctx, &[queries, heads * head_dim], "out");
                 // Visible (query, key) pairs under the causal mask; 2 FLOPs each for QK^T and PV.
                 let pairs: u64 = (0..queries).map(|i| s.visible_keys(i) as u64).sum();
+                let variant = match kernel {
+                    AttentionKernel::Flash => "flash",
+                    AttentionKernel::PerQuery => "per-query",
+                };
                 Setup {
-                    variant: None,
+                    variant: Some(variant.into()),
                     per_sample: if queries == 1 { 50 } else { 5 },
                     flops: 4 * pairs * (heads * head_dim) as u64,
                     bytes: 4 * ((queries + 2 * keys) * heads * head_dim + queries * heads * head_dim) as u64,
                     in_compute_pass: true,
-                    record: Box::new(move |rec| ops::attention(rec, &qt, &kt, &vt, &out, &s)),
+                    record: Box::new(move |rec| ops::attention_using(rec, kernel, &qt, &kt, &vt, &out, &s, None, None)),
                     cpu: Some(Box::new(move || drop(cpu::attention(&q, &kk, &v, s)))),
                 }
             }
