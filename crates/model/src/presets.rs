@@ -24,6 +24,11 @@ impl Preset {
     pub fn config(&self) -> Result<LlavaConfig, ModelError> {
         LlavaConfig::parse(self.config, Path::new(self.name))
     }
+
+    /// Its config.json as published (what scripts/torch_explain.py builds transformers' model from).
+    pub fn config_json(&self) -> &'static str {
+        self.config
+    }
 }
 
 /// llava-hf/llava-1.5-13b-hf: the 7B's CLIP-L/336 and projector, Vicuna-13B (40 layers of
