@@ -13,6 +13,10 @@
 //   flash_capture  the probabilities and per-head output of the captured (row, head) pairs
 //                  (attn.hook_pattern, attn.hook_z), one workgroup each: the scores are staged
 //                  in the pattern buffer itself, so any number of keys fits
+//   decode_split   one query (decode) with its keys split across workgroups: a workgroup per
+//                  (head, chunk of 128 keys) writes the chunk's max, sum and unnormalised
+//                  output to `partial`
+//   decode_combine a workgroup per head merges its chunks' partials into the output
 //
 // Bindings (group 0)
 //   0  params        uniform     AttentionParams (n_row_slots and n_head_slots: flash_capture)
@@ -26,8 +30,11 @@
 //   8  z             read_write  array<f32>  [row slots, head slots, head_dim]                  (flash_capture)
 //   9  key_mask      read        array<u32>  [n_keys] 1 = key blocked for queries at positions
 //                                            >= mask_from (attention knockout); read only then
+//   10  partial      read_write  array<f32>  [n_heads, chunks, head_dim + 2]: (max, sum, output)
+//                                            per chunk                                     (decode_*)
 //
-// Limits: head_dim <= 128 (checked by the host; attention.wgsl serves larger heads).
+// Limits: head_dim <= 128 for flash, <= 256 for the rest (checked by the host; attention.wgsl
+// serves larger heads).
 
 struct AttentionParams {
     n_queries: u32,
@@ -58,6 +65,7 @@ struct AttentionParams {
 @group(0) @binding(7) var<storage, read_write> pattern: array<f32>;
 @group(0) @binding(8) var<storage, read_write> z: array<f32>;
 @group(0) @binding(9) var<storage, read> key_mask: array<u32>;
+@group(0) @binding(10) var<storage, read_write> partial: array<f32>;
 
 const WG: u32 = 128u;
 const ROWS: u32 = 8u;     // query rows per workgroup
@@ -263,5 +271,99 @@ fn flash_capture(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             acc += pattern[base + j] * v[j * params.v_stride + col];
         }
         z[zb + d] = acc;
+    }
+}
+
+const CHUNK: u32 = 128u;  // keys per decode_split workgroup (one per thread)
+const MAX_HD_DECODE: u32 = 256u;
+
+@compute @workgroup_size(128, 1, 1)
+fn decode_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let g = wid.y * nwg.x + wid.x;
+    let chunks = (params.n_keys + CHUNK - 1u) / CHUNK;
+    let head = g / chunks;
+    let chunk = g % chunks;
+    if (head >= params.n_heads) {
+        return;
+    }
+    let hd = params.head_dim;
+    let kv_head = head / (params.n_heads / params.n_kv_heads);
+    // The one query (row 0) sits at the last position and sees every key.
+    let visible = params.n_keys;
+    let masking = masking_of(0u);
+    for (var d = lid; d < hd; d += WG) {
+        kv_tile[d] = q[params.q_offset + head * hd + d];
+    }
+    workgroupBarrier();
+    let j = chunk * CHUNK + lid;
+    let valid = key_valid(j, visible, masking);
+    var s = LOWEST;
+    if (valid) {
+        var acc = 0.0;
+        let kb = j * params.k_stride + params.k_offset + kv_head * hd;
+        for (var d = 0u; d < hd; d++) {
+            acc += kv_tile[d] * k[kb + d];
+        }
+        s = acc * params.scale;
+    }
+    let m = reduce(s, lid, true);
+    var e = 0.0;
+    if (valid) {
+        e = exp(s - m);
+    }
+    let l = reduce(e, lid, false);
+    // The chunk's weights for the value sum, beside the query (kv_tile[MAX_HD_DECODE..]).
+    kv_tile[MAX_HD_DECODE + lid] = e;
+    workgroupBarrier();
+    let base = (head * chunks + chunk) * (hd + 2u);
+    let end = min(CHUNK, params.n_keys - chunk * CHUNK);
+    for (var d = lid; d < hd; d += WG) {
+        let col = params.v_offset + kv_head * hd + d;
+        var acc = 0.0;
+        for (var jj = 0u; jj < end; jj++) {
+            acc += kv_tile[MAX_HD_DECODE + jj] * v[(chunk * CHUNK + jj) * params.v_stride + col];
+        }
+        partial[base + 2u + d] = acc;
+    }
+    if (lid == 0u) {
+        partial[base] = m;
+        partial[base + 1u] = l;
+    }
+}
+
+@compute @workgroup_size(128, 1, 1)
+fn decode_combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let head = wid.y * nwg.x + wid.x;
+    if (head >= params.n_heads) {
+        return;
+    }
+    let hd = params.head_dim;
+    let chunks = (params.n_keys + CHUNK - 1u) / CHUNK;
+    let stride = hd + 2u;
+    var m = LOWEST;
+    for (var c = 0u; c < chunks; c++) {
+        let mc = partial[(head * chunks + c) * stride];
+        if (partial[(head * chunks + c) * stride + 1u] > 0.0) {
+            m = max(m, mc);
+        }
+    }
+    var l = 0.0;
+    for (var c = 0u; c < chunks; c++) {
+        let b = (head * chunks + c) * stride;
+        if (partial[b + 1u] > 0.0) {
+            l += partial[b + 1u] * exp(partial[b] - m);
+        }
+    }
+    for (var d = lid; d < hd; d += WG) {
+        var o = 0.0;
+        for (var c = 0u; c < chunks; c++) {
+            let b = (head * chunks + c) * stride;
+            if (partial[b + 1u] > 0.0) {
+                o += partial[b + 2u + d] * exp(partial[b] - m);
+            }
+        }
+        out[head * hd + d] = o / l;
     }
 }

@@ -38,6 +38,10 @@ pub struct GpuContext {
     pub(crate) pipelines: Arc<PipelineCache>,
     pub(crate) memory: Arc<MemoryStats>,
     pub(crate) uniforms: Arc<crate::uniforms::UniformPool>,
+    /// A buffer kernels use for intermediate results within a dispatch pair (split-key decode
+    /// attention's partials), grown as needed and reused: dispatches are ordered, so one call's
+    /// use never overlaps another's.
+    scratch: Arc<Mutex<Option<crate::GpuTensor>>>,
     /// 16 bytes bound where an entry point's binding carries nothing (the scales of f32 weights).
     pub(crate) dummy: wgpu::Buffer,
     errors: Arc<ReportedErrors>,
@@ -142,6 +146,7 @@ impl GpuContext {
             pipelines: Arc::default(),
             memory: Arc::default(),
             uniforms: Arc::default(),
+            scratch: Arc::default(),
             dummy,
             errors,
         })
@@ -183,6 +188,18 @@ impl GpuContext {
     /// default): for benchmarks measuring the difference.
     pub fn set_uniform_buffer_per_dispatch(&self, on: bool) {
         self.uniforms.per_dispatch.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The scratch buffer, at least `len` floats (shaped `[len]`).
+    pub(crate) fn scratch(&self, len: usize) -> Result<crate::GpuTensor, GpuError> {
+        let mut held = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = held.as_ref().filter(|t| t.len() >= len) {
+            return t.view(self, 0, &[len]);
+        }
+        // Grown geometrically, so a sequence growing a token at a time reallocates rarely.
+        let t = crate::GpuTensor::zeros(self, &[len.next_power_of_two().max(1024)], "scratch");
+        *held = Some(t.clone());
+        t.view(self, 0, &[len])
     }
 
     /// A readback's staging buffer and submit, counted.

@@ -163,6 +163,8 @@ impl Kernel {
                         (9, Read),
                     ],
                 },
+                EntryPoint { name: "decode_split", bindings: &[(0, Uniform), (1, Read), (2, Read), (3, Read), (9, Read), (10, ReadWrite)] },
+                EntryPoint { name: "decode_combine", bindings: &[(0, Uniform), (4, ReadWrite), (10, ReadWrite)] },
             ],
             Kernel::PatchEmbed => &[EntryPoint { name: "im2col", bindings: &[(0, Uniform), (1, Read), (2, ReadWrite)] }],
             Kernel::Reduce => &[

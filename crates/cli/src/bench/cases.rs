@@ -71,8 +71,11 @@ pub fn all(quick: bool) -> Vec<Case> {
     // the per-query kernel's 3072 keys (Llava-NeXT's 2880 image tokens and a prompt), flash only.
     for kernel in [AttentionKernel::Flash, AttentionKernel::PerQuery] {
         cases.push(Case::Attention { queries: d(616), keys: d(616), heads, head_dim: 128, kernel });
+    }
+    for kernel in [AttentionKernel::SplitKeys, AttentionKernel::PerQuery, AttentionKernel::Flash] {
         cases.push(Case::Attention { queries: 1, keys: d(616), heads, head_dim: 128, kernel });
     }
+    cases.push(Case::Attention { queries: 1, keys: d(3200), heads, head_dim: 128, kernel: AttentionKernel::SplitKeys });
     cases.push(Case::Attention { queries: d(3200), keys: d(3200), heads, head_dim: 128, kernel: AttentionKernel::Flash });
     // The explanation's batched head scores: 32 x 32 heads + 32 baselines over the vocabulary.
     cases.push(Case::LogSoftmaxGather { rows: d(1056), vocab: d(32064) });
@@ -231,6 +234,7 @@ impl Case {
                 let variant = match kernel {
                     AttentionKernel::Flash => "flash",
                     AttentionKernel::PerQuery => "per-query",
+                    AttentionKernel::SplitKeys => "split-keys",
                 };
                 Setup {
                     variant: Some(variant.into()),

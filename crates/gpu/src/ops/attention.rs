@@ -17,6 +17,8 @@ pub const MAX_HEAD_DIM: usize = 256;
 pub const FLASH_MAX_HEAD_DIM: usize = 128;
 /// Query rows one flash workgroup takes.
 const FLASH_ROWS: usize = 8;
+/// Keys per workgroup of split-key decode (`CHUNK` in flash_attention.wgsl).
+const SPLIT_KEYS: usize = 128;
 
 /// Which attention kernel runs a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +29,19 @@ pub enum AttentionKernel {
     /// `flash_attention.wgsl`: 8 queries of a head per workgroup, keys in tiles with an online
     /// softmax; captures by a second pass over the captured rows only. Any number of keys.
     Flash,
+    /// `flash_attention.wgsl:decode_split` + `decode_combine`: one query (decode), its keys in
+    /// chunks of 128 across workgroups, then merged; captures as for flash. Any number of keys.
+    SplitKeys,
 }
 
 impl AttentionKernel {
-    /// Flash where its head dimension fits and there are 8 queries to share a workgroup or more
-    /// keys than the per-query kernel holds; per-query otherwise (decode).
+    /// Split keys for one query (decode); flash where its head dimension fits and there are 8
+    /// queries to share a workgroup or more keys than the per-query kernel holds; per-query
+    /// otherwise (a few queries, or heads over 128).
     pub fn for_shape(s: &AttentionShape) -> AttentionKernel {
-        if s.head_dim <= FLASH_MAX_HEAD_DIM && (s.n_queries >= FLASH_ROWS || s.n_keys > MAX_KEYS) {
+        if s.n_queries == 1 && s.head_dim <= MAX_HEAD_DIM {
+            AttentionKernel::SplitKeys
+        } else if s.head_dim <= FLASH_MAX_HEAD_DIM && (s.n_queries >= FLASH_ROWS || s.n_keys > MAX_KEYS) {
             AttentionKernel::Flash
         } else {
             AttentionKernel::PerQuery
@@ -166,13 +174,24 @@ pub fn attention_using(
             let entry = if cap.is_some() { "main_capture" } else { "main" };
             rec.dispatch(Kernel::Attention, entry, &[], &p, &bindings, Groups::Linear((s.n_queries * s.n_heads) as u32));
         }
-        AttentionKernel::Flash => {
-            ensure(s.head_dim <= FLASH_MAX_HEAD_DIM, op, || {
-                format!("head_dim {} is outside the flash kernel's 1..={FLASH_MAX_HEAD_DIM}", s.head_dim)
-            })?;
-            let bindings = [q_b.clone(), k_b.clone(), v_b.clone(), (4, out.binding()), mask_binding.clone()];
-            let groups = Groups::Linear(u32_of(op, s.n_queries.div_ceil(FLASH_ROWS) * s.n_heads)?);
-            rec.dispatch(Kernel::FlashAttention, "flash", &[], &p, &bindings, groups);
+        AttentionKernel::Flash | AttentionKernel::SplitKeys => {
+            if kernel == AttentionKernel::Flash {
+                ensure(s.head_dim <= FLASH_MAX_HEAD_DIM, op, || {
+                    format!("head_dim {} is outside the flash kernel's 1..={FLASH_MAX_HEAD_DIM}", s.head_dim)
+                })?;
+                let bindings = [q_b.clone(), k_b.clone(), v_b.clone(), (4, out.binding()), mask_binding.clone()];
+                let groups = Groups::Linear(u32_of(op, s.n_queries.div_ceil(FLASH_ROWS) * s.n_heads)?);
+                rec.dispatch(Kernel::FlashAttention, "flash", &[], &p, &bindings, groups);
+            } else {
+                ensure(s.n_queries == 1, op, || format!("split keys serve one query (decode), not {}", s.n_queries))?;
+                ensure(s.head_dim <= MAX_HEAD_DIM, op, || format!("head_dim {} is outside 1..={MAX_HEAD_DIM}", s.head_dim))?;
+                let chunks = s.n_keys.div_ceil(SPLIT_KEYS);
+                let partial = rec.ctx().scratch(s.n_heads * chunks * (s.head_dim + 2))?;
+                let bindings = [q_b.clone(), k_b.clone(), v_b.clone(), mask_binding.clone(), (10, partial.binding())];
+                rec.dispatch(Kernel::FlashAttention, "decode_split", &[], &p, &bindings, Groups::Linear(u32_of(op, s.n_heads * chunks)?));
+                let bindings = [(4, out.binding()), (10, partial.binding())];
+                rec.dispatch(Kernel::FlashAttention, "decode_combine", &[], &p, &bindings, Groups::Linear(u32_of(op, s.n_heads)?));
+            }
             if let Some(c) = cap {
                 p.n_row_slots = u32_of(op, c.rows.len())?;
                 let bindings = [
