@@ -140,15 +140,20 @@ fn softmax_row(t: Task, lid: u32) {
         probs[j] = s;
         m = max(m, s);
     }
+    normalise(t.visible, m, lid);
+}
+
+// probs[0..visible) holds scores, and each thread's largest in `m`: makes them the softmax.
+fn normalise(visible: u32, m: f32, lid: u32) {
     let row_max = reduce_max(m, lid);
     var sum = 0.0;
-    for (var j = lid; j < t.visible; j += WG) {
+    for (var j = lid; j < visible; j += WG) {
         let e = exp(probs[j] - row_max);
         probs[j] = e;
         sum += e;
     }
     let total = reduce_sum(sum, lid);
-    for (var j = lid; j < t.visible; j += WG) {
+    for (var j = lid; j < visible; j += WG) {
         probs[j] = probs[j] / total;
     }
     workgroupBarrier();
@@ -269,18 +274,7 @@ fn main_segments(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         probs[j] = s;
         m = max(m, s);
     }
-    let row_max = reduce_max(m, lid);
-    var sum = 0.0;
-    for (var j = lid; j < t.visible; j += WG) {
-        let e = exp(probs[j] - row_max);
-        probs[j] = e;
-        sum += e;
-    }
-    let total = reduce_sum(sum, lid);
-    for (var j = lid; j < t.visible; j += WG) {
-        probs[j] = probs[j] / total;
-    }
-    workgroupBarrier();
+    normalise(t.visible, m, lid);
     for (var d = lid; d < hd; d += WG) {
         let col = params.v_offset + t.kv_head * hd + d;
         var o = 0.0;

@@ -67,11 +67,14 @@ fn fused_qkv_layout_with_strides_and_offsets_matches_cpu() {
     };
     let qkv = Rng::new(10).normal(l * stride, 1.0);
     let t = upload(&qkv, &[l, stride]);
-    let out = Guarded::new("attention out", &[l, 4 * hd]);
-    let mut rec = Recorder::new(ctx(), "attention");
-    ops::attention(&mut rec, &t, &t, &t, out.tensor(), &s).unwrap();
-    rec.submit();
-    assert_close("fused qkv", &out.read(), &cpu::attention(&qkv, &qkv, &qkv, s).0, TOL);
+    // Both prefill kernels (flash_attention.wgsl and attention.wgsl) read the same rows.
+    for kernel in [ops::AttentionKernel::Flash, ops::AttentionKernel::PerQuery] {
+        let out = Guarded::new("attention out", &[l, 4 * hd]);
+        let mut rec = Recorder::new(ctx(), "attention");
+        ops::attention_using(&mut rec, kernel, &t, &t, &t, out.tensor(), &s, None, None).unwrap();
+        rec.submit();
+        assert_close(&format!("fused qkv, {kernel:?}"), &out.read(), &cpu::attention(&qkv, &qkv, &qkv, s).0, TOL);
+    }
 }
 
 #[test]

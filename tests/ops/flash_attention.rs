@@ -81,28 +81,6 @@ fn split_keys_decode_matches_cpu_over_chunk_remainders() {
 }
 
 #[test]
-fn flash_reads_fused_qkv_rows_with_strides_and_offsets() {
-    let (l, hd) = (11, 8);
-    let stride = 8 * hd;
-    let s = AttentionShape {
-        q_stride: stride,
-        q_offset: 0,
-        k_stride: stride,
-        k_offset: 4 * hd,
-        v_stride: stride,
-        v_offset: 6 * hd,
-        ..AttentionShape::packed(l, l, 4, 2, hd, true)
-    };
-    let qkv = Rng::new(10).normal(l * stride, 1.0);
-    let t = upload(&qkv, &[l, stride]);
-    let out = Guarded::new("attention out", &[l, 4 * hd]);
-    let mut rec = Recorder::new(ctx(), "attention");
-    ops::attention_using(&mut rec, AttentionKernel::Flash, &t, &t, &t, out.tensor(), &s, None, None).unwrap();
-    rec.submit();
-    assert_close("flash, fused qkv", &out.read(), &cpu::attention(&qkv, &qkv, &qkv, s).0, TOL);
-}
-
-#[test]
 fn flash_runs_past_the_per_query_kernels_key_limit() {
     let n = ops::MAX_KEYS + 29;
     // A prefill chunk of 9 queries at the end of a long sequence, and a decode step.

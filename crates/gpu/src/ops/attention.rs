@@ -68,6 +68,11 @@ fn params(
     need(op, "k", k, span(s.n_kv_heads, s.k_stride, s.k_offset, s.n_keys))?;
     need(op, "v", v, span(s.n_kv_heads, s.v_stride, s.v_offset, s.n_keys))?;
     need(op, "out", out, s.n_queries * s.n_heads * s.head_dim)?;
+    Ok(AttentionParams { n_head_slots: u32_of(op, n_head_slots)?, ..uniform_of(op, s)? })
+}
+
+/// `s` as the kernels' uniform (no mask, no capture slots).
+pub(crate) fn uniform_of(op: &'static str, s: &AttentionShape) -> Result<AttentionParams, GpuError> {
     Ok(AttentionParams {
         n_queries: u32_of(op, s.n_queries)?,
         n_keys: u32_of(op, s.n_keys)?,
@@ -82,7 +87,7 @@ fn params(
         v_offset: u32_of(op, s.v_offset)?,
         causal: s.causal as u32,
         scale: s.scale,
-        n_head_slots: u32_of(op, n_head_slots)?,
+        mask_from: u32::MAX,
         ..Default::default()
     })
 }

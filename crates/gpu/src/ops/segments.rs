@@ -126,24 +126,8 @@ pub fn attention_segments(
     need(op, "k own", k_own, span(s.n_kv_heads, s.k_stride, s.k_offset, rows))?;
     need(op, "v own", v_own, span(s.n_kv_heads, s.v_stride, s.v_offset, rows))?;
     need(op, "out", out, rows * s.n_heads * s.head_dim)?;
-    let params = AttentionParams {
-        n_queries: u32_of(op, rows)?,
-        n_keys: 0,
-        n_heads: u32_of(op, s.n_heads)?,
-        n_kv_heads: u32_of(op, s.n_kv_heads)?,
-        head_dim: u32_of(op, s.head_dim)?,
-        q_stride: u32_of(op, s.q_stride)?,
-        q_offset: u32_of(op, s.q_offset)?,
-        k_stride: u32_of(op, s.k_stride)?,
-        k_offset: u32_of(op, s.k_offset)?,
-        v_stride: u32_of(op, s.v_stride)?,
-        v_offset: u32_of(op, s.v_offset)?,
-        causal: 1,
-        scale: s.scale,
-        n_head_slots: 0,
-        mask_from: u32::MAX,
-        ..Default::default()
-    };
+    // n_keys is unused: each row's keys are its segment's.
+    let params = AttentionParams { n_queries: u32_of(op, rows)?, n_keys: 0, ..super::attention::uniform_of(op, s)? };
     let bindings = [
         (1, q.binding()),
         (2, k_cache.binding()),
