@@ -33,16 +33,26 @@ impl Future for MapFuture {
 
 /// Copies `size` bytes at `offset` of `buffer` (which needs `COPY_SRC`) to the host.
 pub async fn read_buffer(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, size: u64, what: &'static str) -> Result<Vec<u8>, GpuError> {
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("readback"),
-        size,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    let staging = staging_buffer(ctx, size);
     let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
     enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
     ctx.count_readback();
     ctx.queue.submit([enc.finish()]);
+    map_staging(ctx, staging, what).await
+}
+
+/// A host-mappable buffer of `size` bytes for a readback.
+pub(crate) fn staging_buffer(ctx: &GpuContext, size: u64) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("readback"),
+        size,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// The bytes of `staging` once the work that fills it (already submitted) is done.
+pub(crate) async fn map_staging(ctx: &GpuContext, staging: wgpu::Buffer, what: &'static str) -> Result<Vec<u8>, GpuError> {
     let state = Arc::new(Mutex::new(MapState::default()));
     let cb_state = state.clone();
     staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {

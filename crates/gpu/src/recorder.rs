@@ -180,6 +180,19 @@ impl<'a> Recorder<'a> {
         self.encoder.finish()
     }
 
+    /// Submits the recorded work with a copy of `t` (u32) to the host at its end, in the same
+    /// submission (a decode step's one submit: the next token's id comes back with it).
+    pub async fn submit_and_read_u32(mut self, t: &GpuTensor) -> Result<Vec<u32>, GpuError> {
+        let ctx = self.ctx;
+        let size = t.size_bytes().max(4);
+        let staging = crate::readback::staging_buffer(ctx, size);
+        HostCounters::add(&ctx.memory.host.buffers);
+        self.encoder().copy_buffer_to_buffer(t.buffer(), t.offset_bytes(), &staging, 0, size);
+        self.submit();
+        let bytes = crate::readback::map_staging(ctx, staging, "u32 tensor").await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes[..t.size_bytes() as usize]))
+    }
+
     pub fn submit(mut self) -> wgpu::SubmissionIndex {
         let ctx = self.ctx;
         self.pass = None;

@@ -423,7 +423,7 @@ impl Llava {
         }
         out.prefill_time = elapsed(start);
 
-        // Greedy decoding: one submit and one 4-byte read per token.
+        // Greedy decoding: one submit (the step and its 4-byte read) per token.
         let decode_start = now();
         let mut next = out.top.first().map(|t| t.0).unwrap_or(0);
         let no_plan = CapturePlan::new();
@@ -442,9 +442,8 @@ impl Llava {
             let h = self.language_model.forward(&mut rec, x, &mut cache, &no_plan, &mut LayerCaptures::default(), None)?;
             let (_, top_ids, _) = self.head(&mut rec, &h, 0, 1)?;
             encode += elapsed(encode_start).unwrap_or_default();
-            rec.submit();
             out.decode_steps += 1;
-            next = read_u32(ctx, &top_ids).await?[0];
+            next = rec.submit_and_read_u32(&top_ids).await?[0];
             if next as usize >= self.config.text.vocab_size {
                 return Err(ModelError::non_finite(format!("decoding token {}", step + 2), "the logits are not finite (no top token)"));
             }
