@@ -66,3 +66,23 @@ fn row_capture_copies_exactly_the_planned_rows() {
     let want: Vec<f32> = [0usize, 3, 4, 8].iter().flat_map(|&r| x[r * d..(r + 1) * d].to_vec()).collect();
     assert_eq!(download(&cap.values), want);
 }
+
+/// A freed op output goes back to the pool only once every recorder of its thread is submitted
+/// (or dropped): reused while one is open, another user's work could be queued before the old
+/// user's and its readback see the old user's writes.
+#[test]
+fn pooled_outputs_wait_for_open_recorders() {
+    use llava_lens_gpu::GpuTensor;
+    let len = 1237; // a size no other test on this thread allocates
+    let open = Recorder::new(ctx(), "open");
+    let x = GpuTensor::output(ctx(), &[len], "x");
+    let first = x.buffer().clone();
+    drop(x);
+    let y = GpuTensor::output(ctx(), &[len], "y");
+    assert!(*y.buffer() != first, "not reused while a recorder is open");
+    drop(y);
+    drop(open);
+    let z = GpuTensor::output(ctx(), &[len], "z");
+    let w = GpuTensor::output(ctx(), &[len], "w");
+    assert!(*z.buffer() == first || *w.buffer() == first, "reused once no recorder is open");
+}

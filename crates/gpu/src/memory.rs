@@ -14,7 +14,23 @@ pub struct MemoryStats {
     live: AtomicU64,
     peak: AtomicU64,
     pub(crate) host: HostCounters,
+    pool: BufferPool,
 }
+
+/// Small activation buffers freed and kept for the next tensor of the same size (a decode step
+/// allocates the same few hundred each token). They stay counted as live. Only tensors their
+/// kernel writes in full come from here ([`crate::GpuTensor::output`]): a reused buffer holds
+/// the last user's values, not zeros.
+#[derive(Debug, Default)]
+struct BufferPool {
+    free: std::sync::Mutex<std::collections::HashMap<u64, Vec<wgpu::Buffer>>>,
+    bytes: AtomicU64,
+}
+
+/// Largest buffer kept (decode's activations are kilobytes; prefill's are not kept), and the
+/// most bytes kept in all.
+const POOL_MAX_BUFFER: u64 = 4 << 20;
+const POOL_MAX_BYTES: u64 = 64 << 20;
 
 /// Host-side work, counted for benchmarks (the per-token cost of decoding on the CPU is the
 /// same on every GPU): buffers of any kind and bind groups created, dispatches recorded, submits.
@@ -86,11 +102,13 @@ impl MemoryStats {
     }
 }
 
-/// A buffer counted in its context's [`MemoryStats`] until dropped.
+/// A buffer counted in its context's [`MemoryStats`] until dropped (or kept in its pool).
 #[derive(Debug)]
 pub struct TrackedBuffer {
-    buffer: wgpu::Buffer,
+    /// Always Some until dropped (taken then, to go back to the pool).
+    buffer: Option<wgpu::Buffer>,
     stats: Arc<MemoryStats>,
+    pooled: bool,
 }
 
 // On the browser's WebGPU wgpu's handles are neither Send nor Sync (JS objects), so this Arc is
@@ -99,25 +117,97 @@ pub struct TrackedBuffer {
 impl TrackedBuffer {
     pub(crate) fn new(device: &wgpu::Device, stats: &Arc<MemoryStats>, desc: &wgpu::BufferDescriptor<'_>) -> Arc<Self> {
         stats.alloc(desc.size);
-        Arc::new(TrackedBuffer { buffer: device.create_buffer(desc), stats: stats.clone() })
+        Arc::new(TrackedBuffer { buffer: Some(device.create_buffer(desc)), stats: stats.clone(), pooled: false })
     }
 
     pub(crate) fn with_data(device: &wgpu::Device, stats: &Arc<MemoryStats>, desc: &wgpu::util::BufferInitDescriptor<'_>) -> Arc<Self> {
         let buffer = device.create_buffer_init(desc);
         stats.alloc(buffer.size());
-        Arc::new(TrackedBuffer { buffer, stats: stats.clone() })
+        Arc::new(TrackedBuffer { buffer: Some(buffer), stats: stats.clone(), pooled: false })
+    }
+
+    /// A buffer of `desc.size` from the pool, or a new one; it goes back to the pool when
+    /// dropped. Its contents are whatever its last user left.
+    pub(crate) fn pooled(device: &wgpu::Device, stats: &Arc<MemoryStats>, desc: &wgpu::BufferDescriptor<'_>) -> Arc<Self> {
+        let reused = stats.pool.free.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&desc.size).and_then(Vec::pop);
+        let buffer = match reused {
+            Some(b) => {
+                stats.pool.bytes.fetch_sub(desc.size, Ordering::Relaxed);
+                b
+            }
+            None => {
+                stats.alloc(desc.size);
+                device.create_buffer(desc)
+            }
+        };
+        Arc::new(TrackedBuffer { buffer: Some(buffer), stats: stats.clone(), pooled: true })
     }
 }
 
 impl std::ops::Deref for TrackedBuffer {
     type Target = wgpu::Buffer;
     fn deref(&self) -> &wgpu::Buffer {
-        &self.buffer
+        self.buffer.as_ref().expect("a tracked buffer holds its buffer until dropped")
     }
 }
 
 impl Drop for TrackedBuffer {
     fn drop(&mut self) {
-        self.stats.free(self.buffer.size());
+        let Some(buffer) = self.buffer.take() else { return };
+        if !self.pooled {
+            self.stats.free(buffer.size());
+            return;
+        }
+        // A recorder of this thread still open may have recorded work with the buffer: it goes
+        // back to the pool once every such recorder is submitted, so that any later user's work
+        // is queued after it (else another user's readback could see this work's writes).
+        let stats = self.stats.clone();
+        let deferred = OPEN_RECORDERS.with(|open| open.get() > 0);
+        if deferred {
+            DEFERRED.with(|d| d.borrow_mut().push((stats, buffer)));
+        } else {
+            stats.give_back(buffer);
+        }
+    }
+}
+
+thread_local! {
+    /// Recorders of this thread created and not yet submitted or dropped.
+    static OPEN_RECORDERS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Pooled buffers dropped while one was open.
+    static DEFERRED: std::cell::RefCell<Vec<(Arc<MemoryStats>, wgpu::Buffer)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A recorder was created on this thread.
+pub(crate) fn recorder_opened() {
+    OPEN_RECORDERS.with(|open| open.set(open.get() + 1));
+}
+
+/// A recorder of this thread was submitted or dropped: when none is left open, the buffers
+/// dropped meanwhile go back to their pools.
+pub(crate) fn recorder_closed() {
+    let none_open = OPEN_RECORDERS.with(|open| {
+        open.set(open.get().saturating_sub(1));
+        open.get() == 0
+    });
+    if none_open {
+        for (stats, buffer) in DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut())) {
+            stats.give_back(buffer);
+        }
+    }
+}
+
+impl MemoryStats {
+    /// Keeps a freed pooled buffer for reuse when it is small and the pool has room; frees it
+    /// otherwise.
+    fn give_back(&self, buffer: wgpu::Buffer) {
+        let size = buffer.size();
+        let pool = &self.pool;
+        if size <= POOL_MAX_BUFFER && pool.bytes.load(Ordering::Relaxed) + size <= POOL_MAX_BYTES {
+            pool.bytes.fetch_add(size, Ordering::Relaxed);
+            pool.free.lock().unwrap_or_else(|p| p.into_inner()).entry(size).or_default().push(buffer);
+        } else {
+            self.free(size);
+        }
     }
 }

@@ -53,6 +53,7 @@ impl std::fmt::Debug for Recorder<'_> {
 
 impl<'a> Recorder<'a> {
     pub fn new(ctx: &'a GpuContext, label: &str) -> Self {
+        crate::memory::recorder_opened();
         let encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
         Recorder { ctx, encoder, pass: None, dispatches: 0, timestamps: None, uniforms: UniformSlots::default() }
     }
@@ -60,7 +61,9 @@ impl<'a> Recorder<'a> {
     /// A recorder whose compute pass writes GPU timestamps 0 (start) and 1 (end) into
     /// `query_set` (needs `Features::TIMESTAMP_QUERY`). Used by benchmarks, which record one pass.
     pub fn timed(ctx: &'a GpuContext, label: &str, query_set: wgpu::QuerySet) -> Self {
-        Recorder { timestamps: Some(query_set), ..Self::new(ctx, label) }
+        let mut rec = Self::new(ctx, label);
+        rec.timestamps = Some(query_set);
+        rec
     }
 
     /// The command encoder, for commands that are not dispatches (ends the current compute pass).
@@ -174,12 +177,6 @@ impl<'a> Recorder<'a> {
         self.ctx.queue.submit([done.finish()])
     }
 
-    /// The recorded commands, for the caller to submit (their uniform chunks are not reused).
-    pub fn finish(mut self) -> wgpu::CommandBuffer {
-        self.pass = None;
-        self.encoder.finish()
-    }
-
     /// Submits the recorded work with a copy of `t` (u32) to the host at its end, in the same
     /// submission (a decode step's one submit: the next token's id comes back with it).
     pub async fn submit_and_read_u32(mut self, t: &GpuTensor) -> Result<Vec<u32>, GpuError> {
@@ -196,11 +193,21 @@ impl<'a> Recorder<'a> {
     pub fn submit(mut self) -> wgpu::SubmissionIndex {
         let ctx = self.ctx;
         self.pass = None;
-        let mut uniforms = std::mem::take(&mut self.uniforms);
+        let fresh = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("llava-lens") });
+        let done = std::mem::replace(&mut self.encoder, fresh);
         HostCounters::add(&ctx.memory.host.submits);
-        let index = ctx.queue.submit([self.encoder.finish()]);
-        uniforms.release(ctx);
+        let index = ctx.queue.submit([done.finish()]);
+        self.uniforms.release(ctx);
         index
+        // Dropping self now closes the recorder (its deferred buffers may return to the pool).
+    }
+}
+
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        // Unsubmitted work never runs; submitted work is queued: either way this recorder no
+        // longer holds back pooled buffers.
+        crate::memory::recorder_closed();
     }
 }
 

@@ -37,6 +37,18 @@ impl GpuTensor {
         GpuTensor { buffer, offset: 0, len, shape: shape.to_vec() }
     }
 
+    /// A tensor its kernel writes in full (an op's output): its buffer may be a freed one of the
+    /// same size, holding old values, so nothing may read it before it is written.
+    pub fn output(ctx: &GpuContext, shape: &[usize], label: &str) -> GpuTensor {
+        let len: usize = shape.iter().product();
+        let buffer = TrackedBuffer::pooled(
+            &ctx.device,
+            &ctx.memory,
+            &wgpu::BufferDescriptor { label: Some(label), size: padded(len as u64 * 4), usage: USAGE, mapped_at_creation: false },
+        );
+        GpuTensor { buffer, offset: 0, len, shape: shape.to_vec() }
+    }
+
     fn from_bytes(ctx: &GpuContext, bytes: &[u8], shape: &[usize], label: &str) -> GpuTensor {
         let mut data = bytes.to_vec();
         data.resize(padded(bytes.len() as u64) as usize, 0);

@@ -39,7 +39,7 @@ impl Linear {
     /// `x [m, in] -> [m, out]`: a matvec for one row (decode), a tiled GEMM otherwise.
     pub fn forward(&self, rec: &mut Recorder<'_>, x: &GpuTensor) -> Result<GpuTensor, ModelError> {
         let m = rows_of(x);
-        let y = GpuTensor::zeros(rec.ctx(), &[m, self.weight.rows], "linear out");
+        let y = GpuTensor::output(rec.ctx(), &[m, self.weight.rows], "linear out");
         if m == 1 {
             ops::matvec(rec, &x.view(rec.ctx(), 0, &[self.weight.cols])?, &self.weight, &y)?;
         } else {
@@ -70,7 +70,7 @@ impl LayerNorm {
     }
 
     pub fn forward(&self, rec: &mut Recorder<'_>, x: &GpuTensor) -> Result<GpuTensor, ModelError> {
-        let y = GpuTensor::zeros(rec.ctx(), x.shape(), "layer_norm out");
+        let y = GpuTensor::output(rec.ctx(), x.shape(), "layer_norm out");
         ops::layer_norm(rec, x, &self.weight, &self.bias, &y, self.eps)?;
         Ok(y)
     }
@@ -89,7 +89,7 @@ impl RmsNorm {
     }
 
     pub fn forward(&self, rec: &mut Recorder<'_>, x: &GpuTensor) -> Result<GpuTensor, ModelError> {
-        let y = GpuTensor::zeros(rec.ctx(), x.shape(), "rms_norm out");
+        let y = GpuTensor::output(rec.ctx(), x.shape(), "rms_norm out");
         ops::rms_norm(rec, x, &self.weight, &y, self.eps)?;
         Ok(y)
     }

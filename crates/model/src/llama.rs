@@ -235,7 +235,7 @@ impl LlamaDecoderLayer {
         ops::rope(rec, &k, rope(c.num_key_value_heads))?;
         cache.append(rec, n, &k, &v)?;
         let shape = AttentionShape::packed(l, pos + l, c.num_attention_heads, c.num_key_value_heads, hd, true);
-        let attn = GpuTensor::zeros(ctx, &[l, c.num_attention_heads * hd], "attention z");
+        let attn = GpuTensor::output(ctx, &[l, c.num_attention_heads * hd], "attention z");
         match plan.attention(n) {
             Some(sel) => {
                 let cap = AttentionCapture::new(ctx, &sel, &shape)?;
@@ -275,7 +275,7 @@ impl LlamaDecoderLayer {
         capture_rows(rec, plan, caps, n, HookPoint::ResidMid, &attn_out)?;
         let h = self.post_attention_layernorm.forward(rec, &attn_out)?;
         let gu = self.gate_up_proj.forward(rec, &h)?;
-        let m = GpuTensor::zeros(rec.ctx(), &[l, c.intermediate_size], "silu_mul");
+        let m = GpuTensor::output(rec.ctx(), &[l, c.intermediate_size], "silu_mul");
         ops::silu_mul(rec, &gu, c.intermediate_size, &m)?;
         let f = self.down_proj.forward(rec, &m)?;
         capture_rows(rec, plan, caps, n, HookPoint::MlpOut, &f)?;

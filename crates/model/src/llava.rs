@@ -437,7 +437,7 @@ impl Llava {
             let encode_start = now();
             let mut rec = Recorder::new(ctx, "decode");
             let id_t = GpuTensor::from_u32(ctx, &[next], &[1], "token")?;
-            let x = GpuTensor::zeros(ctx, &[1, d], "embed");
+            let x = GpuTensor::output(ctx, &[1, d], "embed");
             ops::embedding(&mut rec, &id_t, &self.language_model.embed_tokens, &x)?;
             let h = self.language_model.forward(&mut rec, x, &mut cache, &no_plan, &mut LayerCaptures::default(), None)?;
             let (_, top_ids, _) = self.head(&mut rec, &h, 0, 1)?;
@@ -459,7 +459,7 @@ impl Llava {
     pub fn logits_at(&self, rec: &mut Recorder<'_>, h: &GpuTensor, row: usize) -> Result<GpuTensor, ModelError> {
         let lm = &self.language_model;
         let d = lm.config.hidden_size;
-        let last = GpuTensor::zeros(rec.ctx(), &[1, d], "last hidden");
+        let last = GpuTensor::output(rec.ctx(), &[1, d], "last hidden");
         rec.copy_rows(h, row, &last, 0, 1)?;
         let normed = lm.norm.forward(rec, &last)?;
         lm.lm_head.forward(rec, &normed)
@@ -509,9 +509,9 @@ impl Llava {
         let logits = self.logits_at(rec, h, row)?;
         let vocab = lm.config.vocab_size;
         let (vals, ids, lp) = (
-            GpuTensor::zeros(ctx, &[k], "top values"),
-            GpuTensor::zeros(ctx, &[k], "top ids"),
-            GpuTensor::zeros(ctx, &[k], "top log-probs"),
+            GpuTensor::output(ctx, &[k], "top values"),
+            GpuTensor::output(ctx, &[k], "top ids"),
+            GpuTensor::output(ctx, &[k], "top log-probs"),
         );
         ops::top_k(rec, &logits, vocab, k, &vals, &ids)?;
         ops::log_softmax_gather(rec, &logits, vocab, &ids, &lp)?;
