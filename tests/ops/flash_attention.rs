@@ -87,7 +87,8 @@ fn flash_runs_past_the_per_query_kernels_key_limit() {
     check("9 queries, 3101 keys", AttentionShape::packed(9, n, 2, 1, 16, true), 11);
     check("decode, 3101 keys", AttentionShape::packed(1, n, 2, 2, 8, true), 12);
     let kernel = |q, k, hd| AttentionKernel::for_shape(&AttentionShape::packed(q, k, 2, 2, hd, true));
-    assert_eq!((kernel(1, n, 8), kernel(1, 100, 256)), (AttentionKernel::SplitKeys, AttentionKernel::SplitKeys), "decode");
+    assert_eq!((kernel(1, n, 8), kernel(1, 200, 256)), (AttentionKernel::SplitKeys, AttentionKernel::SplitKeys), "decode");
+    assert_eq!(kernel(1, 100, 8), AttentionKernel::PerQuery, "a decode of one chunk");
     assert_eq!((kernel(9, n, 8), kernel(3, n, 8)), (AttentionKernel::Flash, AttentionKernel::Flash), "prefill, long sequences");
     assert_eq!(kernel(3, 40, 8), AttentionKernel::PerQuery, "a few queries");
     // Heads larger than flash stages fall back to the per-query kernel.

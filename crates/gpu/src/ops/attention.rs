@@ -35,11 +35,12 @@ pub enum AttentionKernel {
 }
 
 impl AttentionKernel {
-    /// Split keys for one query (decode); flash where its head dimension fits and there are 8
-    /// queries to share a workgroup or more keys than the per-query kernel holds; per-query
-    /// otherwise (a few queries, or heads over 128).
+    /// Split keys for one query (decode) with more keys than one chunk (with one chunk the
+    /// split only adds the merge); flash where its head dimension fits and there are 8 queries
+    /// to share a workgroup or more keys than the per-query kernel holds; per-query otherwise
+    /// (short decodes, a few queries, heads over 128).
     pub fn for_shape(s: &AttentionShape) -> AttentionKernel {
-        if s.n_queries == 1 && s.head_dim <= MAX_HEAD_DIM {
+        if s.n_queries == 1 && s.head_dim <= MAX_HEAD_DIM && s.n_keys > SPLIT_KEYS {
             AttentionKernel::SplitKeys
         } else if s.head_dim <= FLASH_MAX_HEAD_DIM && (s.n_queries >= FLASH_ROWS || s.n_keys > MAX_KEYS) {
             AttentionKernel::Flash
