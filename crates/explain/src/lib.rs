@@ -15,6 +15,7 @@ pub mod faithfulness;
 pub mod intervene;
 mod lens;
 pub mod method;
+mod options;
 mod projection;
 pub mod render;
 mod storage;
