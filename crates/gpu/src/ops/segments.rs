@@ -20,6 +20,8 @@ pub struct Segments {
     pub spans: Vec<(usize, usize)>,
     /// Rows of all segments together.
     pub rows: usize,
+    /// Each segment's first row.
+    starts: Vec<usize>,
     /// Each row's position `[rows]` (RoPE).
     positions: GpuTensor,
     /// Each row's segment start row and shared keys, `[rows, 2]` (attention).
@@ -30,8 +32,9 @@ impl Segments {
     pub fn new(ctx: &GpuContext, spans: &[(usize, usize)]) -> Result<Segments, GpuError> {
         let op = "segments";
         ensure(!spans.is_empty() && spans.iter().all(|&(_, rows)| rows > 0), op, || format!("empty segments in {spans:?}"))?;
-        let (mut positions, mut table) = (Vec::new(), Vec::new());
+        let (mut positions, mut table, mut starts) = (Vec::new(), Vec::new(), Vec::new());
         for &(from, rows) in spans {
+            starts.push(positions.len());
             let start = u32_of(op, positions.len())?;
             let last = from.checked_add(rows).ok_or_else(|| GpuError::shape(op, format!("segment from {from} of {rows} rows")))?;
             ensure(last <= MAX_KEYS, op, || format!("a segment ends at position {last}, past the attention kernel's {MAX_KEYS} keys"))?;
@@ -44,6 +47,7 @@ impl Segments {
         Ok(Segments {
             spans: spans.to_vec(),
             rows,
+            starts,
             positions: GpuTensor::from_u32(ctx, &positions, &[rows], "segment positions")?,
             table: GpuTensor::from_u32(ctx, &table, &[rows, 2], "segment table")?,
         })
@@ -51,7 +55,7 @@ impl Segments {
 
     /// The first row of segment `i`.
     pub fn first_row(&self, i: usize) -> usize {
-        self.spans[..i].iter().map(|s| s.1).sum()
+        self.starts[i]
     }
 
     /// Keys the cache must hold: the latest segment start.
