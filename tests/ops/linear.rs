@@ -1,4 +1,4 @@
-use llava_lens_gpu::ops::{self, GemmTile};
+use llava_lens_gpu::ops::{self, GemmTile, MatvecKernel};
 use llava_lens_gpu::{GpuMatrix, Recorder};
 use llava_lens_tensor::cpu::{self, PatchShape};
 use llava_lens_tensor::{DType, HostMatrix, Rng};
@@ -38,14 +38,18 @@ fn run_matmul(m: usize, n: usize, k: usize, dtype: DType, seed: u64) {
 }
 
 fn run_matvec(n: usize, k: usize, dtype: DType, seed: u64) {
+    run_matvec_using(n, k, dtype, seed, MatvecKernel::Shared);
+}
+
+fn run_matvec_using(n: usize, k: usize, dtype: DType, seed: u64, kernel: MatvecKernel) {
     let x = Rng::new(seed).uniform(k, -1.0, 1.0);
     let host = weights(seed + 1, n, k, dtype);
     let w = GpuMatrix::upload(ctx(), &host, "w").unwrap();
     let y = Guarded::new("matvec y", &[n]);
     let mut rec = Recorder::new(ctx(), "matvec");
-    ops::matvec(&mut rec, &upload(&x, &[k]), &w, y.tensor()).unwrap();
+    ops::matvec_using(&mut rec, &upload(&x, &[k]), &w, y.tensor(), ops::matvec_lanes(k), kernel).unwrap();
     rec.submit();
-    assert_close(&format!("matvec {n}x{k} {dtype}"), &y.read(), &cpu::matvec(&x, &host), TOL);
+    assert_close(&format!("matvec {n}x{k} {dtype} {kernel:?}"), &y.read(), &cpu::matvec(&x, &host), TOL);
 }
 
 #[test]
@@ -62,6 +66,17 @@ fn matmul_matches_cpu() {
     }
 }
 
+/// Both reductions: the workgroup tree everywhere, and the subgroup one on adapters with
+/// subgroups (lavapipe has them, 8 wide: rows of 8 lanes are reduced by shuffles alone, rows of
+/// 16-256 lanes also through workgroup memory).
+fn matvec_kernels() -> Vec<MatvecKernel> {
+    let mut kernels = vec![MatvecKernel::Shared];
+    if ctx().has_subgroups() {
+        kernels.push(MatvecKernel::Subgroup);
+    }
+    kernels
+}
+
 #[test]
 fn matvec_matches_cpu_at_every_lane_count() {
     let (n, k) = (45, 2080);
@@ -69,12 +84,37 @@ fn matvec_matches_cpu_at_every_lane_count() {
     for dtype in DTYPES {
         let host = weights(91, n, k, dtype);
         let w = GpuMatrix::upload(ctx(), &host, "w").unwrap();
-        for lanes in [32, 64, 128, 256] {
-            let y = Guarded::new("matvec y", &[n]);
-            let mut rec = Recorder::new(ctx(), "matvec");
-            ops::matvec_with_lanes(&mut rec, &upload(&x, &[k]), &w, y.tensor(), lanes).unwrap();
-            rec.submit();
-            assert_close(&format!("matvec {n}x{k} {dtype} {lanes} lanes"), &y.read(), &cpu::matvec(&x, &host), TOL);
+        for kernel in matvec_kernels() {
+            for lanes in [8, 16, 32, 64, 128, 256] {
+                let y = Guarded::new("matvec y", &[n]);
+                let mut rec = Recorder::new(ctx(), "matvec");
+                ops::matvec_using(&mut rec, &upload(&x, &[k]), &w, y.tensor(), lanes, kernel).unwrap();
+                rec.submit();
+                assert_close(&format!("matvec {n}x{k} {dtype} {kernel:?} {lanes} lanes"), &y.read(), &cpu::matvec(&x, &host), TOL);
+            }
+        }
+    }
+}
+
+/// The subgroup kernel on every shape the tree kernel is checked on (odd K included), so a
+/// wrong run of lanes or a dropped subgroup shows up as wrong rows.
+#[test]
+fn subgroup_matvec_matches_cpu() {
+    if !ctx().has_subgroups() {
+        // Lavapipe (the tests' adapter here and in CI) has subgroups: a silent skip there would
+        // hide a broken kernel. Other adapters without them never run it.
+        assert!(!ctx().adapter_info.name.contains("llvmpipe"), "lavapipe lost its subgroups: the subgroup kernel went untested");
+        return;
+    }
+    let shapes = MATMUL_SHAPES.iter().map(|&(_, n, k)| (n, k)).chain([(9, 1024), (37, 8192), (5, 16384)]);
+    for (i, (n, k)) in shapes.enumerate() {
+        for dtype in DTYPES {
+            run_matvec_using(n, k, dtype, 500 + i as u64, MatvecKernel::Subgroup);
+        }
+    }
+    for (i, &(_, n, k)) in ODD_K_SHAPES.iter().enumerate() {
+        for dtype in [DType::F32, DType::F16] {
+            run_matvec_using(n, k, dtype, 600 + i as u64, MatvecKernel::Subgroup);
         }
     }
 }

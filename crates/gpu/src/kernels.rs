@@ -5,6 +5,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Linear,
+    MatvecSubgroup,
     Add,
     Activation,
     Norm,
@@ -34,8 +35,9 @@ pub struct EntryPoint {
 use Access::{Read, ReadWrite, Uniform};
 
 impl Kernel {
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 12] = [
         Kernel::Linear,
+        Kernel::MatvecSubgroup,
         Kernel::Add,
         Kernel::Activation,
         Kernel::Norm,
@@ -51,6 +53,7 @@ impl Kernel {
     pub fn file(self) -> &'static str {
         match self {
             Kernel::Linear => "linear.wgsl",
+            Kernel::MatvecSubgroup => "matvec_subgroup.wgsl",
             Kernel::Add => "add.wgsl",
             Kernel::Activation => "activation.wgsl",
             Kernel::Norm => "norm.wgsl",
@@ -66,7 +69,11 @@ impl Kernel {
 
     pub fn source(self) -> &'static str {
         match self {
-            Kernel::Linear => include_str!("../../../shaders/linear.wgsl"),
+            // The weight readers append the shared decoding (a WGSL module has no includes).
+            Kernel::Linear => concat!(include_str!("../../../shaders/linear.wgsl"), include_str!("../../../shaders/common/weights.wgsl")),
+            Kernel::MatvecSubgroup => {
+                concat!(include_str!("../../../shaders/matvec_subgroup.wgsl"), include_str!("../../../shaders/common/weights.wgsl"))
+            }
             Kernel::Add => include_str!("../../../shaders/add.wgsl"),
             Kernel::Activation => include_str!("../../../shaders/activation.wgsl"),
             Kernel::Norm => include_str!("../../../shaders/norm.wgsl"),
@@ -83,7 +90,7 @@ impl Kernel {
     /// The WGSL name of the uniform struct at binding 0 (mirrored in [`crate::params`]).
     pub fn params_struct(self) -> &'static str {
         match self {
-            Kernel::Linear => "LinearParams",
+            Kernel::Linear | Kernel::MatvecSubgroup => "LinearParams",
             Kernel::Add => "AddParams",
             Kernel::Activation => "ActivationParams",
             Kernel::Norm => "NormParams",
@@ -120,6 +127,7 @@ impl Kernel {
                 EntryPoint { name: "matvec", bindings: LINEAR_GEMM },
                 EntryPoint { name: "embedding", bindings: &[(0, Uniform), (2, ReadWrite), (3, Read), (4, Read), (5, Read)] },
             ],
+            Kernel::MatvecSubgroup => &[EntryPoint { name: "matvec_subgroup", bindings: LINEAR_GEMM }],
             Kernel::Add => &[
                 EntryPoint { name: "residual_add", bindings: IN_PLACE_WITH_INPUT },
                 EntryPoint { name: "bias_add", bindings: IN_PLACE_WITH_INPUT },
@@ -181,6 +189,15 @@ impl Kernel {
         }
     }
 
+    /// Device features the shader needs: such a kernel is only used where the adapter has them
+    /// (every other kernel runs on core WebGPU).
+    pub fn required_features(self) -> wgpu::Features {
+        match self {
+            Kernel::MatvecSubgroup => wgpu::Features::SUBGROUP,
+            _ => wgpu::Features::empty(),
+        }
+    }
+
     pub fn entry_point(self, name: &str) -> &'static EntryPoint {
         self.entry_points().iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{} has no entry point {name}", self.file()))
     }
@@ -196,9 +213,13 @@ mod tests {
     fn validate(kernel: Kernel) -> (naga::Module, naga::valid::ModuleInfo) {
         let module = naga::front::wgsl::parse_str(kernel.source())
             .unwrap_or_else(|e| panic!("{}: {}", kernel.file(), e.emit_to_string(kernel.source())));
-        // Core WebGPU only: no shader-f16, no subgroups (the fast paths must not need them).
-        // pack/unpack2x16float are core WGSL; naga files them under their own capability.
-        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32)
+        // Core WebGPU only unless the kernel declares a feature (the fast paths must not need
+        // them). pack/unpack2x16float are core WGSL; naga files them under their own capability.
+        let mut caps = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+        if kernel.required_features().contains(wgpu::Features::SUBGROUP) {
+            caps |= naga::valid::Capabilities::SUBGROUP;
+        }
+        let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .validate(&module)
             .unwrap_or_else(|e| panic!("{}: {}", kernel.file(), e.emit_to_string(kernel.source())));
         (module, info)
@@ -208,6 +229,16 @@ mod tests {
     fn every_shader_validates_at_webgpu_baseline() {
         for kernel in Kernel::ALL {
             validate(kernel);
+        }
+    }
+
+    #[test]
+    fn only_the_declared_kernels_need_device_features() {
+        let core = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+        for kernel in Kernel::ALL {
+            let module = naga::front::wgsl::parse_str(kernel.source()).unwrap();
+            let at_core = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), core).validate(&module);
+            assert_eq!(at_core.is_err(), !kernel.required_features().is_empty(), "{}", kernel.file());
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 
-use llava_lens_gpu::ops::{self, AttentionKernel, GemmTile};
+use llava_lens_gpu::ops::{self, AttentionKernel, GemmTile, MatvecKernel};
 use llava_lens_gpu::{GpuContext, GpuError, GpuMatrix, GpuTensor, Recorder};
 use llava_lens_tensor::cpu::{self, AttentionShape};
 use llava_lens_tensor::{DType, HostMatrix, Rng};
@@ -26,6 +26,7 @@ pub enum Case {
         n: usize,
         k: usize,
         dtype: DType,
+        kernel: MatvecKernel,
     },
     Matmul {
         m: usize,
@@ -47,15 +48,19 @@ pub enum Case {
     },
 }
 
-/// Llava-1.5-7B shapes (`quick` divides every dimension by 8 for software adapters).
-pub fn all(quick: bool) -> Vec<Case> {
+/// Llava-1.5-7B shapes (`quick` divides every dimension by 8 for software adapters). The subgroup
+/// matvec runs beside the core one where the adapter has subgroups.
+pub fn all(quick: bool, subgroups: bool) -> Vec<Case> {
     let d = |x: usize| if quick { x.div_ceil(8) } else { x };
     let copy_bytes = if quick { 16 << 20 } else { 512 << 20 };
     let mut cases = vec![Case::Copy { bytes: copy_bytes }, Case::CopyBuffer { bytes: copy_bytes }];
     // q/k/v/o and down_proj inputs, gate/up, down_proj, lm_head.
     for (n, k) in [(4096, 4096), (11008, 4096), (4096, 11008), (32064, 4096)] {
         for dtype in DTYPES {
-            cases.push(Case::Matvec { n: d(n), k: d(k), dtype });
+            cases.push(Case::Matvec { n: d(n), k: d(k), dtype, kernel: MatvecKernel::Shared });
+            if subgroups {
+                cases.push(Case::Matvec { n: d(n), k: d(k), dtype, kernel: MatvecKernel::Subgroup });
+            }
         }
     }
     // Prefill of ~600 tokens (576 image patches + prompt): q/k/v/o and gate/up.
@@ -113,7 +118,8 @@ impl Case {
         match self {
             Case::Copy { .. } => "copy",
             Case::CopyBuffer { .. } => "copy_buffer_to_buffer",
-            Case::Matvec { .. } => "matvec",
+            Case::Matvec { kernel: MatvecKernel::Shared, .. } => "matvec",
+            Case::Matvec { kernel: MatvecKernel::Subgroup, .. } => "matvec_subgroup",
             Case::Matmul { tile: GemmTile::Small, .. } => "matmul",
             Case::Matmul { tile: GemmTile::Wide, .. } => "matmul_wide",
             Case::Attention { queries: 1, .. } => "attention_decode",
@@ -173,7 +179,7 @@ impl Case {
                     cpu: None,
                 }
             }
-            Case::Matvec { n, k, dtype } => {
+            Case::Matvec { n, k, dtype, kernel } => {
                 let (host, w) = weights(ctx, n, k, dtype, 1)?;
                 // Enough copies of the matrix to overflow a large GPU's L2 (50 MB on an H100),
                 // cycled through so every dispatch reads from memory as decode does.
@@ -195,7 +201,7 @@ impl Case {
                     in_compute_pass: true,
                     record: Box::new(move |rec| {
                         next.set((next.get() + 1) % mats.len());
-                        ops::matvec_with_lanes(rec, &xt, &mats[next.get()], &y, lanes)
+                        ops::matvec_using(rec, &xt, &mats[next.get()], &y, lanes, kernel)
                     }),
                     cpu: Some(Box::new(move || drop(cpu::matvec(&x, &host)))),
                 }

@@ -6,7 +6,7 @@ use crate::error::ensure;
 use crate::kernels::Kernel;
 use crate::params::{LinearParams, PatchParams};
 use crate::recorder::Groups;
-use crate::{GpuError, GpuMatrix, GpuTensor, Recorder};
+use crate::{GpuContext, GpuError, GpuMatrix, GpuTensor, Recorder};
 
 /// `W_DTYPE` override of `shaders/linear.wgsl`.
 fn w_dtype(d: DType) -> u32 {
@@ -19,8 +19,10 @@ fn w_dtype(d: DType) -> u32 {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn dispatch_blocks(
     rec: &mut Recorder<'_>,
+    kernel: Kernel,
     entry: &'static str,
     extra_overrides: &[(&'static str, u32)],
     w: &GpuMatrix,
@@ -44,7 +46,7 @@ fn dispatch_blocks(
         };
         let (input_binding, input_slot) = if entry == "embedding" { (input.binding(), 5) } else { (input.binding_vec4(), 1) };
         rec.dispatch(
-            Kernel::Linear,
+            kernel,
             entry,
             &overrides,
             &params,
@@ -94,7 +96,7 @@ pub fn matmul_tiled(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &Gp
     need("matmul", "y", y, m * w.rows)?;
     let (entry, size) = tile.entry_and_size();
     let m_tiles = groups_for(m, size);
-    dispatch_blocks(rec, entry, &[], w, x, y, m, w.rows, |rows| Groups::Grid(groups_for(rows, size), m_tiles))
+    dispatch_blocks(rec, Kernel::Linear, entry, &[], w, x, y, m, w.rows, |rows| Groups::Grid(groups_for(rows, size), m_tiles))
 }
 
 /// Lanes per row of `matvec` (its `MV_LANES`): 64 up to K = 4096, 128 for down_proj's K = 11008.
@@ -104,18 +106,65 @@ pub fn matvec_lanes(k: usize) -> u32 {
     (k / 128).next_power_of_two().clamp(64, 256) as u32
 }
 
+/// Where the partial sums of a `matvec` row meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatvecKernel {
+    /// `linear.wgsl:matvec`: a workgroup-memory tree (core WebGPU; the reference).
+    Shared,
+    /// `matvec_subgroup.wgsl`: subgroup shuffles and at most one barrier.
+    Subgroup,
+}
+
+impl MatvecKernel {
+    /// The subgroup kernel where the device has subgroups, natively. In the browser WGSL needs
+    /// `enable subgroups;`, which naga (the native front end) rejects, so one source cannot serve
+    /// both; the page keeps the core kernel until that variant can be tested in a browser that
+    /// has subgroups (the CI's SwiftShader has none).
+    pub fn for_context(ctx: &GpuContext) -> MatvecKernel {
+        if ctx.has_subgroups() && cfg!(not(target_arch = "wasm32")) { MatvecKernel::Subgroup } else { MatvecKernel::Shared }
+    }
+
+    fn kernel_and_entry(self) -> (Kernel, &'static str) {
+        match self {
+            MatvecKernel::Shared => (Kernel::Linear, "matvec"),
+            MatvecKernel::Subgroup => (Kernel::MatvecSubgroup, "matvec_subgroup"),
+        }
+    }
+}
+
 /// `y[n] = W[n, k] @ x[k]`: the decode case, `4 * 256 / lanes` rows per workgroup.
 pub fn matvec(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor) -> Result<(), GpuError> {
     matvec_with_lanes(rec, x, w, y, matvec_lanes(w.cols))
 }
 
-/// [`matvec`] with an explicit `MV_LANES` (32, 64, 128 or 256): for tests and tuning.
+/// [`matvec`] with an explicit `MV_LANES` (a power of two from 8 to 256): for tests and tuning.
 pub fn matvec_with_lanes(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor, lanes: u32) -> Result<(), GpuError> {
+    let kernel = MatvecKernel::for_context(rec.ctx());
+    matvec_using(rec, x, w, y, lanes, kernel)
+}
+
+/// [`matvec`] with explicit lanes and kernel: tests and benchmarks run both side by side.
+pub fn matvec_using(
+    rec: &mut Recorder<'_>,
+    x: &GpuTensor,
+    w: &GpuMatrix,
+    y: &GpuTensor,
+    lanes: u32,
+    kernel: MatvecKernel,
+) -> Result<(), GpuError> {
     ensure(x.len() == w.cols, "matvec", || format!("x has {} elements, W has K = {}", x.len(), w.cols))?;
-    ensure([32, 64, 128, 256].contains(&lanes), "matvec", || format!("{lanes} lanes per row; expected 32, 64, 128 or 256"))?;
+    // 8 and 16 are never picked by `matvec_lanes`; they let an adapter with 8-wide subgroups
+    // (lavapipe) test the subgroup kernel's path where a row fits in one subgroup.
+    ensure(lanes.is_power_of_two() && (8..=256).contains(&lanes), "matvec", || {
+        format!("{lanes} lanes per row; expected a power of two from 8 to 256")
+    })?;
+    let (kernel, entry) = kernel.kernel_and_entry();
+    ensure(rec.ctx().features().contains(kernel.required_features()), "matvec", || {
+        format!("{} needs {:?}, which this adapter does not have", kernel.file(), kernel.required_features())
+    })?;
     need("matvec", "y", y, w.rows)?;
     let rows_per_group = 4 * 256 / lanes as usize;
-    dispatch_blocks(rec, "matvec", &[("MV_LANES", lanes)], w, x, y, 1, w.rows, |rows| Groups::Linear(groups_for(rows, rows_per_group)))
+    dispatch_blocks(rec, kernel, entry, &[("MV_LANES", lanes)], w, x, y, 1, w.rows, |rows| Groups::Linear(groups_for(rows, rows_per_group)))
 }
 
 /// `y[t, :] = W[ids[t], :]`. Every block is dispatched; each writes the ids that fall in its rows.
@@ -124,7 +173,7 @@ pub fn matvec_with_lanes(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y
 pub fn embedding(rec: &mut Recorder<'_>, ids: &GpuTensor, w: &GpuMatrix, y: &GpuTensor) -> Result<(), GpuError> {
     let n = ids.len() * w.cols;
     need("embedding", "y", y, n)?;
-    dispatch_blocks(rec, "embedding", &[], w, ids, y, ids.len(), w.cols, |_| Groups::Linear(groups_for(n, 256)))
+    dispatch_blocks(rec, Kernel::Linear, "embedding", &[], w, ids, y, ids.len(), w.cols, |_| Groups::Linear(groups_for(n, 256)))
 }
 
 /// Patches of a CHW image as rows of `cols` (`[n_patches, C * P * P]`).

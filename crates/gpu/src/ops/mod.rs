@@ -20,7 +20,9 @@ pub use attention::{
 };
 pub use copy::copy;
 pub use explain::{fixed_rms_norm, scatter_heads, weighted_values};
-pub use linear::{GemmTile, embedding, im2col, matmul, matmul_tiled, matvec, matvec_lanes, matvec_with_lanes, patch_embed};
+pub use linear::{
+    GemmTile, MatvecKernel, embedding, im2col, matmul, matmul_tiled, matvec, matvec_lanes, matvec_using, matvec_with_lanes, patch_embed,
+};
 pub use norm::{layer_norm, rms_norm};
 pub use reduce::{argmax, log_softmax_gather, token_rank, top_k};
 pub use rope::rope;
