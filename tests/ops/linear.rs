@@ -28,7 +28,13 @@ fn run_matmul(m: usize, n: usize, k: usize, dtype: DType, seed: u64) {
     let host = weights(seed + 1, n, k, dtype);
     let w = GpuMatrix::upload(ctx(), &host, "w").unwrap();
     let want = cpu::matmul(&x, m, &host);
-    for tile in [GemmTile::Small, GemmTile::Wide] {
+    for tile in [GemmTile::Small, GemmTile::Wide, GemmTile::SmallK32] {
+        if !tile.runs(ctx(), k) {
+            // K not a multiple of 4 (the odd shapes); lavapipe's 32 KiB of workgroup memory
+            // runs SmallK32 on every other shape.
+            assert!(k % 4 != 0 || !ctx().adapter_info.name.contains("llvmpipe"), "lavapipe cannot run {tile:?}");
+            continue;
+        }
         let y = Guarded::new("matmul y", &[m, n]);
         let mut rec = Recorder::new(ctx(), "matmul");
         ops::matmul_tiled(&mut rec, &upload(&x, &[m, k]), &w, y.tensor(), tile).unwrap();

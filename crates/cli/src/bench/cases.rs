@@ -49,8 +49,9 @@ pub enum Case {
 }
 
 /// Llava-1.5-7B shapes (`quick` divides every dimension by 8 for software adapters). The subgroup
-/// matvec runs beside the core one where the adapter has subgroups.
-pub fn all(quick: bool, subgroups: bool) -> Vec<Case> {
+/// matvec and the K-32 GEMM run beside the core kernels where the device can run them.
+pub fn all(ctx: &GpuContext, quick: bool) -> Vec<Case> {
+    let subgroups = MatvecKernel::for_context(ctx) == MatvecKernel::Subgroup;
     let d = |x: usize| if quick { x.div_ceil(8) } else { x };
     let copy_bytes = if quick { 16 << 20 } else { 512 << 20 };
     let mut cases = vec![Case::Copy { bytes: copy_bytes }, Case::CopyBuffer { bytes: copy_bytes }];
@@ -66,8 +67,10 @@ pub fn all(quick: bool, subgroups: bool) -> Vec<Case> {
     // Prefill of ~600 tokens (576 image patches + prompt): q/k/v/o and gate/up.
     for (n, k) in [(4096, 4096), (11008, 4096)] {
         for dtype in DTYPES {
-            for tile in [GemmTile::Small, GemmTile::Wide] {
-                cases.push(Case::Matmul { m: d(600), n: d(n), k: d(k), dtype, tile });
+            for tile in [GemmTile::Small, GemmTile::Wide, GemmTile::SmallK32] {
+                if tile.runs(ctx, d(k)) {
+                    cases.push(Case::Matmul { m: d(600), n: d(n), k: d(k), dtype, tile });
+                }
             }
         }
     }
@@ -122,6 +125,7 @@ impl Case {
             Case::Matvec { kernel: MatvecKernel::Subgroup, .. } => "matvec_subgroup",
             Case::Matmul { tile: GemmTile::Small, .. } => "matmul",
             Case::Matmul { tile: GemmTile::Wide, .. } => "matmul_wide",
+            Case::Matmul { tile: GemmTile::SmallK32, .. } => "matmul_k32",
             Case::Attention { queries: 1, .. } => "attention_decode",
             Case::Attention { .. } => "attention_prefill",
             Case::LogSoftmaxGather { .. } => "log_softmax_gather",

@@ -12,7 +12,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use llava_lens_gpu::{ContextOptions, GpuContext, ops};
+use llava_lens_gpu::{ContextOptions, GpuContext};
 use serde_json::{Value, json};
 
 use cases::Case;
@@ -75,7 +75,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let cpu_ref = args.cpu_ref || args.quick;
     let mut rows = Vec::new();
     let mut copy_gbps = None;
-    for case in cases::all(args.quick, ops::MatvecKernel::for_context(&ctx) == ops::MatvecKernel::Subgroup) {
+    for case in cases::all(&ctx, args.quick) {
         // The copy ceiling always runs: the other lines are reported as fractions of it.
         if case.kernel() != "copy" && args.kernel.as_deref().is_some_and(|k| !case.kernel().contains(k)) {
             continue;

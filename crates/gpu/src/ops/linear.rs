@@ -57,27 +57,38 @@ fn dispatch_blocks(
     Ok(())
 }
 
-/// Output tile of the GEMM entry points of `shaders/linear.wgsl`.
+/// Output tile of the GEMM entry points of `shaders/linear.wgsl` and `shaders/matmul_k32.wgsl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GemmTile {
-    /// `matmul`: 64 x 64, 4 x 4 per thread.
+    /// `matmul`: 64 x 64, 4 x 4 per thread, K 16 at a time.
     Small,
     /// `matmul_wide`: 128 x 128, 8 x 8 per thread.
     Wide,
+    /// `matmul_k32`: 64 x 64, K 32 at a time through two buffers (32 KiB of workgroup memory;
+    /// K a multiple of 4).
+    SmallK32,
 }
 
 impl GemmTile {
     /// The tile for an `m x n` output, from measurements on an H200 at m = 600
     /// (docs/BENCHMARKS.md): 128 x 128 tiles won by 7-16 % at n = 11008 in every dtype, 64 x 64
-    /// tiles by 11-13 % at n = 4096 (more workgroups in flight).
+    /// tiles by 11-13 % at n = 4096 (more workgroups in flight). `SmallK32` is not picked until a
+    /// GPU has measured it against `Small` (scripts/bench-gpu.sh runs them side by side).
     pub fn for_shape(m: usize, n: usize) -> GemmTile {
         if m >= 256 && n >= 8192 { GemmTile::Wide } else { GemmTile::Small }
     }
 
-    fn entry_and_size(self) -> (&'static str, usize) {
+    /// Whether this device and K can run the tile.
+    pub fn runs(self, ctx: &GpuContext, k: usize) -> bool {
+        let (kernel, _, _) = self.kernel_entry_size();
+        ctx.limits().max_compute_workgroup_storage_size >= kernel.workgroup_storage_bytes() && (self != GemmTile::SmallK32 || k % 4 == 0)
+    }
+
+    fn kernel_entry_size(self) -> (Kernel, &'static str, usize) {
         match self {
-            GemmTile::Small => ("matmul", 64),
-            GemmTile::Wide => ("matmul_wide", 128),
+            GemmTile::Small => (Kernel::Linear, "matmul", 64),
+            GemmTile::Wide => (Kernel::Linear, "matmul_wide", 128),
+            GemmTile::SmallK32 => (Kernel::MatmulK32, "matmul_k32", 64),
         }
     }
 }
@@ -88,15 +99,22 @@ pub fn matmul(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTenso
     matmul_tiled(rec, x, w, y, GemmTile::for_shape(m, w.rows))
 }
 
-/// [`matmul`] with an explicit tile (tests and benchmarks cover both).
+/// [`matmul`] with an explicit tile (tests and benchmarks cover each).
 pub fn matmul_tiled(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor, tile: GemmTile) -> Result<(), GpuError> {
     let k = w.cols;
     ensure(k > 0 && x.shape().last() == Some(&k), "matmul", || format!("x has shape {:?}, W has K = {k}", x.shape()))?;
+    ensure(tile.runs(rec.ctx(), k), "matmul", || {
+        format!(
+            "the {tile:?} tile needs K a multiple of 4 (K = {k}) and {} bytes of workgroup memory (the device allows {})",
+            tile.kernel_entry_size().0.workgroup_storage_bytes(),
+            rec.ctx().limits().max_compute_workgroup_storage_size
+        )
+    })?;
     let m = x.len() / k;
     need("matmul", "y", y, m * w.rows)?;
-    let (entry, size) = tile.entry_and_size();
+    let (kernel, entry, size) = tile.kernel_entry_size();
     let m_tiles = groups_for(m, size);
-    dispatch_blocks(rec, Kernel::Linear, entry, &[], w, x, y, m, w.rows, |rows| Groups::Grid(groups_for(rows, size), m_tiles))
+    dispatch_blocks(rec, kernel, entry, &[], w, x, y, m, w.rows, |rows| Groups::Grid(groups_for(rows, size), m_tiles))
 }
 
 /// Lanes per row of `matvec` (its `MV_LANES`): 64 up to K = 4096, 128 for down_proj's K = 11008.
