@@ -231,8 +231,8 @@ impl<'a> Engine<'a> {
         let resid_pre = (0..layers).map(|l| self.last_row(&mut rec, &pre, Hook::resid_pre(l))).collect::<Result<Vec<_>, _>>()?;
         let resid_mid = (0..layers).map(|l| self.last_row(&mut rec, &pre, Hook::resid_mid(l))).collect::<Result<Vec<_>, _>>()?;
         let resid_final = self.last_row(&mut rec, &pre, Hook::resid_post(layers - 1))?;
-        rec.submit();
-        let top: Vec<(u32, f32)> = self.reader.u32(&top_ids).await?.into_iter().zip(self.reader.f32(&top_lp).await?).collect();
+        let parts = self.reader.submit(rec, &[&top_ids, &top_lp]).await?;
+        let top: Vec<(u32, f32)> = parts.u32(0).into_iter().zip(parts.f32(1)).collect();
         if let Err(ModelError::NonFinite { stage, detail }) = llava_lens_model::check_top("the forward pass", &top, vocab) {
             let cause = self.locate_non_finite(&resid_pre, &resid_final).await;
             return Err(ModelError::non_finite(stage, format!("{detail}; {cause}")).into());
@@ -294,10 +294,9 @@ impl<'a> Engine<'a> {
         rec.copy_rows(&fwd.resid_final, 0, &rows, n_rows - 1, 1)?;
         let lp = project(self.model, &mut rec, &rows, &fwd.resid_final, &self.targets)?;
         let own = self.model.target_log_probs(&mut rec, &fwd.pre.hidden, self.last_in_pass(), &self.targets)?;
-        rec.submit();
-        let scores = row_scores(&self.reader.f32(&lp).await?, self.targets.len() > 1);
-        let attention_sum = self.reader.f32(&attention_sum).await?;
-        let target_log_probs = self.reader.f32(&own).await?;
+        let parts = self.reader.submit(rec, &[&lp, &attention_sum, &own]).await?;
+        let scores = row_scores(&parts.f32(0), self.targets.len() > 1);
+        let (attention_sum, target_log_probs) = (parts.f32(1), parts.f32(2));
         check_scores("the head and layer scores", &scores)?;
         check_scores("the attention sums", &attention_sum)?;
         check_scores("the target's log-probability", &target_log_probs)?;
@@ -329,10 +328,11 @@ impl<'a> Engine<'a> {
         let (alpha, rows) = self.value_outputs(&mut rec, fwd, layer, head)?;
         ops::bias_add(&mut rec, &rows, &fwd.resid_pre[layer])?;
         let lp = project(self.model, &mut rec, &rows, &fwd.resid_final, &self.targets)?;
-        rec.submit();
-        let s = row_scores(&self.reader.f32(&lp).await?, self.targets.len() > 1);
+        let wanted = if attention { vec![&lp, &alpha] } else { vec![&lp] };
+        let parts = self.reader.submit(rec, &wanted).await?;
+        let s = row_scores(&parts.f32(0), self.targets.len() > 1);
         check_scores(&format!("the position scores of head {layer}.{head}"), &s)?;
-        let attention = if attention { self.reader.f32(&alpha).await? } else { Vec::new() };
+        let attention = if attention { parts.f32(1) } else { Vec::new() };
         Ok((s.iter().map(|&v| position_score(v, entering)).collect(), attention))
     }
 

@@ -35,13 +35,13 @@ impl Engine<'_> {
             }
             None => None,
         };
-        rec.submit();
-        let rows = |ids: Vec<u32>| ids.chunks(k).map(|c| c.to_vec()).collect::<Vec<_>>();
-        let embedding = rows(self.reader.u32(&emb_ids).await?);
-        let residual = match resid_ids {
-            Some(t) => Some(rows(self.reader.u32(&t).await?)),
-            None => None,
+        let parts = match &resid_ids {
+            Some(t) => self.reader.submit(rec, &[&emb_ids, t]).await?,
+            None => self.reader.submit(rec, &[&emb_ids]).await?,
         };
+        let rows = |ids: Vec<u32>| ids.chunks(k).map(|c| c.to_vec()).collect::<Vec<_>>();
+        let embedding = rows(parts.u32(0));
+        let residual = resid_ids.map(|_| rows(parts.u32(1)));
         Ok(Some(LogitLens { k, embedding, residual_layer: self.opts.lens_layer, residual }))
     }
 
@@ -72,8 +72,7 @@ impl Engine<'_> {
         rec.copy_rows(&values, 0, &sums, n, n)?;
         let logits = z_logits(model, &mut rec, &sums, &fwd.resid_final)?;
         let ids = top_ids(&mut rec, &logits, vocab, k)?;
-        rec.submit();
-        let ids = self.reader.u32(&ids).await?;
+        let ids = self.reader.submit(rec, &[&ids]).await?.u32(0);
         Ok(rows
             .iter()
             .enumerate()

@@ -24,6 +24,27 @@ impl Reader<'_> {
         self.bytes += t.size_bytes();
         Ok(read_u32(self.ctx, t).await?)
     }
+
+    /// Submits `rec` with copies of `tensors` at its end and waits once for all of them (a
+    /// stage's results come back with its own submission, not one round trip each).
+    pub async fn submit(&mut self, rec: Recorder<'_>, tensors: &[&GpuTensor]) -> Result<Parts, ExplainError> {
+        let parts = rec.submit_and_read(tensors).await?;
+        self.bytes += parts.iter().map(|p| p.len() as u64).sum::<u64>();
+        Ok(Parts(parts))
+    }
+}
+
+/// The bytes of tensors read back together, in the order they were asked for.
+pub(crate) struct Parts(Vec<Vec<u8>>);
+
+impl Parts {
+    pub fn f32(&self, i: usize) -> Vec<f32> {
+        bytemuck::pod_collect_to_vec(&self.0[i])
+    }
+
+    pub fn u32(&self, i: usize) -> Vec<u32> {
+        bytemuck::pod_collect_to_vec(&self.0[i])
+    }
 }
 
 /// The authors' z(v) for every row of `rows [n, d]`: the final norm with its scale frozen at

@@ -179,15 +179,39 @@ impl<'a> Recorder<'a> {
 
     /// Submits the recorded work with a copy of `t` (u32) to the host at its end, in the same
     /// submission (a decode step's one submit: the next token's id comes back with it).
-    pub async fn submit_and_read_u32(mut self, t: &GpuTensor) -> Result<Vec<u32>, GpuError> {
+    pub async fn submit_and_read_u32(self, t: &GpuTensor) -> Result<Vec<u32>, GpuError> {
+        let bytes = self.submit_and_read(&[t]).await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes[0]))
+    }
+
+    /// Submits the recorded work with copies of `tensors` into one staging buffer at its end,
+    /// and maps that buffer once: one submission and one wait for all of them, where reading
+    /// each after the submit would cost a submission and a wait apiece. The bytes of each
+    /// tensor, in order.
+    pub async fn submit_and_read(mut self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<u8>>, GpuError> {
         let ctx = self.ctx;
-        let size = t.size_bytes().max(4);
-        let staging = crate::readback::staging_buffer(ctx, size);
+        let sizes: Vec<u64> = tensors.iter().map(|t| t.size_bytes()).collect();
+        let total: u64 = sizes.iter().sum();
+        let staging = crate::readback::staging_buffer(ctx, total.max(4));
         HostCounters::add(&ctx.memory.host.buffers);
-        self.encoder().copy_buffer_to_buffer(t.buffer(), t.offset_bytes(), &staging, 0, size);
+        let mut at = 0;
+        for (t, &size) in tensors.iter().zip(&sizes) {
+            if size > 0 {
+                self.encoder().copy_buffer_to_buffer(t.buffer(), t.offset_bytes(), &staging, at, size);
+            }
+            at += size;
+        }
         self.submit();
-        let bytes = crate::readback::map_staging(ctx, staging, "u32 tensor").await?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes[..t.size_bytes() as usize]))
+        let bytes = crate::readback::map_staging(ctx, staging, "tensors read together").await?;
+        let mut at = 0;
+        Ok(sizes
+            .iter()
+            .map(|&size| {
+                let part = bytes[at as usize..(at + size) as usize].to_vec();
+                at += size;
+                part
+            })
+            .collect())
     }
 
     pub fn submit(mut self) -> wgpu::SubmissionIndex {

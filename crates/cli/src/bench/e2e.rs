@@ -91,11 +91,13 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     let explain = || pollster::block_on(llava_lens_explain::explain(&model, &ctx, &prompt, &pixels, &paper));
     explain()?;
     let mut runs = Vec::new();
+    let counts_before = ctx.memory().host_counts();
     for _ in 0..5 {
         let t = std::time::Instant::now();
         let e = explain()?;
         runs.push((t.elapsed().as_secs_f64() * 1e3, e));
     }
+    let explain_host = ctx.memory().host_counts() - counts_before;
     runs.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (explain_ms, e) = runs.swap_remove(2);
     let peak = ctx.memory().peak();
@@ -121,6 +123,13 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
         "explain_head_scores_ms": e.timings_ms.head_scores,
         "explain_position_scores_ms": e.timings_ms.position_scores,
         "explain_bytes_read_back": e.bytes_read_back,
+        // Per explanation (the five runs' counts / 5): each submit is a wait for the GPU.
+        "explain_host": json!({
+            "dispatches": explain_host.dispatches as f64 / 5.0,
+            "bind_groups_created": explain_host.bind_groups as f64 / 5.0,
+            "buffers_created": explain_host.buffers as f64 / 5.0,
+            "submits": explain_host.submits as f64 / 5.0,
+        }),
         "peak_gpu_bytes": peak,
         // The bound a page checks before loading: weights plus working memory for this sequence.
         "estimated_gpu_bytes": estimate,
