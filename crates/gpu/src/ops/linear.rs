@@ -81,7 +81,7 @@ impl GemmTile {
     /// Whether this device and K can run the tile.
     pub fn runs(self, ctx: &GpuContext, k: usize) -> bool {
         let (kernel, _, _) = self.kernel_entry_size();
-        ctx.limits().max_compute_workgroup_storage_size >= kernel.workgroup_storage_bytes() && (self != GemmTile::SmallK32 || k % 4 == 0)
+        ctx.limits().max_compute_workgroup_storage_size >= kernel.workgroup_storage_bytes() && (self != GemmTile::SmallK32 || k.is_multiple_of(4))
     }
 
     fn kernel_entry_size(self) -> (Kernel, &'static str, usize) {
