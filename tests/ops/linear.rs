@@ -32,7 +32,7 @@ fn run_matmul(m: usize, n: usize, k: usize, dtype: DType, seed: u64) {
         if !tile.runs(ctx(), k) {
             // K not a multiple of 4 (the odd shapes); lavapipe's 32 KiB of workgroup memory
             // runs SmallK32 on every other shape.
-            assert!(k % 4 != 0 || !ctx().adapter_info.name.contains("llvmpipe"), "lavapipe cannot run {tile:?}");
+            assert!(!k.is_multiple_of(4) || !ctx().adapter_info.name.contains("llvmpipe"), "lavapipe cannot run {tile:?}");
             continue;
         }
         let y = Guarded::new("matmul y", &[m, n]);
@@ -56,6 +56,53 @@ fn run_matvec_using(n: usize, k: usize, dtype: DType, seed: u64, kernel: MatvecK
     ops::matvec_using(&mut rec, &upload(&x, &[k]), &w, y.tensor(), ops::matvec_lanes(k), kernel).unwrap();
     rec.submit();
     assert_close(&format!("matvec {n}x{k} {dtype} {kernel:?}"), &y.read(), &cpu::matvec(&x, &host), TOL);
+}
+
+/// f16's unit roundoff.
+const F16_U: f64 = 1.0 / 2048.0;
+
+/// The f16-arithmetic GEMM against the exact product, element by element, within the bound its
+/// shader states: 6u * sum_k |X W| (u = 2^-11) plus f32 accumulation. The weights of every dtype
+/// are decoded first, so only the kernel's own rounding is measured. A larger-than-unit scale of
+/// X checks that the bound is relative to the magnitudes, not absolute.
+#[test]
+fn f16_matmul_stays_within_its_error_bound() {
+    if !ctx().has_shader_f16() {
+        assert!(!ctx().adapter_info.name.contains("llvmpipe"), "lavapipe lost shader-f16: the f16 GEMM went untested");
+        return;
+    }
+    let mut worst = 0.0f64;
+    for dtype in DTYPES {
+        // K = 20 (a partial tile of 32; not whole groups, so f32/f16 weights only).
+        let odd: &[(usize, usize, usize)] = if dtype.is_quantized() { &[] } else { &[(66, 131, 20)] };
+        for (i, &(m, n, k)) in MATMUL_SHAPES.iter().chain(&[(70, 65, 1024)]).chain(odd).enumerate() {
+            let mut rng = Rng::new(700 + i as u64);
+            let x: Vec<f32> = rng.uniform(m * k, -1.0, 1.0).iter().map(|v| v * 40.0).collect();
+            let host = weights(701 + i as u64, n, k, dtype);
+            let w = GpuMatrix::upload(ctx(), &host, "w").unwrap();
+            let y = Guarded::new("matmul_f16 y", &[m, n]);
+            let mut rec = Recorder::new(ctx(), "matmul_f16");
+            ops::matmul_tiled(&mut rec, &upload(&x, &[m, k]), &w, y.tensor(), GemmTile::SmallF16).unwrap();
+            rec.submit();
+            let got = y.read();
+            let wf = host.to_f32();
+            for r in 0..m {
+                for c in 0..n {
+                    let (xr, wr) = (&x[r * k..(r + 1) * k], &wf[c * k..(c + 1) * k]);
+                    let exact: f64 = xr.iter().zip(wr).map(|(a, b)| *a as f64 * *b as f64).sum();
+                    let magnitude: f64 = xr.iter().zip(wr).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
+                    // f32 accumulation of k / 4 partials adds at most k / 4 roundings of 2^-24.
+                    let bound = (6.0 * F16_U + (k as f64 / 4.0 + 1.0) * f32::EPSILON as f64) * magnitude + 1e-6;
+                    let err = (got[r * n + c] as f64 - exact).abs();
+                    assert!(err <= bound, "matmul_f16 {m}x{n}x{k} {dtype} [{r}, {c}]: error {err} above the bound {bound}");
+                    worst = worst.max(err / magnitude.max(1e-30));
+                }
+            }
+        }
+    }
+    eprintln!("matmul_f16: largest error / sum_k |X W| = {worst:.3e} (bound 6u = {:.3e})", 6.0 * F16_U);
+    // The kernel really is f16: an f32 kernel would be a thousand times closer.
+    assert!(worst > 1e-5, "largest error / magnitude {worst}: this is not f16 arithmetic");
 }
 
 #[test]

@@ -7,6 +7,7 @@ pub enum Kernel {
     Linear,
     MatvecSubgroup,
     MatmulK32,
+    MatmulF16,
     Add,
     Activation,
     Norm,
@@ -35,11 +36,20 @@ pub struct EntryPoint {
 
 use Access::{Read, ReadWrite, Uniform};
 
+/// A shader that reads weight matrices, with the shared decoding appended (WGSL has no includes;
+/// the file comes first so that its header and any `enable` directive open the module).
+macro_rules! weight_reader {
+    ($file:literal) => {
+        concat!(include_str!(concat!("../../../shaders/", $file)), include_str!("../../../shaders/common/weights.wgsl"))
+    };
+}
+
 impl Kernel {
-    pub const ALL: [Kernel; 13] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::Linear,
         Kernel::MatvecSubgroup,
         Kernel::MatmulK32,
+        Kernel::MatmulF16,
         Kernel::Add,
         Kernel::Activation,
         Kernel::Norm,
@@ -57,6 +67,7 @@ impl Kernel {
             Kernel::Linear => "linear.wgsl",
             Kernel::MatvecSubgroup => "matvec_subgroup.wgsl",
             Kernel::MatmulK32 => "matmul_k32.wgsl",
+            Kernel::MatmulF16 => "matmul_f16.wgsl",
             Kernel::Add => "add.wgsl",
             Kernel::Activation => "activation.wgsl",
             Kernel::Norm => "norm.wgsl",
@@ -72,14 +83,10 @@ impl Kernel {
 
     pub fn source(self) -> &'static str {
         match self {
-            // The weight readers append the shared decoding (a WGSL module has no includes).
-            Kernel::Linear => concat!(include_str!("../../../shaders/linear.wgsl"), include_str!("../../../shaders/common/weights.wgsl")),
-            Kernel::MatvecSubgroup => {
-                concat!(include_str!("../../../shaders/matvec_subgroup.wgsl"), include_str!("../../../shaders/common/weights.wgsl"))
-            }
-            Kernel::MatmulK32 => {
-                concat!(include_str!("../../../shaders/matmul_k32.wgsl"), include_str!("../../../shaders/common/weights.wgsl"))
-            }
+            Kernel::Linear => weight_reader!("linear.wgsl"),
+            Kernel::MatvecSubgroup => weight_reader!("matvec_subgroup.wgsl"),
+            Kernel::MatmulK32 => weight_reader!("matmul_k32.wgsl"),
+            Kernel::MatmulF16 => weight_reader!("matmul_f16.wgsl"),
             Kernel::Add => include_str!("../../../shaders/add.wgsl"),
             Kernel::Activation => include_str!("../../../shaders/activation.wgsl"),
             Kernel::Norm => include_str!("../../../shaders/norm.wgsl"),
@@ -96,7 +103,7 @@ impl Kernel {
     /// The WGSL name of the uniform struct at binding 0 (mirrored in [`crate::params`]).
     pub fn params_struct(self) -> &'static str {
         match self {
-            Kernel::Linear | Kernel::MatvecSubgroup | Kernel::MatmulK32 => "LinearParams",
+            Kernel::Linear | Kernel::MatvecSubgroup | Kernel::MatmulK32 | Kernel::MatmulF16 => "LinearParams",
             Kernel::Add => "AddParams",
             Kernel::Activation => "ActivationParams",
             Kernel::Norm => "NormParams",
@@ -135,6 +142,7 @@ impl Kernel {
             ],
             Kernel::MatvecSubgroup => &[EntryPoint { name: "matvec_subgroup", bindings: LINEAR_GEMM }],
             Kernel::MatmulK32 => &[EntryPoint { name: "matmul_k32", bindings: LINEAR_GEMM }],
+            Kernel::MatmulF16 => &[EntryPoint { name: "matmul_f16", bindings: LINEAR_GEMM }],
             Kernel::Add => &[
                 EntryPoint { name: "residual_add", bindings: IN_PLACE_WITH_INPUT },
                 EntryPoint { name: "bias_add", bindings: IN_PLACE_WITH_INPUT },
@@ -201,6 +209,7 @@ impl Kernel {
     pub fn required_features(self) -> wgpu::Features {
         match self {
             Kernel::MatvecSubgroup => wgpu::Features::SUBGROUP,
+            Kernel::MatmulF16 => wgpu::Features::SHADER_F16,
             _ => wgpu::Features::empty(),
         }
     }
@@ -240,6 +249,9 @@ mod tests {
         let mut caps = naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
         if kernel.required_features().contains(wgpu::Features::SUBGROUP) {
             caps |= naga::valid::Capabilities::SUBGROUP;
+        }
+        if kernel.required_features().contains(wgpu::Features::SHADER_F16) {
+            caps |= naga::valid::Capabilities::SHADER_FLOAT16;
         }
         let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), caps)
             .validate(&module)

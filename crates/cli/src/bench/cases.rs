@@ -67,7 +67,7 @@ pub fn all(ctx: &GpuContext, quick: bool) -> Vec<Case> {
     // Prefill of ~600 tokens (576 image patches + prompt): q/k/v/o and gate/up.
     for (n, k) in [(4096, 4096), (11008, 4096)] {
         for dtype in DTYPES {
-            for tile in [GemmTile::Small, GemmTile::Wide, GemmTile::SmallK32] {
+            for tile in [GemmTile::Small, GemmTile::Wide, GemmTile::SmallK32, GemmTile::SmallF16] {
                 if tile.runs(ctx, d(k)) {
                     cases.push(Case::Matmul { m: d(600), n: d(n), k: d(k), dtype, tile });
                 }
@@ -126,6 +126,7 @@ impl Case {
             Case::Matmul { tile: GemmTile::Small, .. } => "matmul",
             Case::Matmul { tile: GemmTile::Wide, .. } => "matmul_wide",
             Case::Matmul { tile: GemmTile::SmallK32, .. } => "matmul_k32",
+            Case::Matmul { tile: GemmTile::SmallF16, .. } => "matmul_f16",
             Case::Attention { queries: 1, .. } => "attention_decode",
             Case::Attention { .. } => "attention_prefill",
             Case::LogSoftmaxGather { .. } => "log_softmax_gather",

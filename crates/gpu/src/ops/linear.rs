@@ -67,13 +67,18 @@ pub enum GemmTile {
     /// `matmul_k32`: 64 x 64, K 32 at a time through two buffers (32 KiB of workgroup memory;
     /// K a multiple of 4).
     SmallK32,
+    /// `matmul_f16`: `SmallK32`'s schedule in f16 arithmetic with f32 accumulation (shader-f16;
+    /// K a multiple of 4). Within 6 f16 roundoffs of the absolute dot product
+    /// (shaders/matmul_f16.wgsl), so never the f32 path that the logits parity runs on.
+    SmallF16,
 }
 
 impl GemmTile {
     /// The tile for an `m x n` output, from measurements on an H200 at m = 600
     /// (docs/BENCHMARKS.md): 128 x 128 tiles won by 7-16 % at n = 11008 in every dtype, 64 x 64
-    /// tiles by 11-13 % at n = 4096 (more workgroups in flight). `SmallK32` is not picked until a
-    /// GPU has measured it against `Small` (scripts/bench-gpu.sh runs them side by side).
+    /// tiles by 11-13 % at n = 4096 (more workgroups in flight). `SmallK32` and `SmallF16` are not
+    /// picked until a GPU has measured them against `Small` (scripts/bench-gpu.sh runs them side
+    /// by side); `SmallF16` would also change results beyond the f32 parity tolerance.
     pub fn for_shape(m: usize, n: usize) -> GemmTile {
         if m >= 256 && n >= 8192 { GemmTile::Wide } else { GemmTile::Small }
     }
@@ -81,7 +86,10 @@ impl GemmTile {
     /// Whether this device and K can run the tile.
     pub fn runs(self, ctx: &GpuContext, k: usize) -> bool {
         let (kernel, _, _) = self.kernel_entry_size();
-        ctx.limits().max_compute_workgroup_storage_size >= kernel.workgroup_storage_bytes() && (self != GemmTile::SmallK32 || k.is_multiple_of(4))
+        let vec4_rows = matches!(self, GemmTile::SmallK32 | GemmTile::SmallF16);
+        ctx.limits().max_compute_workgroup_storage_size >= kernel.workgroup_storage_bytes()
+            && ctx.features().contains(kernel.required_features())
+            && (!vec4_rows || k.is_multiple_of(4))
     }
 
     fn kernel_entry_size(self) -> (Kernel, &'static str, usize) {
@@ -89,6 +97,7 @@ impl GemmTile {
             GemmTile::Small => (Kernel::Linear, "matmul", 64),
             GemmTile::Wide => (Kernel::Linear, "matmul_wide", 128),
             GemmTile::SmallK32 => (Kernel::MatmulK32, "matmul_k32", 64),
+            GemmTile::SmallF16 => (Kernel::MatmulF16, "matmul_f16", 64),
         }
     }
 }
@@ -105,9 +114,10 @@ pub fn matmul_tiled(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &Gp
     ensure(k > 0 && x.shape().last() == Some(&k), "matmul", || format!("x has shape {:?}, W has K = {k}", x.shape()))?;
     ensure(tile.runs(rec.ctx(), k), "matmul", || {
         format!(
-            "the {tile:?} tile needs K a multiple of 4 (K = {k}) and {} bytes of workgroup memory (the device allows {})",
+            "the {tile:?} tile needs K a multiple of 4 (K = {k}), {} bytes of workgroup memory (the device allows {}) and {:?}",
             tile.kernel_entry_size().0.workgroup_storage_bytes(),
-            rec.ctx().limits().max_compute_workgroup_storage_size
+            rec.ctx().limits().max_compute_workgroup_storage_size,
+            tile.kernel_entry_size().0.required_features()
         )
     })?;
     let m = x.len() / k;
