@@ -190,6 +190,57 @@ fn matvec_matches_cpu() {
     }
 }
 
+/// The integer-dot matvec against the f32 matvec on the same decoded weights, row by row, within
+/// the bound of rounding the activations: sum_k |W[n, k]| * d_x(group of k) / 2 (d_x = the
+/// group's max |x| / 127), plus f32 slack. Lanes from 8 to 256 and several row blocks' worth of
+/// shapes; x spans magnitudes so groups get different scales.
+#[test]
+fn dot4_matvec_stays_within_its_rounding_bound() {
+    let mut worst = 0.0f64;
+    for dtype in [DType::Q8G32, DType::Q4G32] {
+        for (i, &(n, k)) in [(1, 32), (7, 64), (45, 2080), (129, 256), (37, 8192), (5, 16384)].iter().enumerate() {
+            let mut rng = Rng::new(800 + i as u64);
+            let x: Vec<f32> = rng.uniform(k, -1.0, 1.0).iter().enumerate().map(|(j, v)| v * (1.0 + (j / 32 % 5) as f32 * 3.0)).collect();
+            let host = weights(801 + i as u64, n, k, dtype);
+            let w = GpuMatrix::upload(ctx(), &host, "w").unwrap();
+            let exact = cpu::matvec(&x, &host);
+            let wf = host.to_f32();
+            let d: Vec<f64> = x.chunks(32).map(|g| g.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64 / 127.0).collect();
+            for lanes in [8, 64, ops::matvec_lanes(k), 256] {
+                let y = Guarded::new("matvec_dot4 y", &[n]);
+                let mut rec = Recorder::new(ctx(), "matvec_dot4");
+                ops::matvec_using(&mut rec, &upload(&x, &[k]), &w, y.tensor(), lanes, MatvecKernel::Dot4).unwrap();
+                rec.submit();
+                let got = y.read();
+                for r in 0..n {
+                    let row = &wf[r * k..(r + 1) * k];
+                    let rounding: f64 = row.iter().enumerate().map(|(j, v)| v.abs() as f64 * d[j / 32] / 2.0).sum();
+                    let magnitude: f64 = row.iter().zip(&x).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
+                    let bound = rounding * (1.0 + 1e-4) + 1e-5 * magnitude + 1e-6;
+                    let err = (got[r] as f64 - exact[r] as f64).abs();
+                    assert!(err <= bound, "matvec_dot4 {n}x{k} {dtype} {lanes} lanes row {r}: error {err} above the bound {bound}");
+                    worst = worst.max(err / rounding);
+                }
+            }
+        }
+    }
+    // Rounding errors mostly cancel, so the bound is loose; but a kernel that did not round the
+    // activations at all would use a hundred-thousandth of it.
+    eprintln!("matvec_dot4: largest error / rounding bound = {worst:.3e}");
+    assert!(worst > 1e-3, "largest error / bound {worst}: the activations were not quantised");
+}
+
+#[test]
+fn dot4_matvec_refuses_float_weights_and_partial_groups() {
+    for (dtype, k) in [(DType::F32, 64), (DType::F16, 64), (DType::F32, 20)] {
+        let w = GpuMatrix::upload(ctx(), &weights(1, 3, k, dtype), "w").unwrap();
+        let y = Guarded::new("y", &[3]);
+        let mut rec = Recorder::new(ctx(), "matvec_dot4");
+        let err = ops::matvec_using(&mut rec, &upload(&vec![0.5; k], &[k]), &w, y.tensor(), 64, MatvecKernel::Dot4).unwrap_err();
+        assert!(err.to_string().contains("Q8G32 or Q4G32"), "{err}");
+    }
+}
+
 /// The quantisation error itself, against the f32 weights (NMSE, as llama.cpp's backend tests).
 #[test]
 fn quantized_matvec_stays_near_f32() {

@@ -8,6 +8,7 @@ pub enum Kernel {
     MatvecSubgroup,
     MatmulK32,
     MatmulF16,
+    MatvecDot4,
     Add,
     Activation,
     Norm,
@@ -45,11 +46,12 @@ macro_rules! weight_reader {
 }
 
 impl Kernel {
-    pub const ALL: [Kernel; 14] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::Linear,
         Kernel::MatvecSubgroup,
         Kernel::MatmulK32,
         Kernel::MatmulF16,
+        Kernel::MatvecDot4,
         Kernel::Add,
         Kernel::Activation,
         Kernel::Norm,
@@ -68,6 +70,7 @@ impl Kernel {
             Kernel::MatvecSubgroup => "matvec_subgroup.wgsl",
             Kernel::MatmulK32 => "matmul_k32.wgsl",
             Kernel::MatmulF16 => "matmul_f16.wgsl",
+            Kernel::MatvecDot4 => "matvec_dot4.wgsl",
             Kernel::Add => "add.wgsl",
             Kernel::Activation => "activation.wgsl",
             Kernel::Norm => "norm.wgsl",
@@ -87,6 +90,7 @@ impl Kernel {
             Kernel::MatvecSubgroup => weight_reader!("matvec_subgroup.wgsl"),
             Kernel::MatmulK32 => weight_reader!("matmul_k32.wgsl"),
             Kernel::MatmulF16 => weight_reader!("matmul_f16.wgsl"),
+            Kernel::MatvecDot4 => weight_reader!("matvec_dot4.wgsl"),
             Kernel::Add => include_str!("../../../shaders/add.wgsl"),
             Kernel::Activation => include_str!("../../../shaders/activation.wgsl"),
             Kernel::Norm => include_str!("../../../shaders/norm.wgsl"),
@@ -103,7 +107,7 @@ impl Kernel {
     /// The WGSL name of the uniform struct at binding 0 (mirrored in [`crate::params`]).
     pub fn params_struct(self) -> &'static str {
         match self {
-            Kernel::Linear | Kernel::MatvecSubgroup | Kernel::MatmulK32 | Kernel::MatmulF16 => "LinearParams",
+            Kernel::Linear | Kernel::MatvecSubgroup | Kernel::MatmulK32 | Kernel::MatmulF16 | Kernel::MatvecDot4 => "LinearParams",
             Kernel::Add => "AddParams",
             Kernel::Activation => "ActivationParams",
             Kernel::Norm => "NormParams",
@@ -143,6 +147,13 @@ impl Kernel {
             Kernel::MatvecSubgroup => &[EntryPoint { name: "matvec_subgroup", bindings: LINEAR_GEMM }],
             Kernel::MatmulK32 => &[EntryPoint { name: "matmul_k32", bindings: LINEAR_GEMM }],
             Kernel::MatmulF16 => &[EntryPoint { name: "matmul_f16", bindings: LINEAR_GEMM }],
+            Kernel::MatvecDot4 => &[
+                EntryPoint { name: "quantize_x", bindings: &[(0, Uniform), (1, Read), (6, ReadWrite), (7, ReadWrite)] },
+                EntryPoint {
+                    name: "matvec_dot4",
+                    bindings: &[(0, Uniform), (2, ReadWrite), (3, Read), (4, Read), (6, ReadWrite), (7, ReadWrite)],
+                },
+            ],
             Kernel::Add => &[
                 EntryPoint { name: "residual_add", bindings: IN_PLACE_WITH_INPUT },
                 EntryPoint { name: "bias_add", bindings: IN_PLACE_WITH_INPUT },

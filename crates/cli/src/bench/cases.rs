@@ -49,7 +49,8 @@ pub enum Case {
 }
 
 /// Llava-1.5-7B shapes (`quick` divides every dimension by 8 for software adapters). The subgroup
-/// matvec and the K-32 GEMM run beside the core kernels where the device can run them.
+/// matvec, the integer-dot matvec (quantised weights), the K-32 and f16 GEMMs run beside the core
+/// kernels where the device can run them.
 pub fn all(ctx: &GpuContext, quick: bool) -> Vec<Case> {
     let subgroups = MatvecKernel::for_context(ctx) == MatvecKernel::Subgroup;
     let d = |x: usize| if quick { x.div_ceil(8) } else { x };
@@ -61,6 +62,9 @@ pub fn all(ctx: &GpuContext, quick: bool) -> Vec<Case> {
             cases.push(Case::Matvec { n: d(n), k: d(k), dtype, kernel: MatvecKernel::Shared });
             if subgroups {
                 cases.push(Case::Matvec { n: d(n), k: d(k), dtype, kernel: MatvecKernel::Subgroup });
+            }
+            if dtype.is_quantized() {
+                cases.push(Case::Matvec { n: d(n), k: d(k), dtype, kernel: MatvecKernel::Dot4 });
             }
         }
     }
@@ -123,6 +127,7 @@ impl Case {
             Case::CopyBuffer { .. } => "copy_buffer_to_buffer",
             Case::Matvec { kernel: MatvecKernel::Shared, .. } => "matvec",
             Case::Matvec { kernel: MatvecKernel::Subgroup, .. } => "matvec_subgroup",
+            Case::Matvec { kernel: MatvecKernel::Dot4, .. } => "matvec_dot4",
             Case::Matmul { tile: GemmTile::Small, .. } => "matmul",
             Case::Matmul { tile: GemmTile::Wide, .. } => "matmul_wide",
             Case::Matmul { tile: GemmTile::SmallK32, .. } => "matmul_k32",

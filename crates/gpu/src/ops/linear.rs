@@ -141,6 +141,11 @@ pub enum MatvecKernel {
     Shared,
     /// `matvec_subgroup.wgsl`: subgroup shuffles and at most one barrier.
     Subgroup,
+    /// `matvec_dot4.wgsl`: Q8G32 / Q4G32 weights against activations quantised to 8 bits per
+    /// group of 32, with packed 4 x 8-bit dot products (core WGSL). Within
+    /// `sum_k |W[n, k]| * d_x / 2` of the f32 matvec, so only where chosen: never picked by
+    /// `for_context` until a GPU measures it faster (scripts/bench-gpu.sh runs it beside the others).
+    Dot4,
 }
 
 impl MatvecKernel {
@@ -156,6 +161,7 @@ impl MatvecKernel {
         match self {
             MatvecKernel::Shared => (Kernel::Linear, "matvec"),
             MatvecKernel::Subgroup => (Kernel::MatvecSubgroup, "matvec_subgroup"),
+            MatvecKernel::Dot4 => (Kernel::MatvecDot4, "matvec_dot4"),
         }
     }
 }
@@ -192,7 +198,59 @@ pub fn matvec_using(
     })?;
     need("matvec", "y", y, w.rows)?;
     let rows_per_group = 4 * 256 / lanes as usize;
+    if kernel == Kernel::MatvecDot4 {
+        return matvec_dot4(rec, x, w, y, lanes, rows_per_group);
+    }
     dispatch_blocks(rec, kernel, entry, &[("MV_LANES", lanes)], w, x, y, 1, w.rows, |rows| Groups::Linear(groups_for(rows, rows_per_group)))
+}
+
+/// `x` quantised per group of 32 (in the byte order of `w`'s words), then the integer-dot matvec
+/// of every block against it: one `quantize_x` dispatch for the whole matrix.
+fn matvec_dot4(
+    rec: &mut Recorder<'_>,
+    x: &GpuTensor,
+    w: &GpuMatrix,
+    y: &GpuTensor,
+    lanes: u32,
+    rows_per_group: usize,
+) -> Result<(), GpuError> {
+    ensure(w.dtype.is_quantized() && w.cols.is_multiple_of(32), "matvec", || {
+        format!("the integer-dot matvec needs Q8G32 or Q4G32 weights with K a multiple of 32, not {} with K = {}", w.dtype, w.cols)
+    })?;
+    let ctx = rec.ctx();
+    let groups = w.cols / 32;
+    // Both are written in full by quantize_x before matvec_dot4 reads them.
+    let xq = GpuTensor::output(ctx, &[groups * 8], "x quantised");
+    let xs = GpuTensor::output(ctx, &[groups * 2], "x scales and sums");
+    let overrides = [("W_DTYPE", w_dtype(w.dtype)), ("MV_LANES", lanes)];
+    let quantize = LinearParams { k: u32_of("matvec", w.cols)?, ..Default::default() };
+    rec.dispatch(
+        Kernel::MatvecDot4,
+        "quantize_x",
+        &overrides,
+        &quantize,
+        &[(1, x.binding_vec4()), (6, xq.binding()), (7, xs.binding())],
+        Groups::Linear(groups_for(groups, 64)),
+    );
+    for b in &w.blocks {
+        let params = LinearParams {
+            m: 1,
+            k: u32_of("matvec", w.cols)?,
+            row_start: u32_of("matvec", b.row_start)?,
+            row_count: u32_of("matvec", b.rows)?,
+            y_stride: u32_of("matvec", w.rows)?,
+            ..Default::default()
+        };
+        rec.dispatch(
+            Kernel::MatvecDot4,
+            "matvec_dot4",
+            &overrides,
+            &params,
+            &[(2, y.binding()), (3, b.values_binding()), (4, b.scales_binding(ctx)), (6, xq.binding()), (7, xs.binding())],
+            Groups::Linear(groups_for(b.rows, rows_per_group)),
+        );
+    }
+    Ok(())
 }
 
 /// `y[t, :] = W[ids[t], :]`. Every block is dispatched; each writes the ids that fall in its rows.
