@@ -5,6 +5,7 @@
 mod activation;
 mod add;
 mod attention;
+mod bind_groups;
 mod capture;
 mod copy;
 mod errors;

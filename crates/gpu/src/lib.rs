@@ -6,6 +6,7 @@
 //! Work is recorded into a [`Recorder`] (one command encoder, one compute pass per run of
 //! dispatches), submitted once, and only what a caller asks for is read back.
 
+mod bind_groups;
 pub mod capture;
 mod context;
 mod error;

@@ -97,11 +97,19 @@ impl<'a> Recorder<'a> {
         let uniform = wgpu::BufferBinding { buffer: &chunk, offset: 0, size };
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: wgpu::BindingResource::Buffer(uniform) }];
         entries.extend(bindings.iter().map(|(b, r)| wgpu::BindGroupEntry { binding: *b, resource: r.clone() }));
-        let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &pipeline.layout,
-            entries: &entries,
-        });
+        let make = || {
+            self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &pipeline.layout,
+                entries: &entries,
+            })
+        };
+        // A new uniform buffer per dispatch (the old way, kept for comparison) never repeats.
+        let (bind_group, made) = if self.ctx.uniforms.per_dispatch.load(std::sync::atomic::Ordering::Relaxed) {
+            (make(), true)
+        } else {
+            self.ctx.memory.bind_groups.get_or_make(std::sync::Arc::as_ptr(&pipeline) as usize, &entries, make)
+        };
         let (x, y) = groups.dims();
         let timestamps = self.timestamps.as_ref();
         let pass = self.pass.get_or_insert_with(|| {
@@ -117,7 +125,9 @@ impl<'a> Recorder<'a> {
         pass.dispatch_workgroups(x, y, 1);
         self.dispatches += 1;
         let host = &self.ctx.memory.host;
-        HostCounters::add(&host.bind_groups);
+        if made {
+            HostCounters::add(&host.bind_groups);
+        }
         HostCounters::add(&host.dispatches);
     }
 

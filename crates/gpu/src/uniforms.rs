@@ -71,6 +71,8 @@ impl UniformSlots {
         for chunk in self.chunks.drain(..) {
             if free.len() < POOL_CHUNKS {
                 free.push(chunk);
+            } else {
+                ctx.memory.bind_groups.forget(&chunk);
             }
         }
         self.next = 0;
