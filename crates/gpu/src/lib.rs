@@ -23,7 +23,7 @@ mod uniforms;
 pub use context::{ContextOptions, GpuContext, MAX_BINDING_BYTES};
 pub use error::GpuError;
 pub use memory::{HostCounts, MemoryStats, TrackedBuffer};
-pub use readback::{read_buffer, read_f32, read_u32};
+pub use readback::{StagingBuffer, read_buffer, read_f32, read_u32};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::{read_f32_blocking, read_u32_blocking};
 pub use recorder::Recorder;

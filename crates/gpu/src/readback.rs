@@ -38,7 +38,26 @@ pub async fn read_buffer(ctx: &GpuContext, buffer: &wgpu::Buffer, offset: u64, s
     enc.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
     ctx.count_readback();
     ctx.queue.submit([enc.finish()]);
-    map_staging(ctx, staging, what).await
+    map_staging(ctx, &staging, what).await
+}
+
+/// A host-mappable buffer kept for repeated reads of the same size (a decode loop's token id),
+/// so a step creates no buffer.
+#[derive(Debug)]
+pub struct StagingBuffer {
+    pub(crate) buffer: wgpu::Buffer,
+}
+
+impl StagingBuffer {
+    /// Room for `bytes` (at least 4) bytes; counted as one buffer created.
+    pub fn new(ctx: &GpuContext, bytes: u64) -> StagingBuffer {
+        crate::memory::HostCounters::add(&ctx.memory.host.buffers);
+        StagingBuffer { buffer: staging_buffer(ctx, bytes.max(4)) }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.buffer.size()
+    }
 }
 
 /// A host-mappable buffer of `size` bytes for a readback.
@@ -52,7 +71,7 @@ pub(crate) fn staging_buffer(ctx: &GpuContext, size: u64) -> wgpu::Buffer {
 }
 
 /// The bytes of `staging` once the work that fills it (already submitted) is done.
-pub(crate) async fn map_staging(ctx: &GpuContext, staging: wgpu::Buffer, what: &'static str) -> Result<Vec<u8>, GpuError> {
+pub(crate) async fn map_staging(ctx: &GpuContext, staging: &wgpu::Buffer, what: &'static str) -> Result<Vec<u8>, GpuError> {
     let state = Arc::new(Mutex::new(MapState::default()));
     let cb_state = state.clone();
     staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {

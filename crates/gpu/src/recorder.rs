@@ -7,6 +7,7 @@ use crate::uniforms::UniformSlots;
 
 use crate::kernels::Kernel;
 use crate::pipelines::PipelineKey;
+use crate::readback::StagingBuffer;
 use crate::{GpuContext, GpuError, GpuTensor};
 
 /// Most workgroups in one dispatch dimension (WebGPU's `maxComputeWorkgroupsPerDimension` default).
@@ -188,9 +189,10 @@ impl<'a> Recorder<'a> {
     }
 
     /// Submits the recorded work with a copy of `t` (u32) to the host at its end, in the same
-    /// submission (a decode step's one submit: the next token's id comes back with it).
-    pub async fn submit_and_read_u32(self, t: &GpuTensor) -> Result<Vec<u32>, GpuError> {
-        let bytes = self.submit_and_read(&[t]).await?;
+    /// submission, through `staging` (a decode step's one submit: the next token's id comes back
+    /// with it, and the step creates no buffer).
+    pub async fn submit_and_read_u32(self, t: &GpuTensor, staging: &StagingBuffer) -> Result<Vec<u32>, GpuError> {
+        let bytes = self.submit_and_read_via(&[t], &staging.buffer).await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes[0]))
     }
 
@@ -198,16 +200,23 @@ impl<'a> Recorder<'a> {
     /// and maps that buffer once: one submission and one wait for all of them, where reading
     /// each after the submit would cost a submission and a wait apiece. The bytes of each
     /// tensor, in order.
-    pub async fn submit_and_read(mut self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<u8>>, GpuError> {
+    pub async fn submit_and_read(self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<u8>>, GpuError> {
+        let total: u64 = tensors.iter().map(|t| t.size_bytes()).sum();
+        let staging = StagingBuffer::new(self.ctx, total);
+        self.submit_and_read_via(tensors, &staging.buffer).await
+    }
+
+    async fn submit_and_read_via(mut self, tensors: &[&GpuTensor], staging: &wgpu::Buffer) -> Result<Vec<Vec<u8>>, GpuError> {
         let ctx = self.ctx;
         let sizes: Vec<u64> = tensors.iter().map(|t| t.size_bytes()).collect();
         let total: u64 = sizes.iter().sum();
-        let staging = crate::readback::staging_buffer(ctx, total.max(4));
-        HostCounters::add(&ctx.memory.host.buffers);
+        if total > staging.size() {
+            return Err(GpuError::shape("readback", format!("{total} bytes into a staging buffer of {}", staging.size())));
+        }
         let mut at = 0;
         for (t, &size) in tensors.iter().zip(&sizes) {
             if size > 0 {
-                self.encoder().copy_buffer_to_buffer(t.buffer(), t.offset_bytes(), &staging, at, size);
+                self.encoder().copy_buffer_to_buffer(t.buffer(), t.offset_bytes(), staging, at, size);
             }
             at += size;
         }

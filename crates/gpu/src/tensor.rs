@@ -72,6 +72,16 @@ impl GpuTensor {
 
     /// A view of `shape` starting `elem_offset` elements in. The byte offset must meet the device's
     /// storage offset alignment (256 bytes on most adapters).
+    /// Overwrites the tensor with `data` (u32, the whole tensor) through the queue: the write
+    /// lands before any work submitted after it, and creates no buffer (a decode step's token id).
+    pub fn write_u32(&self, ctx: &GpuContext, data: &[u32]) -> Result<(), GpuError> {
+        if data.len() != self.len {
+            return Err(GpuError::shape("write_u32", format!("{} values into a tensor of {}", data.len(), self.len)));
+        }
+        ctx.queue.write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
     pub fn view(&self, ctx: &GpuContext, elem_offset: usize, shape: &[usize]) -> Result<GpuTensor, GpuError> {
         let len: usize = shape.iter().product();
         let offset = self.offset + elem_offset as u64 * 4;

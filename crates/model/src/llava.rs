@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use llava_lens_gpu::capture::{CapturePlan, Hook};
 use llava_lens_gpu::ops::KeyMask;
-use llava_lens_gpu::{GpuContext, GpuTensor, HostCounts, Recorder, ops, read_f32, read_u32};
+use llava_lens_gpu::{GpuContext, GpuTensor, HostCounts, Recorder, StagingBuffer, ops, read_f32, read_u32};
 
 use crate::config::{FeatureSelect, LlavaConfig};
 use crate::layers::Linear;
@@ -427,6 +427,10 @@ impl Llava {
         let decode_start = now();
         let mut next = out.top.first().map(|t| t.0).unwrap_or(0);
         let no_plan = CapturePlan::new();
+        // The token's id and its way back live as long as the loop: a step creates no buffer,
+        // and its bind groups repeat from token to token.
+        let id_t = GpuTensor::zeros(ctx, &[1], "token");
+        let staging = StagingBuffer::new(ctx, 4);
         let counts_before = ctx.memory().host_counts();
         let mut encode = Duration::ZERO;
         for step in 0..opts.max_new_tokens {
@@ -436,14 +440,14 @@ impl Llava {
             }
             let encode_start = now();
             let mut rec = Recorder::new(ctx, "decode");
-            let id_t = GpuTensor::from_u32(ctx, &[next], &[1], "token")?;
+            id_t.write_u32(ctx, &[next])?;
             let x = GpuTensor::output(ctx, &[1, d], "embed");
             ops::embedding(&mut rec, &id_t, &self.language_model.embed_tokens, &x)?;
             let h = self.language_model.forward(&mut rec, x, &mut cache, &no_plan, &mut LayerCaptures::default(), None)?;
             let (_, top_ids, _) = self.head(&mut rec, &h, 0, 1)?;
             encode += elapsed(encode_start).unwrap_or_default();
             out.decode_steps += 1;
-            next = rec.submit_and_read_u32(&top_ids).await?[0];
+            next = rec.submit_and_read_u32(&top_ids, &staging).await?[0];
             if next as usize >= self.config.text.vocab_size {
                 return Err(ModelError::non_finite(format!("decoding token {}", step + 2), "the logits are not finite (no top token)"));
             }

@@ -46,7 +46,7 @@ pub struct BenchArgs {
     /// Also time the single-threaded CPU reference and report the speed-up (default on with --quick).
     #[arg(long)]
     pub cpu_ref: bool,
-    /// Force matvec's lanes per row (32, 64, 128, 256) instead of the shape-based choice.
+    /// Force matvec's lanes per row (a power of two from 8 to 256) instead of the shape-based choice.
     #[arg(long)]
     pub matvec_lanes: Option<u32>,
     /// Also write the results as a Markdown table to this file.
