@@ -7,7 +7,8 @@
 #   torch     the paper's pipeline in PyTorch on that input: fp32 eager (as the authors ran it)
 #             and fp16 SDPA (torch-explain-*.json, scripts/torch_explain.py)
 #   presets   `bench e2e` of every larger preset at q4 (e2e-preset-*.json): peak GPU memory
-#             beside the estimate
+#             beside the estimate; and the 7B run again on core WebGPU kernels only
+#             (e2e-llava-1.5-7b-q4-core.json: without the subgroup matvec)
 # then prints the side by side (side-by-side.md, scripts/side_by_side.py). About 3 minutes a
 # stage on an H200 (random 7B weights take ~50 s to build on the host; 13B ~100 s), so a device
 # with a 10-minute call limit runs it as two calls, e.g. `kernels e2e torch` then `presets`.
@@ -35,7 +36,9 @@ for stage in $stages; do
     presets)
       for p in llava-1.5-13b bakllava-v1 llava-interleave-qwen-7b; do
         "$bin" bench e2e --preset "$p" --dtype q4 --new-tokens 8 >"$out/e2e-preset-$p-q4.json"
-      done ;;
+      done
+      # The 7B run again with core WebGPU kernels only (no subgroup matvec): both ways end to end.
+      "$bin" bench e2e --preset llava-1.5-7b --dtype q4 --core-features >"$out/e2e-llava-1.5-7b-q4-core.json" ;;
     *) echo "unknown stage $stage (kernels, e2e, torch, presets)" >&2; exit 2 ;;
   esac
 done

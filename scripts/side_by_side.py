@@ -33,7 +33,18 @@ def main(out):
               f"peak GPU memory {e['peak_gpu_bytes'] / 2**30:.2f} GiB")
         h, old = e["decode_host_per_token"], e["decode_host_per_token_uniform_buffer_per_dispatch"]
         print(f"per decode token: {h['dispatches']:.0f} dispatches, {h['buffers_created']:.1f} buffers created "
-              f"(a uniform buffer per dispatch: {old['buffers_created']:.1f}), encode {h['encode_ms']:.3f} ms ({old['encode_ms']:.3f})\n")
+              f"(a uniform buffer per dispatch: {old['buffers_created']:.1f}), {h['bind_groups_created']:.1f} bind groups made "
+              f"({old['bind_groups_created']:.1f}), encode {h['encode_ms']:.3f} ms ({old['encode_ms']:.3f})")
+        x = e.get("explain_host")
+        if x:
+            print(f"per explanation: {x['dispatches']:.0f} dispatches, {x['submits']:.0f} submits, {x['bind_groups_created']:.0f} bind groups made")
+        core = out / "e2e-llava-1.5-7b-q4-core.json"
+        if core.exists():
+            c = load(core)
+            print(f"core WebGPU kernels only ({c['matvec_kernel']} matvec) against {e.get('matvec_kernel', '?')}: "
+                  f"decode {c['decode_tokens_per_s']:.1f} vs {e['decode_tokens_per_s']:.1f} tokens/s, "
+                  f"explanation {c['explain_ms']:.1f} vs {e['explain_ms']:.1f} ms")
+        print()
     presets = sorted(out.glob("e2e-preset-*.json"))
     if presets:
         print("| preset | dtype | weights (GB) | peak GPU memory (GB) | estimate (GB) | within estimate |")

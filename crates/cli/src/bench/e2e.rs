@@ -26,6 +26,10 @@ pub struct E2eArgs {
     /// folder, for scripts/torch_explain.py to explain the same input (the side by side).
     #[arg(long)]
     pub write_inputs: Option<std::path::PathBuf>,
+    /// Open the device without shader-f16 and subgroups, so every op runs the kernels any WebGPU
+    /// adapter runs (the subgroup matvec off): the same pipeline both ways, side by side.
+    #[arg(long)]
+    pub core_features: bool,
 }
 
 /// The preset's config.json text.
@@ -54,7 +58,7 @@ fn write_inputs(dir: &std::path::Path, preset: &str, prompt: &Prompt, pixels: &[
 
 pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     let config = preset(&args.preset)?;
-    let ctx = GpuContext::new_blocking(ContextOptions::default())?;
+    let ctx = GpuContext::new_blocking(ContextOptions { core_features_only: args.core_features, ..ContextOptions::default() })?;
     eprintln!("e2e {} {} on {}", args.preset, args.dtype.name(), ctx.describe());
     let t = std::time::Instant::now();
     let model = pollster::block_on(Llava::load(&ctx, &RandomWeights { seed: 7 }, &config, args.dtype, None))?;
@@ -108,6 +112,8 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
         "bench": "e2e",
         "preset": args.preset,
         "dtype": args.dtype.name(),
+        "core_features_only": args.core_features,
+        "matvec_kernel": format!("{:?}", llava_lens_gpu::ops::MatvecKernel::for_context(&ctx)),
         "adapter": info.name,
         "backend": format!("{:?}", info.backend),
         "device_type": format!("{:?}", info.device_type),
