@@ -106,12 +106,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
         }
         workgroupBarrier();
     }
-    let m = m0 + ty * 4u;
-    let n = n0 + tx * 4u;
-    store4(m, n, c0);
-    store4(m + 1u, n, c1);
-    store4(m + 2u, n, c2);
-    store4(m + 3u, n, c3);
+    store_4x4(m0 + ty * 4u, n0 + tx * 4u, c0, c1, c2, c3);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,27 +185,14 @@ fn matmul_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_
 // ---------------------------------------------------------------------------------------------
 // matvec: each lane's partial sums of its 4 rows come from `matvec_lane_sums`
 // (common/weights.wgsl, which says how rows and lanes are laid out); here they meet in a workgroup
-// tree of log2(MV_LANES) barrier steps. matvec_subgroup.wgsl is the same kernel reduced with
-// subgroup operations, for adapters that have them.
-
-var<workgroup> partial: array<vec4<f32>, 256>;
+// tree of log2(MV_LANES) barrier steps (`matvec_tree_store`). matvec_subgroup.wgsl is the same
+// kernel reduced with subgroup operations, for adapters that have them.
 
 @compute @workgroup_size(256, 1, 1)
 fn matvec(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
     let row0 = matvec_row0(wid, nwg, lid);
-    let lane = lid % MV_LANES;
-    partial[lid] = matvec_lane_sums(row0, lane);
-    workgroupBarrier();
-    for (var stride = MV_LANES / 2u; stride > 0u; stride >>= 1u) {
-        if (lane < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    if (lane < 4u && row0 + lane < params.row_count) {
-        y[params.row_start + row0 + lane] = partial[lid - lane][lane];
-    }
+    matvec_tree_store(lid, row0, matvec_lane_sums(row0, lid % MV_LANES));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -37,16 +37,19 @@ const H_BUFFER: u32 = 512u;
 var<workgroup> h_x: array<vec4<f16>, 1024>; // [2][H_TILE][64 / 4]
 var<workgroup> h_w: array<vec4<f16>, 1024>; // [2][H_TILE][64 / 4]
 
-// Stores the 4 consecutive k values 4 kq .. 4 kq + 4 of tile row `row` into buffer `b`, k-major.
-fn h_store(is_x: bool, b: u32, kq: u32, row: u32, v: vec4<f32>) {
-    let hv = vec4<f16>(v);
+// Stores a thread's loads (4 consecutive k from 4 kq, rows lrow and lrow + 32 of both tiles),
+// rounded to f16, into buffer `b`, k-major.
+fn h_store(b: u32, kq: u32, lrow: u32, t: TileLoads) {
+    let x0 = vec4<f16>(t.x0);
+    let x1 = vec4<f16>(t.x1);
+    let w0 = vec4<f16>(t.w0);
+    let w1 = vec4<f16>(t.w1);
     for (var c = 0u; c < 4u; c++) {
-        let i = b * H_BUFFER + (4u * kq + c) * H_ROW_VEC4 + row / 4u;
-        if (is_x) {
-            h_x[i][row % 4u] = hv[c];
-        } else {
-            h_w[i][row % 4u] = hv[c];
-        }
+        let i = b * H_BUFFER + (4u * kq + c) * H_ROW_VEC4 + lrow / 4u;
+        h_x[i][lrow % 4u] = x0[c];
+        h_x[i + 8u][lrow % 4u] = x1[c];
+        h_w[i][lrow % 4u] = w0[c];
+        h_w[i + 8u][lrow % 4u] = w1[c];
     }
 }
 
@@ -63,24 +66,14 @@ fn matmul_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     var c2 = vec4<f32>(0.0);
     var c3 = vec4<f32>(0.0);
     let tiles = (params.k + H_TILE - 1u) / H_TILE;
-    var nx0 = x4_or_zero(m0 + lrow, 4u * kq);
-    var nx1 = x4_or_zero(m0 + lrow + 32u, 4u * kq);
-    var nw0 = w4_or_zero(n0 + lrow, 4u * kq);
-    var nw1 = w4_or_zero(n0 + lrow + 32u, 4u * kq);
-    h_store(true, 0u, kq, lrow, nx0);
-    h_store(true, 0u, kq, lrow + 32u, nx1);
-    h_store(false, 0u, kq, lrow, nw0);
-    h_store(false, 0u, kq, lrow + 32u, nw1);
+    var next = load_tile_k32(m0, n0, lrow, 4u * kq);
+    h_store(0u, kq, lrow, next);
     workgroupBarrier();
     for (var t = 0u; t < tiles; t++) {
         let cur = t % 2u;
         let more = t + 1u < tiles;
         if (more) {
-            let k = (t + 1u) * H_TILE + 4u * kq;
-            nx0 = x4_or_zero(m0 + lrow, k);
-            nx1 = x4_or_zero(m0 + lrow + 32u, k);
-            nw0 = w4_or_zero(n0 + lrow, k);
-            nw1 = w4_or_zero(n0 + lrow + 32u, k);
+            next = load_tile_k32(m0, n0, lrow, (t + 1u) * H_TILE + 4u * kq);
         }
         let base = cur * H_BUFFER;
         for (var k4 = 0u; k4 < H_TILE; k4 += 4u) {
@@ -102,18 +95,9 @@ fn matmul_f16(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
             c3 += vec4<f32>(p3);
         }
         if (more) {
-            let nb = 1u - cur;
-            h_store(true, nb, kq, lrow, nx0);
-            h_store(true, nb, kq, lrow + 32u, nx1);
-            h_store(false, nb, kq, lrow, nw0);
-            h_store(false, nb, kq, lrow + 32u, nw1);
+            h_store(1u - cur, kq, lrow, next);
         }
         workgroupBarrier();
     }
-    let m = m0 + ty * 4u;
-    let n = n0 + tx * 4u;
-    store4(m, n, c0);
-    store4(m + 1u, n, c1);
-    store4(m + 2u, n, c2);
-    store4(m + 3u, n, c3);
+    store_4x4(m0 + ty * 4u, n0 + tx * 4u, c0, c1, c2, c3);
 }

@@ -33,16 +33,16 @@ const K32_BUFFER: u32 = 512u;
 var<workgroup> k32_x: array<vec4<f32>, 1024>; // [2][K32_TILE][64 / 4]
 var<workgroup> k32_w: array<vec4<f32>, 1024>; // [2][K32_TILE][64 / 4]
 
-// Stores the 4 consecutive k values 4 kq .. 4 kq + 4 of tile row `row` into buffer `b`,
-// k-major (tile[k][row / 4][row % 4]) so the inner loop reads whole vec4 of 4 rows.
-fn k32_store(is_x: bool, b: u32, kq: u32, row: u32, v: vec4<f32>) {
+// Stores a thread's loads (4 consecutive k from 4 kq, rows lrow and lrow + 32 of both tiles)
+// into buffer `b`, k-major (tile[k][row / 4][row % 4]) so the inner loop reads whole vec4 of 4
+// rows.
+fn k32_store(b: u32, kq: u32, lrow: u32, t: TileLoads) {
     for (var c = 0u; c < 4u; c++) {
-        let i = b * K32_BUFFER + (4u * kq + c) * K32_ROW_VEC4 + row / 4u;
-        if (is_x) {
-            k32_x[i][row % 4u] = v[c];
-        } else {
-            k32_w[i][row % 4u] = v[c];
-        }
+        let i = b * K32_BUFFER + (4u * kq + c) * K32_ROW_VEC4 + lrow / 4u;
+        k32_x[i][lrow % 4u] = t.x0[c];
+        k32_x[i + 8u][lrow % 4u] = t.x1[c];
+        k32_w[i][lrow % 4u] = t.w0[c];
+        k32_w[i + 8u][lrow % 4u] = t.w1[c];
     }
 }
 
@@ -60,24 +60,14 @@ fn matmul_k32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
     var c2 = vec4<f32>(0.0);
     var c3 = vec4<f32>(0.0);
     let tiles = (params.k + K32_TILE - 1u) / K32_TILE;
-    var nx0 = x4_or_zero(m0 + lrow, 4u * kq);
-    var nx1 = x4_or_zero(m0 + lrow + 32u, 4u * kq);
-    var nw0 = w4_or_zero(n0 + lrow, 4u * kq);
-    var nw1 = w4_or_zero(n0 + lrow + 32u, 4u * kq);
-    k32_store(true, 0u, kq, lrow, nx0);
-    k32_store(true, 0u, kq, lrow + 32u, nx1);
-    k32_store(false, 0u, kq, lrow, nw0);
-    k32_store(false, 0u, kq, lrow + 32u, nw1);
+    var next = load_tile_k32(m0, n0, lrow, 4u * kq);
+    k32_store(0u, kq, lrow, next);
     workgroupBarrier();
     for (var t = 0u; t < tiles; t++) {
         let cur = t % 2u;
         let more = t + 1u < tiles;
         if (more) {
-            let k = (t + 1u) * K32_TILE + 4u * kq;
-            nx0 = x4_or_zero(m0 + lrow, k);
-            nx1 = x4_or_zero(m0 + lrow + 32u, k);
-            nw0 = w4_or_zero(n0 + lrow, k);
-            nw1 = w4_or_zero(n0 + lrow + 32u, k);
+            next = load_tile_k32(m0, n0, lrow, (t + 1u) * K32_TILE + 4u * kq);
         }
         let base = cur * K32_BUFFER;
         for (var kk = 0u; kk < K32_TILE; kk++) {
@@ -89,18 +79,9 @@ fn matmul_k32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_i
             c3 += a.w * b;
         }
         if (more) {
-            let nb = 1u - cur;
-            k32_store(true, nb, kq, lrow, nx0);
-            k32_store(true, nb, kq, lrow + 32u, nx1);
-            k32_store(false, nb, kq, lrow, nw0);
-            k32_store(false, nb, kq, lrow + 32u, nw1);
+            k32_store(1u - cur, kq, lrow, next);
         }
         workgroupBarrier();
     }
-    let m = m0 + ty * 4u;
-    let n = n0 + tx * 4u;
-    store4(m, n, c0);
-    store4(m + 1u, n, c1);
-    store4(m + 2u, n, c2);
-    store4(m + 3u, n, c3);
+    store_4x4(m0 + ty * 4u, n0 + tx * 4u, c0, c1, c2, c3);
 }

@@ -91,8 +91,6 @@ fn row_dot4(row: u32, groups: u32, gi: u32, a: vec4<u32>, b: vec4<u32>, qsum: f3
     return scale_at(e) * (f32(s) - 8.0 * qsum);
 }
 
-var<workgroup> dot4_partial: array<vec4<f32>, 256>;
-
 // The row / lane layout of common/weights.wgsl's matvec; whole groups only (K % 32 == 0).
 @compute @workgroup_size(256, 1, 1)
 fn matvec_dot4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -113,15 +111,5 @@ fn matvec_dot4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         s += g.x * vec4<f32>(row_dot4(r0, groups, gi, a, b, g.y), row_dot4(r1, groups, gi, a, b, g.y),
                              row_dot4(r2, groups, gi, a, b, g.y), row_dot4(r3, groups, gi, a, b, g.y));
     }
-    dot4_partial[lid] = s;
-    workgroupBarrier();
-    for (var stride = MV_LANES / 2u; stride > 0u; stride >>= 1u) {
-        if (lane < stride) {
-            dot4_partial[lid] += dot4_partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    if (lane < 4u && row0 + lane < params.row_count) {
-        y[params.row_start + row0 + lane] = dot4_partial[lid - lane][lane];
-    }
+    matvec_tree_store(lid, row0, s);
 }

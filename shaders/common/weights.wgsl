@@ -91,6 +91,14 @@ fn store4(m: u32, n: u32, v: vec4<f32>) {
     }
 }
 
+// Y[m..m+4, n..n+4] = rows c0..c3 (a thread's 4 x 4 register tile), clipped to the matrix.
+fn store_4x4(m: u32, n: u32, c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>) {
+    store4(m, n, c0);
+    store4(m + 1u, n, c1);
+    store4(m + 2u, n, c2);
+    store4(m + 3u, n, c3);
+}
+
 // X[m, k..k+4] with k % 4 == 0 and K % 4 == 0 (vec4-aligned rows), zero outside the matrix.
 fn x4_or_zero(m: u32, k: u32) -> vec4<f32> {
     if (m < params.m && k < params.k) {
@@ -256,4 +264,37 @@ fn matvec_lane_sums(row0: u32, lane: u32) -> vec4<f32> {
         }
     }
     return s;
+}
+
+// The 64 x 64, K-32 GEMMs' loads for one thread (matmul_k32.wgsl, matmul_f16.wgsl): 4 consecutive
+// k from k0 + 4 kq of rows `lrow` and `lrow + 32` of the X and W tiles at (m0, n0).
+struct TileLoads {
+    x0: vec4<f32>,
+    x1: vec4<f32>,
+    w0: vec4<f32>,
+    w1: vec4<f32>,
+}
+
+fn load_tile_k32(m0: u32, n0: u32, lrow: u32, k: u32) -> TileLoads {
+    return TileLoads(x4_or_zero(m0 + lrow, k), x4_or_zero(m0 + lrow + 32u, k), w4_or_zero(n0 + lrow, k), w4_or_zero(n0 + lrow + 32u, k));
+}
+
+// The matvec kernels' workgroup tree (linear.wgsl:matvec, matvec_dot4.wgsl): the MV_LANES
+// partial sums of each row meet in log2(MV_LANES) barrier steps, and the row's first 4 lanes
+// write its 4 outputs. Call from uniform control flow.
+var<workgroup> partial: array<vec4<f32>, 256>;
+
+fn matvec_tree_store(lid: u32, row0: u32, s: vec4<f32>) {
+    let lane = lid % MV_LANES;
+    partial[lid] = s;
+    workgroupBarrier();
+    for (var stride = MV_LANES / 2u; stride > 0u; stride >>= 1u) {
+        if (lane < stride) {
+            partial[lid] += partial[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    if (lane < 4u && row0 + lane < params.row_count) {
+        y[params.row_start + row0 + lane] = partial[lid - lane][lane];
+    }
 }
