@@ -7,17 +7,19 @@
 #   torch     the paper's pipeline in PyTorch on that input: fp32 eager (as the authors ran it)
 #             and fp16 SDPA (torch-explain-*.json, scripts/torch_explain.py)
 #   presets   `bench e2e` of every larger preset at q4 (e2e-preset-*.json): peak GPU memory
-#             beside the estimate; and the 7B run again on core WebGPU kernels only
-#             (e2e-llava-1.5-7b-q4-core.json: without the subgroup matvec)
+#             beside the estimate
+#   variants  the 7B run again on core WebGPU kernels only (e2e-llava-1.5-7b-q4-core.json: no
+#             subgroup matvec) and with the reduced-precision kernels (...-reduced.json)
 # then prints the side by side (side-by-side.md, scripts/side_by_side.py). About 3 minutes a
 # stage on an H200 (random 7B weights take ~50 s to build on the host; 13B ~100 s), so a device
-# with a 10-minute call limit runs it as two calls, e.g. `kernels e2e torch` then `presets`.
+# with a 10-minute call limit runs it as calls of about three stages, e.g. `kernels e2e torch`
+# then `presets variants`.
 # Usage: scripts/bench-gpu.sh OUTDIR [LLAVA_LENS_BIN] [STAGE...]
 set -euo pipefail
 out=${1:?usage: scripts/bench-gpu.sh OUTDIR [LLAVA_LENS_BIN] [STAGE...]}
 bin=${2:-target/release/llava-lens}
 shift $(( $# < 2 ? $# : 2 ))
-stages=${*:-kernels e2e torch presets}
+stages=${*:-kernels e2e torch presets variants}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$out"
 export WGPU_BACKEND=${WGPU_BACKEND:-vulkan} PYTHONUNBUFFERED=1
@@ -36,10 +38,13 @@ for stage in $stages; do
     presets)
       for p in llava-1.5-13b bakllava-v1 llava-interleave-qwen-7b; do
         "$bin" bench e2e --preset "$p" --dtype q4 --new-tokens 8 >"$out/e2e-preset-$p-q4.json"
-      done
-      # The 7B run again with core WebGPU kernels only (no subgroup matvec): both ways end to end.
-      "$bin" bench e2e --preset llava-1.5-7b --dtype q4 --core-features >"$out/e2e-llava-1.5-7b-q4-core.json" ;;
-    *) echo "unknown stage $stage (kernels, e2e, torch, presets)" >&2; exit 2 ;;
+      done ;;
+    variants)
+      # The 7B run again on core WebGPU kernels only (no subgroup matvec), and with the
+      # reduced-precision kernels (f16 GEMM, 8-bit-activation matvec): each way end to end.
+      "$bin" bench e2e --preset llava-1.5-7b --dtype q4 --core-features >"$out/e2e-llava-1.5-7b-q4-core.json"
+      "$bin" bench e2e --preset llava-1.5-7b --dtype q4 --reduced-precision >"$out/e2e-llava-1.5-7b-q4-reduced.json" ;;
+    *) echo "unknown stage $stage (kernels, e2e, torch, presets, variants)" >&2; exit 2 ;;
   esac
 done
 python3 "$here/side_by_side.py" "$out" | tee "$out/side-by-side.md"

@@ -38,12 +38,14 @@ def main(out):
         x = e.get("explain_host")
         if x:
             print(f"per explanation: {x['dispatches']:.0f} dispatches, {x['submits']:.0f} submits, {x['bind_groups_created']:.0f} bind groups made")
-        core = out / "e2e-llava-1.5-7b-q4-core.json"
-        if core.exists():
-            c = load(core)
-            print(f"core WebGPU kernels only ({c['matvec_kernel']} matvec) against {e.get('matvec_kernel', '?')}: "
-                  f"decode {c['decode_tokens_per_s']:.1f} vs {e['decode_tokens_per_s']:.1f} tokens/s, "
-                  f"explanation {c['explain_ms']:.1f} vs {e['explain_ms']:.1f} ms")
+        for suffix, what in [("core", "core WebGPU kernels only"), ("reduced", "reduced-precision kernels (f16 GEMM, int8 matvec)")]:
+            other = out / f"e2e-llava-1.5-7b-q4-{suffix}.json"
+            if other.exists():
+                c = load(other)
+                print(f"{what} ({c.get('matvec_kernel', '?')} matvec) against the default ({e.get('matvec_kernel', '?')}): "
+                      f"decode {c['decode_tokens_per_s']:.1f} vs {e['decode_tokens_per_s']:.1f} tokens/s, "
+                      f"prefill {c['prefill_tokens_per_s']:.0f} vs {e['prefill_tokens_per_s']:.0f} tokens/s, "
+                      f"explanation {c['explain_ms']:.1f} vs {e['explain_ms']:.1f} ms")
         print()
     presets = sorted(out.glob("e2e-preset-*.json"))
     if presets:

@@ -300,3 +300,44 @@ fn patch_embed_matches_cpu() {
         assert_close(&format!("patch_embed {dtype}"), &y.read(), &cpu::patch_embed(&pixels, s, &host), Tol::new(5e-5, 2e-5));
     }
 }
+
+/// A context opened with `ReducedPrecision` routes `ops::matmul` to the f16 GEMM and
+/// `ops::matvec` on quantised weights to the integer-dot kernel (bit for bit the same as asking
+/// for them), and leaves float weights' matvec alone; a default context never does.
+#[test]
+fn reduced_precision_contexts_pick_the_reduced_kernels() {
+    use llava_lens_gpu::{ContextOptions, GpuContext, GpuTensor, ReducedPrecision, read_f32_blocking};
+    let reduced = ReducedPrecision { f16_gemm: true, int8_matvec: true };
+    let ctx = GpuContext::new_blocking(ContextOptions { reduced_precision: reduced, ..ContextOptions::default() }).unwrap();
+    let plain = GpuContext::new_blocking(ContextOptions::default()).unwrap();
+    let (m, n, k) = (9, 70, 128);
+    let xs = Rng::new(40).uniform(m * k, -1.0, 1.0);
+    let run = |ctx: &GpuContext, dtype: DType, rows: usize, how: &dyn Fn(&mut Recorder<'_>, &GpuTensor, &GpuMatrix, &GpuTensor)| {
+        let w = GpuMatrix::upload(ctx, &weights(41, n, k, dtype), "w").unwrap();
+        let x = GpuTensor::from_f32(ctx, &xs[..rows * k], &[rows, k], "x").unwrap();
+        let y = GpuTensor::zeros(ctx, &[rows, n], "y");
+        let mut rec = Recorder::new(ctx, "reduced");
+        how(&mut rec, &x, &w, &y);
+        rec.submit();
+        read_f32_blocking(ctx, &y).unwrap()
+    };
+    if ctx.has_shader_f16() {
+        let chosen = run(&ctx, DType::Q4G32, m, &|r, x, w, y| ops::matmul(r, x, w, y).unwrap());
+        let f16 = run(&ctx, DType::Q4G32, m, &|r, x, w, y| ops::matmul_tiled(r, x, w, y, GemmTile::SmallF16).unwrap());
+        let exact = run(&plain, DType::Q4G32, m, &|r, x, w, y| ops::matmul(r, x, w, y).unwrap());
+        assert_eq!(chosen, f16, "f16_gemm: ops::matmul did not take the f16 tile");
+        assert_ne!(chosen, exact, "the f16 tile gave the f32 path's bits");
+    }
+    let x1 = |v: &GpuTensor, ctx: &GpuContext| v.view(ctx, 0, &[k]).unwrap();
+    let chosen = run(&ctx, DType::Q8G32, 1, &|r, x, w, y| ops::matvec(r, &x1(x, &ctx), w, &y.view(&ctx, 0, &[n]).unwrap()).unwrap());
+    let dot4 = run(&ctx, DType::Q8G32, 1, &|r, x, w, y| {
+        ops::matvec_using(r, &x1(x, &ctx), w, &y.view(&ctx, 0, &[n]).unwrap(), ops::matvec_lanes(k), MatvecKernel::Dot4).unwrap()
+    });
+    let exact = run(&plain, DType::Q8G32, 1, &|r, x, w, y| ops::matvec(r, &x1(x, &plain), w, &y.view(&plain, 0, &[n]).unwrap()).unwrap());
+    assert_eq!(chosen, dot4, "int8_matvec: ops::matvec did not take the integer-dot kernel");
+    assert_ne!(chosen, exact, "the integer-dot kernel gave the f32 path's bits");
+    let float = run(&ctx, DType::F32, 1, &|r, x, w, y| ops::matvec(r, &x1(x, &ctx), w, &y.view(&ctx, 0, &[n]).unwrap()).unwrap());
+    let float_plain =
+        run(&plain, DType::F32, 1, &|r, x, w, y| ops::matvec(r, &x1(x, &plain), w, &y.view(&plain, 0, &[n]).unwrap()).unwrap());
+    assert_eq!(float, float_plain, "float weights' matvec changed under int8_matvec");
+}

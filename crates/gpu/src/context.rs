@@ -18,11 +18,30 @@ pub struct ContextOptions {
     pub binding_limit: Option<u64>,
     /// Do not enable shader-f16, subgroups or timestamp queries even where present.
     pub core_features_only: bool,
+    /// Kernels that trade exactness for speed, off unless asked (they change results within
+    /// their stated bounds, beyond the f32 parity the model is tested at).
+    pub reduced_precision: ReducedPrecision,
+}
+
+/// Which reduced-precision kernels `ops::matmul` and `ops::matvec` may pick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReducedPrecision {
+    /// Prefill GEMMs in f16 arithmetic with f32 accumulation (`matmul_f16.wgsl`, within
+    /// 6 * 2^-11 of the absolute dot product) where the device has shader-f16.
+    pub f16_gemm: bool,
+    /// Decode matvecs of Q8/Q4 weights on 8-bit activations (`matvec_dot4.wgsl`, within
+    /// sum_k |W| d_x / 2).
+    pub int8_matvec: bool,
 }
 
 impl Default for ContextOptions {
     fn default() -> Self {
-        ContextOptions { power_preference: wgpu::PowerPreference::HighPerformance, binding_limit: None, core_features_only: false }
+        ContextOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            binding_limit: None,
+            core_features_only: false,
+            reduced_precision: ReducedPrecision::default(),
+        }
     }
 }
 
@@ -35,6 +54,7 @@ pub struct GpuContext {
     features: wgpu::Features,
     limits: wgpu::Limits,
     binding_limit: u64,
+    reduced_precision: ReducedPrecision,
     pub(crate) pipelines: Arc<PipelineCache>,
     pub(crate) memory: Arc<MemoryStats>,
     pub(crate) uniforms: Arc<crate::uniforms::UniformPool>,
@@ -143,6 +163,7 @@ impl GpuContext {
             features,
             limits,
             binding_limit,
+            reduced_precision: opts.reduced_precision,
             pipelines: Arc::default(),
             memory: Arc::default(),
             uniforms: Arc::default(),
@@ -223,6 +244,11 @@ impl GpuContext {
 
     pub fn has_shader_f16(&self) -> bool {
         self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// The reduced-precision kernels this context was opened with.
+    pub fn reduced_precision(&self) -> ReducedPrecision {
+        self.reduced_precision
     }
 
     pub fn has_subgroups(&self) -> bool {

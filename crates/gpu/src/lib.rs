@@ -20,7 +20,7 @@ mod recorder;
 mod tensor;
 mod uniforms;
 
-pub use context::{ContextOptions, GpuContext, MAX_BINDING_BYTES};
+pub use context::{ContextOptions, GpuContext, MAX_BINDING_BYTES, ReducedPrecision};
 pub use error::GpuError;
 pub use memory::{HostCounts, MemoryStats, TrackedBuffer};
 pub use readback::{StagingBuffer, read_buffer, read_f32, read_u32};

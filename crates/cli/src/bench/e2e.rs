@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::Args;
-use llava_lens_gpu::{ContextOptions, GpuContext};
+use llava_lens_gpu::{ContextOptions, GpuContext, ReducedPrecision};
 use llava_lens_model::{Llava, LlavaConfig, Prompt, RandomWeights, RunOptions, WeightDType, tiny};
 use llava_lens_tensor::Rng;
 use serde_json::json;
@@ -30,6 +30,10 @@ pub struct E2eArgs {
     /// adapter runs (the subgroup matvec off): the same pipeline both ways, side by side.
     #[arg(long)]
     pub core_features: bool,
+    /// Prefill GEMMs in f16 arithmetic (where the device has shader-f16) and decode matvecs of
+    /// Q8/Q4 weights on 8-bit activations: the reduced-precision kernels, end to end.
+    #[arg(long)]
+    pub reduced_precision: bool,
 }
 
 /// The preset's config.json text.
@@ -58,7 +62,12 @@ fn write_inputs(dir: &std::path::Path, preset: &str, prompt: &Prompt, pixels: &[
 
 pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     let config = preset(&args.preset)?;
-    let ctx = GpuContext::new_blocking(ContextOptions { core_features_only: args.core_features, ..ContextOptions::default() })?;
+    let reduced_precision = ReducedPrecision { f16_gemm: args.reduced_precision, int8_matvec: args.reduced_precision };
+    let ctx = GpuContext::new_blocking(ContextOptions {
+        core_features_only: args.core_features,
+        reduced_precision,
+        ..ContextOptions::default()
+    })?;
     eprintln!("e2e {} {} on {}", args.preset, args.dtype.name(), ctx.describe());
     let t = std::time::Instant::now();
     let model = pollster::block_on(Llava::load(&ctx, &RandomWeights { seed: 7 }, &config, args.dtype, None))?;
@@ -113,7 +122,9 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
         "preset": args.preset,
         "dtype": args.dtype.name(),
         "core_features_only": args.core_features,
-        "matvec_kernel": format!("{:?}", llava_lens_gpu::ops::MatvecKernel::for_context(&ctx)),
+        "reduced_precision": args.reduced_precision,
+        // For quantised weights (the float ones, e.g. a Q8 preset's f16 vision tower, keep theirs).
+        "matvec_kernel": if args.reduced_precision { "Dot4".to_string() } else { format!("{:?}", llava_lens_gpu::ops::MatvecKernel::for_context(&ctx)) },
         "adapter": info.name,
         "backend": format!("{:?}", info.backend),
         "device_type": format!("{:?}", info.device_type),

@@ -103,9 +103,16 @@ impl GemmTile {
 }
 
 /// `y[m, n] = x[m, k] @ W[n, k]^T` (nn.Linear without bias), tiled for prefill.
+/// The f16 tile where the context asks for it and can run it (`ReducedPrecision::f16_gemm`).
 pub fn matmul(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor) -> Result<(), GpuError> {
     let m = x.len() / w.cols.max(1);
-    matmul_tiled(rec, x, w, y, GemmTile::for_shape(m, w.rows))
+    let ctx = rec.ctx();
+    let tile = if ctx.reduced_precision().f16_gemm && GemmTile::SmallF16.runs(ctx, w.cols) {
+        GemmTile::SmallF16
+    } else {
+        GemmTile::for_shape(m, w.rows)
+    };
+    matmul_tiled(rec, x, w, y, tile)
 }
 
 /// [`matmul`] with an explicit tile (tests and benchmarks cover each).
@@ -167,7 +174,12 @@ impl MatvecKernel {
 }
 
 /// `y[n] = W[n, k] @ x[k]`: the decode case, `4 * 256 / lanes` rows per workgroup.
+/// The integer-dot kernel for Q8/Q4 weights where the context asks for it
+/// (`ReducedPrecision::int8_matvec`).
 pub fn matvec(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor) -> Result<(), GpuError> {
+    if rec.ctx().reduced_precision().int8_matvec && w.dtype.is_quantized() && w.cols.is_multiple_of(32) {
+        return matvec_using(rec, x, w, y, matvec_lanes(w.cols), MatvecKernel::Dot4);
+    }
     matvec_with_lanes(rec, x, w, y, matvec_lanes(w.cols))
 }
 
