@@ -12,8 +12,8 @@
 #             subgroup matvec) and with the reduced-precision kernels (...-reduced.json)
 # then prints the side by side (side-by-side.md, scripts/side_by_side.py). About 3 minutes a
 # stage on an H200 (random 7B weights take ~50 s to build on the host; 13B ~100 s), so a device
-# with a 10-minute call limit runs it as calls of about three stages, e.g. `kernels e2e torch`
-# then `presets variants`.
+# with a 10-minute call limit runs it in calls: `kernels e2e torch` first (every speed target),
+# then `variants`, then `presets`.
 # Usage: scripts/bench-gpu.sh OUTDIR [LLAVA_LENS_BIN] [STAGE...]
 set -euo pipefail
 out=${1:?usage: scripts/bench-gpu.sh OUTDIR [LLAVA_LENS_BIN] [STAGE...]}
