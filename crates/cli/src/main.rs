@@ -118,6 +118,7 @@ fn info() -> anyhow::Result<()> {
         "driver": format!("{} {}", i.driver, i.driver_info),
         "shader_f16": ctx.has_shader_f16(),
         "subgroups": ctx.has_subgroups(),
+        "subgroup_sizes": [i.subgroup_min_size, i.subgroup_max_size],
         "timestamp_query": ctx.has_timestamps(),
         "max_storage_binding_bytes": ctx.binding_limit(),
         "max_buffer_bytes": l.max_buffer_size,
