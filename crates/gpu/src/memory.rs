@@ -25,10 +25,10 @@ pub struct MemoryStats {
 /// the last user's values, not zeros.
 ///
 /// First in, first out: a decode step releases its buffers in about the order it took them, so
-/// the next step gets each op the same buffer again and its bind group comes from the cache
-/// (crates/gpu/src/bind_groups.rs). Last in, first out shuffled them every token: no bind
-/// group was reused (measured with `bench e2e --preset tiny`: 33 made per token either way
-/// without the order, 3.3 with it).
+/// after a few steps each op gets the buffers it had before and its bind groups come from the
+/// cache (crates/gpu/src/bind_groups.rs). Last in, first out shuffled them every token and no
+/// bind group was reused (`bench e2e --preset tiny`: 33 made per token that way; this way
+/// none from the ninth token on).
 #[derive(Debug, Default)]
 struct BufferPool {
     free: std::sync::Mutex<std::collections::HashMap<u64, std::collections::VecDeque<wgpu::Buffer>>>,
