@@ -36,43 +36,15 @@
 // Limits: head_dim <= 128 for flash, <= 256 for the rest (checked by the host; attention.wgsl
 // serves larger heads).
 
-struct AttentionParams {
-    n_queries: u32,
-    n_keys: u32,
-    n_heads: u32,
-    n_kv_heads: u32,
-    head_dim: u32,
-    q_stride: u32,
-    q_offset: u32,
-    k_stride: u32,
-    k_offset: u32,
-    v_stride: u32,
-    v_offset: u32,
-    causal: u32,
-    scale: f32,
-    n_head_slots: u32,
-    mask_from: u32,
-    n_row_slots: u32,
-}
+// AttentionParams, bindings 0-9, WG and NONE are in common/attention.wgsl (shared with
+// attention.wgsl), which the host appends to this file (crates/gpu/src/kernels.rs).
 
-@group(0) @binding(0) var<uniform> params: AttentionParams;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-@group(0) @binding(5) var<storage, read> capture_rows: array<u32>;
-@group(0) @binding(6) var<storage, read> capture_heads: array<u32>;
-@group(0) @binding(7) var<storage, read_write> pattern: array<f32>;
-@group(0) @binding(8) var<storage, read_write> z: array<f32>;
-@group(0) @binding(9) var<storage, read> key_mask: array<u32>;
 @group(0) @binding(10) var<storage, read_write> partial: array<f32>;
 
-const WG: u32 = 128u;
 const ROWS: u32 = 8u;     // query rows per workgroup
 const KEYS: u32 = 16u;    // keys per tile (= lanes per row)
 const MAX_HD: u32 = 128u;
 const COLS: u32 = 8u;     // output columns per thread: MAX_HD / KEYS
-const NONE: u32 = 0xffffffffu;
 const LOWEST: f32 = -3.402823e38;
 
 // 12.5 KiB: inside WebGPU's 16 KiB baseline.

@@ -37,11 +37,18 @@ pub struct EntryPoint {
 
 use Access::{Read, ReadWrite, Uniform};
 
-/// A shader that reads weight matrices, with the shared decoding appended (WGSL has no includes;
-/// the file comes first so that its header and any `enable` directive open the module).
+/// A shader with a shared part of `shaders/common/` appended (WGSL has no includes; the file
+/// comes first so that its header and any `enable` directive open the module): the decoding of
+/// weights for every weight reader, the parameters and bindings for both attention shaders.
+macro_rules! with_common {
+    ($file:literal, $common:literal) => {
+        concat!(include_str!(concat!("../../../shaders/", $file)), include_str!(concat!("../../../shaders/common/", $common)))
+    };
+}
+
 macro_rules! weight_reader {
     ($file:literal) => {
-        concat!(include_str!(concat!("../../../shaders/", $file)), include_str!("../../../shaders/common/weights.wgsl"))
+        with_common!($file, "weights.wgsl")
     };
 }
 
@@ -95,8 +102,8 @@ impl Kernel {
             Kernel::Activation => include_str!("../../../shaders/activation.wgsl"),
             Kernel::Norm => include_str!("../../../shaders/norm.wgsl"),
             Kernel::Rope => include_str!("../../../shaders/rope.wgsl"),
-            Kernel::Attention => include_str!("../../../shaders/attention.wgsl"),
-            Kernel::FlashAttention => include_str!("../../../shaders/flash_attention.wgsl"),
+            Kernel::Attention => with_common!("attention.wgsl", "attention.wgsl"),
+            Kernel::FlashAttention => with_common!("flash_attention.wgsl", "attention.wgsl"),
             Kernel::PatchEmbed => include_str!("../../../shaders/patch_embed.wgsl"),
             Kernel::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Kernel::Copy => include_str!("../../../shaders/copy.wgsl"),
