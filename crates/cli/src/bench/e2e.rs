@@ -116,6 +116,8 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
     let peak = ctx.memory().peak();
     let estimate =
         Llava::weight_bytes_estimate(&config, args.dtype).0 + Llava::working_bytes_estimate(&config, out.prompt_len + args.new_tokens);
+    let decoder_k = config.text.hidden_size;
+    let decoder_dtype = llava_lens_model::weights::gpu_dtype(args.dtype, llava_lens_model::weights::Role::DecoderLinear, decoder_k);
     let info = &ctx.adapter_info;
     let record = json!({
         "bench": "e2e",
@@ -123,8 +125,8 @@ pub fn run(args: &E2eArgs) -> anyhow::Result<()> {
         "dtype": args.dtype.name(),
         "core_features_only": args.core_features,
         "reduced_precision": args.reduced_precision,
-        // For quantised weights (the float ones, e.g. a Q8 preset's f16 vision tower, keep theirs).
-        "matvec_kernel": if args.reduced_precision { "Dot4".to_string() } else { format!("{:?}", llava_lens_gpu::ops::MatvecKernel::for_context(&ctx)) },
+        // The kernel the decoder's projections take (the preset's hidden size as K).
+        "matvec_kernel": format!("{:?}", llava_lens_gpu::ops::MatvecKernel::for_matrix(&ctx, decoder_dtype, decoder_k)),
         "adapter": info.name,
         "backend": format!("{:?}", info.backend),
         "device_type": format!("{:?}", info.device_type),

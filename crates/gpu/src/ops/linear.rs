@@ -83,6 +83,12 @@ impl GemmTile {
         if m >= 256 && n >= 8192 { GemmTile::Wide } else { GemmTile::Small }
     }
 
+    /// The tile `matmul` uses: the f16 one where the context asks for it and can run it
+    /// (`ReducedPrecision::f16_gemm`), else [`GemmTile::for_shape`].
+    pub fn for_context(ctx: &GpuContext, m: usize, n: usize, k: usize) -> GemmTile {
+        if ctx.reduced_precision().f16_gemm && GemmTile::SmallF16.runs(ctx, k) { GemmTile::SmallF16 } else { GemmTile::for_shape(m, n) }
+    }
+
     /// Whether this device and K can run the tile.
     pub fn runs(self, ctx: &GpuContext, k: usize) -> bool {
         let (kernel, _, _) = self.kernel_entry_size();
@@ -103,16 +109,10 @@ impl GemmTile {
 }
 
 /// `y[m, n] = x[m, k] @ W[n, k]^T` (nn.Linear without bias), tiled for prefill.
-/// The f16 tile where the context asks for it and can run it (`ReducedPrecision::f16_gemm`).
+/// With the tile [`GemmTile::for_context`] picks.
 pub fn matmul(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor) -> Result<(), GpuError> {
     let m = x.len() / w.cols.max(1);
-    let ctx = rec.ctx();
-    let tile = if ctx.reduced_precision().f16_gemm && GemmTile::SmallF16.runs(ctx, w.cols) {
-        GemmTile::SmallF16
-    } else {
-        GemmTile::for_shape(m, w.rows)
-    };
-    matmul_tiled(rec, x, w, y, tile)
+    matmul_tiled(rec, x, w, y, GemmTile::for_context(rec.ctx(), m, w.rows, w.cols))
 }
 
 /// [`matmul`] with an explicit tile (tests and benchmarks cover each).
@@ -164,6 +164,17 @@ impl MatvecKernel {
         if ctx.has_subgroups() && cfg!(not(target_arch = "wasm32")) { MatvecKernel::Subgroup } else { MatvecKernel::Shared }
     }
 
+    /// The kernel `matvec` uses for weights of `dtype` with `k` columns: the integer-dot one for
+    /// Q8/Q4 where the context asks for it (`ReducedPrecision::int8_matvec`), else
+    /// [`MatvecKernel::for_context`].
+    pub fn for_matrix(ctx: &GpuContext, dtype: DType, k: usize) -> MatvecKernel {
+        if ctx.reduced_precision().int8_matvec && dtype.is_quantized() && k.is_multiple_of(32) {
+            MatvecKernel::Dot4
+        } else {
+            MatvecKernel::for_context(ctx)
+        }
+    }
+
     fn kernel_and_entry(self) -> (Kernel, &'static str) {
         match self {
             MatvecKernel::Shared => (Kernel::Linear, "matvec"),
@@ -174,18 +185,15 @@ impl MatvecKernel {
 }
 
 /// `y[n] = W[n, k] @ x[k]`: the decode case, `4 * 256 / lanes` rows per workgroup.
-/// The integer-dot kernel for Q8/Q4 weights where the context asks for it
-/// (`ReducedPrecision::int8_matvec`).
+/// With the kernel [`MatvecKernel::for_matrix`] picks.
 pub fn matvec(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor) -> Result<(), GpuError> {
-    if rec.ctx().reduced_precision().int8_matvec && w.dtype.is_quantized() && w.cols.is_multiple_of(32) {
-        return matvec_using(rec, x, w, y, matvec_lanes(w.cols), MatvecKernel::Dot4);
-    }
-    matvec_with_lanes(rec, x, w, y, matvec_lanes(w.cols))
+    let kernel = MatvecKernel::for_matrix(rec.ctx(), w.dtype, w.cols);
+    matvec_using(rec, x, w, y, matvec_lanes(w.cols), kernel)
 }
 
 /// [`matvec`] with an explicit `MV_LANES` (a power of two from 8 to 256): for tests and tuning.
 pub fn matvec_with_lanes(rec: &mut Recorder<'_>, x: &GpuTensor, w: &GpuMatrix, y: &GpuTensor, lanes: u32) -> Result<(), GpuError> {
-    let kernel = MatvecKernel::for_context(rec.ctx());
+    let kernel = MatvecKernel::for_matrix(rec.ctx(), w.dtype, w.cols);
     matvec_using(rec, x, w, y, lanes, kernel)
 }
 
