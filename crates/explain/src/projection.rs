@@ -2,7 +2,7 @@
 //! norm with its scale frozen at the last layer's output (the authors' z(.)), lm_head, and either
 //! the log-probabilities of the target tokens or the top tokens. Only small results come back.
 
-use llava_lens_gpu::{GpuContext, GpuTensor, Recorder, ops, read_f32, read_u32};
+use llava_lens_gpu::{GpuContext, GpuTensor, ReadBack, Recorder, ops, read_f32};
 use llava_lens_model::Llava;
 
 use crate::ExplainError;
@@ -20,30 +20,12 @@ impl Reader<'_> {
         Ok(read_f32(self.ctx, t).await?)
     }
 
-    pub async fn u32(&mut self, t: &GpuTensor) -> Result<Vec<u32>, ExplainError> {
-        self.bytes += t.size_bytes();
-        Ok(read_u32(self.ctx, t).await?)
-    }
-
     /// Submits `rec` with copies of `tensors` at its end and waits once for all of them (a
     /// stage's results come back with its own submission, not one round trip each).
-    pub async fn submit(&mut self, rec: Recorder<'_>, tensors: &[&GpuTensor]) -> Result<Parts, ExplainError> {
+    pub async fn submit(&mut self, rec: Recorder<'_>, tensors: &[&GpuTensor]) -> Result<ReadBack, ExplainError> {
         let parts = rec.submit_and_read(tensors).await?;
-        self.bytes += parts.iter().map(|p| p.len() as u64).sum::<u64>();
-        Ok(Parts(parts))
-    }
-}
-
-/// The bytes of tensors read back together, in the order they were asked for.
-pub(crate) struct Parts(Vec<Vec<u8>>);
-
-impl Parts {
-    pub fn f32(&self, i: usize) -> Vec<f32> {
-        bytemuck::pod_collect_to_vec(&self.0[i])
-    }
-
-    pub fn u32(&self, i: usize) -> Vec<u32> {
-        bytemuck::pod_collect_to_vec(&self.0[i])
+        self.bytes += parts.bytes();
+        Ok(parts)
     }
 }
 

@@ -94,15 +94,19 @@ impl Engine<'_> {
         };
         let value_ranks = rank(&values, &probe.value_tokens)?;
         let input_ranks = rank(&inputs, &probe.input_tokens)?;
-        rec.submit();
-        let mut out = Vec::with_capacity(2);
-        for (t, m) in [(value_ranks, probe.value_tokens.len()), (input_ranks, probe.input_tokens.len())] {
-            out.push(match t {
-                Some(t) => self.reader.u32(&t).await?.chunks(m).map(<[u32]>::to_vec).collect(),
-                None => vec![Vec::new(); n],
-            });
-        }
-        let inputs = out.pop().unwrap_or_default();
-        Ok((out.pop().unwrap_or_default(), inputs))
+        // Both ranks come back with the stage's own submission, in one mapping.
+        let wanted: Vec<&GpuTensor> = value_ranks.iter().chain(&input_ranks).collect();
+        let parts = self.reader.submit(rec, &wanted).await?;
+        let mut next = 0;
+        let mut rows_of = |t: &Option<GpuTensor>, m: usize| match t {
+            Some(_) => {
+                next += 1;
+                parts.u32(next - 1).chunks(m).map(<[u32]>::to_vec).collect()
+            }
+            None => vec![Vec::new(); n],
+        };
+        let values = rows_of(&value_ranks, probe.value_tokens.len());
+        let inputs = rows_of(&input_ranks, probe.input_tokens.len());
+        Ok((values, inputs))
     }
 }

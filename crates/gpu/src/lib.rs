@@ -26,5 +26,5 @@ pub use memory::{HostCounts, MemoryStats, TrackedBuffer};
 pub use readback::{StagingBuffer, read_buffer, read_f32, read_u32};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::{read_f32_blocking, read_u32_blocking};
-pub use recorder::Recorder;
+pub use recorder::{ReadBack, Recorder};
 pub use tensor::{GpuMatrix, GpuTensor, MatrixBlock};

@@ -192,21 +192,19 @@ impl<'a> Recorder<'a> {
     /// submission, through `staging` (a decode step's one submit: the next token's id comes back
     /// with it, and the step creates no buffer).
     pub async fn submit_and_read_u32(self, t: &GpuTensor, staging: &StagingBuffer) -> Result<Vec<u32>, GpuError> {
-        let bytes = self.submit_and_read_via(&[t], &staging.buffer).await?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes[0]))
+        Ok(self.submit_and_read_via(&[t], &staging.buffer).await?.u32(0))
     }
 
     /// Submits the recorded work with copies of `tensors` into one staging buffer at its end,
     /// and maps that buffer once: one submission and one wait for all of them, where reading
-    /// each after the submit would cost a submission and a wait apiece. The bytes of each
-    /// tensor, in order.
-    pub async fn submit_and_read(self, tensors: &[&GpuTensor]) -> Result<Vec<Vec<u8>>, GpuError> {
+    /// each after the submit would cost a submission and a wait apiece.
+    pub async fn submit_and_read(self, tensors: &[&GpuTensor]) -> Result<ReadBack, GpuError> {
         let total: u64 = tensors.iter().map(|t| t.size_bytes()).sum();
         let staging = StagingBuffer::new(self.ctx, total);
         self.submit_and_read_via(tensors, &staging.buffer).await
     }
 
-    async fn submit_and_read_via(mut self, tensors: &[&GpuTensor], staging: &wgpu::Buffer) -> Result<Vec<Vec<u8>>, GpuError> {
+    async fn submit_and_read_via(mut self, tensors: &[&GpuTensor], staging: &wgpu::Buffer) -> Result<ReadBack, GpuError> {
         let ctx = self.ctx;
         let sizes: Vec<u64> = tensors.iter().map(|t| t.size_bytes()).collect();
         let total: u64 = sizes.iter().sum();
@@ -223,14 +221,16 @@ impl<'a> Recorder<'a> {
         self.submit();
         let bytes = crate::readback::map_staging(ctx, staging, "tensors read together").await?;
         let mut at = 0;
-        Ok(sizes
-            .iter()
-            .map(|&size| {
-                let part = bytes[at as usize..(at + size) as usize].to_vec();
-                at += size;
-                part
-            })
-            .collect())
+        Ok(ReadBack(
+            sizes
+                .iter()
+                .map(|&size| {
+                    let part = bytes[at as usize..(at + size) as usize].to_vec();
+                    at += size;
+                    part
+                })
+                .collect(),
+        ))
     }
 
     pub fn submit(mut self) -> wgpu::SubmissionIndex {
@@ -243,6 +243,26 @@ impl<'a> Recorder<'a> {
         self.uniforms.release(ctx);
         index
         // Dropping self now closes the recorder (its deferred buffers may return to the pool).
+    }
+}
+
+/// The bytes of tensors read back together ([`Recorder::submit_and_read`]), in the order they
+/// were asked for.
+#[derive(Debug)]
+pub struct ReadBack(Vec<Vec<u8>>);
+
+impl ReadBack {
+    pub fn f32(&self, i: usize) -> Vec<f32> {
+        bytemuck::pod_collect_to_vec(&self.0[i])
+    }
+
+    pub fn u32(&self, i: usize) -> Vec<u32> {
+        bytemuck::pod_collect_to_vec(&self.0[i])
+    }
+
+    /// Bytes read back in all.
+    pub fn bytes(&self) -> u64 {
+        self.0.iter().map(|p| p.len() as u64).sum()
     }
 }
 

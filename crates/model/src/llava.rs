@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use llava_lens_gpu::capture::{CapturePlan, Hook};
 use llava_lens_gpu::ops::KeyMask;
-use llava_lens_gpu::{GpuContext, GpuTensor, HostCounts, Recorder, StagingBuffer, ops, read_f32, read_u32};
+use llava_lens_gpu::{GpuContext, GpuTensor, HostCounts, Recorder, StagingBuffer, ops, read_f32};
 
 use crate::config::{FeatureSelect, LlavaConfig};
 use crate::layers::Linear;
@@ -402,11 +402,12 @@ impl Llava {
         let Prefill { seq_len, hidden: h, mut cache, captures: caps, image_features: feats } =
             self.prefill(&mut rec, prompt, pixels, &opts.plan, opts.max_new_tokens)?;
         let (logits, top_ids, top_lp) = self.head(&mut rec, &h, seq_len - 1, opts.top_k)?;
-        rec.submit();
+        // The top tokens come back with the prefill's own submission; the optional, possibly
+        // large reads below stay one tensor each (a staging buffer per tensor stays within the
+        // device's buffer size).
+        let top = rec.submit_and_read(&[&top_ids, &top_lp]).await?;
         let mut out = RunOutput { prompt_len: seq_len, ..Default::default() };
-        let ids_top = read_u32(ctx, &top_ids).await?;
-        let lp_top = read_f32(ctx, &top_lp).await?;
-        out.top = ids_top.into_iter().zip(lp_top).collect();
+        out.top = top.u32(0).into_iter().zip(top.f32(1)).collect();
         crate::error::check_top("the forward pass", &out.top, self.config.text.vocab_size)?;
         if opts.keep_logits {
             out.logits = Some(read_f32(ctx, &logits).await?);
