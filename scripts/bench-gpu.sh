@@ -10,10 +10,10 @@
 #             beside the estimate
 #   variants  the 7B run again on core WebGPU kernels only (e2e-llava-1.5-7b-q4-core.json: no
 #             subgroup matvec) and with the reduced-precision kernels (...-reduced.json)
-# then prints the side by side (side-by-side.md, scripts/side_by_side.py). About 3 minutes a
-# stage on an H200 (random 7B weights take ~50 s to build on the host; 13B ~100 s), so a device
-# with a 10-minute call limit runs it in calls: `kernels e2e torch` first (every speed target),
-# then `variants`, then `presets`.
+# then prints the side by side (side-by-side.md, scripts/side_by_side.py). Random 7B weights
+# took 50.7 s to build on the H200 machine's host (2026-11-26); no stage's full time on a GPU is
+# known yet (torch has never run on one), so a device with a 10-minute call limit runs it in
+# calls: `kernels e2e torch` first (every speed target), then `variants`, then `presets`.
 # Usage: scripts/bench-gpu.sh OUTDIR [LLAVA_LENS_BIN] [STAGE...]
 set -euo pipefail
 out=${1:?usage: scripts/bench-gpu.sh OUTDIR [LLAVA_LENS_BIN] [STAGE...]}

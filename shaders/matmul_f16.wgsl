@@ -1,9 +1,9 @@
 // matmul_f16.wgsl: the 64 x 64 GEMM with f16 arithmetic and f32 accumulation, for devices with
 // shader-f16 (most native adapters and browsers; never required). Tiles hold f16, so K goes 32
 // at a time through two buffers in 16 KiB; the products of 4 consecutive k are summed in f16
-// (vec4<f16> FMAs, which GPUs run as packed half2 at twice the f32 rate) and every such partial
-// is added to f32 accumulators. Only for K a multiple of 4; the host sends other shapes to
-// linear.wgsl:matmul.
+// (vec4<f16> FMAs, which GPUs with packed half2 arithmetic run at up to twice the f32 rate; not
+// yet measured here) and every such partial is added to f32 accumulators. Only for K a multiple
+// of 4; the host sends other shapes to linear.wgsl:matmul.
 //
 // Error bound (u = 2^-11, f16's unit roundoff): X and the decoded W are rounded to f16 (one u
 // each), each product rounds once and each 4-term partial sum three times, so every output is
